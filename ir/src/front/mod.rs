@@ -1,0 +1,3 @@
+//! Model front ends. Only ONNX for now.
+
+pub mod onnx;

@@ -1,0 +1,798 @@
+//! The closed set of operators of the graph IR.
+//!
+//! Every op takes the inputs of the *newest* ONNX opset form of its operator: attributes that
+//! later opsets turned into inputs (Reduce* `axes`, Slice `starts`/`ends`, Pad `pads`, Clip
+//! `min`/`max`, Split `split`, Squeeze/Unsqueeze `axes`, TopK `k`, Resize `scales`...) are
+//! inputs here, and the importer turns the older attribute forms into constant inputs. Optional
+//! inputs that are absent are `None` in [`crate::graph::Node::inputs`]. Input and output lists
+//! are documented on each variant; "(opt)" marks an optional input.
+//!
+//! Attributes are typed; there are no op-type strings past the importer.
+
+use crate::dtype::DType;
+use crate::graph::Graph;
+use crate::tensor::Tensor;
+
+/// Elementwise ops of one input with no parameters (or a fixed one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum UnaryOp {
+    Abs,
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Reciprocal,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Tanh,
+    Sigmoid,
+    Erf,
+    Floor,
+    Ceil,
+    /// Round half to even.
+    Round,
+    Sign,
+    /// Logical not (bool only).
+    Not,
+    /// Output bool.
+    IsNaN,
+    Relu,
+    Softplus,
+    Softsign,
+    Mish,
+    HardSwish,
+}
+
+/// Elementwise ops of one input with float parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActivationOp {
+    /// `x < 0 ? alpha * x : x`
+    LeakyRelu {
+        /// Slope for negative inputs.
+        alpha: f32,
+    },
+    /// `x < 0 ? alpha * (exp(x) - 1) : x`
+    Elu {
+        /// Scale for negative inputs.
+        alpha: f32,
+    },
+    /// `gamma * (x <= 0 ? alpha * (exp(x) - 1) : x)`
+    Selu {
+        /// alpha
+        alpha: f32,
+        /// gamma
+        gamma: f32,
+    },
+    /// `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`
+    Celu {
+        /// alpha
+        alpha: f32,
+    },
+    /// `max(0, min(1, alpha * x + beta))`
+    HardSigmoid {
+        /// alpha
+        alpha: f32,
+        /// beta
+        beta: f32,
+    },
+    /// `x > alpha ? x : 0`
+    ThresholdedRelu {
+        /// alpha
+        alpha: f32,
+    },
+    /// Gelu, exact (erf) or with the tanh approximation.
+    Gelu {
+        /// Use the tanh approximation.
+        tanh: bool,
+    },
+    /// Output bool: `x` is +inf (when `detect_positive`) or -inf (when `detect_negative`).
+    IsInf {
+        /// Detect -inf.
+        detect_negative: bool,
+        /// Detect +inf.
+        detect_positive: bool,
+    },
+}
+
+/// Elementwise ops of two broadcast inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    /// Integer division truncates toward zero.
+    Div,
+    /// The exponent may have another dtype than the base; the output has the base's dtype.
+    Pow,
+    /// Integer mod takes the sign of the divisor (Python); `fmod` (C) when `Mod { fmod: true }`.
+    Mod {
+        fmod: bool,
+    },
+    /// Bool inputs and output.
+    And,
+    Or,
+    Xor,
+    /// Output bool.
+    Equal,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    /// Unsigned integers only.
+    BitShiftLeft,
+    BitShiftRight,
+    /// `x < 0 ? slope * x : x` with `slope` (input 1) broadcast to `x` (unidirectional).
+    PRelu,
+}
+
+/// Ops over any number (≥ 1) of broadcast inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum VariadicOp {
+    Sum,
+    Mean,
+    /// NaN propagates.
+    Max,
+    Min,
+}
+
+/// Reductions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    Prod,
+    L1,
+    L2,
+    SumSquare,
+    LogSum,
+    LogSumExp,
+}
+
+/// `auto_pad` of Conv-like and pooling ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum AutoPad {
+    /// Explicit `pads`.
+    #[default]
+    NotSet,
+    /// Pad so that `out = ceil(in / stride)`, extra padding at the end.
+    SameUpper,
+    /// Same, extra padding at the beginning.
+    SameLower,
+    /// No padding.
+    Valid,
+}
+
+/// Window attributes shared by Conv, ConvTranspose, pooling and the integer convs.
+///
+/// Empty vectors mean "not given": the defaults (kernel from the weight, strides and
+/// dilations 1, pads 0) are resolved against the input rank at inference and evaluation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Window {
+    /// Kernel spatial shape (pooling: required; conv: from the weight when empty).
+    pub kernel_shape: Vec<usize>,
+    /// Strides per spatial axis.
+    pub strides: Vec<usize>,
+    /// Dilations per spatial axis.
+    pub dilations: Vec<usize>,
+    /// `[x1_begin, x2_begin, ..., x1_end, x2_end, ...]`.
+    pub pads: Vec<usize>,
+    /// Automatic padding.
+    pub auto_pad: AutoPad,
+}
+
+/// Attributes of Conv-like ops.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ConvAttrs {
+    /// Window.
+    pub window: Window,
+    /// Number of groups.
+    pub group: usize,
+}
+
+/// Normalisation ops with an epsilon.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NormOp {
+    /// Inputs: X, scale, B, input_mean, input_var. Outputs: Y (inference mode only).
+    BatchNormalization,
+    /// Inputs: X, scale, B. Outputs: Y.
+    InstanceNormalization,
+    /// Inputs: X, Scale, B (opt). Outputs: Y, Mean (opt), InvStdDev (opt).
+    LayerNormalization {
+        /// First normalised axis (negative counts from the end).
+        axis: i64,
+    },
+    /// Inputs: X, scale, bias (per channel since opset 21; per group before — the importer
+    /// expands opset-18 per-group scale/bias to per-channel). Outputs: Y.
+    GroupNormalization {
+        /// Number of groups.
+        num_groups: usize,
+    },
+    /// Inputs: X, scale. Outputs: Y.
+    RmsNormalization {
+        /// First normalised axis.
+        axis: i64,
+    },
+}
+
+/// `mode` of Resize.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ResizeMode {
+    Nearest,
+    Linear,
+    Cubic,
+}
+
+/// `coordinate_transformation_mode` of Resize.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum CoordTransform {
+    HalfPixel,
+    HalfPixelSymmetric,
+    PytorchHalfPixel,
+    AlignCorners,
+    Asymmetric,
+    TfCropAndResize,
+}
+
+/// `nearest_mode` of Resize.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum NearestMode {
+    RoundPreferFloor,
+    RoundPreferCeil,
+    Floor,
+    Ceil,
+}
+
+/// `keep_aspect_ratio_policy` of Resize.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum AspectPolicy {
+    Stretch,
+    NotLarger,
+    NotSmaller,
+}
+
+/// Attributes of Resize.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(missing_docs)]
+pub struct ResizeAttrs {
+    pub mode: ResizeMode,
+    pub coord: CoordTransform,
+    pub nearest: NearestMode,
+    pub cubic_coeff_a: f32,
+    pub exclude_outside: bool,
+    pub extrapolation_value: f32,
+    pub antialias: bool,
+    /// Axes that `roi`/`scales`/`sizes` refer to; empty = all.
+    pub axes: Vec<i64>,
+    pub aspect: AspectPolicy,
+}
+
+/// `reduction` of ScatterElements/ScatterND.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ScatterReduction {
+    None,
+    Add,
+    Mul,
+    Max,
+    Min,
+}
+
+/// `mode` of Pad.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum PadMode {
+    Constant,
+    Reflect,
+    Edge,
+    Wrap,
+}
+
+/// An operator with its typed attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Inputs: X. Outputs: Y (same value).
+    Identity,
+    /// Inputs: X. Outputs: Y.
+    Unary(UnaryOp),
+    /// Inputs: X. Outputs: Y.
+    Activation(ActivationOp),
+    /// Inputs: A, B. Outputs: C.
+    Binary(BinaryOp),
+    /// Inputs: X1..Xn. Outputs: Y.
+    Variadic(VariadicOp),
+    /// Inputs: X, min (opt), max (opt). Outputs: Y.
+    Clip,
+    /// Inputs: condition, X, Y. Outputs: Z.
+    Where,
+    /// Inputs: X. Outputs: Y of `to`. (CastLike becomes Cast at import; `saturate` applies
+    /// to float8 only, which optc does not support.)
+    Cast {
+        /// Target dtype.
+        to: DType,
+    },
+    /// Inputs: X, ratio (opt), training_mode (opt). Outputs: Y, mask (opt). Inference only.
+    Dropout,
+
+    /// Inputs: X. Outputs: Y. `legacy` = opset < 13 semantics (coerce to 2-D at `axis`).
+    Softmax {
+        /// Axis.
+        axis: i64,
+        /// Opset < 13 semantics.
+        legacy: bool,
+    },
+    /// Like [`Op::Softmax`].
+    LogSoftmax {
+        /// Axis.
+        axis: i64,
+        /// Opset < 13 semantics.
+        legacy: bool,
+    },
+    /// Like [`Op::Softmax`].
+    Hardmax {
+        /// Axis.
+        axis: i64,
+        /// Opset < 13 semantics.
+        legacy: bool,
+    },
+    /// Inputs: data, axes (opt, i64). Outputs: reduced.
+    Reduce {
+        /// Which reduction.
+        op: ReduceOp,
+        /// Keep reduced dims as size 1.
+        keepdims: bool,
+        /// With no axes: identity instead of reducing everything.
+        noop_with_empty_axes: bool,
+    },
+    /// Inputs: data. Outputs: i64 indices.
+    ArgMax {
+        /// Axis.
+        axis: i64,
+        /// keepdims.
+        keepdims: bool,
+        /// Index of the last occurrence of the max.
+        select_last_index: bool,
+    },
+    /// Inputs: data. Outputs: i64 indices.
+    ArgMin {
+        /// Axis.
+        axis: i64,
+        /// keepdims.
+        keepdims: bool,
+        /// Index of the last occurrence of the min.
+        select_last_index: bool,
+    },
+    /// Inputs: x, axis (scalar). Outputs: y.
+    CumSum {
+        /// Exclude the current element.
+        exclusive: bool,
+        /// Sum from the end.
+        reverse: bool,
+    },
+    /// Inputs: X, K (1-element i64). Outputs: Values, Indices (i64).
+    TopK {
+        /// Axis.
+        axis: i64,
+        /// Largest (true) or smallest.
+        largest: bool,
+        /// Sorted output.
+        sorted: bool,
+    },
+
+    /// Inputs: X, W, B (opt). Outputs: Y.
+    Conv(ConvAttrs),
+    /// Inputs: X, W, B (opt). Outputs: Y.
+    ConvTranspose {
+        /// Conv attributes.
+        conv: ConvAttrs,
+        /// Extra size added to one side of each output spatial dim.
+        output_padding: Vec<usize>,
+        /// Explicit output spatial shape; pads are then computed.
+        output_shape: Vec<usize>,
+    },
+    /// Inputs: X. Outputs: Y, Indices (opt, i64).
+    MaxPool {
+        /// Window.
+        window: Window,
+        /// Ceil instead of floor for output sizes.
+        ceil_mode: bool,
+        /// Indices in column-major order (1) instead of row-major (0).
+        storage_order: u8,
+    },
+    /// Inputs: X. Outputs: Y.
+    AveragePool {
+        /// Window.
+        window: Window,
+        /// Ceil instead of floor for output sizes.
+        ceil_mode: bool,
+        /// Count padded elements in the divisor.
+        count_include_pad: bool,
+    },
+    /// Inputs: X. Outputs: Y of shape N×C×1×1...
+    GlobalAveragePool,
+    /// Inputs: X. Outputs: Y of shape N×C×1×1...
+    GlobalMaxPool,
+    /// Inputs: X. Outputs: Y.
+    LpNormalization {
+        /// Axis.
+        axis: i64,
+        /// 1 or 2.
+        p: u8,
+    },
+    /// Normalisations with an epsilon; inputs and outputs per [`NormOp`].
+    Norm {
+        /// Which normalisation.
+        op: NormOp,
+        /// Epsilon.
+        epsilon: f32,
+    },
+    /// Inputs: X. Outputs: Y.
+    Lrn {
+        /// alpha
+        alpha: f32,
+        /// beta
+        beta: f32,
+        /// bias
+        bias: f32,
+        /// size
+        size: usize,
+    },
+    /// Inputs: A, B, C (opt). Outputs: Y.
+    Gemm {
+        /// alpha
+        alpha: f32,
+        /// beta
+        beta: f32,
+        /// Transpose A.
+        trans_a: bool,
+        /// Transpose B.
+        trans_b: bool,
+    },
+    /// Inputs: A, B. Outputs: Y.
+    MatMul,
+    /// Inputs: Inputs1..n. Outputs: Output.
+    Einsum {
+        /// The equation, as written in the model.
+        equation: String,
+    },
+
+    /// Inputs: X, roi (opt), scales (opt), sizes (opt). Outputs: Y.
+    Resize(Box<ResizeAttrs>),
+    /// Inputs: input. Outputs: output.
+    DepthToSpace {
+        /// Block size.
+        blocksize: usize,
+        /// CRD (true) or DCR (false) ordering.
+        crd: bool,
+    },
+    /// Inputs: input. Outputs: output.
+    SpaceToDepth {
+        /// Block size.
+        blocksize: usize,
+    },
+    /// Inputs: data, pads (i64), constant_value (opt), axes (opt). Outputs: output.
+    Pad {
+        /// Mode.
+        mode: PadMode,
+    },
+    /// Inputs: input, k (opt). Outputs: output.
+    Trilu {
+        /// Upper (true) or lower triangle.
+        upper: bool,
+    },
+    /// Inputs: data, shape (i64). Outputs: reshaped.
+    Reshape {
+        /// A 0 in `shape` is a real 0 rather than "copy this dim".
+        allowzero: bool,
+    },
+    /// Inputs: input. Outputs: 2-D output.
+    Flatten {
+        /// Axis.
+        axis: i64,
+    },
+    /// Inputs: data, axes (opt). Outputs: squeezed.
+    Squeeze,
+    /// Inputs: data, axes. Outputs: expanded.
+    Unsqueeze,
+    /// Inputs: data. Outputs: transposed. No `perm` = reverse the dims.
+    Transpose {
+        /// Permutation.
+        perm: Option<Vec<usize>>,
+    },
+    /// Inputs: inputs1..n. Outputs: concat_result.
+    Concat {
+        /// Axis.
+        axis: i64,
+    },
+    /// Inputs: input, split (opt, i64). Outputs: outputs1..n (n = number of node outputs).
+    Split {
+        /// Axis.
+        axis: i64,
+        /// `num_outputs` (opset 18); otherwise the node's output count decides.
+        num_outputs: Option<usize>,
+    },
+    /// Inputs: data, starts, ends, axes (opt), steps (opt). Outputs: output.
+    Slice,
+    /// Inputs: data, indices. Outputs: output.
+    Gather {
+        /// Axis.
+        axis: i64,
+    },
+    /// Inputs: data, indices. Outputs: output.
+    GatherElements {
+        /// Axis.
+        axis: i64,
+    },
+    /// Inputs: data, indices. Outputs: output.
+    GatherNd {
+        /// Leading batch dims.
+        batch_dims: usize,
+    },
+    /// Inputs: data, indices, updates. Outputs: output.
+    ScatterElements {
+        /// Axis.
+        axis: i64,
+        /// Reduction.
+        reduction: ScatterReduction,
+    },
+    /// Inputs: data, indices, updates. Outputs: output.
+    ScatterNd {
+        /// Reduction.
+        reduction: ScatterReduction,
+    },
+    /// Inputs: input, shape. Outputs: output.
+    Expand,
+    /// Inputs: input, repeats. Outputs: output.
+    Tile,
+    /// Inputs: data. Outputs: i64 shape.
+    Shape {
+        /// start (negative counts from the end).
+        start: i64,
+        /// end, if given.
+        end: Option<i64>,
+    },
+    /// Inputs: data. Outputs: i64 scalar.
+    Size,
+    /// Inputs: shape (i64). Outputs: tensor filled with `value` (a one-element tensor).
+    ConstantOfShape {
+        /// The fill value (one element; its dtype is the output dtype).
+        value: Tensor,
+    },
+    /// Inputs: start, limit, delta (scalars). Outputs: output.
+    Range,
+    /// Inputs: indices, depth, values. Outputs: output.
+    OneHot {
+        /// Axis.
+        axis: i64,
+    },
+    /// Inputs: X. Outputs: i64 indices [rank, nnz].
+    NonZero,
+    /// Inputs: input. Outputs: output.
+    EyeLike {
+        /// Output dtype; `None` = the input's.
+        dtype: Option<DType>,
+        /// Diagonal offset.
+        k: i64,
+    },
+
+    /// Inputs: x, y_scale, y_zero_point (opt). Outputs: y.
+    QuantizeLinear {
+        /// Axis for per-axis scales.
+        axis: i64,
+        /// Block size for blocked quantization (0 = none).
+        block_size: usize,
+        /// Output dtype when there is no zero point (`None` = u8).
+        output_dtype: Option<DType>,
+        /// Saturate (float8 only).
+        saturate: bool,
+    },
+    /// Inputs: x, x_scale, x_zero_point (opt). Outputs: y.
+    DequantizeLinear {
+        /// Axis for per-axis scales.
+        axis: i64,
+        /// Block size (0 = none).
+        block_size: usize,
+    },
+    /// Inputs: x. Outputs: y (u8), y_scale, y_zero_point (u8).
+    DynamicQuantizeLinear,
+    /// Inputs: x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point,
+    /// B (opt, i32). Outputs: y.
+    QLinearConv(ConvAttrs),
+    /// Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point.
+    /// Outputs: y.
+    QLinearMatMul,
+    /// Inputs: A, B, a_zero_point (opt), b_zero_point (opt). Outputs: i32 Y.
+    MatMulInteger,
+    /// Inputs: x, w, x_zero_point (opt), w_zero_point (opt). Outputs: i32 y.
+    ConvInteger(ConvAttrs),
+
+    /// Inputs: cond, then the outer values the branches capture (in the order of each
+    /// branch graph's inputs). Outputs: the branch outputs.
+    If {
+        /// Taken when cond is true; its inputs are the captured values.
+        then_branch: Box<Graph>,
+        /// Taken when cond is false; same inputs as `then_branch`.
+        else_branch: Box<Graph>,
+    },
+}
+
+impl Op {
+    /// The ONNX-style name of this op (`Conv`, `ReduceMean`, ...), for printing and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Identity => "Identity",
+            Op::Unary(u) => match u {
+                UnaryOp::Abs => "Abs",
+                UnaryOp::Neg => "Neg",
+                UnaryOp::Exp => "Exp",
+                UnaryOp::Log => "Log",
+                UnaryOp::Sqrt => "Sqrt",
+                UnaryOp::Reciprocal => "Reciprocal",
+                UnaryOp::Sin => "Sin",
+                UnaryOp::Cos => "Cos",
+                UnaryOp::Tan => "Tan",
+                UnaryOp::Asin => "Asin",
+                UnaryOp::Acos => "Acos",
+                UnaryOp::Atan => "Atan",
+                UnaryOp::Sinh => "Sinh",
+                UnaryOp::Cosh => "Cosh",
+                UnaryOp::Asinh => "Asinh",
+                UnaryOp::Acosh => "Acosh",
+                UnaryOp::Atanh => "Atanh",
+                UnaryOp::Tanh => "Tanh",
+                UnaryOp::Sigmoid => "Sigmoid",
+                UnaryOp::Erf => "Erf",
+                UnaryOp::Floor => "Floor",
+                UnaryOp::Ceil => "Ceil",
+                UnaryOp::Round => "Round",
+                UnaryOp::Sign => "Sign",
+                UnaryOp::Not => "Not",
+                UnaryOp::IsNaN => "IsNaN",
+                UnaryOp::Relu => "Relu",
+                UnaryOp::Softplus => "Softplus",
+                UnaryOp::Softsign => "Softsign",
+                UnaryOp::Mish => "Mish",
+                UnaryOp::HardSwish => "HardSwish",
+            },
+            Op::Activation(a) => match a {
+                ActivationOp::LeakyRelu { .. } => "LeakyRelu",
+                ActivationOp::Elu { .. } => "Elu",
+                ActivationOp::Selu { .. } => "Selu",
+                ActivationOp::Celu { .. } => "Celu",
+                ActivationOp::HardSigmoid { .. } => "HardSigmoid",
+                ActivationOp::ThresholdedRelu { .. } => "ThresholdedRelu",
+                ActivationOp::Gelu { .. } => "Gelu",
+                ActivationOp::IsInf { .. } => "IsInf",
+            },
+            Op::Binary(b) => match b {
+                BinaryOp::Add => "Add",
+                BinaryOp::Sub => "Sub",
+                BinaryOp::Mul => "Mul",
+                BinaryOp::Div => "Div",
+                BinaryOp::Pow => "Pow",
+                BinaryOp::Mod { .. } => "Mod",
+                BinaryOp::And => "And",
+                BinaryOp::Or => "Or",
+                BinaryOp::Xor => "Xor",
+                BinaryOp::Equal => "Equal",
+                BinaryOp::Less => "Less",
+                BinaryOp::LessOrEqual => "LessOrEqual",
+                BinaryOp::Greater => "Greater",
+                BinaryOp::GreaterOrEqual => "GreaterOrEqual",
+                BinaryOp::BitShiftLeft | BinaryOp::BitShiftRight => "BitShift",
+                BinaryOp::PRelu => "PRelu",
+            },
+            Op::Variadic(v) => match v {
+                VariadicOp::Sum => "Sum",
+                VariadicOp::Mean => "Mean",
+                VariadicOp::Max => "Max",
+                VariadicOp::Min => "Min",
+            },
+            Op::Clip => "Clip",
+            Op::Where => "Where",
+            Op::Cast { .. } => "Cast",
+            Op::Dropout => "Dropout",
+            Op::Softmax { .. } => "Softmax",
+            Op::LogSoftmax { .. } => "LogSoftmax",
+            Op::Hardmax { .. } => "Hardmax",
+            Op::Reduce { op, .. } => match op {
+                ReduceOp::Sum => "ReduceSum",
+                ReduceOp::Mean => "ReduceMean",
+                ReduceOp::Max => "ReduceMax",
+                ReduceOp::Min => "ReduceMin",
+                ReduceOp::Prod => "ReduceProd",
+                ReduceOp::L1 => "ReduceL1",
+                ReduceOp::L2 => "ReduceL2",
+                ReduceOp::SumSquare => "ReduceSumSquare",
+                ReduceOp::LogSum => "ReduceLogSum",
+                ReduceOp::LogSumExp => "ReduceLogSumExp",
+            },
+            Op::ArgMax { .. } => "ArgMax",
+            Op::ArgMin { .. } => "ArgMin",
+            Op::CumSum { .. } => "CumSum",
+            Op::TopK { .. } => "TopK",
+            Op::Conv(_) => "Conv",
+            Op::ConvTranspose { .. } => "ConvTranspose",
+            Op::MaxPool { .. } => "MaxPool",
+            Op::AveragePool { .. } => "AveragePool",
+            Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::GlobalMaxPool => "GlobalMaxPool",
+            Op::LpNormalization { .. } => "LpNormalization",
+            Op::Norm { op, .. } => match op {
+                NormOp::BatchNormalization => "BatchNormalization",
+                NormOp::InstanceNormalization => "InstanceNormalization",
+                NormOp::LayerNormalization { .. } => "LayerNormalization",
+                NormOp::GroupNormalization { .. } => "GroupNormalization",
+                NormOp::RmsNormalization { .. } => "RMSNormalization",
+            },
+            Op::Lrn { .. } => "LRN",
+            Op::Gemm { .. } => "Gemm",
+            Op::MatMul => "MatMul",
+            Op::Einsum { .. } => "Einsum",
+            Op::Resize(_) => "Resize",
+            Op::DepthToSpace { .. } => "DepthToSpace",
+            Op::SpaceToDepth { .. } => "SpaceToDepth",
+            Op::Pad { .. } => "Pad",
+            Op::Trilu { .. } => "Trilu",
+            Op::Reshape { .. } => "Reshape",
+            Op::Flatten { .. } => "Flatten",
+            Op::Squeeze => "Squeeze",
+            Op::Unsqueeze => "Unsqueeze",
+            Op::Transpose { .. } => "Transpose",
+            Op::Concat { .. } => "Concat",
+            Op::Split { .. } => "Split",
+            Op::Slice => "Slice",
+            Op::Gather { .. } => "Gather",
+            Op::GatherElements { .. } => "GatherElements",
+            Op::GatherNd { .. } => "GatherND",
+            Op::ScatterElements { .. } => "ScatterElements",
+            Op::ScatterNd { .. } => "ScatterND",
+            Op::Expand => "Expand",
+            Op::Tile => "Tile",
+            Op::Shape { .. } => "Shape",
+            Op::Size => "Size",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Range => "Range",
+            Op::OneHot { .. } => "OneHot",
+            Op::NonZero => "NonZero",
+            Op::EyeLike { .. } => "EyeLike",
+            Op::QuantizeLinear { .. } => "QuantizeLinear",
+            Op::DequantizeLinear { .. } => "DequantizeLinear",
+            Op::DynamicQuantizeLinear => "DynamicQuantizeLinear",
+            Op::QLinearConv(_) => "QLinearConv",
+            Op::QLinearMatMul => "QLinearMatMul",
+            Op::MatMulInteger => "MatMulInteger",
+            Op::ConvInteger(_) => "ConvInteger",
+            Op::If { .. } => "If",
+        }
+    }
+
+    /// The subgraphs this op holds (the branches of `If`).
+    pub fn subgraphs(&self) -> Vec<&Graph> {
+        match self {
+            Op::If {
+                then_branch,
+                else_branch,
+            } => vec![then_branch, else_branch],
+            _ => vec![],
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The optc compiler driver: loads a model and ties the stages together.
+
+pub use optc_ir as ir;

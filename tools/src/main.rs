@@ -1,0 +1,3 @@
+//! The `optc` command-line tool.
+
+fn main() {}
