@@ -76,11 +76,18 @@ pub(super) fn eval(
         (n, inner)
     };
     let geo = Lines { n, inner };
+    let not_float = || {
+        EvalError::Invalid(format!(
+            "{} needs a float input, got {}",
+            op.name(),
+            x.dtype()
+        ))
+    };
     let out = match (kind, x.dtype()) {
-        (Kind::Hardmax, d) if d.is_float() => {
-            crate::dispatch_float!(d, T => Tensor::from_vec(shape, hardmax(x.view::<T>(), geo))?,
-                else unreachable!("checked float"))
-        }
+        (Kind::Hardmax, d) => crate::dispatch_float!(
+            d, T => Tensor::from_vec(shape, hardmax(x.view::<T>(), geo))?,
+            else return Err(not_float())
+        ),
         (_, DType::F32) => Tensor::from_vec(shape, normalize(kind, x.view::<f32>(), geo))?,
         (_, DType::F64) => Tensor::from_vec(shape, normalize(kind, x.view::<f64>(), geo))?,
         (_, DType::F16) => {
@@ -93,12 +100,7 @@ pub(super) fn eval(
             let y = normalize(kind, &v, geo);
             Tensor::from_vec(shape, y.into_iter().map(bf16::from_f32).collect::<Vec<_>>())?
         }
-        (_, d) => {
-            return Err(EvalError::Invalid(format!(
-                "{} needs a float input, got {d}",
-                op.name()
-            )));
-        }
+        _ => return Err(not_float()),
     };
     Ok(vec![out])
 }
@@ -372,7 +374,17 @@ mod tests {
     #[test]
     fn errors() {
         let x = t(&[2, 3], vec![0i32; 6]);
-        assert!(run(&sm(1, false), &[x]).is_err());
+        assert!(run(&sm(1, false), &[x.clone()]).is_err());
+        assert!(
+            run(
+                &Op::Hardmax {
+                    axis: 1,
+                    legacy: false
+                },
+                &[x]
+            )
+            .is_err()
+        );
         let x = t(&[2, 3], vec![0f32; 6]);
         assert!(run(&sm(2, false), &[x.clone()]).is_err());
         assert!(run(&sm(-3, false), &[x.clone()]).is_err());
