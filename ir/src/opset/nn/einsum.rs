@@ -355,31 +355,35 @@ pub(super) fn eval(
             size.push(*n);
         }
     }
-    // Stride of each label in each operand (repeated labels add up: diagonals).
-    let strides: Vec<Vec<usize>> = eq
+    // The label of each axis of each operand.
+    let axis_labels: Vec<Vec<usize>> = eq
         .inputs
         .iter()
         .zip(&shapes)
         .map(|(term, shape)| {
-            let st = crate::opset::util::strides(shape);
-            let mut ls = vec![0usize; size.len()];
             let n_letters = term.iter().filter(|x| **x != Sub::Ellipsis).count();
             let ell_rank = shape.len() - n_letters;
-            let mut axis = 0;
+            let mut labels = Vec::with_capacity(shape.len());
             for sub in term {
                 match sub {
-                    Sub::Letter(c) => {
-                        ls[label_of[*c as usize]] += st[axis];
-                        axis += 1;
-                    }
-                    Sub::Ellipsis => {
-                        for j in 0..ell_rank {
-                            if shape[axis + j] != 1 {
-                                ls[e - ell_rank + j] += st[axis + j];
-                            }
-                        }
-                        axis += ell_rank;
-                    }
+                    Sub::Letter(c) => labels.push(label_of[*c as usize]),
+                    Sub::Ellipsis => labels.extend(e - ell_rank..e),
+                }
+            }
+            labels
+        })
+        .collect();
+    // Stride of each label in each operand (repeated labels add up: diagonals; broadcast
+    // size-1 dims add nothing).
+    let strides: Vec<Vec<usize>> = axis_labels
+        .iter()
+        .zip(&shapes)
+        .map(|(labels, shape)| {
+            let st = crate::opset::util::strides(shape);
+            let mut ls = vec![0usize; size.len()];
+            for (axis, &l) in labels.iter().enumerate() {
+                if shape[axis] == size[l] {
+                    ls[l] += st[axis];
                 }
             }
             ls
@@ -407,6 +411,16 @@ pub(super) fn eval(
             .map(|ls| sum_labels.iter().map(|&l| ls[l]).collect())
             .collect(),
     };
+    if dtype.is_float()
+        && let Some(g) = GemmPlan::new(&axis_labels, &shapes, &size, &out_labels)
+    {
+        return super::with_real!(dtype, F => {
+            let a = super::load::<F>(ts[0]);
+            let b = super::load::<F>(ts[1]);
+            let y = g.run::<F>(&a, &b, &strides);
+            Ok(vec![super::store(dtype, out_shape, y)?])
+        }, else Err(super::bad_dtype(op, dtype)));
+    }
     if dtype.is_float() {
         let vals: Vec<Vec<f64>> = ts.iter().map(|t| t.to_f64_vec()).collect();
         let out = plan.run(&vals, 0.0, |a, b| a * b, |a, b| a + b);
@@ -419,6 +433,131 @@ pub(super) fn eval(
         let out = plan.run(&vals, 0i64, i64::wrapping_mul, i64::wrapping_add);
         Ok(vec![Tensor::from_vec(out_shape, out)?.cast(dtype)])
     }
+}
+
+/// A two-operand Einsum without diagonals, broadcasting or one-sided sums, run as a batched
+/// GEMM: A gathered to [batch, m, k], B to [batch, k, n], the product scattered to the output.
+struct GemmPlan {
+    batch: Vec<usize>,
+    m: Vec<usize>,
+    n: Vec<usize>,
+    k: Vec<usize>,
+    /// Sizes of the labels.
+    size: Vec<usize>,
+    /// Output labels in order.
+    out: Vec<usize>,
+}
+
+impl GemmPlan {
+    fn new(
+        axis_labels: &[Vec<usize>],
+        shapes: &[&[usize]],
+        size: &[usize],
+        out: &[usize],
+    ) -> Option<GemmPlan> {
+        let [la, lb] = axis_labels else { return None };
+        for (labels, shape) in axis_labels.iter().zip(shapes) {
+            for (i, &l) in labels.iter().enumerate() {
+                // No diagonals and no broadcast dims.
+                if labels[..i].contains(&l) || shape[i] != size[l] {
+                    return None;
+                }
+            }
+        }
+        let (in_a, in_b) = (|l: &usize| la.contains(l), |l: &usize| lb.contains(l));
+        // Labels summed in one operand only would need a reduction first.
+        if (0..size.len()).any(|l| !out.contains(&l) && in_a(&l) != in_b(&l)) {
+            return None;
+        }
+        Some(GemmPlan {
+            batch: out.iter().copied().filter(|l| in_a(l) && in_b(l)).collect(),
+            m: out
+                .iter()
+                .copied()
+                .filter(|l| in_a(l) && !in_b(l))
+                .collect(),
+            n: out
+                .iter()
+                .copied()
+                .filter(|l| !in_a(l) && in_b(l))
+                .collect(),
+            k: la.iter().copied().filter(|l| !out.contains(l)).collect(),
+            size: size.to_vec(),
+            out: out.to_vec(),
+        })
+    }
+
+    fn prod(&self, labels: &[usize]) -> usize {
+        labels.iter().map(|&l| self.size[l]).product()
+    }
+
+    fn run<F: super::Real>(&self, a: &[F], b: &[F], strides: &[Vec<usize>]) -> Vec<F> {
+        let (nb, m, n, k) = (
+            self.prod(&self.batch),
+            self.prod(&self.m),
+            self.prod(&self.n),
+            self.prod(&self.k),
+        );
+        let cat = |parts: &[&[usize]]| parts.concat();
+        let a_order = cat(&[&self.batch, &self.m, &self.k]);
+        let b_order = cat(&[&self.batch, &self.k, &self.n]);
+        let ag = gather(a, &a_order, &self.size, &strides[0]);
+        let bg = gather(b, &b_order, &self.size, &strides[1]);
+        let mut c = vec![F::ZERO; nb * m * n];
+        if m * n > 0 {
+            c.par_chunks_mut(m * n).enumerate().for_each(|(i, ci)| {
+                super::gemm::gemm(
+                    m,
+                    k,
+                    n,
+                    F::ONE,
+                    super::gemm::Mat::rows(&ag[i * m * k..(i + 1) * m * k], k),
+                    super::gemm::Mat::rows(&bg[i * k * n..(i + 1) * k * n], n),
+                    F::ZERO,
+                    ci,
+                );
+            });
+        }
+        // Strides of each label in C = [batch, m, n], then gathered in output order.
+        let c_order = cat(&[&self.batch, &self.m, &self.n]);
+        let c_sizes: Vec<usize> = c_order.iter().map(|&l| self.size[l]).collect();
+        let c_st = crate::opset::util::strides(&c_sizes);
+        let mut cs = vec![0usize; self.size.len()];
+        for (&l, &s) in c_order.iter().zip(&c_st) {
+            cs[l] = s;
+        }
+        if c_order == self.out {
+            return c;
+        }
+        gather(&c, &self.out, &self.size, &cs)
+    }
+}
+
+/// The elements of `v` (label strides `st`) laid out contiguously in `order` of labels.
+fn gather<F: Copy + Send + Sync>(v: &[F], order: &[usize], size: &[usize], st: &[usize]) -> Vec<F> {
+    let sizes: Vec<usize> = order.iter().map(|&l| size[l]).collect();
+    let strides: Vec<usize> = order.iter().map(|&l| st[l]).collect();
+    let contiguous = crate::opset::util::strides(&sizes);
+    let total: usize = sizes.iter().product();
+    if strides == contiguous && v.len() == total {
+        return v.to_vec();
+    }
+    let mut out = Vec::with_capacity(total);
+    let mut idx = vec![0usize; sizes.len()];
+    let mut off = 0usize;
+    for _ in 0..total {
+        out.push(v[off]);
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            off += strides[d];
+            if idx[d] < sizes[d] {
+                break;
+            }
+            off -= strides[d] * idx[d];
+            idx[d] = 0;
+        }
+    }
+    out
 }
 
 /// The loop nest of an Einsum: output labels outside, summed labels inside.
@@ -571,6 +710,31 @@ mod tests {
         // Batch diagonal (test_einsum_batch_diagonal): [2,3,3] -> [2,3].
         let y = run1(&op("...ii->...i"), &[iota(&[2, 3, 3])]);
         close(&y, &[2, 3], &[0., 4., 8., 9., 13., 17.]);
+    }
+
+    #[test]
+    fn gemm_path_matches_exact_loops() {
+        // Integer inputs take the exact loop nest; the same values as f32 take the GEMM path.
+        let cases: &[(&str, &[usize], &[usize])] = &[
+            ("bij,bjk->bik", &[2, 3, 4], &[2, 4, 5]),
+            ("bhqd,bhkd->bhqk", &[1, 2, 3, 4], &[1, 2, 5, 4]),
+            ("ij,jk->ki", &[3, 4], &[4, 2]),
+            ("i,j->ji", &[3], &[2]),
+            ("ij,ij->", &[3, 4], &[3, 4]),
+            ("ij,ij->ji", &[3, 4], &[3, 4]),
+            ("abc,cd->dba", &[2, 3, 4], &[4, 3]),
+            ("...ij,...jk->...ik", &[2, 2, 3], &[2, 3, 2]),
+        ];
+        for &(eq, sa, sb) in cases {
+            let a = iota(sa);
+            let b = iota(sb);
+            let ai = a.cast(DType::I64);
+            let bi = b.cast(DType::I64);
+            let exact = run1(&op(eq), &[ai, bi]);
+            let fast = run1(&op(eq), &[a, b]);
+            assert_eq!(fast.shape(), exact.shape(), "{eq}");
+            assert_eq!(fast.to_f64_vec(), exact.to_f64_vec(), "{eq}");
+        }
     }
 
     #[test]

@@ -443,10 +443,10 @@ pub(super) fn eval_matmul(op: &Op, inputs: &[Option<Tensor>]) -> Result<Vec<Tens
         }
         let av = a.to_i64_vec();
         let bv = b.to_i64_vec();
-        let ao = broadcast_offsets(&d.a_batch, &batch);
-        let bo = broadcast_offsets(&d.b_batch, &batch);
         let mut out = vec![0i64; total];
         if mn > 0 {
+            let ao = broadcast_offsets(&d.a_batch, &batch);
+            let bo = broadcast_offsets(&d.b_batch, &batch);
             for (bi, c) in out.chunks_mut(mn).enumerate() {
                 let am = &av[ao[bi] * mk..(ao[bi] + 1) * mk];
                 let bm = &bv[bo[bi] * kn..(bo[bi] + 1) * kn];
