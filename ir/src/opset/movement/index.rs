@@ -16,7 +16,11 @@ use crate::types::{Dim, TensorType};
 
 /// Resolves index `i` of a dim of size `d` (negative counts from the end).
 fn wrap(op: &Op, i: i64, d: usize) -> Result<usize, EvalError> {
-    let j = if i < 0 { i as i128 + d as i128 } else { i as i128 };
+    let j = if i < 0 {
+        i as i128 + d as i128
+    } else {
+        i as i128
+    };
     if j < 0 || j >= d as i128 {
         return Err(invalid(
             op,
@@ -374,10 +378,9 @@ fn nd_offsets(op: &Op, dims: &[usize], idx: &[i64], m: usize) -> Result<Vec<usiz
     }
     idx.chunks(m)
         .map(|tuple| {
-            tuple
-                .iter()
-                .enumerate()
-                .try_fold(0usize, |acc, (j, &i)| Ok(acc + wrap(op, i, dims[j])? * s[j]))
+            tuple.iter().enumerate().try_fold(0usize, |acc, (j, &i)| {
+                Ok(acc + wrap(op, i, dims[j])? * s[j])
+            })
         })
         .collect()
 }
@@ -396,13 +399,17 @@ pub(super) fn eval_gather_nd(
         return Err(invalid(op, "index tuples must have at least one element"));
     }
     let idx = indices(op, it)?;
-    let out: Vec<usize> = is[..is.len() - 1].iter().chain(&ds[b + m..]).copied().collect();
+    let out: Vec<usize> = is[..is.len() - 1]
+        .iter()
+        .chain(&ds[b + m..])
+        .copied()
+        .collect();
     let n = checked_numel(&out)?;
     let batches: usize = ds[..b].iter().product();
     let block: usize = ds[b..].iter().product();
     let slice: usize = ds[b + m..].iter().product();
     let offs = nd_offsets(op, &ds[b..], &idx, m)?;
-    let per_batch = if batches == 0 { 0 } else { offs.len() / batches };
+    let per_batch = offs.len().checked_div(batches).unwrap_or(0);
     by_width!(data.dtype(), W => {
         let src = words::<W>(data);
         let mut v: Vec<W> = Vec::with_capacity(n);
@@ -462,7 +469,9 @@ fn one_hot_axis(axis: i64, rank: usize) -> Result<usize, String> {
     let r = rank as i64 + 1;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a >= r {
-        return Err(format!("axis {axis} is out of range for rank {rank} indices"));
+        return Err(format!(
+            "axis {axis} is out of range for rank {rank} indices"
+        ));
     }
     Ok(a as usize)
 }
@@ -475,7 +484,11 @@ fn one_hot_depth(t: &Tensor) -> Result<usize, String> {
     if !(0.0..=(i64::MAX as f64)).contains(&d) {
         return Err(format!("depth {d} is negative or too large"));
     }
-    Ok(if t.dtype().is_float() { d as usize } else { t.to_i64_vec()[0] as usize })
+    Ok(if t.dtype().is_float() {
+        d as usize
+    } else {
+        t.to_i64_vec()[0] as usize
+    })
 }
 
 /// OneHot inference.
@@ -591,16 +604,40 @@ mod tests {
     #[test]
     fn gather_takes_rows_and_wraps_negative_indices() {
         let x = t(&[3, 2], vec![1.0f32, 2., 3., 4., 5., 6.]);
-        let y = run1(&Op::Gather { axis: 0 }, &[x.clone(), t(&[2, 2], vec![0i32, 2, -1, 1])]);
+        let y = run1(
+            &Op::Gather { axis: 0 },
+            &[x.clone(), t(&[2, 2], vec![0i32, 2, -1, 1])],
+        );
         assert_eq!(y.shape(), &[2, 2, 2]);
         assert_eq!(y.view::<f32>(), &[1., 2., 5., 6., 5., 6., 3., 4.]);
         let y = run1(&Op::Gather { axis: 1 }, &[x.clone(), Tensor::scalar(-1i64)]);
         assert_eq!((y.shape(), y.view::<f32>()), (&[3][..], &[2., 4., 6.][..]));
-        assert!(run(&Op::Gather { axis: 0 }, &[Some(x.clone()), Some(i64s(&[3]))]).is_err());
-        assert!(run(&Op::Gather { axis: 0 }, &[Some(x.clone()), Some(i64s(&[-4]))]).is_err());
-        assert!(run(&Op::Gather { axis: 2 }, &[Some(x.clone()), Some(i64s(&[0]))]).is_err());
+        assert!(
+            run(
+                &Op::Gather { axis: 0 },
+                &[Some(x.clone()), Some(i64s(&[3]))]
+            )
+            .is_err()
+        );
+        assert!(
+            run(
+                &Op::Gather { axis: 0 },
+                &[Some(x.clone()), Some(i64s(&[-4]))]
+            )
+            .is_err()
+        );
+        assert!(
+            run(
+                &Op::Gather { axis: 2 },
+                &[Some(x.clone()), Some(i64s(&[0]))]
+            )
+            .is_err()
+        );
         let (tx, ti) = (ty_of(&x), TensorType::fixed(DType::I64, &[4, 5]));
-        let s = infer_out(&Op::Gather { axis: 1 }, &[Some((&tx, None)), Some((&ti, None))]);
+        let s = infer_out(
+            &Op::Gather { axis: 1 },
+            &[Some((&tx, None)), Some((&ti, None))],
+        );
         assert_eq!(s.unwrap(), Shape::fixed(&[3, 4, 5]));
     }
 
@@ -614,26 +651,50 @@ mod tests {
         let y = run1(&Op::GatherElements { axis: 0 }, &[x.clone(), i2.clone()]);
         assert_eq!(y.view::<i32>(), &[3, 2]);
         let bad = t(&[1, 2], vec![2i64, 0]);
-        assert!(run(&Op::GatherElements { axis: 0 }, &[Some(x.clone()), Some(bad)]).is_err());
+        assert!(
+            run(
+                &Op::GatherElements { axis: 0 },
+                &[Some(x.clone()), Some(bad)]
+            )
+            .is_err()
+        );
         let u = t(&[1, 2], vec![10i32, 20]);
         let op = |reduction| Op::ScatterElements { axis: 0, reduction };
-        let y = run1(&op(ScatterReduction::None), &[x.clone(), i2.clone(), u.clone()]);
+        let y = run1(
+            &op(ScatterReduction::None),
+            &[x.clone(), i2.clone(), u.clone()],
+        );
         assert_eq!(y.view::<i32>(), &[1, 20, 10, 4]);
-        let y = run1(&op(ScatterReduction::Add), &[x.clone(), i2.clone(), u.clone()]);
+        let y = run1(
+            &op(ScatterReduction::Add),
+            &[x.clone(), i2.clone(), u.clone()],
+        );
         assert_eq!(y.view::<i32>(), &[1, 22, 13, 4]);
-        let y = run1(&op(ScatterReduction::Mul), &[x.clone(), i2.clone(), u.clone()]);
+        let y = run1(
+            &op(ScatterReduction::Mul),
+            &[x.clone(), i2.clone(), u.clone()],
+        );
         assert_eq!(y.view::<i32>(), &[1, 40, 30, 4]);
-        let y = run1(&op(ScatterReduction::Min), &[x.clone(), i2.clone(), u.clone()]);
+        let y = run1(
+            &op(ScatterReduction::Min),
+            &[x.clone(), i2.clone(), u.clone()],
+        );
         assert_eq!(y.view::<i32>(), &[1, 2, 3, 4]);
         let dup = t(&[1, 2], vec![0i64, 0]);
         let y = run1(
-            &Op::ScatterElements { axis: 1, reduction: ScatterReduction::Add },
+            &Op::ScatterElements {
+                axis: 1,
+                reduction: ScatterReduction::Add,
+            },
             &[x.clone(), dup, u.clone()],
         );
         assert_eq!(y.view::<i32>(), &[31, 2, 3, 4]);
         let f = t(&[2], vec![1.5f32, 2.0]);
         let y = run1(
-            &Op::ScatterElements { axis: 0, reduction: ScatterReduction::Max },
+            &Op::ScatterElements {
+                axis: 0,
+                reduction: ScatterReduction::Max,
+            },
             &[f, t(&[1], vec![1i32]), t(&[1], vec![7.25f32])],
         );
         assert_eq!(y.view::<f32>(), &[1.5, 7.25]);
@@ -642,15 +703,42 @@ mod tests {
     #[test]
     fn gather_nd_with_batch_dims() {
         let x = t(&[2, 2], vec![0i32, 1, 2, 3]);
-        let y = run1(&Op::GatherNd { batch_dims: 0 }, &[x.clone(), t(&[2, 2], vec![0i64, 0, 1, 1])]);
+        let y = run1(
+            &Op::GatherNd { batch_dims: 0 },
+            &[x.clone(), t(&[2, 2], vec![0i64, 0, 1, 1])],
+        );
         assert_eq!(y.view::<i32>(), &[0, 3]);
-        let y = run1(&Op::GatherNd { batch_dims: 0 }, &[x.clone(), t(&[2, 1], vec![1i64, 0])]);
-        assert_eq!((y.shape(), y.view::<i32>()), (&[2, 2][..], &[2, 3, 0, 1][..]));
+        let y = run1(
+            &Op::GatherNd { batch_dims: 0 },
+            &[x.clone(), t(&[2, 1], vec![1i64, 0])],
+        );
+        assert_eq!(
+            (y.shape(), y.view::<i32>()),
+            (&[2, 2][..], &[2, 3, 0, 1][..])
+        );
         let x3 = t(&[2, 2, 2], (0..8).collect::<Vec<i32>>());
-        let y = run1(&Op::GatherNd { batch_dims: 1 }, &[x3.clone(), t(&[2, 1], vec![1i64, 0])]);
-        assert_eq!((y.shape(), y.view::<i32>()), (&[2, 2][..], &[2, 3, 4, 5][..]));
-        assert!(run(&Op::GatherNd { batch_dims: 0 }, &[Some(x.clone()), Some(t(&[1, 2], vec![0i64, 2]))]).is_err());
-        assert!(run(&Op::GatherNd { batch_dims: 0 }, &[Some(x), Some(t(&[1, 3], vec![0i64, 0, 0]))]).is_err());
+        let y = run1(
+            &Op::GatherNd { batch_dims: 1 },
+            &[x3.clone(), t(&[2, 1], vec![1i64, 0])],
+        );
+        assert_eq!(
+            (y.shape(), y.view::<i32>()),
+            (&[2, 2][..], &[2, 3, 4, 5][..])
+        );
+        assert!(
+            run(
+                &Op::GatherNd { batch_dims: 0 },
+                &[Some(x.clone()), Some(t(&[1, 2], vec![0i64, 2]))]
+            )
+            .is_err()
+        );
+        assert!(
+            run(
+                &Op::GatherNd { batch_dims: 0 },
+                &[Some(x), Some(t(&[1, 3], vec![0i64, 0, 0]))]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -659,18 +747,50 @@ mod tests {
         let i = t(&[2, 1], vec![3i64, -4]);
         let u = t(&[2], vec![10.0f64, 20.]);
         let op = |reduction| Op::ScatterNd { reduction };
-        let y = run1(&op(ScatterReduction::None), &[x.clone(), i.clone(), u.clone()]);
+        let y = run1(
+            &op(ScatterReduction::None),
+            &[x.clone(), i.clone(), u.clone()],
+        );
         assert_eq!(y.view::<f64>(), &[20., 2., 3., 10.]);
-        let y = run1(&op(ScatterReduction::Mul), &[x.clone(), i.clone(), u.clone()]);
+        let y = run1(
+            &op(ScatterReduction::Mul),
+            &[x.clone(), i.clone(), u.clone()],
+        );
         assert_eq!(y.view::<f64>(), &[20., 2., 3., 40.]);
-        let y = run1(&op(ScatterReduction::Max), &[x.clone(), i.clone(), t(&[2], vec![0.0f64, 5.])]);
+        let y = run1(
+            &op(ScatterReduction::Max),
+            &[x.clone(), i.clone(), t(&[2], vec![0.0f64, 5.])],
+        );
         assert_eq!(y.view::<f64>(), &[5., 2., 3., 4.]);
         // Slices: update whole rows.
         let m = t(&[2, 2], vec![1i64, 2, 3, 4]);
-        let y = run1(&op(ScatterReduction::Add), &[m.clone(), t(&[1, 1], vec![1i64]), t(&[1, 2], vec![10i64, 10])]);
+        let y = run1(
+            &op(ScatterReduction::Add),
+            &[
+                m.clone(),
+                t(&[1, 1], vec![1i64]),
+                t(&[1, 2], vec![10i64, 10]),
+            ],
+        );
         assert_eq!(y.view::<i64>(), &[1, 2, 13, 14]);
-        assert!(run(&op(ScatterReduction::None), &[Some(x.clone()), Some(t(&[1, 1], vec![4i64])), Some(t(&[1], vec![0.0f64]))]).is_err());
-        assert!(run(&op(ScatterReduction::None), &[Some(x), Some(i), Some(t(&[3], vec![0.0f64; 3]))]).is_err());
+        assert!(
+            run(
+                &op(ScatterReduction::None),
+                &[
+                    Some(x.clone()),
+                    Some(t(&[1, 1], vec![4i64])),
+                    Some(t(&[1], vec![0.0f64]))
+                ]
+            )
+            .is_err()
+        );
+        assert!(
+            run(
+                &op(ScatterReduction::None),
+                &[Some(x), Some(i), Some(t(&[3], vec![0.0f64; 3]))]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -678,21 +798,45 @@ mod tests {
         let i = t(&[3], vec![0i64, -1, 5]);
         let d = Tensor::scalar(3.0f32);
         let vals = t(&[2], vec![0i32, 7]);
-        let y = run1(&Op::OneHot { axis: -1 }, &[i.clone(), d.clone(), vals.clone()]);
+        let y = run1(
+            &Op::OneHot { axis: -1 },
+            &[i.clone(), d.clone(), vals.clone()],
+        );
         assert_eq!(y.shape(), &[3, 3]);
         assert_eq!(y.view::<i32>(), &[7, 0, 0, 0, 0, 7, 0, 0, 0]);
-        let y = run1(&Op::OneHot { axis: 0 }, &[i.clone(), d.clone(), vals.clone()]);
+        let y = run1(
+            &Op::OneHot { axis: 0 },
+            &[i.clone(), d.clone(), vals.clone()],
+        );
         assert_eq!(y.view::<i32>(), &[7, 0, 0, 0, 0, 0, 0, 7, 0]);
-        assert!(run(&Op::OneHot { axis: 2 }, &[Some(i.clone()), Some(d.clone()), Some(vals.clone())]).is_err());
-        assert!(run(&Op::OneHot { axis: 0 }, &[Some(i), Some(Tensor::scalar(-1i64)), Some(vals)]).is_err());
+        assert!(
+            run(
+                &Op::OneHot { axis: 2 },
+                &[Some(i.clone()), Some(d.clone()), Some(vals.clone())]
+            )
+            .is_err()
+        );
+        assert!(
+            run(
+                &Op::OneHot { axis: 0 },
+                &[Some(i), Some(Tensor::scalar(-1i64)), Some(vals)]
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn non_zero_lists_coordinates_row_major() {
         let x = t(&[2, 2], vec![1.0f32, 0.0, -0.0, f32::NAN]);
         let y = run1(&Op::NonZero, &[x]);
-        assert_eq!((y.shape(), y.view::<i64>()), (&[2, 2][..], &[0, 1, 0, 1][..]));
-        let b = t(&[3], vec![crate::Bool8(0), crate::Bool8(1), crate::Bool8(1)]);
+        assert_eq!(
+            (y.shape(), y.view::<i64>()),
+            (&[2, 2][..], &[0, 1, 0, 1][..])
+        );
+        let b = t(
+            &[3],
+            vec![crate::Bool8(0), crate::Bool8(1), crate::Bool8(1)],
+        );
         assert_eq!(run1(&Op::NonZero, &[b]).view::<i64>(), &[1, 2]);
         let y = run1(&Op::NonZero, &[Tensor::scalar(3u8)]);
         assert_eq!(y.shape(), &[0, 1]);

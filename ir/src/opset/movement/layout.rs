@@ -81,7 +81,10 @@ pub(super) fn eval_transpose(
 fn dims4<'a>(op: &Op, x: &InferInput<'a>) -> Result<Option<&'a [Dim]>, InferError> {
     match x.ty.shape.dims() {
         Some(d) if d.len() == 4 => Ok(Some(d)),
-        Some(d) => Err(shape_err(op, format!("the input must be 4-D, got rank {}", d.len()))),
+        Some(d) => Err(shape_err(
+            op,
+            format!("the input must be 4-D, got rank {}", d.len()),
+        )),
         None => Ok(None),
     }
 }
@@ -90,7 +93,10 @@ fn dims4<'a>(op: &Op, x: &InferInput<'a>) -> Result<Option<&'a [Dim]>, InferErro
 fn dim_div(op: &Op, d: &Dim, k: usize, what: &str) -> Result<Dim, InferError> {
     match d {
         Dim::Static(n) if n % k == 0 => Ok(Dim::Static(n / k)),
-        Dim::Static(n) => Err(shape_err(op, format!("{what} {n} is not a multiple of {k}"))),
+        Dim::Static(n) => Err(shape_err(
+            op,
+            format!("{what} {n} is not a multiple of {k}"),
+        )),
         _ if k == 1 => Ok(d.clone()),
         _ => Ok(Dim::Unknown),
     }
@@ -109,7 +115,9 @@ pub(super) fn infer_depth_to_space(
     let Some(d) = dims4(op, &x)? else {
         return Ok(ranked(x.ty.dtype, vec![Dim::Unknown; 4]));
     };
-    let bb = b.checked_mul(b).ok_or_else(|| attr_err(op, "blocksize is too large"))?;
+    let bb = b
+        .checked_mul(b)
+        .ok_or_else(|| attr_err(op, "blocksize is too large"))?;
     let c = dim_div(op, &d[1], bb, "channels")?;
     Ok(ranked(
         x.ty.dtype,
@@ -167,7 +175,9 @@ pub(super) fn infer_space_to_depth(
     let Some(d) = dims4(op, &x)? else {
         return Ok(ranked(x.ty.dtype, vec![Dim::Unknown; 4]));
     };
-    let bb = b.checked_mul(b).ok_or_else(|| attr_err(op, "blocksize is too large"))?;
+    let bb = b
+        .checked_mul(b)
+        .ok_or_else(|| attr_err(op, "blocksize is too large"))?;
     Ok(ranked(
         x.ty.dtype,
         vec![
@@ -307,7 +317,11 @@ pub(super) fn eval_concat(
         if !same {
             return Err(invalid(
                 op,
-                format!("shapes {:?} and {:?} differ off axis {a}", first.shape(), t.shape()),
+                format!(
+                    "shapes {:?} and {:?} differ off axis {a}",
+                    first.shape(),
+                    t.shape()
+                ),
             ));
         }
         out[a] += t.shape()[a];
@@ -533,7 +547,12 @@ pub(super) fn infer_slice(
     let en = input(op, inputs, 2)?;
     let ax = opt_input(inputs, 3);
     let sp = opt_input(inputs, 4);
-    for (i, what) in [(Some(st), "starts"), (Some(en), "ends"), (ax, "axes"), (sp, "steps")] {
+    for (i, what) in [
+        (Some(st), "starts"),
+        (Some(en), "ends"),
+        (ax, "axes"),
+        (sp, "steps"),
+    ] {
         if let Some(i) = i {
             require_int(op, i.ty.dtype, what)?;
         }
@@ -566,8 +585,14 @@ pub(super) fn infer_slice(
         }
         return Ok(ranked(dtype, out));
     };
-    let (axes, steps) = slice_args(dims.len(), &starts, &ends, axes.as_deref(), steps.as_deref())
-        .map_err(|e| attr_err(op, e))?;
+    let (axes, steps) = slice_args(
+        dims.len(),
+        &starts,
+        &ends,
+        axes.as_deref(),
+        steps.as_deref(),
+    )
+    .map_err(|e| attr_err(op, e))?;
     const BIG: i64 = 1 << 62;
     let mut out = dims.to_vec();
     for (i, &a) in axes.iter().enumerate() {
@@ -705,7 +730,9 @@ pub(super) fn infer_pad(
         .iter()
         .zip(&amounts)
         .map(|(d, &be)| match d {
-            Dim::Static(n) => padded(*n, be).map(Dim::Static).map_err(|e| shape_err(op, e)),
+            Dim::Static(n) => padded(*n, be)
+                .map(Dim::Static)
+                .map_err(|e| shape_err(op, e)),
             _ if be == (0, 0) => Ok(d.clone()),
             _ => Ok(Dim::Unknown),
         })
@@ -745,7 +772,11 @@ fn runs(map: &[isize]) -> Vec<(usize, usize, isize)> {
     let mut out: Vec<(usize, usize, isize)> = Vec::new();
     for (o, &m) in map.iter().enumerate() {
         if let Some(last) = out.last_mut() {
-            let next = if last.2 < 0 { -1 } else { last.2 + last.1 as isize };
+            let next = if last.2 < 0 {
+                -1
+            } else {
+                last.2 + last.1 as isize
+            };
             if (m < 0 && last.2 < 0) || (m >= 0 && last.2 >= 0 && m == next) {
                 last.1 += 1;
                 continue;
@@ -824,7 +855,11 @@ pub(super) fn eval_pad(
         if c.dtype() != x.dtype() {
             return Err(invalid(
                 op,
-                format!("constant_value is {} but the data is {}", c.dtype(), x.dtype()),
+                format!(
+                    "constant_value is {} but the data is {}",
+                    c.dtype(),
+                    x.dtype()
+                ),
             ));
         }
         if c.numel() != 1 {
@@ -881,7 +916,10 @@ pub(super) fn infer_trilu(
     if let Some(r) = x.ty.shape.rank()
         && r < 2
     {
-        return Err(shape_err(op, format!("the input must have rank ≥ 2, got {r}")));
+        return Err(shape_err(
+            op,
+            format!("the input must have rank ≥ 2, got {r}"),
+        ));
     }
     Ok(x.ty.clone())
 }
@@ -897,15 +935,23 @@ pub(super) fn eval_trilu(
         Some(k) if k.dtype().is_int() => k
             .scalar_i64()
             .ok_or_else(|| invalid(op, "k must have one element"))?,
-        Some(k) => return Err(invalid(op, format!("k must be an integer, got {}", k.dtype()))),
+        Some(k) => {
+            return Err(invalid(
+                op,
+                format!("k must be an integer, got {}", k.dtype()),
+            ));
+        }
         None => 0,
     };
     let r = x.rank();
     if r < 2 {
-        return Err(invalid(op, format!("the input must have rank ≥ 2, got {:?}", x.shape())));
+        return Err(invalid(
+            op,
+            format!("the input must have rank ≥ 2, got {:?}", x.shape()),
+        ));
     }
     let (n, m) = (x.shape()[r - 2], x.shape()[r - 1]);
-    let mats = if n * m == 0 { 0 } else { x.numel() / (n * m) };
+    let mats = x.numel().checked_div(n * m).unwrap_or(0);
     by_width!(x.dtype(), W => {
         let mut v: Vec<W> = words::<W>(x).into_owned();
         let zero: W = bytemuck::Zeroable::zeroed();
@@ -934,15 +980,31 @@ mod tests {
     #[test]
     fn transpose_permutes_and_validates() {
         let x = t(&[2, 3], vec![1i16, 2, 3, 4, 5, 6]);
-        let y = run1(&Op::Transpose { perm: None }, &[x.clone()]);
-        assert_eq!((y.shape(), y.view::<i16>()), (&[3, 2][..], &[1, 4, 2, 5, 3, 6][..]));
+        let y = run1(&Op::Transpose { perm: None }, std::slice::from_ref(&x));
+        assert_eq!(
+            (y.shape(), y.view::<i16>()),
+            (&[3, 2][..], &[1, 4, 2, 5, 3, 6][..])
+        );
         let x = t(&[2, 1, 3, 2], (0..12).collect::<Vec<u8>>());
-        let y = run1(&Op::Transpose { perm: Some(vec![2, 0, 1, 3]) }, &[x.clone()]);
+        let y = run1(
+            &Op::Transpose {
+                perm: Some(vec![2, 0, 1, 3]),
+            },
+            std::slice::from_ref(&x),
+        );
         assert_eq!(y.shape(), &[3, 2, 1, 2]);
         assert_eq!(y.view::<u8>(), &[0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11]);
         // Moving only a unit dim is a reshape.
-        let y = run1(&Op::Transpose { perm: Some(vec![1, 0, 2, 3]) }, &[x.clone()]);
-        assert_eq!((y.shape(), y.view::<u8>()), (&[1, 2, 3, 2][..], x.view::<u8>()));
+        let y = run1(
+            &Op::Transpose {
+                perm: Some(vec![1, 0, 2, 3]),
+            },
+            std::slice::from_ref(&x),
+        );
+        assert_eq!(
+            (y.shape(), y.view::<u8>()),
+            (&[1, 2, 3, 2][..], x.view::<u8>())
+        );
         for bad in [vec![0, 1, 2], vec![0, 0, 1, 2], vec![0, 1, 2, 4]] {
             assert!(run(&Op::Transpose { perm: Some(bad) }, &[Some(x.clone())]).is_err());
         }
@@ -952,22 +1014,55 @@ mod tests {
     fn depth_to_space_and_back() {
         // [1, 4, 1, 2]: channels c0..c3 each with 2 pixels.
         let x = t(&[1, 4, 1, 2], (0..8).map(|v| v as f32).collect());
-        let dcr = run1(&Op::DepthToSpace { blocksize: 2, crd: false }, &[x.clone()]);
+        let dcr = run1(
+            &Op::DepthToSpace {
+                blocksize: 2,
+                crd: false,
+            },
+            std::slice::from_ref(&x),
+        );
         assert_eq!(dcr.shape(), &[1, 1, 2, 4]);
         // out[0,0,y*2+i, x*2+j] = in[0, (i*2+j), y, x]
         assert_eq!(dcr.view::<f32>(), &[0., 2., 1., 3., 4., 6., 5., 7.]);
-        let crd = run1(&Op::DepthToSpace { blocksize: 2, crd: true }, &[x.clone()]);
+        let crd = run1(
+            &Op::DepthToSpace {
+                blocksize: 2,
+                crd: true,
+            },
+            std::slice::from_ref(&x),
+        );
         // With one output channel CRD and DCR agree.
         assert_eq!(crd.view::<f32>(), dcr.view::<f32>());
         let back = run1(&Op::SpaceToDepth { blocksize: 2 }, &[dcr]);
         assert_eq!(back, x);
         // Two output channels: CRD groups channel-major.
         let x = t(&[1, 8, 1, 1], (0..8).map(|v| v as f32).collect());
-        let crd = run1(&Op::DepthToSpace { blocksize: 2, crd: true }, &[x.clone()]);
+        let crd = run1(
+            &Op::DepthToSpace {
+                blocksize: 2,
+                crd: true,
+            },
+            std::slice::from_ref(&x),
+        );
         assert_eq!(crd.view::<f32>(), &[0., 1., 2., 3., 4., 5., 6., 7.]);
-        let dcr = run1(&Op::DepthToSpace { blocksize: 2, crd: false }, &[x.clone()]);
+        let dcr = run1(
+            &Op::DepthToSpace {
+                blocksize: 2,
+                crd: false,
+            },
+            std::slice::from_ref(&x),
+        );
         assert_eq!(dcr.view::<f32>(), &[0., 2., 4., 6., 1., 3., 5., 7.]);
-        assert!(run(&Op::DepthToSpace { blocksize: 3, crd: false }, &[Some(x.clone())]).is_err());
+        assert!(
+            run(
+                &Op::DepthToSpace {
+                    blocksize: 3,
+                    crd: false
+                },
+                &[Some(x.clone())]
+            )
+            .is_err()
+        );
         assert!(run(&Op::SpaceToDepth { blocksize: 2 }, &[Some(x)]).is_err());
     }
 
@@ -977,38 +1072,59 @@ mod tests {
         let b = t(&[2, 2], vec![3i64, 4, 5, 6]);
         let e = t::<i64>(&[2, 0], vec![]);
         let y = run1(&Op::Concat { axis: -1 }, &[a.clone(), e.clone(), b.clone()]);
-        assert_eq!((y.shape(), y.view::<i64>()), (&[2, 3][..], &[1, 3, 4, 2, 5, 6][..]));
+        assert_eq!(
+            (y.shape(), y.view::<i64>()),
+            (&[2, 3][..], &[1, 3, 4, 2, 5, 6][..])
+        );
         assert!(run(&Op::Concat { axis: 0 }, &[Some(a.clone()), Some(b.clone())]).is_err());
         let f = t(&[2, 1], vec![1i32, 2]);
         assert!(run(&Op::Concat { axis: 1 }, &[Some(a.clone()), Some(f)]).is_err());
         assert!(run(&Op::Concat { axis: 0 }, &[Some(Tensor::scalar(1i64))]).is_err());
         let (ta, tb) = (ty_of(&a), ty_of(&b));
-        let s = infer_out(&Op::Concat { axis: 1 }, &[Some((&ta, None)), Some((&tb, None))]);
+        let s = infer_out(
+            &Op::Concat { axis: 1 },
+            &[Some((&ta, None)), Some((&tb, None))],
+        );
         assert_eq!(s.unwrap(), Shape::fixed(&[2, 3]));
     }
 
     #[test]
     fn split_equal_uneven_and_explicit() {
         let x = t(&[2, 5], (0..10).collect::<Vec<i32>>());
-        let op = Op::Split { axis: 1, num_outputs: Some(3) };
+        let op = Op::Split {
+            axis: 1,
+            num_outputs: Some(3),
+        };
         let ys = super::super::eval(&op, &[Some(x.clone())], 3).unwrap();
         let shapes: Vec<&[usize]> = ys.iter().map(|y| y.shape()).collect();
         assert_eq!(shapes, vec![&[2, 2][..], &[2, 2], &[2, 1]]);
         assert_eq!(ys[2].view::<i32>(), &[4, 9]);
-        let op = Op::Split { axis: -1, num_outputs: None };
+        let op = Op::Split {
+            axis: -1,
+            num_outputs: None,
+        };
         let ys = super::super::eval(&op, &[Some(x.clone()), Some(i64s(&[1, 0, 4]))], 3).unwrap();
         assert_eq!(ys[0].view::<i32>(), &[0, 5]);
         assert_eq!(ys[1].shape(), &[2, 0]);
         assert_eq!(ys[2].view::<i32>(), &[1, 2, 3, 4, 6, 7, 8, 9]);
         assert!(super::super::eval(&op, &[Some(x.clone()), Some(i64s(&[1, 1]))], 2).is_err());
         // 5 into 4 chunks of 2 leaves a negative last chunk.
-        let op4 = Op::Split { axis: 1, num_outputs: Some(4) };
+        let op4 = Op::Split {
+            axis: 1,
+            num_outputs: Some(4),
+        };
         assert!(super::super::eval(&op4, &[Some(x.clone())], 4).is_err());
         let tx = ty_of(&x);
         let infer = |n| {
             super::super::infer(
-                &Op::Split { axis: 1, num_outputs: None },
-                &[Some(InferInput { ty: &tx, value: None })],
+                &Op::Split {
+                    axis: 1,
+                    num_outputs: None,
+                },
+                &[Some(InferInput {
+                    ty: &tx,
+                    value: None,
+                })],
                 n,
             )
         };
@@ -1026,19 +1142,60 @@ mod tests {
         // Reverse the last axis with INT64 sentinels.
         let y = run1(
             &Op::Slice,
-            &[x.clone(), i64s(&[i64::MAX]), i64s(&[i64::MIN]), i64s(&[-1]), i64s(&[-1])],
+            &[
+                x.clone(),
+                i64s(&[i64::MAX]),
+                i64s(&[i64::MIN]),
+                i64s(&[-1]),
+                i64s(&[-1]),
+            ],
         );
         assert_eq!(y.view::<i32>(), &[3, 2, 1, 0, 7, 6, 5, 4]);
         let y = run1(
             &Op::Slice,
-            &[x.clone(), i64s(&[-1, 3]), i64s(&[-3, 0]), i64s(&[0, 1]), i64s(&[-1, -2])],
+            &[
+                x.clone(),
+                i64s(&[-1, 3]),
+                i64s(&[-3, 0]),
+                i64s(&[0, 1]),
+                i64s(&[-1, -2]),
+            ],
         );
         // Row end -3 + 2 = -1 stays -1 for a negative step: rows 1 and 0.
-        assert_eq!((y.shape(), y.view::<i32>()), (&[2, 2][..], &[7, 5, 3, 1][..]));
-        let y = run1(&Op::Slice, &[x.clone(), i64s(&[5]), i64s(&[10]), i64s(&[1])]);
+        assert_eq!(
+            (y.shape(), y.view::<i32>()),
+            (&[2, 2][..], &[7, 5, 3, 1][..])
+        );
+        let y = run1(
+            &Op::Slice,
+            &[x.clone(), i64s(&[5]), i64s(&[10]), i64s(&[1])],
+        );
         assert_eq!(y.shape(), &[2, 0]);
-        assert!(run(&Op::Slice, &[Some(x.clone()), Some(i64s(&[0])), Some(i64s(&[1])), Some(i64s(&[0])), Some(i64s(&[0]))]).is_err());
-        assert!(run(&Op::Slice, &[Some(x.clone()), Some(i64s(&[0, 0])), Some(i64s(&[1, 1])), Some(i64s(&[1, 1]))]).is_err());
+        assert!(
+            run(
+                &Op::Slice,
+                &[
+                    Some(x.clone()),
+                    Some(i64s(&[0])),
+                    Some(i64s(&[1])),
+                    Some(i64s(&[0])),
+                    Some(i64s(&[0]))
+                ]
+            )
+            .is_err()
+        );
+        assert!(
+            run(
+                &Op::Slice,
+                &[
+                    Some(x.clone()),
+                    Some(i64s(&[0, 0])),
+                    Some(i64s(&[1, 1])),
+                    Some(i64s(&[1, 1]))
+                ]
+            )
+            .is_err()
+        );
         // Inference with known bounds, including a symbolic dim kept by a full slice.
         let ty = TensorType {
             dtype: DType::I32,
@@ -1046,9 +1203,22 @@ mod tests {
         };
         let (s, e) = (i64s(&[0, 1]), i64s(&[i64::MAX, -1]));
         let ts = ty_of(&s);
-        let sh = infer_out(&Op::Slice, &[Some((&ty, None)), Some((&ts, Some(&s))), Some((&ts, Some(&e)))]);
-        assert_eq!(sh.unwrap(), Shape::Ranked(vec![Dim::Sym("b".into()), Dim::Static(2)]));
-        let sh = infer_out(&Op::Slice, &[Some((&ty, None)), Some((&ts, None)), Some((&ts, Some(&e)))]);
+        let sh = infer_out(
+            &Op::Slice,
+            &[
+                Some((&ty, None)),
+                Some((&ts, Some(&s))),
+                Some((&ts, Some(&e))),
+            ],
+        );
+        assert_eq!(
+            sh.unwrap(),
+            Shape::Ranked(vec![Dim::Sym("b".into()), Dim::Static(2)])
+        );
+        let sh = infer_out(
+            &Op::Slice,
+            &[Some((&ty, None)), Some((&ts, None)), Some((&ts, Some(&e)))],
+        );
         assert_eq!(sh.unwrap(), Shape::unknown_dims(2));
     }
 
@@ -1056,22 +1226,62 @@ mod tests {
     fn pad_modes_match_numpy() {
         let x = t(&[3], vec![1.0f32, 2.0, 3.0]);
         let pad = |mode, pads: &[i64]| {
-            run1(&Op::Pad { mode }, &[x.clone(), i64s(pads)]).view::<f32>().to_vec()
+            run1(&Op::Pad { mode }, &[x.clone(), i64s(pads)])
+                .view::<f32>()
+                .to_vec()
         };
-        assert_eq!(pad(PadMode::Constant, &[2, 1]), vec![0., 0., 1., 2., 3., 0.]);
-        assert_eq!(pad(PadMode::Reflect, &[2, 3]), vec![3., 2., 1., 2., 3., 2., 1., 2.]);
+        assert_eq!(
+            pad(PadMode::Constant, &[2, 1]),
+            vec![0., 0., 1., 2., 3., 0.]
+        );
+        assert_eq!(
+            pad(PadMode::Reflect, &[2, 3]),
+            vec![3., 2., 1., 2., 3., 2., 1., 2.]
+        );
         assert_eq!(pad(PadMode::Edge, &[2, 1]), vec![1., 1., 1., 2., 3., 3.]);
-        assert_eq!(pad(PadMode::Wrap, &[2, 4]), vec![2., 3., 1., 2., 3., 1., 2., 3., 1.]);
+        assert_eq!(
+            pad(PadMode::Wrap, &[2, 4]),
+            vec![2., 3., 1., 2., 3., 1., 2., 3., 1.]
+        );
         assert_eq!(pad(PadMode::Constant, &[-1, 1]), vec![2., 3., 0.]);
-        assert!(run(&Op::Pad { mode: PadMode::Constant }, &[Some(x.clone()), Some(i64s(&[-4, 0]))]).is_err());
+        assert!(
+            run(
+                &Op::Pad {
+                    mode: PadMode::Constant
+                },
+                &[Some(x.clone()), Some(i64s(&[-4, 0]))]
+            )
+            .is_err()
+        );
         let x2 = t(&[1, 2], vec![1.0f32, 2.0]);
         let c = Tensor::scalar(9.0f32);
-        let y = run1(&Op::Pad { mode: PadMode::Constant }, &[x2.clone(), i64s(&[1, 0]), c, i64s(&[-1])]);
-        assert_eq!((y.shape(), y.view::<f32>()), (&[1, 3][..], &[9., 1., 2.][..]));
-        let y = run1(&Op::Pad { mode: PadMode::Edge }, &[x2, i64s(&[1, 0, 0, 1])]);
+        let y = run1(
+            &Op::Pad {
+                mode: PadMode::Constant,
+            },
+            &[x2.clone(), i64s(&[1, 0]), c, i64s(&[-1])],
+        );
+        assert_eq!(
+            (y.shape(), y.view::<f32>()),
+            (&[1, 3][..], &[9., 1., 2.][..])
+        );
+        let y = run1(
+            &Op::Pad {
+                mode: PadMode::Edge,
+            },
+            &[x2, i64s(&[1, 0, 0, 1])],
+        );
         assert_eq!(y.view::<f32>(), &[1., 2., 2., 1., 2., 2.]);
         let e = t::<f32>(&[0], vec![]);
-        assert!(run(&Op::Pad { mode: PadMode::Reflect }, &[Some(e), Some(i64s(&[1, 1]))]).is_err());
+        assert!(
+            run(
+                &Op::Pad {
+                    mode: PadMode::Reflect
+                },
+                &[Some(e), Some(i64s(&[1, 1]))]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -1082,7 +1292,10 @@ mod tests {
             if let Some(k) = k {
                 ins.push(Some(Tensor::scalar(k)));
             }
-            run(&Op::Trilu { upper }, &ins).unwrap().view::<i32>().to_vec()
+            run(&Op::Trilu { upper }, &ins)
+                .unwrap()
+                .view::<i32>()
+                .to_vec()
         };
         assert_eq!(up(None, true), vec![1, 2, 3, 0, 5, 6]);
         assert_eq!(up(Some(1), true), vec![0, 2, 3, 0, 0, 6]);
@@ -1090,6 +1303,12 @@ mod tests {
         assert_eq!(up(None, false), vec![1, 0, 0, 4, 5, 0]);
         assert_eq!(up(Some(-1), false), vec![0, 0, 0, 4, 0, 0]);
         assert_eq!(up(Some(i64::MAX), false), vec![1, 2, 3, 4, 5, 6]);
-        assert!(run(&Op::Trilu { upper: true }, &[Some(t(&[3], vec![1i32, 2, 3]))]).is_err());
+        assert!(
+            run(
+                &Op::Trilu { upper: true },
+                &[Some(t(&[3], vec![1i32, 2, 3]))]
+            )
+            .is_err()
+        );
     }
 }

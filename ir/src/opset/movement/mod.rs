@@ -42,9 +42,10 @@ pub fn infer(
         Op::Trilu { .. } => layout::infer_trilu(op, inputs).map(one),
         Op::Transpose { perm } => layout::infer_transpose(op, perm.as_deref(), inputs).map(one),
         Op::Concat { axis } => layout::infer_concat(op, *axis, inputs).map(one),
-        Op::Split { axis, num_outputs: n } => {
-            layout::infer_split(op, *axis, *n, inputs, num_outputs)
-        }
+        Op::Split {
+            axis,
+            num_outputs: n,
+        } => layout::infer_split(op, *axis, *n, inputs, num_outputs),
         Op::Slice => layout::infer_slice(op, inputs).map(one),
         Op::Reshape { allowzero } => shape::infer_reshape(op, *allowzero, inputs).map(one),
         Op::Flatten { axis } => shape::infer_flatten(op, *axis, inputs).map(one),
@@ -57,9 +58,7 @@ pub fn infer(
             input(op, inputs, 0)?;
             Ok(vec![TensorType::fixed(DType::I64, &[])])
         }
-        Op::ConstantOfShape { value } => {
-            shape::infer_constant_of_shape(op, value, inputs).map(one)
-        }
+        Op::ConstantOfShape { value } => shape::infer_constant_of_shape(op, value, inputs).map(one),
         Op::Range => shape::infer_range(op, inputs).map(one),
         Op::EyeLike { dtype, .. } => shape::infer_eye_like(op, *dtype, inputs).map(one),
         Op::Gather { axis } => index::infer_gather(op, *axis, inputs).map(one),
@@ -94,7 +93,10 @@ pub fn eval(
         Op::Trilu { upper } => layout::eval_trilu(op, *upper, inputs)?,
         Op::Transpose { perm } => layout::eval_transpose(op, perm.as_deref(), inputs)?,
         Op::Concat { axis } => layout::eval_concat(op, *axis, inputs)?,
-        Op::Split { axis, num_outputs: n } => {
+        Op::Split {
+            axis,
+            num_outputs: n,
+        } => {
             return layout::eval_split(op, *axis, *n, inputs, num_outputs);
         }
         Op::Slice => layout::eval_slice(op, inputs)?,
@@ -346,7 +348,10 @@ mod tests {
     #[test]
     fn dim_products_keep_symbols() {
         let b = Dim::Sym("b".into());
-        assert_eq!(dim_product(&[Dim::Static(2), Dim::Static(3)]), Dim::Static(6));
+        assert_eq!(
+            dim_product(&[Dim::Static(2), Dim::Static(3)]),
+            Dim::Static(6)
+        );
         assert_eq!(dim_product(&[Dim::Static(1), b.clone()]), b);
         assert_eq!(dim_product(&[Dim::Static(2), b.clone()]), Dim::Unknown);
         assert_eq!(dim_product(&[Dim::Static(0), b.clone()]), Dim::Static(0));

@@ -108,7 +108,10 @@ pub(super) fn infer(
     if let Some(s) = scales
         && !s.ty.dtype.is_float()
     {
-        return Err(InferError::Dtype(format!("Resize scales must be float, got {}", s.ty.dtype)));
+        return Err(InferError::Dtype(format!(
+            "Resize scales must be float, got {}",
+            s.ty.dtype
+        )));
     }
     if let Some(s) = sizes {
         super::require_int(op, s.ty.dtype, "sizes")?;
@@ -129,7 +132,10 @@ pub(super) fn infer(
     match (scales.is_some(), known_scales, known_sizes) {
         (true, Some(s), _) => {
             if s.len() != axes.len() {
-                return Err(shape_err(op, format!("{} scales for {} axes", s.len(), axes.len())));
+                return Err(shape_err(
+                    op,
+                    format!("{} scales for {} axes", s.len(), axes.len()),
+                ));
             }
             for (&a, &v) in axes.iter().zip(&s) {
                 out[a] = match &dims[a] {
@@ -146,7 +152,10 @@ pub(super) fn infer(
         }
         (false, _, Some(s)) => {
             if s.len() != axes.len() {
-                return Err(shape_err(op, format!("{} sizes for {} axes", s.len(), axes.len())));
+                return Err(shape_err(
+                    op,
+                    format!("{} sizes for {} axes", s.len(), axes.len()),
+                ));
             }
             match (&static_in, attrs.aspect) {
                 (_, AspectPolicy::Stretch) => {
@@ -421,9 +430,7 @@ fn apply(src: &[f64], shape: &[usize], axis: usize, out_w: usize, t: &Taps, ext:
 /// Whether the reference skips an axis as the identity.
 fn is_identity(scale: f64, in_w: usize, out_w: usize, roi: Option<Roi>) -> bool {
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs());
-    close(scale, 1.0)
-        && in_w == out_w
-        && roi.is_none_or(|r| r.start == 0.0 && close(r.end, 1.0))
+    close(scale, 1.0) && in_w == out_w && roi.is_none_or(|r| r.start == 0.0 && close(r.end, 1.0))
 }
 
 /// Resize evaluation.
@@ -436,7 +443,10 @@ pub(super) fn eval(
     let present = |i| opt(inputs, i).filter(|t: &&Tensor| t.numel() > 0);
     let scales = match present(2) {
         Some(s) if !s.dtype().is_float() => {
-            return Err(invalid(op, format!("scales must be float, got {}", s.dtype())));
+            return Err(invalid(
+                op,
+                format!("scales must be float, got {}", s.dtype()),
+            ));
         }
         Some(s) => Some(s.to_f64_vec()),
         None => None,
@@ -444,7 +454,8 @@ pub(super) fn eval(
     let sizes = present(3)
         .map(|s| super::int_values(op, s, "sizes"))
         .transpose()?;
-    let p = plan(attrs, x.shape(), scales.as_deref(), sizes.as_deref()).map_err(|e| invalid(op, e))?;
+    let p =
+        plan(attrs, x.shape(), scales.as_deref(), sizes.as_deref()).map_err(|e| invalid(op, e))?;
     let r = x.rank();
     // Per-axis roi in full rank, when given with one (start, end) pair per resized axis.
     let rois: Option<Vec<Roi>> = match present(1) {
@@ -464,7 +475,11 @@ pub(super) fn eval(
         Some(t) if attrs.coord == CoordTransform::TfCropAndResize => {
             return Err(invalid(
                 op,
-                format!("roi must hold {} floats, got {:?}", 2 * p.axes.len(), t.shape()),
+                format!(
+                    "roi must hold {} floats, got {:?}",
+                    2 * p.axes.len(),
+                    t.shape()
+                ),
             ));
         }
         _ => None,
@@ -478,7 +493,14 @@ pub(super) fn eval(
         .axes
         .iter()
         .copied()
-        .filter(|&a| !is_identity(p.scale[a], x.shape()[a], p.out[a], rois.as_ref().map(|v| v[a])))
+        .filter(|&a| {
+            !is_identity(
+                p.scale[a],
+                x.shape()[a],
+                p.out[a],
+                rois.as_ref().map(|v| v[a]),
+            )
+        })
         .collect();
     if active.is_empty() {
         return Ok(x.clone());
@@ -554,7 +576,12 @@ mod tests {
         }
     }
 
-    fn resize(a: ResizeAttrs, x: &Tensor, scales: Option<&[f32]>, sizes: Option<&[i64]>) -> Result<Tensor, EvalError> {
+    fn resize(
+        a: ResizeAttrs,
+        x: &Tensor,
+        scales: Option<&[f32]>,
+        sizes: Option<&[i64]>,
+    ) -> Result<Tensor, EvalError> {
         let s = scales.map(|s| t(&[s.len()], s.to_vec()));
         let z = sizes.map(i64s);
         run(&Op::Resize(Box::new(a)), &[Some(x.clone()), None, s, z])
@@ -588,7 +615,10 @@ mod tests {
         let x = t(&[1, 1, 2, 4], (1..=8).map(|v| v as f32).collect());
         let a = attrs(ResizeMode::Nearest, CoordTransform::HalfPixel);
         let y = resize(a, &x, Some(&[1., 1., 0.6, 0.6]), None).unwrap();
-        assert_eq!((y.shape(), y.view::<f32>()), (&[1, 1, 1, 2][..], &[1., 3.][..]));
+        assert_eq!(
+            (y.shape(), y.view::<f32>()),
+            (&[1, 1, 1, 2][..], &[1., 3.][..])
+        );
     }
 
     #[test]
@@ -599,7 +629,9 @@ mod tests {
         // test_resize_upsample_scales_linear expected output.
         close(
             y.view::<f32>(),
-            &[1., 1.25, 1.75, 2., 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3., 3.25, 3.75, 4.],
+            &[
+                1., 1.25, 1.75, 2., 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3., 3.25, 3.75, 4.,
+            ],
         );
         let a = attrs(ResizeMode::Linear, CoordTransform::AlignCorners);
         let y = resize(a, &t(&[3], vec![0.0f32, 3., 6.]), None, Some(&[5])).unwrap();
@@ -612,7 +644,10 @@ mod tests {
         let x = t(&[1, 1, 4, 4], (1..=16).map(|v| v as f32).collect());
         let a = attrs(ResizeMode::Cubic, CoordTransform::Asymmetric);
         let y = resize(a, &x, Some(&[1., 1., 2., 2.]), None).unwrap();
-        close(&y.view::<f32>()[..8], &[1., 1.40625, 2., 2.5, 3., 3.59375, 4., 4.09375]);
+        close(
+            &y.view::<f32>()[..8],
+            &[1., 1.40625, 2., 2.5, 3., 3.59375, 4., 4.09375],
+        );
     }
 
     #[test]
@@ -656,7 +691,10 @@ mod tests {
         let sh = infer_out(&op, &[Some((&tx, None)), None, None, Some((&ts, Some(&s)))]);
         assert_eq!(sh.unwrap(), Shape::fixed(&[2, 6]));
         let sh = infer_out(&op, &[Some((&tx, None)), None, None, Some((&ts, None))]);
-        assert_eq!(sh.unwrap(), Shape::Ranked(vec![Dim::Static(2), Dim::Unknown]));
+        assert_eq!(
+            sh.unwrap(),
+            Shape::Ranked(vec![Dim::Static(2), Dim::Unknown])
+        );
     }
 
     #[test]

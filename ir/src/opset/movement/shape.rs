@@ -90,7 +90,10 @@ fn reshape_dims(
                 Some(d) => d.get(i).cloned().ok_or_else(|| {
                     shape_err(
                         op,
-                        format!("shape {target:?} copies dim {i} of a rank-{} input", d.len()),
+                        format!(
+                            "shape {target:?} copies dim {i} of a rank-{} input",
+                            d.len()
+                        ),
                     )
                 })?,
                 None => Dim::Unknown,
@@ -353,14 +356,16 @@ pub(super) fn eval_squeeze(op: &Op, inputs: &[Option<Tensor>]) -> Result<Tensor,
         let axes = norm_axes(&axes, x.rank()).map_err(|e| invalid(op, e))?;
         for &a in &axes {
             if x.shape()[a] != 1 {
-                return Err(invalid(
-                    op,
-                    format!("dim {a} of {:?} is not 1", x.shape()),
-                ));
+                return Err(invalid(op, format!("dim {a} of {:?} is not 1", x.shape())));
             }
         }
         let keep = |(i, _): &(usize, &usize)| !axes.contains(i);
-        x.shape().iter().enumerate().filter(keep).map(|(_, &d)| d).collect()
+        x.shape()
+            .iter()
+            .enumerate()
+            .filter(keep)
+            .map(|(_, &d)| d)
+            .collect()
     };
     Ok(x.reshape(out)?)
 }
@@ -426,7 +431,11 @@ pub(super) fn eval_unsqueeze(op: &Op, inputs: &[Option<Tensor>]) -> Result<Tenso
 /// Non-negative dims from a shape-like input.
 fn dims_of(op: &Op, v: &[i64], what: &str) -> Result<Vec<usize>, String> {
     v.iter()
-        .map(|&d| to_usize(d, || format!("{}: {what} {v:?} has a negative value", op.name())))
+        .map(|&d| {
+            to_usize(d, || {
+                format!("{}: {what} {v:?} has a negative value", op.name())
+            })
+        })
         .collect()
 }
 
@@ -441,8 +450,8 @@ pub(super) fn infer_expand(
     let dtype = x.ty.dtype;
     if let Some(v) = known_ints(&s) {
         let target = dims_of(op, &v, "shape").map_err(InferError::Attribute)?;
-        let shape = broadcast_shapes(&x.ty.shape, &Shape::fixed(&target))
-            .map_err(|e| shape_err(op, e))?;
+        let shape =
+            broadcast_shapes(&x.ty.shape, &Shape::fixed(&target)).map_err(|e| shape_err(op, e))?;
         return Ok(TensorType { dtype, shape });
     }
     let (Some(dims), Some(n)) = (x.ty.shape.dims(), static_len(&s)) else {
@@ -450,10 +459,12 @@ pub(super) fn infer_expand(
     };
     let r = dims.len().max(n);
     let out = (0..r)
-        .map(|i| match (i + dims.len()).checked_sub(r).map(|j| &dims[j]) {
-            Some(Dim::Static(d)) if *d != 1 => Dim::Static(*d),
-            _ => Dim::Unknown,
-        })
+        .map(
+            |i| match (i + dims.len()).checked_sub(r).map(|j| &dims[j]) {
+                Some(Dim::Static(d)) if *d != 1 => Dim::Static(*d),
+                _ => Dim::Unknown,
+            },
+        )
         .collect();
     Ok(ranked(dtype, out))
 }
@@ -500,7 +511,11 @@ pub(super) fn infer_tile(
         ));
     }
     let reps = dims_of(op, &v, "repeats").map_err(InferError::Attribute)?;
-    let out = dims.iter().zip(&reps).map(|(d, &r)| dim_mul(d, r)).collect();
+    let out = dims
+        .iter()
+        .zip(&reps)
+        .map(|(d, &r)| dim_mul(d, r))
+        .collect();
     Ok(ranked(dtype, out))
 }
 
@@ -628,11 +643,22 @@ pub(super) fn eval_constant_of_shape(
 }
 
 /// The element count of a Range, exactly for integers and through f64 for floats.
-fn range_count(dtype: DType, start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<usize, String> {
+fn range_count(
+    dtype: DType,
+    start: &Tensor,
+    limit: &Tensor,
+    delta: &Tensor,
+) -> Result<usize, String> {
     let count = if dtype.is_float() {
-        let (s, l, d) = (start.to_f64_vec()[0], limit.to_f64_vec()[0], delta.to_f64_vec()[0]);
+        let (s, l, d) = (
+            start.to_f64_vec()[0],
+            limit.to_f64_vec()[0],
+            delta.to_f64_vec()[0],
+        );
         if d == 0.0 || !d.is_finite() || !s.is_finite() || !l.is_finite() {
-            return Err(format!("start {s}, limit {l}, delta {d} give no finite range"));
+            return Err(format!(
+                "start {s}, limit {l}, delta {d} give no finite range"
+            ));
         }
         let n = ((l - s) / d).ceil().max(0.0);
         if n > MAX_ELEMENTS as f64 {
@@ -705,7 +731,10 @@ pub(super) fn eval_range(op: &Op, inputs: &[Option<Tensor>]) -> Result<Tensor, E
     let dtype = range_dtype([s.dtype(), l.dtype(), d.dtype()]).map_err(|e| invalid(op, e))?;
     for (t, what) in [(s, "start"), (l, "limit"), (d, "delta")] {
         if t.numel() != 1 {
-            return Err(invalid(op, format!("{what} must be a scalar, got {:?}", t.shape())));
+            return Err(invalid(
+                op,
+                format!("{what} must be a scalar, got {:?}", t.shape()),
+            ));
         }
     }
     let n = range_count(dtype, s, l, d).map_err(|e| invalid(op, e))?;
@@ -733,7 +762,10 @@ pub(super) fn infer_eye_like(
     let dtype = dtype.unwrap_or(x.ty.dtype);
     match x.ty.shape.dims() {
         Some(d) if d.len() == 2 => Ok(ranked(dtype, d.to_vec())),
-        Some(d) => Err(shape_err(op, format!("the input must be 2-D, got rank {}", d.len()))),
+        Some(d) => Err(shape_err(
+            op,
+            format!("the input must be 2-D, got rank {}", d.len()),
+        )),
         None => Ok(ranked(dtype, vec![Dim::Unknown, Dim::Unknown])),
     }
 }
@@ -786,9 +818,18 @@ mod tests {
         assert!(err(&[-2, 12]));
         // allowzero: 0 is a real 0.
         let z = t::<f32>(&[0, 3], vec![]);
-        let y = run1(&Op::Reshape { allowzero: true }, &[z.clone(), i64s(&[3, 0])]);
+        let y = run1(
+            &Op::Reshape { allowzero: true },
+            &[z.clone(), i64s(&[3, 0])],
+        );
         assert_eq!(y.shape(), &[3, 0]);
-        assert!(run(&Op::Reshape { allowzero: true }, &[Some(z), Some(i64s(&[0, -1]))]).is_err());
+        assert!(
+            run(
+                &Op::Reshape { allowzero: true },
+                &[Some(z), Some(i64s(&[0, -1]))]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -804,7 +845,12 @@ mod tests {
         let s = infer_out(&op, &[Some((&x, None)), Some((&st, Some(&target)))]).unwrap();
         assert_eq!(
             s,
-            Shape::Ranked(vec![b.clone(), Dim::Static(197), Dim::Static(12), Dim::Static(64)])
+            Shape::Ranked(vec![
+                b.clone(),
+                Dim::Static(197),
+                Dim::Static(12),
+                Dim::Static(64)
+            ])
         );
         // -1 absorbing the symbol.
         let target = i64s(&[-1, 768]);
@@ -832,9 +878,18 @@ mod tests {
     #[test]
     fn flatten_handles_negative_and_zero_axes() {
         let x = t(&[2, 3, 4], vec![0u8; 24]);
-        assert_eq!(run1(&Op::Flatten { axis: 0 }, &[x.clone()]).shape(), &[1, 24]);
-        assert_eq!(run1(&Op::Flatten { axis: -1 }, &[x.clone()]).shape(), &[6, 4]);
-        assert_eq!(run1(&Op::Flatten { axis: 3 }, &[x.clone()]).shape(), &[24, 1]);
+        assert_eq!(
+            run1(&Op::Flatten { axis: 0 }, std::slice::from_ref(&x)).shape(),
+            &[1, 24]
+        );
+        assert_eq!(
+            run1(&Op::Flatten { axis: -1 }, std::slice::from_ref(&x)).shape(),
+            &[6, 4]
+        );
+        assert_eq!(
+            run1(&Op::Flatten { axis: 3 }, std::slice::from_ref(&x)).shape(),
+            &[24, 1]
+        );
         assert!(run(&Op::Flatten { axis: 4 }, &[Some(x.clone())]).is_err());
         let b = Dim::Sym("b".into());
         let ty = TensorType {
@@ -848,8 +903,11 @@ mod tests {
     #[test]
     fn squeeze_and_unsqueeze() {
         let x = t(&[1, 3, 1], vec![1i64, 2, 3]);
-        assert_eq!(run1(&Op::Squeeze, &[x.clone()]).shape(), &[3]);
-        assert_eq!(run1(&Op::Squeeze, &[x.clone(), i64s(&[-1])]).shape(), &[1, 3]);
+        assert_eq!(run1(&Op::Squeeze, std::slice::from_ref(&x)).shape(), &[3]);
+        assert_eq!(
+            run1(&Op::Squeeze, &[x.clone(), i64s(&[-1])]).shape(),
+            &[1, 3]
+        );
         assert!(run(&Op::Squeeze, &[Some(x.clone()), Some(i64s(&[1]))]).is_err());
         assert!(run(&Op::Squeeze, &[Some(x.clone()), Some(i64s(&[3]))]).is_err());
         let y = run1(&Op::Unsqueeze, &[t(&[3], vec![1i64, 2, 3]), i64s(&[0, -1])]);
@@ -876,12 +934,21 @@ mod tests {
         let x = t(&[3, 1], vec![1.0f32, 2.0, 3.0]);
         let y = run1(&Op::Expand, &[x.clone(), i64s(&[2, 1, 2])]);
         assert_eq!(y.shape(), &[2, 3, 2]);
-        assert_eq!(y.view::<f32>(), &[1., 1., 2., 2., 3., 3., 1., 1., 2., 2., 3., 3.]);
+        assert_eq!(
+            y.view::<f32>(),
+            &[1., 1., 2., 2., 3., 3., 1., 1., 2., 2., 3., 3.]
+        );
         // A target dim of 1 keeps the input's.
-        assert_eq!(run1(&Op::Expand, &[x.clone(), i64s(&[1, 1])]).shape(), &[3, 1]);
+        assert_eq!(
+            run1(&Op::Expand, &[x.clone(), i64s(&[1, 1])]).shape(),
+            &[3, 1]
+        );
         assert!(run(&Op::Expand, &[Some(x.clone()), Some(i64s(&[2, 2]))]).is_err());
         assert!(run(&Op::Expand, &[Some(x.clone()), Some(i64s(&[-1, 1]))]).is_err());
-        let huge = run(&Op::Expand, &[Some(x.clone()), Some(i64s(&[1 << 40, 1 << 20]))]);
+        let huge = run(
+            &Op::Expand,
+            &[Some(x.clone()), Some(i64s(&[1 << 40, 1 << 20]))],
+        );
         assert!(huge.is_err(), "must not allocate");
         let tx = ty_of(&x);
         let s = i64s(&[4, 1, 5]);
@@ -889,7 +956,10 @@ mod tests {
         let sh = infer_out(&Op::Expand, &[Some((&tx, None)), Some((&ts, Some(&s)))]).unwrap();
         assert_eq!(sh, Shape::fixed(&[4, 3, 5]));
         let sh = infer_out(&Op::Expand, &[Some((&tx, None)), Some((&ts, None))]).unwrap();
-        assert_eq!(sh, Shape::Ranked(vec![Dim::Unknown, Dim::Static(3), Dim::Unknown]));
+        assert_eq!(
+            sh,
+            Shape::Ranked(vec![Dim::Unknown, Dim::Static(3), Dim::Unknown])
+        );
     }
 
     #[test]
@@ -902,17 +972,26 @@ mod tests {
             &[1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4]
         );
         assert_eq!(&y.view::<i32>()[12..18], &[1, 2, 1, 2, 1, 2]);
-        assert_eq!(run1(&Op::Tile, &[x.clone(), i64s(&[0, 1])]).shape(), &[0, 2]);
+        assert_eq!(
+            run1(&Op::Tile, &[x.clone(), i64s(&[0, 1])]).shape(),
+            &[0, 2]
+        );
         assert!(run(&Op::Tile, &[Some(x.clone()), Some(i64s(&[2]))]).is_err());
         assert!(run(&Op::Tile, &[Some(x.clone()), Some(i64s(&[-1, 1]))]).is_err());
-        assert!(run(&Op::Tile, &[Some(x.clone()), Some(i64s(&[1 << 40, 1 << 40]))]).is_err());
+        assert!(
+            run(
+                &Op::Tile,
+                &[Some(x.clone()), Some(i64s(&[1 << 40, 1 << 40]))]
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn shape_size_and_constant_of_shape() {
         let x = t(&[2, 3, 4], vec![0u8; 24]);
         let sh = |start, end| {
-            run1(&Op::Shape { start, end }, &[x.clone()])
+            run1(&Op::Shape { start, end }, std::slice::from_ref(&x))
                 .view::<i64>()
                 .to_vec()
         };
@@ -921,7 +1000,10 @@ mod tests {
         assert_eq!(sh(1, Some(-1)), vec![3]);
         assert_eq!(sh(-10, Some(10)), vec![2, 3, 4]);
         assert_eq!(sh(2, Some(1)), Vec::<i64>::new());
-        assert_eq!(run1(&Op::Size, &[x.clone()]).view::<i64>(), &[24]);
+        assert_eq!(
+            run1(&Op::Size, std::slice::from_ref(&x)).view::<i64>(),
+            &[24]
+        );
         let op = Op::ConstantOfShape {
             value: Tensor::from_vec(vec![1], vec![7i32]).unwrap(),
         };
@@ -933,28 +1015,78 @@ mod tests {
         assert!(run(&op, &[Some(i64s(&[1 << 40, 1 << 40]))]).is_err());
         let s = i64s(&[3, 0]);
         let ts = ty_of(&s);
-        assert_eq!(infer_out(&op, &[Some((&ts, Some(&s)))]).unwrap(), Shape::fixed(&[3, 0]));
-        assert_eq!(infer_out(&op, &[Some((&ts, None))]).unwrap(), Shape::unknown_dims(2));
+        assert_eq!(
+            infer_out(&op, &[Some((&ts, Some(&s)))]).unwrap(),
+            Shape::fixed(&[3, 0])
+        );
+        assert_eq!(
+            infer_out(&op, &[Some((&ts, None))]).unwrap(),
+            Shape::unknown_dims(2)
+        );
     }
 
     #[test]
     fn range_counts_like_onnx() {
         let r = |s: Tensor, l: Tensor, d: Tensor| run(&Op::Range, &[Some(s), Some(l), Some(d)]);
-        let y = r(Tensor::scalar(10i32), Tensor::scalar(4i32), Tensor::scalar(-3i32)).unwrap();
+        let y = r(
+            Tensor::scalar(10i32),
+            Tensor::scalar(4i32),
+            Tensor::scalar(-3i32),
+        )
+        .unwrap();
         assert_eq!(y.view::<i32>(), &[10, 7]);
-        let y = r(Tensor::scalar(1.0f32), Tensor::scalar(2.0f32), Tensor::scalar(0.3f32)).unwrap();
+        let y = r(
+            Tensor::scalar(1.0f32),
+            Tensor::scalar(2.0f32),
+            Tensor::scalar(0.3f32),
+        )
+        .unwrap();
         assert_eq!(y.shape(), &[4]);
         assert!((y.view::<f32>()[3] - 1.9).abs() < 1e-6);
-        let y = r(Tensor::scalar(5i64), Tensor::scalar(1i64), Tensor::scalar(1i64)).unwrap();
+        let y = r(
+            Tensor::scalar(5i64),
+            Tensor::scalar(1i64),
+            Tensor::scalar(1i64),
+        )
+        .unwrap();
         assert_eq!(y.shape(), &[0]);
-        assert!(r(Tensor::scalar(0i64), Tensor::scalar(1i64), Tensor::scalar(0i64)).is_err());
-        assert!(r(Tensor::scalar(0i64), Tensor::scalar(i64::MAX), Tensor::scalar(1i64)).is_err());
-        assert!(r(Tensor::scalar(0i64), Tensor::scalar(3i32), Tensor::scalar(1i64)).is_err());
-        let (s, l, d) = (Tensor::scalar(0i64), Tensor::scalar(10i64), Tensor::scalar(3i64));
+        assert!(
+            r(
+                Tensor::scalar(0i64),
+                Tensor::scalar(1i64),
+                Tensor::scalar(0i64)
+            )
+            .is_err()
+        );
+        assert!(
+            r(
+                Tensor::scalar(0i64),
+                Tensor::scalar(i64::MAX),
+                Tensor::scalar(1i64)
+            )
+            .is_err()
+        );
+        assert!(
+            r(
+                Tensor::scalar(0i64),
+                Tensor::scalar(3i32),
+                Tensor::scalar(1i64)
+            )
+            .is_err()
+        );
+        let (s, l, d) = (
+            Tensor::scalar(0i64),
+            Tensor::scalar(10i64),
+            Tensor::scalar(3i64),
+        );
         let ts = ty_of(&s);
         let sh = infer_out(
             &Op::Range,
-            &[Some((&ts, Some(&s))), Some((&ts, Some(&l))), Some((&ts, Some(&d)))],
+            &[
+                Some((&ts, Some(&s))),
+                Some((&ts, Some(&l))),
+                Some((&ts, Some(&d))),
+            ],
         )
         .unwrap();
         assert_eq!(sh, Shape::fixed(&[4]));
@@ -963,10 +1095,25 @@ mod tests {
     #[test]
     fn eye_like_offsets_the_diagonal() {
         let x = t(&[2, 3], vec![0i32; 6]);
-        let y = run1(&Op::EyeLike { dtype: Some(DType::F64), k: 1 }, &[x.clone()]);
+        let y = run1(
+            &Op::EyeLike {
+                dtype: Some(DType::F64),
+                k: 1,
+            },
+            std::slice::from_ref(&x),
+        );
         assert_eq!(y.view::<f64>(), &[0., 1., 0., 0., 0., 1.]);
-        let y = run1(&Op::EyeLike { dtype: None, k: -1 }, &[x.clone()]);
+        let y = run1(
+            &Op::EyeLike { dtype: None, k: -1 },
+            std::slice::from_ref(&x),
+        );
         assert_eq!(y.view::<i32>(), &[0, 0, 0, 1, 0, 0]);
-        assert!(run(&Op::EyeLike { dtype: None, k: 0 }, &[Some(t(&[2], vec![0i32; 2]))]).is_err());
+        assert!(
+            run(
+                &Op::EyeLike { dtype: None, k: 0 },
+                &[Some(t(&[2], vec![0i32; 2]))]
+            )
+            .is_err()
+        );
     }
 }
