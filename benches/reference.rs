@@ -15,7 +15,10 @@ fn models() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!("WARNING: {} missing: reference benches did not run", p.display());
+        eprintln!(
+            "WARNING: {} missing: reference benches did not run",
+            p.display()
+        );
         None
     }
 }
@@ -25,17 +28,26 @@ fn bench(c: &mut Criterion) {
     let resnet = dir.join("resnet18/model.onnx");
     let mut g = c.benchmark_group("resnet18");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
-    g.bench_function("import+verify", |b| b.iter(|| optc::model::load(&resnet).unwrap()));
+    g.bench_function("import+verify", |b| {
+        b.iter(|| optc::model::load(&resnet).unwrap())
+    });
     let model = optc::model::load(&resnet).unwrap();
-    let inputs = optc::model::read_inputs(&model.graph, &dir.join("resnet18/test_data_set_0")).unwrap();
-    g.bench_function("reference run", |b| b.iter(|| optc::ir::run(&model.graph, &inputs).unwrap()));
+    let inputs =
+        optc::model::read_inputs(&model.graph, &dir.join("resnet18/test_data_set_0")).unwrap();
+    g.bench_function("reference run", |b| {
+        b.iter(|| optc::ir::run(&model.graph, &inputs).unwrap())
+    });
     g.finish();
     for name in ["mobilenet_v2", "vit_tiny", "bert_tiny", "gpt2_tiny"] {
         let model = optc::model::load(&dir.join(name).join("model.onnx")).unwrap();
-        let inputs = optc::model::read_inputs(&model.graph, &dir.join(name).join("test_data_set_0")).unwrap();
+        let inputs =
+            optc::model::read_inputs(&model.graph, &dir.join(name).join("test_data_set_0"))
+                .unwrap();
         let mut g = c.benchmark_group(name);
         g.sample_size(10).measurement_time(Duration::from_secs(4));
-        g.bench_function("reference run", |b| b.iter(|| optc::ir::run(&model.graph, &inputs).unwrap()));
+        g.bench_function("reference run", |b| {
+            b.iter(|| optc::ir::run(&model.graph, &inputs).unwrap())
+        });
         g.finish();
     }
 }

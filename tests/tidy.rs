@@ -6,11 +6,17 @@ mod common;
 use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
-        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if p.is_dir() {
             if !matches!(name.as_str(), "target" | ".git" | ".venv" | ".cache") {
                 rust_files(&p, out);
@@ -33,7 +39,10 @@ fn every_module_has_a_doc_comment_and_no_test_is_ignored() {
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
         if !text.trim_start().starts_with("//!") {
-            bad.push(format!("{}: does not start with a //! module doc", f.display()));
+            bad.push(format!(
+                "{}: does not start with a //! module doc",
+                f.display()
+            ));
         }
         let needle = concat!("#[", "ignore");
         if text.contains(needle) {

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn optc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_optc")).args(args).current_dir(root()).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
 }
 
 fn root() -> PathBuf {
@@ -42,7 +46,10 @@ fn inspect_prints_the_graph_text() {
     let o = optc(&["inspect", "examples/tiny_cnn.onnx"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.starts_with("graph main(%0 \"image\": f32[batchx3x16x16])"), "{text}");
+    assert!(
+        text.starts_with("graph main(%0 \"image\": f32[batchx3x16x16])"),
+        "{text}"
+    );
     assert!(text.contains("= Softmax("), "{text}");
 }
 
@@ -70,7 +77,13 @@ fn run_writes_outputs_that_read_back() {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
     }
     // Re-running the saved outputs' model with the same seed is deterministic.
-    let again = optc(&["run", "examples/tiny_cnn.onnx", "--shape", "batch=3", "--json"]);
+    let again = optc(&[
+        "run",
+        "examples/tiny_cnn.onnx",
+        "--shape",
+        "batch=3",
+        "--json",
+    ]);
     let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(v["outputs"], w["outputs"]);
     std::fs::remove_dir_all(dir).unwrap();
@@ -92,7 +105,12 @@ fn bad_inputs_exit_2_with_a_message_naming_the_problem() {
     // An input of the wrong shape names the input.
     let x = optc::ir::Tensor::from_vec(vec![1, 3, 8, 8], vec![0f32; 192]).unwrap();
     optc::io::save_tensor(&dir.join("image.npy"), "image", &x).unwrap();
-    let o = optc(&["run", "examples/tiny_cnn.onnx", "--inputs", dir.to_str().unwrap()]);
+    let o = optc(&[
+        "run",
+        "examples/tiny_cnn.onnx",
+        "--inputs",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("'image'"), "{}", stderr(&o));
     std::fs::remove_dir_all(dir).unwrap();
@@ -107,19 +125,39 @@ fn unavailable_backend_exits_3() {
 
 #[test]
 fn conformance_prints_the_summary_line_and_json() {
-    let models = std::env::var_os("OPTC_MODELS").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/models"));
+    let models = std::env::var_os("OPTC_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/models"));
     if !models.is_dir() {
-        eprintln!("WARNING: {} missing: conformance CLI test did not run", models.display());
+        eprintln!(
+            "WARNING: {} missing: conformance CLI test did not run",
+            models.display()
+        );
         return;
     }
     let o = optc(&["conformance", models.to_str().unwrap(), "--filter", "mlp"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(out.lines().last(), Some("1 passed, 0 failed, 0 skipped"), "{out}");
-    let o = optc(&["conformance", models.to_str().unwrap(), "--filter", "mlp", "--json"]);
+    assert_eq!(
+        out.lines().last(),
+        Some("1 passed, 0 failed, 0 skipped"),
+        "{out}"
+    );
+    let o = optc(&[
+        "conformance",
+        models.to_str().unwrap(),
+        "--filter",
+        "mlp",
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["passed"], 1);
     assert_eq!(v["tests"][0]["name"], "mlp");
     assert_eq!(v["tests"][0]["status"], "passed");
-    assert!(v["tests"][0]["op_types"].as_array().unwrap().contains(&"Gemm".into()));
+    assert!(
+        v["tests"][0]["op_types"]
+            .as_array()
+            .unwrap()
+            .contains(&"Gemm".into())
+    );
 }

@@ -411,9 +411,9 @@ fn constant<'a>(a: &Attrs<'a>) -> Res<ConstSrc<'a>> {
         "value_ints" => i64s(a.ints("value_ints")?.unwrap_or_default()),
         "sparse_value" => return unsupported("Constant sparse_value is not supported"),
         s => {
-            return Err(a
-                .err(s, "is a string tensor; optc has no string tensors")
-                .into());
+            return unsupported(format!(
+                "Constant {s} is a string tensor; optc has no string tensors"
+            ));
         }
     };
     Ok(ConstSrc::Tensor(v))
@@ -771,9 +771,15 @@ pub(crate) fn convert<'a>(at: NodeRef<'a>, opset: i64, ext: &mut ExternalData) -
                 }
             },
         })),
-        "SpaceToDepth" => Ok(simple(Op::SpaceToDepth {
-            blocksize: a.usize_req("blocksize", 1)?,
-        })),
+        "SpaceToDepth" => {
+            // Opset 28 added `mode`; optc implements the original (DCR) ordering.
+            if a.string_or("mode", "DCR")? != "DCR" {
+                return unsupported("SpaceToDepth mode 'CRD'");
+            }
+            Ok(simple(Op::SpaceToDepth {
+                blocksize: a.usize_req("blocksize", 1)?,
+            }))
+        }
         "Pad" => {
             let mode = match a.string_or("mode", "constant")? {
                 "constant" => PadMode::Constant,

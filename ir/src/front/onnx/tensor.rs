@@ -74,9 +74,10 @@ pub(crate) fn dtype_of(code: i32, what: &str) -> Result<DType, ImportError> {
     }
     match code {
         0 => Err(ImportError::invalid(format!("{what} has no data type"))),
-        STRING => Err(ImportError::invalid(format!(
-            "{what} is a string tensor; optc has no string tensors"
-        ))),
+        STRING => Err(unsupported_item(
+            "dtype",
+            format!("{what} is a string tensor; optc has no string tensors"),
+        )),
         _ => Err(unsupported_item(
             "dtype",
             format!(
