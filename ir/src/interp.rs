@@ -42,6 +42,16 @@ pub enum EvalError {
     },
 }
 
+impl EvalError {
+    /// The innermost error (through [`EvalError::Node`] wrappers).
+    pub fn root(&self) -> &EvalError {
+        match self {
+            EvalError::Node { source, .. } => source.root(),
+            e => e,
+        }
+    }
+}
+
 /// Evaluates one op on concrete inputs; returns one tensor per output slot.
 pub fn eval_op(
     op: &Op,

@@ -1,3 +1,502 @@
-//! The `optc` command-line tool.
+//! The `optc` command-line tool: `inspect`, `run`, `conformance` and `bench` (reference
+//! backend). See `../shared/docs/design.md` §2 for the CLI contract and exit codes.
 
-fn main() {}
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use optc::conformance::{self, Backend};
+use optc::ir::Tensor;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Exit code: a check failed.
+const EXIT_CHECK: u8 = 1;
+/// Exit code: bad input or unsupported model.
+const EXIT_INPUT: u8 = 2;
+/// Exit code: no usable device.
+const EXIT_DEVICE: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "optc",
+    version,
+    about = "Ahead-of-time GPU kernel compiler for ONNX models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    /// The CPU reference interpreter.
+    Reference,
+    /// WebGPU (not built yet).
+    Wgpu,
+    /// CUDA (not built yet).
+    Cuda,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Stage {
+    /// The imported graph.
+    Import,
+    /// After optimisation (not built yet).
+    Optimized,
+    /// Generated kernels (not built yet).
+    Kernels,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show a model's graph, op counts, parameters and FLOPs.
+    Inspect {
+        /// An ONNX model.
+        model: PathBuf,
+        /// Which stage to show.
+        #[arg(long, value_enum, default_value = "import")]
+        stage: Stage,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a model on inputs (from a folder, or seeded random ones).
+    Run {
+        /// An ONNX model.
+        model: PathBuf,
+        /// Executor.
+        #[arg(long, value_enum, default_value = "reference")]
+        backend: BackendArg,
+        /// Folder with input_<i>.pb / input_<i>.npy / <name>.npy files.
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// Write outputs here as output_<i>.pb (and .npy with --npy).
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+        /// Also write outputs as .npy.
+        #[arg(long)]
+        npy: bool,
+        /// Seed for random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Symbolic dim sizes, e.g. `--shape batch=4`.
+        #[arg(long, value_parser = parse_dim)]
+        shape: Vec<(String, usize)>,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every ONNX backend-test folder under DIR and compare with the expected outputs.
+    Conformance {
+        /// Folder of test folders (each with model.onnx and test_data_set_*).
+        dir: PathBuf,
+        /// Executor.
+        #[arg(long, value_enum, default_value = "reference")]
+        backend: BackendArg,
+        /// Only tests whose folder name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Compare statuses with this expectations file; exit 1 on any difference.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// Write the statuses to this expectations file (and the per-op table beside it).
+        #[arg(long)]
+        bless: Option<PathBuf>,
+        /// Print each failing test with its reason.
+        #[arg(long, short)]
+        verbose: bool,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time a model: warm-up, then the median of several runs.
+    Bench {
+        /// An ONNX model.
+        model: PathBuf,
+        /// Executor.
+        #[arg(long, value_enum, default_value = "reference")]
+        backend: BackendArg,
+        /// Timed runs.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Folder with inputs (default: seeded random inputs).
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// Symbolic dim sizes.
+        #[arg(long, value_parser = parse_dim)]
+        shape: Vec<(String, usize)>,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_dim(s: &str) -> Result<(String, usize), String> {
+    let (k, v) = s.split_once('=').ok_or("expected NAME=SIZE")?;
+    Ok((k.to_string(), v.parse().map_err(|e| format!("{e}"))?))
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+struct Exit(u8, String);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+impl std::error::Error for Exit {}
+
+fn require_reference(b: BackendArg) -> Result<()> {
+    match b {
+        BackendArg::Reference => Ok(()),
+        other => Err(Exit(
+            EXIT_DEVICE,
+            format!(
+                "backend '{other:?}' is not available in this build of optc (only 'reference' is)"
+            )
+            .to_lowercase(),
+        )
+        .into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.cmd) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = if let Some(Exit(c, _)) = e.downcast_ref::<Exit>() {
+                *c
+            } else if let Some(oe) = e.downcast_ref::<optc::Error>() {
+                oe.exit_code() as u8
+            } else {
+                EXIT_INPUT
+            };
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn dispatch(cmd: Cmd) -> Result<u8> {
+    match cmd {
+        Cmd::Inspect { model, stage, json } => inspect(&model, stage, json),
+        Cmd::Run {
+            model,
+            backend,
+            inputs,
+            output_dir,
+            npy,
+            seed,
+            shape,
+            json,
+        } => {
+            require_reference(backend)?;
+            run(
+                &model,
+                inputs.as_deref(),
+                output_dir.as_deref(),
+                npy,
+                seed,
+                &shape.into_iter().collect(),
+                json,
+            )
+        }
+        Cmd::Conformance {
+            dir,
+            backend,
+            filter,
+            expect,
+            bless,
+            verbose,
+            json,
+        } => {
+            require_reference(backend)?;
+            conformance_cmd(
+                &dir,
+                filter.as_deref(),
+                expect.as_deref(),
+                bless.as_deref(),
+                verbose,
+                json,
+            )
+        }
+        Cmd::Bench {
+            model,
+            backend,
+            runs,
+            inputs,
+            shape,
+            json,
+        } => {
+            require_reference(backend)?;
+            bench(
+                &model,
+                runs,
+                inputs.as_deref(),
+                &shape.into_iter().collect(),
+                json,
+            )
+        }
+    }
+}
+
+fn type_json(g: &optc::ir::Graph, v: optc::ir::ValueId) -> serde_json::Value {
+    let ty = g.ty(v);
+    json!({"name": g.value(v).name, "dtype": ty.dtype.name(), "shape": ty.shape.to_string()})
+}
+
+fn inspect(path: &Path, stage: Stage, json_out: bool) -> Result<u8> {
+    if stage != Stage::Import {
+        bail!(Exit(
+            EXIT_INPUT,
+            format!("--stage {stage:?} is not available yet: only 'import' is").to_lowercase()
+        ));
+    }
+    let model = optc::model::load(path)?;
+    let g = &model.graph;
+    let ops = optc::stats::op_histogram(g);
+    if json_out {
+        let v = json!({
+            "stage": "import",
+            "model": path.display().to_string(),
+            "ir_version": model.ir_version,
+            "opset": model.opset,
+            "producer": model.producer,
+            "nodes": ops.values().sum::<usize>(),
+            "ops": ops,
+            "params": optc::stats::params(g),
+            "param_bytes": optc::stats::param_bytes(g),
+            "flops": optc::stats::flops(g),
+            "inputs": g.inputs().iter().map(|&v| type_json(g, v)).collect::<Vec<_>>(),
+            "outputs": g.outputs().iter().map(|&v| type_json(g, v)).collect::<Vec<_>>(),
+            "kernels": null,
+            "egraph": null,
+        });
+        println!("{v}");
+    } else {
+        print!("{}", optc::ir::print::print(g, "main"));
+        eprintln!(
+            "{} nodes, {} params ({:.2} MB), {:.3} GFLOPs; opset {}, IR v{}",
+            g.num_nodes(),
+            optc::stats::params(g),
+            optc::stats::param_bytes(g) as f64 / 1e6,
+            optc::stats::flops(g) as f64 / 1e9,
+            model.opset,
+            model.ir_version
+        );
+    }
+    Ok(0)
+}
+
+fn load_inputs(
+    model: &optc::ir::front::onnx::Model,
+    dir: Option<&Path>,
+    seed: u64,
+    shapes: &BTreeMap<String, usize>,
+) -> Result<Vec<Tensor>> {
+    Ok(match dir {
+        Some(d) => optc::model::read_inputs(&model.graph, d)?,
+        None => optc::model::random_inputs(&model.graph, seed, shapes)?,
+    })
+}
+
+fn summary(t: &Tensor) -> serde_json::Value {
+    let v = t.to_f64_vec();
+    let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    let (mn, mx) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let mean = if finite.is_empty() {
+        0.0
+    } else {
+        finite.iter().sum::<f64>() / finite.len() as f64
+    };
+    json!({"min": mn, "max": mx, "mean": mean, "first": &v[..v.len().min(6)]})
+}
+
+fn run(
+    path: &Path,
+    inputs: Option<&Path>,
+    out_dir: Option<&Path>,
+    npy: bool,
+    seed: u64,
+    shapes: &BTreeMap<String, usize>,
+    json_out: bool,
+) -> Result<u8> {
+    let model = optc::model::load(path)?;
+    let ins = load_inputs(&model, inputs, seed, shapes)?;
+    let start = Instant::now();
+    let outs = optc::ir::run(&model.graph, &ins).map_err(optc::Error::from)?;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let g = &model.graph;
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (i, (t, &v)) in outs.iter().zip(g.outputs()).enumerate() {
+            let name = &g.value(v).name;
+            optc::io::save_tensor(&dir.join(format!("output_{i}.pb")), name, t)?;
+            if npy {
+                optc::io::save_tensor(&dir.join(format!("output_{i}.npy")), name, t)?;
+            }
+        }
+    }
+    let outputs: Vec<serde_json::Value> = outs
+        .iter()
+        .zip(g.outputs())
+        .map(|(t, &v)| {
+            json!({"name": g.value(v).name, "dtype": t.dtype().name(), "shape": t.shape(), "summary": summary(t)})
+        })
+        .collect();
+    if json_out {
+        println!(
+            "{}",
+            json!({"model": path.display().to_string(), "backend": "reference", "ms": ms, "outputs": outputs})
+        );
+    } else {
+        for o in &outputs {
+            println!(
+                "{} {} {} {}",
+                o["name"].as_str().unwrap_or(""),
+                o["dtype"].as_str().unwrap_or(""),
+                o["shape"],
+                o["summary"]
+            );
+        }
+        eprintln!("ran in {ms:.1} ms on the reference interpreter");
+    }
+    Ok(0)
+}
+
+fn conformance_cmd(
+    dir: &Path,
+    filter: Option<&str>,
+    expect: Option<&Path>,
+    bless: Option<&Path>,
+    verbose: bool,
+    json_out: bool,
+) -> Result<u8> {
+    if !dir.is_dir() {
+        bail!(Exit(EXIT_INPUT, format!("{}: not a folder", dir.display())));
+    }
+    let total = conformance::discover(dir)?.len() as u64;
+    let bar = if json_out {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let results = conformance::run_all(dir, Backend::Reference, filter, &|r| {
+        bar.inc(1);
+        bar.set_message(r.name.clone());
+    })?;
+    bar.finish_and_clear();
+    let (p, f, s) = conformance::totals(&results);
+    if let Some(path) = bless {
+        std::fs::write(path, conformance::expectations(&results))
+            .with_context(|| format!("writing {}", path.display()))?;
+        let table = path.with_extension("md");
+        std::fs::write(&table, conformance::per_op_markdown(&results))
+            .with_context(|| format!("writing {}", table.display()))?;
+        eprintln!("wrote {} and {}", path.display(), table.display());
+    }
+    let mut code = if f > 0 { EXIT_CHECK } else { 0 };
+    let mut diffs = Vec::new();
+    if let Some(path) = expect {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut exp = conformance::parse_expectations(&text);
+        if let Some(f) = filter {
+            exp.retain(|k, _| k.contains(f));
+        }
+        diffs = conformance::regressions(&results, &exp);
+        code = if diffs.is_empty() { 0 } else { EXIT_CHECK };
+    }
+    if json_out {
+        let v = json!({
+            "passed": p, "failed": f, "skipped": s,
+            "tests": results,
+            "per_op": conformance::per_op(&results),
+            "expectation_diffs": diffs.iter().map(|(n, e, a)| json!({"name": n, "expected": e.map(|x| x.as_str()), "actual": a.map(|x| x.as_str())})).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    } else {
+        print!("{}", conformance::per_op_markdown(&results));
+        if verbose {
+            for r in results
+                .iter()
+                .filter(|r| r.status != conformance::Status::Passed)
+            {
+                println!(
+                    "{} {}: {}",
+                    r.status.as_str(),
+                    r.name,
+                    r.reason.as_deref().unwrap_or("")
+                );
+            }
+        }
+        for (n, e, a) in &diffs {
+            println!(
+                "EXPECTATION CHANGED: {n}: expected {}, got {}",
+                e.map_or("(absent)", |x| x.as_str()),
+                a.map_or("(absent)", |x| x.as_str())
+            );
+        }
+        println!("{p} passed, {f} failed, {s} skipped");
+    }
+    Ok(code)
+}
+
+fn bench(
+    path: &Path,
+    runs: usize,
+    inputs: Option<&Path>,
+    shapes: &BTreeMap<String, usize>,
+    json_out: bool,
+) -> Result<u8> {
+    let t0 = Instant::now();
+    let model = optc::model::load(path)?;
+    let import_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let ins = load_inputs(&model, inputs, 0, shapes)?;
+    let runs = runs.max(1);
+    // Warm-up.
+    for _ in 0..2 {
+        optc::ir::run(&model.graph, &ins).map_err(optc::Error::from)?;
+    }
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        optc::ir::run(&model.graph, &ins).map_err(optc::Error::from)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    if json_out {
+        println!(
+            "{}",
+            json!({"model": path.display().to_string(), "target": null, "backend": "reference", "device": "cpu",
+                   "median_ms": median, "min_ms": times[0], "runs": runs, "import_ms": import_ms,
+                   "threads": available_threads(), "kernels": [], "compare": null})
+        );
+    } else {
+        println!(
+            "{}: median {median:.2} ms, min {:.2} ms over {runs} runs (import {import_ms:.1} ms)",
+            path.display(),
+            times[0]
+        );
+    }
+    Ok(0)
+}
+
+fn available_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

@@ -1,0 +1,131 @@
+//! Loading models and making inputs for them.
+
+use crate::error::{Error, Result};
+use optc_ir::front::onnx::{self, Model};
+use optc_ir::{Bool8, DType, Dim, Graph, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Imports an ONNX model and verifies the resulting graph.
+pub fn load(path: &Path) -> Result<Model> {
+    let model = onnx::load_model(path).map_err(|source| Error::Import {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if let Err(errs) = optc_ir::verify::verify(&model.graph) {
+        let msgs: Vec<String> = errs.iter().take(5).map(ToString::to_string).collect();
+        return Err(Error::Verifier(msgs.join("; ")));
+    }
+    Ok(model)
+}
+
+/// The concrete shape of graph input `v`: static dims as declared, symbolic dims from
+/// `shapes` (`batch` → 4) or 1 when not given, unknown dims 1.
+pub fn input_shape(
+    g: &Graph,
+    v: optc_ir::ValueId,
+    shapes: &BTreeMap<String, usize>,
+) -> Result<Vec<usize>> {
+    let ty = g.ty(v);
+    let dims = ty.shape.dims().ok_or_else(|| {
+        Error::BadInput(format!(
+            "input '{}' has no declared rank: pass --inputs",
+            g.value(v).name
+        ))
+    })?;
+    Ok(dims
+        .iter()
+        .map(|d| match d {
+            Dim::Static(n) => *n,
+            Dim::Sym(s) => shapes.get(s).copied().unwrap_or(1),
+            Dim::Unknown => 1,
+        })
+        .collect())
+}
+
+/// Seeded random inputs of the declared shapes and dtypes (as trtexec does): floats standard
+/// normal, integers uniform in [0, 4), booleans fair coins.
+pub fn random_inputs(
+    g: &Graph,
+    seed: u64,
+    shapes: &BTreeMap<String, usize>,
+) -> Result<Vec<Tensor>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    g.inputs()
+        .iter()
+        .map(|&v| {
+            let shape = input_shape(g, v, shapes)?;
+            let n = optc_ir::tensor::checked_numel(&shape)
+                .map_err(|e| Error::BadInput(e.to_string()))?;
+            let dtype = g.ty(v).dtype;
+            let t = if dtype.is_float() {
+                let vals: Vec<f64> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
+                Tensor::from_vec(shape, vals).map(|t| t.cast(dtype))
+            } else if dtype == DType::Bool {
+                Tensor::from_vec(
+                    shape,
+                    (0..n)
+                        .map(|_| Bool8::from(rng.random::<bool>()))
+                        .collect::<Vec<_>>(),
+                )
+            } else {
+                Tensor::from_vec(
+                    shape,
+                    (0..n)
+                        .map(|_| rng.random_range(0..4i64))
+                        .collect::<Vec<_>>(),
+                )
+                .map(|t| t.cast(dtype))
+            };
+            t.map_err(|e| Error::BadInput(e.to_string()))
+        })
+        .collect()
+}
+
+/// Reads the inputs of `g` from a folder: `input_<i>.pb` / `input_<i>.npy` (backend-test
+/// layout) or `<input name>.npy` / `<input name>.pb`.
+pub fn read_inputs(g: &Graph, dir: &Path) -> Result<Vec<Tensor>> {
+    g.inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let name = &g.value(v).name;
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() || c == '_' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let candidates = [
+                format!("input_{i}.pb"),
+                format!("input_{i}.npy"),
+                format!("{safe}.npy"),
+                format!("{safe}.pb"),
+            ];
+            let path = candidates
+                .iter()
+                .map(|c| dir.join(c))
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    Error::BadInput(format!(
+                        "no file for input '{name}' (#{i}) in {}",
+                        dir.display()
+                    ))
+                })?;
+            Ok(crate::io::load_tensor(&path)?.1)
+        })
+        .collect()
+}
+
+/// Reads the expected outputs `output_<i>.pb` of a backend-test data folder.
+pub fn read_outputs(dir: &Path, count: usize) -> Result<Vec<Tensor>> {
+    (0..count)
+        .map(|i| Ok(crate::io::load_tensor(&dir.join(format!("output_{i}.pb")))?.1))
+        .collect()
+}
