@@ -252,6 +252,15 @@ pub(super) fn infer_scatter_elements(
             return Err(shape_err(op, format!("indices have rank {i}, data {d}")));
         }
     }
+    let upd = input(op, inputs, 2)?;
+    if let (Some(i), Some(u)) = (idx.ty.shape.as_static(), upd.ty.shape.as_static())
+        && i != u
+    {
+        return Err(shape_err(
+            op,
+            format!("updates {u:?} must have the indices' shape {i:?}"),
+        ));
+    }
     Ok(ty)
 }
 
@@ -341,6 +350,13 @@ pub(super) fn infer_gather_nd(
             format!("index tuples of length {m} for rank {r} with {b} batch dims"),
         ));
     }
+    for k in 0..b {
+        if let (Dim::Static(x), Dim::Static(y)) = (&d[k], &i[k])
+            && x != y
+        {
+            return Err(shape_err(op, format!("batch dim {k} differs: {x} vs {y}")));
+        }
+    }
     let out = i[..q - 1].iter().chain(&d[b + m..]).cloned().collect();
     Ok(ranked(dtype, out))
 }
@@ -426,7 +442,33 @@ pub(super) fn infer_scatter_nd(
     op: &Op,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<TensorType, InferError> {
-    infer_scatter(op, inputs)
+    let ty = infer_scatter(op, inputs)?;
+    let idx = input(op, inputs, 1)?;
+    let upd = input(op, inputs, 2)?;
+    let (Some(d), Some(i), Some(u)) = (
+        ty.shape.as_static(),
+        idx.ty.shape.as_static(),
+        upd.ty.shape.as_static(),
+    ) else {
+        return Ok(ty);
+    };
+    let k = match i.last() {
+        Some(&k) if k <= d.len() => k,
+        _ => {
+            return Err(shape_err(
+                op,
+                format!("indices {i:?} do not index data {d:?}"),
+            ));
+        }
+    };
+    let expect: Vec<usize> = i[..i.len() - 1].iter().chain(&d[k..]).copied().collect();
+    if u != expect {
+        return Err(shape_err(
+            op,
+            format!("updates have shape {u:?}, expected {expect:?}"),
+        ));
+    }
+    Ok(ty)
 }
 
 /// ScatterND evaluation.
@@ -791,6 +833,19 @@ mod tests {
             )
             .is_err()
         );
+        // Inference checks the updates' shape too.
+        let td = TensorType::fixed(DType::F64, &[4]);
+        let ti = TensorType::fixed(DType::I64, &[2, 1]);
+        let good = TensorType::fixed(DType::F64, &[2]);
+        let bad = TensorType::fixed(DType::F64, &[3]);
+        let nd = op(ScatterReduction::None);
+        let ok = infer_out(
+            &nd,
+            &[Some((&td, None)), Some((&ti, None)), Some((&good, None))],
+        );
+        assert_eq!(ok.unwrap(), Shape::fixed(&[4]));
+        let ins = [Some((&td, None)), Some((&ti, None)), Some((&bad, None))];
+        assert!(infer_out(&nd, &ins).is_err());
     }
 
     #[test]

@@ -148,7 +148,11 @@ pub(super) fn eval_depth_to_space(
         ));
     };
     let c2 = c / bb;
-    let out = vec![n, c2, h * b, w * b];
+    let (Some(hb), Some(wb)) = (h.checked_mul(b), w.checked_mul(b)) else {
+        return Err(invalid(op, format!("blocksize {b} is too large")));
+    };
+    let out = vec![n, c2, hb, wb];
+    checked_numel(&out)?;
     let view = [n, c2, h, b, w, b];
     let strides = if crd {
         // [N, C', b, b, H, W] -> [0, 1, 4, 2, 5, 3]
@@ -204,7 +208,11 @@ pub(super) fn eval_space_to_depth(
         ));
     }
     let (h2, w2) = (h / b, w / b);
-    let out = vec![n, c * b * b, h2, w2];
+    let Some(cbb) = b.checked_mul(b).and_then(|bb| bb.checked_mul(c)) else {
+        return Err(invalid(op, format!("blocksize {b} is too large")));
+    };
+    let out = vec![n, cbb, h2, w2];
+    checked_numel(&out)?;
     let view = [n, b, b, c, h2, w2];
     let s = istrides(&[n, c, h2, b, w2, b]);
     let strides = [s[0], s[3], s[5], s[1], s[2], s[4]];
@@ -403,6 +411,11 @@ pub(super) fn infer_split(
         (None, Some(s)) => super::static_len(&s).unwrap_or(node_outputs),
         _ => split_count(split.as_deref(), num_outputs, node_outputs),
     };
+    if count > node_outputs.max(1) {
+        return Err(InferError::Arity(format!(
+            "Split makes {count} chunks but the node has {node_outputs} outputs"
+        )));
+    }
     let dtype = x.ty.dtype;
     let Some(dims) = x.ty.shape.dims() else {
         return Ok(vec![TensorType::unranked(dtype); count]);
@@ -450,6 +463,12 @@ pub(super) fn eval_split(
         _ => None,
     };
     let count = split_count(split.as_deref(), num_outputs, node_outputs);
+    if count > node_outputs.max(1) {
+        return Err(invalid(
+            op,
+            format!("{count} chunks but the node has {node_outputs} outputs"),
+        ));
+    }
     let a = norm_axis_eval(op, axis, x.rank())?;
     let dim = x.shape()[a];
     let sizes = split_sizes(dim, split.as_deref(), count).map_err(|e| invalid(op, e))?;
@@ -642,7 +661,12 @@ pub(super) fn eval_slice(op: &Op, inputs: &[Option<Tensor>]) -> Result<Tensor, E
         if s.len > 0 {
             base += s.start as isize * strides[s.axis];
         }
-        strides[s.axis] *= s.step as isize;
+        // A single element needs no step (and a huge step would overflow).
+        strides[s.axis] = if s.len > 1 {
+            strides[s.axis] * s.step as isize
+        } else {
+            0
+        };
     }
     if shape == x.shape() && sliced.iter().all(|s| s.step == 1) {
         return Ok(x.clone());
@@ -807,6 +831,8 @@ pub(super) fn pad_fill<W: Copy>(
     }
     let s = crate::opset::util::strides(in_shape);
     let last = runs(&maps[r - 1]);
+    // Short runs (nearest upsampling, reflections) copy element by element.
+    let elementwise = last.len() * 4 > row;
     let mut idx = vec![0usize; r - 1];
     for _ in 0..n / row {
         let mut base = Some(0usize);
@@ -820,6 +846,13 @@ pub(super) fn pad_fill<W: Copy>(
         }
         match base {
             None => out.extend(std::iter::repeat_n(c, row)),
+            Some(b) if elementwise => {
+                out.extend(
+                    maps[r - 1]
+                        .iter()
+                        .map(|&m| if m < 0 { c } else { src[b + m as usize] }),
+                );
+            }
             Some(b) => {
                 for &(_, len, m) in &last {
                     if m < 0 {
@@ -880,6 +913,9 @@ pub(super) fn eval_pad(
     let n = checked_numel(&out)?;
     if x.rank() == 0 || out == x.shape() && amounts.iter().all(|&p| p == (0, 0)) {
         return Ok(x.clone());
+    }
+    if n == 0 {
+        return Ok(Tensor::zeros(x.dtype(), out)?);
     }
     if n > 0 && mode != PadMode::Constant && x.numel() == 0 {
         return Err(invalid(op, format!("cannot {mode:?}-pad an empty tensor")));

@@ -230,17 +230,27 @@ fn norm_axis_eval(op: &Op, axis: i64, rank: usize) -> Result<usize, EvalError> {
 /// Normalises a list of axes against `rank`, rejecting out-of-range and repeated axes.
 fn norm_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
     let mut out = Vec::with_capacity(axes.len());
+    let mut seen = vec![false; rank];
     for &a in axes {
         let n = if a < 0 { a + rank as i64 } else { a };
         if n < 0 || n >= rank as i64 {
             return Err(format!("axis {a} is out of range for rank {rank}"));
         }
-        if out.contains(&(n as usize)) {
+        if std::mem::replace(&mut seen[n as usize], true) {
             return Err(format!("axis {a} is repeated"));
         }
         out.push(n as usize);
     }
     Ok(out)
+}
+
+/// A mask of `rank` flags, set at `axes`.
+fn axis_mask(axes: &[usize], rank: usize) -> Vec<bool> {
+    let mut m = vec![false; rank];
+    for &a in axes {
+        m[a] = true;
+    }
+    m
 }
 
 /// A type of `dtype` with `dims`.
@@ -358,6 +368,63 @@ mod tests {
         assert_eq!(dim_product(&[]), Dim::Static(1));
         assert_eq!(dim_mul(&b, 1), b);
         assert_eq!(dim_mul(&Dim::Static(3), 4), Dim::Static(12));
+    }
+
+    #[test]
+    fn hostile_sizes_are_errors_not_allocations() {
+        use super::test_util::*;
+        use crate::ops::PadMode;
+        let empty = t::<f32>(&[0, 2], vec![]);
+        // A huge pad on one axis of an empty output allocates nothing.
+        let y = run1(
+            &Op::Pad {
+                mode: PadMode::Constant,
+            },
+            &[empty.clone(), i64s(&[0, 1 << 40, 0, 0])],
+        );
+        assert_eq!(y.shape(), &[0, (1 << 40) + 2]);
+        let x = t(&[2, 2], vec![1.0f32, 2., 3., 4.]);
+        let pad = |p: &[i64]| {
+            run(
+                &Op::Pad {
+                    mode: PadMode::Reflect,
+                },
+                &[Some(x.clone()), Some(i64s(p))],
+            )
+        };
+        assert!(pad(&[1 << 40, 1 << 40, 0, 0]).is_err());
+        // A huge step selecting one element.
+        let y = run1(
+            &Op::Slice,
+            &[
+                x.clone(),
+                i64s(&[1]),
+                i64s(&[2]),
+                i64s(&[1]),
+                i64s(&[i64::MAX]),
+            ],
+        );
+        assert_eq!(y.view::<f32>(), &[2., 4.]);
+        // Split into more chunks than the node has outputs.
+        let split = Op::Split {
+            axis: 0,
+            num_outputs: Some(1 << 40),
+        };
+        assert!(eval(&split, &[Some(x.clone())], 2).is_err());
+        // DepthToSpace of zero channels with a huge block.
+        let z = t::<f32>(&[1, 0, 1 << 20, 1 << 20], vec![]);
+        let d2s = |blocksize| Op::DepthToSpace {
+            blocksize,
+            crd: false,
+        };
+        let y = run(&d2s(1 << 30), &[Some(z.clone())]).unwrap();
+        assert_eq!(y.shape(), &[1, 0, 1 << 50, 1 << 50]);
+        assert!(run(&d2s(1 << 33), &[Some(z.clone())]).is_err());
+        assert!(run(&Op::SpaceToDepth { blocksize: 1 << 33 }, &[Some(z)]).is_err());
+        let big = Op::ConstantOfShape {
+            value: Tensor::scalar(1u8),
+        };
+        assert!(run(&big, &[Some(i64s(&[1 << 31, 1 << 31]))]).is_err());
     }
 
     #[test]

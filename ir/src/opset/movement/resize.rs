@@ -408,6 +408,20 @@ fn apply(src: &[f64], shape: &[usize], axis: usize, out_w: usize, t: &Taps, ext:
     let inner: usize = shape[axis + 1..].iter().product();
     let in_w = shape[axis];
     let mut dst = vec![0.0f64; outer * out_w * inner];
+    if inner == 1 {
+        for (o, out_row) in dst.chunks_exact_mut(out_w).enumerate() {
+            let src_row = &src[o * in_w..(o + 1) * in_w];
+            for (y, d) in out_row.iter_mut().enumerate() {
+                *d = if t.extrapolated[y] {
+                    ext
+                } else {
+                    let (w, idx) = (&t.w[y * t.n..(y + 1) * t.n], &t.idx[y * t.n..(y + 1) * t.n]);
+                    w.iter().zip(idx).map(|(&w, &i)| w * src_row[i]).sum()
+                };
+            }
+        }
+        return dst;
+    }
     for o in 0..outer {
         for y in 0..out_w {
             let row = &mut dst[(o * out_w + y) * inner..(o * out_w + y + 1) * inner];

@@ -3,8 +3,8 @@
 
 use super::copy::{by_width, first_word, from_words, istrides, materialize};
 use super::{
-    attr_err, dim_mul, dim_product, input, invalid, known_ints, norm_axes, ranked, require_int,
-    shape_err, static_len, to_usize,
+    attr_err, axis_mask, dim_mul, dim_product, input, invalid, known_ints, norm_axes, ranked,
+    require_int, shape_err, static_len, to_usize,
 };
 use crate::dtype::{DType, Elem};
 use crate::infer::{InferError, InferInput, broadcast_shapes, opt_input};
@@ -392,11 +392,11 @@ pub(super) fn infer_unsqueeze(
         });
     };
     let r = dims.len() + axes.len();
-    let axes = norm_axes(&axes, r).map_err(|e| attr_err(op, e))?;
+    let mask = axis_mask(&norm_axes(&axes, r).map_err(|e| attr_err(op, e))?, r);
     let mut rest = dims.iter();
     let out = (0..r)
         .map(|i| {
-            if axes.contains(&i) {
+            if mask[i] {
                 Dim::Static(1)
             } else {
                 rest.next().cloned().unwrap_or(Dim::Unknown)
@@ -411,11 +411,11 @@ pub(super) fn eval_unsqueeze(op: &Op, inputs: &[Option<Tensor>]) -> Result<Tenso
     let x = req(op, inputs, 0)?;
     let axes = super::int_values(op, req(op, inputs, 1)?, "axes")?;
     let r = x.rank() + axes.len();
-    let axes = norm_axes(&axes, r).map_err(|e| invalid(op, e))?;
+    let mask = axis_mask(&norm_axes(&axes, r).map_err(|e| invalid(op, e))?, r);
     let mut rest = x.shape().iter();
     let out = (0..r)
         .map(|i| {
-            if axes.contains(&i) {
+            if mask[i] {
                 1
             } else {
                 rest.next().copied().unwrap_or(1)
