@@ -8,8 +8,15 @@ use rand_distr::{Distribution, StandardNormal};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Imports an ONNX model and verifies the resulting graph.
+/// Imports an ONNX model and verifies the resulting graph. `path` may also be a folder holding
+/// a `model.onnx` (the backend-test layout).
 pub fn load(path: &Path) -> Result<Model> {
+    let inner = path.join("model.onnx");
+    let path = if path.is_dir() && inner.is_file() {
+        inner.as_path()
+    } else {
+        path
+    };
     let model = onnx::load_model(path).map_err(|source| Error::Import {
         path: path.to_path_buf(),
         source,

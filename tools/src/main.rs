@@ -175,10 +175,23 @@ fn main() -> ExitCode {
             } else {
                 EXIT_INPUT
             };
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes on one line, skipping causes whose text the message already holds
+/// (library errors print their source inline).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg = format!("{msg}: {c}");
+        }
+    }
+    msg.replace('\n', " ")
 }
 
 fn dispatch(cmd: Cmd) -> Result<u8> {
