@@ -95,12 +95,7 @@ pub fn infer(
             }
             let mut d = vec![unify(op, "target dim 0", &xd[0], &td[0])?];
             for i in 1..td.len() {
-                d.push(unify(
-                    op,
-                    &format!("target dim {i}"),
-                    &xd[i + 1],
-                    &td[i],
-                )?);
+                d.push(unify(op, &format!("target dim {i}"), &xd[i + 1], &td[i])?);
             }
             Some(d)
         }
@@ -209,7 +204,10 @@ pub fn eval(
     let t = req(op, inputs, 1)?;
     let w = opt(inputs, 2);
     if !x.dtype().is_float() {
-        return Err(bad(format!("input must be a float tensor, got {}", x.dtype())));
+        return Err(bad(format!(
+            "input must be a float tensor, got {}",
+            x.dtype()
+        )));
     }
     if !matches!(t.dtype(), DType::I32 | DType::I64) {
         return Err(bad(format!(
@@ -252,9 +250,29 @@ pub fn eval(
     let tv = t.to_i64_vec();
     let wv = w.map(Tensor::to_f64_vec);
     let (loss, log_prob) = if x.dtype() == DType::F64 {
-        compute::<f64>(&xv, &tv, wv.as_deref(), n, c, d, sce, reduction, ignore_index)
+        compute::<f64>(
+            &xv,
+            &tv,
+            wv.as_deref(),
+            n,
+            c,
+            d,
+            sce,
+            reduction,
+            ignore_index,
+        )
     } else {
-        compute::<f32>(&xv, &tv, wv.as_deref(), n, c, d, sce, reduction, ignore_index)
+        compute::<f32>(
+            &xv,
+            &tv,
+            wv.as_deref(),
+            n,
+            c,
+            d,
+            sce,
+            reduction,
+            ignore_index,
+        )
     }
     .map_err(bad)?;
     let loss_shape = if reduction == LossReduction::None {
@@ -390,13 +408,25 @@ mod tests {
     #[test]
     fn nll_2d_reductions() {
         let t = ti(&[2], &[2, 0]);
-        let r = run(&nll(LossReduction::None, None), vec![Some(x2()), Some(t.clone())], 1);
+        let r = run(
+            &nll(LossReduction::None, None),
+            vec![Some(x2()), Some(t.clone())],
+            1,
+        );
         assert_eq!(r[0].shape(), &[2]);
         close(r[0].view::<f32>(), &[3., 4.]);
-        let r = run(&nll(LossReduction::Sum, None), vec![Some(x2()), Some(t.clone())], 1);
+        let r = run(
+            &nll(LossReduction::Sum, None),
+            vec![Some(x2()), Some(t.clone())],
+            1,
+        );
         assert_eq!(r[0].shape(), &[] as &[usize]);
         close(r[0].view::<f32>(), &[7.]);
-        let r = run(&nll(LossReduction::Mean, None), vec![Some(x2()), Some(t)], 1);
+        let r = run(
+            &nll(LossReduction::Mean, None),
+            vec![Some(x2()), Some(t)],
+            1,
+        );
         close(r[0].view::<f32>(), &[3.5]);
     }
 
@@ -438,7 +468,11 @@ mod tests {
         close(r[0].view::<f32>(), &[4.]);
         // ignore_index 10 with in-range targets: not ignored.
         let t = ti(&[2], &[1, 1]);
-        let r = run(&nll(LossReduction::Sum, Some(10)), vec![Some(x2()), Some(t)], 1);
+        let r = run(
+            &nll(LossReduction::Sum, Some(10)),
+            vec![Some(x2()), Some(t)],
+            1,
+        );
         close(r[0].view::<f32>(), &[7.]);
     }
 
@@ -447,10 +481,18 @@ mod tests {
         // x [1, 2, 2]: x[0, :, 0] = [-1, -2], x[0, :, 1] = [-3, -4]; target [[1, 0]] → [2, 3].
         let x = t32(&[1, 2, 2], &[-1., -3., -2., -4.]);
         let t = Tensor::from_vec(vec![1, 2], vec![1i32, 0]).unwrap();
-        let r = run(&nll(LossReduction::None, None), vec![Some(x.clone()), Some(t.clone())], 1);
+        let r = run(
+            &nll(LossReduction::None, None),
+            vec![Some(x.clone()), Some(t.clone())],
+            1,
+        );
         assert_eq!(r[0].shape(), &[1, 2]);
         close(r[0].view::<f32>(), &[2., 3.]);
-        let r = run(&nll(LossReduction::Mean, Some(0)), vec![Some(x), Some(t)], 1);
+        let r = run(
+            &nll(LossReduction::Mean, Some(0)),
+            vec![Some(x), Some(t)],
+            1,
+        );
         close(r[0].view::<f32>(), &[2.]);
     }
 
@@ -458,15 +500,27 @@ mod tests {
     fn nll_other_float_dtypes() {
         let x = x2().cast(DType::F16);
         let t = ti(&[2], &[2, 0]);
-        let r = run(&nll(LossReduction::Mean, None), vec![Some(x), Some(t.clone())], 1);
+        let r = run(
+            &nll(LossReduction::Mean, None),
+            vec![Some(x), Some(t.clone())],
+            1,
+        );
         assert_eq!(r[0].dtype(), DType::F16);
         assert_eq!(r[0].view::<f16>(), &[f16::from_f32(3.5)]);
         let x = x2().cast(DType::BF16);
-        let r = run(&nll(LossReduction::Sum, None), vec![Some(x), Some(t.clone())], 1);
+        let r = run(
+            &nll(LossReduction::Sum, None),
+            vec![Some(x), Some(t.clone())],
+            1,
+        );
         assert_eq!(r[0].view::<bf16>(), &[bf16::from_f32(7.)]);
         let x = x2().cast(DType::F64);
         let w = Tensor::from_vec(vec![3], vec![0.1f64, 0.2, 0.3]).unwrap();
-        let r = run(&nll(LossReduction::Mean, None), vec![Some(x), Some(t), Some(w)], 1);
+        let r = run(
+            &nll(LossReduction::Mean, None),
+            vec![Some(x), Some(t), Some(w)],
+            1,
+        );
         // (3*0.3 + 4*0.1) / 0.4 = 3.25
         let v = r[0].view::<f64>()[0];
         assert!((v - 3.25).abs() < 1e-12, "{v}");
@@ -479,13 +533,21 @@ mod tests {
         let l3 = 3f32.ln();
         let x = t32(&[2, 2], &[0., 0., 0., l3]);
         let t = ti(&[2], &[0, 1]);
-        let r = run(&sce(LossReduction::None, None), vec![Some(x.clone()), Some(t.clone())], 2);
+        let r = run(
+            &sce(LossReduction::None, None),
+            vec![Some(x.clone()), Some(t.clone())],
+            2,
+        );
         assert_eq!(r.len(), 2);
         let (l2, l4) = (2f32.ln(), 4f32.ln());
         close(r[0].view::<f32>(), &[l2, l4 - l3]);
         assert_eq!(r[1].shape(), &[2, 2]);
         close(r[1].view::<f32>(), &[-l2, -l2, -l4, l3 - l4]);
-        let r = run(&sce(LossReduction::Mean, None), vec![Some(x.clone()), Some(t.clone())], 1);
+        let r = run(
+            &sce(LossReduction::Mean, None),
+            vec![Some(x.clone()), Some(t.clone())],
+            1,
+        );
         close(r[0].view::<f32>(), &[(l2 + l4 - l3) / 2.]);
         // weights [1, 3], ignore_index 0: only element 1, mean = 3 * loss / 3.
         let w = t32(&[2], &[1., 3.]);
@@ -495,7 +557,11 @@ mod tests {
             2,
         );
         close(r[0].view::<f32>(), &[l4 - l3]);
-        let r = run(&sce(LossReduction::Sum, None), vec![Some(x), Some(t), Some(w)], 1);
+        let r = run(
+            &sce(LossReduction::Sum, None),
+            vec![Some(x), Some(t), Some(w)],
+            1,
+        );
         close(r[0].view::<f32>(), &[l2 + 3. * (l4 - l3)]);
     }
 
@@ -517,16 +583,24 @@ mod tests {
         let e = eval_op(&nll(LossReduction::Mean, None), &[Some(x2()), Some(t)], 1).unwrap_err();
         assert!(e.to_string().contains("target value 3"), "{e}");
         let t = ti(&[2], &[-1, 0]);
-        let e = eval_op(&sce(LossReduction::Mean, Some(-2)), &[Some(x2()), Some(t)], 1)
-            .unwrap_err();
+        let e = eval_op(
+            &sce(LossReduction::Mean, Some(-2)),
+            &[Some(x2()), Some(t)],
+            1,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("target value -1"), "{e}");
         let t = ti(&[3], &[0, 0, 0]);
         let e = eval_op(&nll(LossReduction::Mean, None), &[Some(x2()), Some(t)], 1).unwrap_err();
         assert!(e.to_string().contains("target shape"), "{e}");
         let t = ti(&[2], &[0, 0]);
         let w = t32(&[2], &[1., 1.]);
-        let e = eval_op(&nll(LossReduction::Mean, None), &[Some(x2()), Some(t.clone()), Some(w)], 1)
-            .unwrap_err();
+        let e = eval_op(
+            &nll(LossReduction::Mean, None),
+            &[Some(x2()), Some(t.clone()), Some(w)],
+            1,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("weight shape"), "{e}");
         let e = eval_op(
             &nll(LossReduction::Mean, None),
@@ -568,7 +642,11 @@ mod tests {
         ));
         let bad_w = TensorType::fixed(DType::F32, &[4]);
         assert!(matches!(
-            infer(&nll(LossReduction::None, None), &[i(&x), i(&t), i(&bad_w)], 1),
+            infer(
+                &nll(LossReduction::None, None),
+                &[i(&x), i(&t), i(&bad_w)],
+                1
+            ),
             Err(InferError::Shape(_))
         ));
         let f_t = TensorType::fixed(DType::F32, &[3, 4]);
