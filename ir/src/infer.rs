@@ -113,6 +113,9 @@ pub fn infer(
             then_branch,
             else_branch,
         } => control::infer_if(then_branch, else_branch, inputs, num_outputs)?,
+        Op::NegativeLogLikelihoodLoss { .. } | Op::SoftmaxCrossEntropyLoss { .. } => {
+            loss::infer(op, inputs, num_outputs)?
+        }
     };
     if out.len() < num_outputs {
         return Err(InferError::Arity(format!(

@@ -144,6 +144,9 @@ pub fn eval_op(
                 .collect::<Result<_, _>>()?;
             run(branch, &captured)
         }
+        Op::NegativeLogLikelihoodLoss { .. } | Op::SoftmaxCrossEntropyLoss { .. } => {
+            loss::eval(op, inputs, num_outputs)
+        }
     }
 }
 

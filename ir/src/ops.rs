@@ -53,6 +53,17 @@ pub enum UnaryOp {
     HardSwish,
 }
 
+/// How a loss op reduces its per-element losses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LossReduction {
+    /// Per-element losses, shape `[N, d1..dk]`.
+    None,
+    /// Their sum (a scalar).
+    Sum,
+    /// Their weighted mean (a scalar): the sum divided by the sum of the applied weights.
+    Mean,
+}
+
 /// Elementwise ops of one input with float parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ActivationOp {
@@ -632,6 +643,22 @@ pub enum Op {
         /// Taken when cond is false; same inputs as `then_branch`.
         else_branch: Box<Graph>,
     },
+    /// Inputs: input `[N, C, d1..dk]` (log-probabilities), target `[N, d1..dk]` (i32/i64),
+    /// weight (opt, `[C]`). Outputs: loss.
+    NegativeLogLikelihoodLoss {
+        /// Reduction of the per-element losses.
+        reduction: LossReduction,
+        /// Target value that contributes nothing (may be outside `[0, C)`).
+        ignore_index: Option<i64>,
+    },
+    /// Inputs: scores `[N, C, d1..dk]`, labels `[N, d1..dk]` (i32/i64), weights (opt, `[C]`).
+    /// Outputs: output (the loss), log_prob (opt, log-softmax of scores over axis 1).
+    SoftmaxCrossEntropyLoss {
+        /// Reduction of the per-element losses.
+        reduction: LossReduction,
+        /// Label value that contributes nothing (may be outside `[0, C)`).
+        ignore_index: Option<i64>,
+    },
 }
 
 impl Op {
@@ -782,6 +809,8 @@ impl Op {
             Op::MatMulInteger => "MatMulInteger",
             Op::ConvInteger(_) => "ConvInteger",
             Op::If { .. } => "If",
+            Op::NegativeLogLikelihoodLoss { .. } => "NegativeLogLikelihoodLoss",
+            Op::SoftmaxCrossEntropyLoss { .. } => "SoftmaxCrossEntropyLoss",
         }
     }
 

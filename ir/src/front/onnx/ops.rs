@@ -104,6 +104,7 @@ fn available(op_type: &str) -> (i64, i64) {
         | "ScatterND"
         | "Range" => (11, i64::MAX),
         "Celu" | "Einsum" | "GreaterOrEqual" | "LessOrEqual" => (12, i64::MAX),
+        "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => (12, i64::MAX),
         "HardSwish" | "Trilu" => (14, i64::MAX),
         "CastLike" => (15, i64::MAX),
         "LayerNormalization" => (17, i64::MAX),
@@ -281,6 +282,19 @@ fn scatter_reduction(a: &Attrs<'_>) -> Res<ScatterReduction> {
         "mul" => ScatterReduction::Mul,
         "max" => ScatterReduction::Max,
         "min" => ScatterReduction::Min,
+        s => {
+            return Err(a
+                .err("reduction", format_args!("has unknown value '{s}'"))
+                .into());
+        }
+    })
+}
+
+fn loss_reduction(a: &Attrs<'_>) -> Res<LossReduction> {
+    Ok(match a.string_or("reduction", "mean")? {
+        "none" => LossReduction::None,
+        "sum" => LossReduction::Sum,
+        "mean" => LossReduction::Mean,
         s => {
             return Err(a
                 .err("reduction", format_args!("has unknown value '{s}'"))
@@ -991,6 +1005,14 @@ pub(crate) fn convert<'a>(at: NodeRef<'a>, opset: i64, ext: &mut ExternalData) -
         "QLinearMatMul" => Ok(simple(Op::QLinearMatMul)),
         "MatMulInteger" => Ok(simple(Op::MatMulInteger)),
         "ConvInteger" => Ok(simple(Op::ConvInteger(conv_attrs(&a)?))),
+        "NegativeLogLikelihoodLoss" => Ok(simple(Op::NegativeLogLikelihoodLoss {
+            reduction: loss_reduction(&a)?,
+            ignore_index: a.int("ignore_index")?,
+        })),
+        "SoftmaxCrossEntropyLoss" => Ok(simple(Op::SoftmaxCrossEntropyLoss {
+            reduction: loss_reduction(&a)?,
+            ignore_index: a.int("ignore_index")?,
+        })),
         "Constant" => {
             if node.output.len() != 1 || node.output[0].is_empty() {
                 return Err(at
