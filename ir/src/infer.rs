@@ -109,6 +109,19 @@ pub fn infer(
         | Op::QLinearMatMul
         | Op::MatMulInteger
         | Op::ConvInteger(_) => quant::infer(op, inputs, num_outputs)?,
+        Op::Bitwise(_)
+        | Op::CumProd { .. }
+        | Op::LpPool { .. }
+        | Op::Swish { .. }
+        | Op::Compress { .. }
+        | Op::CenterCropPad { .. }
+        | Op::ReverseSequence { .. }
+        | Op::Shrink { .. }
+        | Op::MeanVarianceNormalization { .. }
+        | Op::SignalWindow { .. }
+        | Op::AffineGrid { .. }
+        | Op::Col2Im { .. }
+        | Op::GridSample { .. } => extra::infer(op, inputs, num_outputs)?,
         Op::If {
             then_branch,
             else_branch,

@@ -123,6 +123,19 @@ pub fn eval_op(
         | Op::QLinearMatMul
         | Op::MatMulInteger
         | Op::ConvInteger(_) => quant::eval(op, inputs, num_outputs),
+        Op::Bitwise(_)
+        | Op::CumProd { .. }
+        | Op::LpPool { .. }
+        | Op::Swish { .. }
+        | Op::Compress { .. }
+        | Op::CenterCropPad { .. }
+        | Op::ReverseSequence { .. }
+        | Op::Shrink { .. }
+        | Op::MeanVarianceNormalization { .. }
+        | Op::SignalWindow { .. }
+        | Op::AffineGrid { .. }
+        | Op::Col2Im { .. }
+        | Op::GridSample { .. } => extra::eval(op, inputs, num_outputs),
         Op::If {
             then_branch,
             else_branch,

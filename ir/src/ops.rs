@@ -188,6 +188,43 @@ pub enum AutoPad {
     Valid,
 }
 
+/// Bitwise integer ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum BitwiseOp {
+    And,
+    Or,
+    Xor,
+    Not,
+}
+
+/// The signal windows (HannWindow, HammingWindow, BlackmanWindow).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum WindowKind {
+    Hann,
+    Hamming,
+    Blackman,
+}
+
+/// GridSample interpolation modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum GridSampleMode {
+    Linear,
+    Nearest,
+    Cubic,
+}
+
+/// GridSample padding modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum GridPadding {
+    Zeros,
+    Border,
+    Reflection,
+}
+
 /// Window attributes shared by Conv, ConvTranspose, pooling and the integer convs.
 ///
 /// Empty vectors mean "not given": the defaults (kernel from the weight, strides and
@@ -635,6 +672,93 @@ pub enum Op {
     /// Inputs: x, w, x_zero_point (opt), w_zero_point (opt). Outputs: i32 y.
     ConvInteger(ConvAttrs),
 
+    /// Bitwise ops on integers. Inputs: A, B (broadcast; Not: X only). Outputs: C.
+    Bitwise(BitwiseOp),
+    /// Inputs: x, axis (scalar int). Outputs: y, the running products along `axis`.
+    CumProd {
+        /// Each output excludes its own element.
+        exclusive: bool,
+        /// Multiply from the end.
+        reverse: bool,
+    },
+    /// Inputs: X. Outputs: Y = (sum over the window of |x|^p)^(1/p).
+    LpPool {
+        /// Window.
+        window: Window,
+        /// Ceil instead of floor for output sizes.
+        ceil_mode: bool,
+        /// The norm's exponent.
+        p: i64,
+    },
+    /// Inputs: X. Outputs: Y = X * sigmoid(alpha * X).
+    Swish {
+        /// Slope inside the sigmoid.
+        alpha: f32,
+    },
+    /// Inputs: input, condition (1-D bool). Outputs: the selected slices.
+    Compress {
+        /// Axis (`None`: the flattened input).
+        axis: Option<i64>,
+    },
+    /// Inputs: input_data, shape (1-D int). Outputs: the centre crop / pad.
+    CenterCropPad {
+        /// Axes the shape applies to (empty = all).
+        axes: Vec<i64>,
+    },
+    /// Inputs: input, sequence_lens (1-D i64). Outputs: Y.
+    ReverseSequence {
+        /// Batch axis (0 or 1).
+        batch_axis: i64,
+        /// Time axis (0 or 1).
+        time_axis: i64,
+    },
+    /// Inputs: input. Outputs: x - bias if x > lambd, x + bias if x < -lambd, else 0.
+    Shrink {
+        /// Bias.
+        bias: f32,
+        /// Threshold.
+        lambd: f32,
+    },
+    /// Inputs: X. Outputs: (X - mean) / sqrt(var) over `axes`.
+    MeanVarianceNormalization {
+        /// Axes to normalise over.
+        axes: Vec<i64>,
+    },
+    /// Inputs: size (scalar int). Outputs: a 1-D window.
+    SignalWindow {
+        /// Which window.
+        kind: WindowKind,
+        /// Periodic (size + 1 samples, last dropped) instead of symmetric.
+        periodic: bool,
+        /// Output dtype.
+        output_datatype: DType,
+    },
+
+    /// Inputs: theta (N×2×3 or N×3×4), size (N, C, [D,] H, W). Outputs: grid (N, [D,] H, W, 2|3).
+    AffineGrid {
+        /// Grid points at the centres of the corner pixels instead of their outer edges.
+        align_corners: bool,
+    },
+    /// Inputs: input (N, C·∏block, L), image_shape (1-D int64), block_shape (1-D int64).
+    /// Outputs: the image (N, C, image_shape...), summing overlapping blocks.
+    Col2Im {
+        /// Dilations per spatial axis (empty = 1).
+        dilations: Vec<usize>,
+        /// `[begin..., end...]` pads (empty = 0).
+        pads: Vec<usize>,
+        /// Strides per spatial axis (empty = 1).
+        strides: Vec<usize>,
+    },
+    /// Inputs: X (N, C, spatial...), grid (N, out spatial..., r). Outputs: Y (N, C, out
+    /// spatial...).
+    GridSample {
+        /// Interpolation.
+        mode: GridSampleMode,
+        /// Values outside the input.
+        padding_mode: GridPadding,
+        /// -1/1 address the centres of the corner pixels instead of their outer edges.
+        align_corners: bool,
+    },
     /// Inputs: cond, then the outer values the branches capture (in the order of each
     /// branch graph's inputs). Outputs: the branch outputs.
     If {
@@ -808,6 +932,28 @@ impl Op {
             Op::QLinearMatMul => "QLinearMatMul",
             Op::MatMulInteger => "MatMulInteger",
             Op::ConvInteger(_) => "ConvInteger",
+            Op::Bitwise(b) => match b {
+                BitwiseOp::And => "BitwiseAnd",
+                BitwiseOp::Or => "BitwiseOr",
+                BitwiseOp::Xor => "BitwiseXor",
+                BitwiseOp::Not => "BitwiseNot",
+            },
+            Op::CumProd { .. } => "CumProd",
+            Op::LpPool { .. } => "LpPool",
+            Op::Swish { .. } => "Swish",
+            Op::Compress { .. } => "Compress",
+            Op::CenterCropPad { .. } => "CenterCropPad",
+            Op::ReverseSequence { .. } => "ReverseSequence",
+            Op::Shrink { .. } => "Shrink",
+            Op::MeanVarianceNormalization { .. } => "MeanVarianceNormalization",
+            Op::SignalWindow { kind, .. } => match kind {
+                WindowKind::Hann => "HannWindow",
+                WindowKind::Hamming => "HammingWindow",
+                WindowKind::Blackman => "BlackmanWindow",
+            },
+            Op::AffineGrid { .. } => "AffineGrid",
+            Op::Col2Im { .. } => "Col2Im",
+            Op::GridSample { .. } => "GridSample",
             Op::If { .. } => "If",
             Op::NegativeLogLikelihoodLoss { .. } => "NegativeLogLikelihoodLoss",
             Op::SoftmaxCrossEntropyLoss { .. } => "SoftmaxCrossEntropyLoss",

@@ -7,6 +7,7 @@
 
 pub mod control;
 pub mod elementwise;
+pub mod extra;
 pub mod loss;
 pub mod movement;
 pub mod nn;

@@ -111,6 +111,17 @@ fn available(op_type: &str) -> (i64, i64) {
         "GroupNormalization" | "Mish" => (18, i64::MAX),
         "Gelu" => (20, i64::MAX),
         "RMSNormalization" => (23, i64::MAX),
+        "BitwiseAnd" | "BitwiseOr" | "BitwiseXor" | "BitwiseNot" | "CenterCropPad" => {
+            (18, i64::MAX)
+        }
+        "HannWindow" | "HammingWindow" | "BlackmanWindow" => (17, i64::MAX),
+        "Compress" | "Shrink" | "MeanVarianceNormalization" => (9, i64::MAX),
+        "ReverseSequence" => (10, i64::MAX),
+        "Swish" => (24, i64::MAX),
+        "AffineGrid" => (20, i64::MAX),
+        "Col2Im" => (18, i64::MAX),
+        "GridSample" => (16, i64::MAX),
+        "CumProd" => (26, i64::MAX),
         _ => (1, i64::MAX),
     }
 }
@@ -1013,6 +1024,97 @@ pub(crate) fn convert<'a>(at: NodeRef<'a>, opset: i64, ext: &mut ExternalData) -
             reduction: loss_reduction(&a)?,
             ignore_index: a.int("ignore_index")?,
         })),
+        "BitwiseAnd" => Ok(simple(Op::Bitwise(BitwiseOp::And))),
+        "BitwiseOr" => Ok(simple(Op::Bitwise(BitwiseOp::Or))),
+        "BitwiseXor" => Ok(simple(Op::Bitwise(BitwiseOp::Xor))),
+        "BitwiseNot" => Ok(simple(Op::Bitwise(BitwiseOp::Not))),
+        "CumProd" => Ok(simple(Op::CumProd {
+            exclusive: a.flag("exclusive", false)?,
+            reverse: a.flag("reverse", false)?,
+        })),
+        "LpPool" => Ok(simple(Op::LpPool {
+            window: window(&a, true)?,
+            ceil_mode: a.flag("ceil_mode", false)?,
+            p: a.int_or("p", 2)?,
+        })),
+        "Swish" => Ok(simple(Op::Swish {
+            alpha: a.float_or("alpha", 1.0)?,
+        })),
+        "Compress" => Ok(simple(Op::Compress {
+            axis: a.int("axis")?,
+        })),
+        "CenterCropPad" => Ok(simple(Op::CenterCropPad {
+            axes: a.ints("axes")?.map(<[i64]>::to_vec).unwrap_or_default(),
+        })),
+        "ReverseSequence" => Ok(simple(Op::ReverseSequence {
+            batch_axis: a.int_or("batch_axis", 1)?,
+            time_axis: a.int_or("time_axis", 0)?,
+        })),
+        "Shrink" => Ok(simple(Op::Shrink {
+            bias: a.float_or("bias", 0.0)?,
+            lambd: a.float_or("lambd", 0.5)?,
+        })),
+        "MeanVarianceNormalization" => Ok(simple(Op::MeanVarianceNormalization {
+            axes: a
+                .ints("axes")?
+                .map_or_else(|| vec![0, 2, 3], <[i64]>::to_vec),
+        })),
+        "HannWindow" | "HammingWindow" | "BlackmanWindow" => {
+            let code = a.int_or("output_datatype", 1)?;
+            let output_datatype = i32::try_from(code)
+                .ok()
+                .and_then(DType::from_onnx_code)
+                .ok_or_else(|| {
+                    a.err(
+                        "output_datatype",
+                        format_args!("{code} is not a supported dtype"),
+                    )
+                })?;
+            Ok(simple(Op::SignalWindow {
+                kind: match t {
+                    "HannWindow" => WindowKind::Hann,
+                    "HammingWindow" => WindowKind::Hamming,
+                    _ => WindowKind::Blackman,
+                },
+                periodic: a.flag("periodic", true)?,
+                output_datatype,
+            }))
+        }
+        "AffineGrid" => Ok(simple(Op::AffineGrid {
+            align_corners: a.flag("align_corners", false)?,
+        })),
+        "Col2Im" => Ok(simple(Op::Col2Im {
+            dilations: a.usizes("dilations", 1)?,
+            pads: a.usizes("pads", 0)?,
+            strides: a.usizes("strides", 1)?,
+        })),
+        "GridSample" => {
+            let mode = match a.string_or("mode", if opset >= 20 { "linear" } else { "bilinear" })? {
+                "linear" | "bilinear" => GridSampleMode::Linear,
+                "nearest" => GridSampleMode::Nearest,
+                "cubic" | "bicubic" => GridSampleMode::Cubic,
+                s => {
+                    return Err(a
+                        .err("mode", format_args!("has unknown value '{s}'"))
+                        .into());
+                }
+            };
+            let padding_mode = match a.string_or("padding_mode", "zeros")? {
+                "zeros" => GridPadding::Zeros,
+                "border" => GridPadding::Border,
+                "reflection" => GridPadding::Reflection,
+                s => {
+                    return Err(a
+                        .err("padding_mode", format_args!("has unknown value '{s}'"))
+                        .into());
+                }
+            };
+            Ok(simple(Op::GridSample {
+                mode,
+                padding_mode,
+                align_corners: a.flag("align_corners", false)?,
+            }))
+        }
         "Constant" => {
             if node.output.len() != 1 || node.output[0].is_empty() {
                 return Err(at
