@@ -488,12 +488,13 @@ pub fn eval(
             if p <= 0 {
                 return Err(inv(format!("LpPool p must be positive, got {p}")));
             }
+            // Padding counts as zeros in the window sum: average over the full kernel.
             let pf = p as f64;
             let powed = map_float(x, |v| v.abs().powf(pf))?;
             let avg = Op::AveragePool {
                 window: window.clone(),
                 ceil_mode: *ceil_mode,
-                count_include_pad: false,
+                count_include_pad: true,
             };
             let y = crate::interp::eval_op(&avg, &[Some(powed)], 1)?;
             let kn: usize = window.kernel_shape.iter().product();
