@@ -1426,7 +1426,7 @@ mod tests {
         let x = t(&[3], vec![0f32, 1.0, -2.0]);
         let s = |v: f64| v / (1.0 + (-v).exp());
         close(
-            &run1(&Op::Swish { alpha: 1.0 }, &[x.clone()]),
+            &run1(&Op::Swish { alpha: 1.0 }, std::slice::from_ref(&x)),
             &[3],
             &[0.0, s(1.0), s(-2.0)],
             1e-6,
@@ -1535,7 +1535,7 @@ mod tests {
         };
         let n = Tensor::scalar(4i64);
         close(
-            &run1(&op(WindowKind::Hann, true), &[n.clone()]),
+            &run1(&op(WindowKind::Hann, true), std::slice::from_ref(&n)),
             &[4],
             &[0.0, 0.5, 1.0, 0.5],
             1e-12,
@@ -1548,13 +1548,13 @@ mod tests {
         );
         let a = 25.0 / 46.0;
         close(
-            &run1(&op(WindowKind::Hamming, true), &[n.clone()]),
+            &run1(&op(WindowKind::Hamming, true), std::slice::from_ref(&n)),
             &[4],
             &[2.0 * a - 1.0, a, 1.0, a],
             1e-12,
         );
         close(
-            &run1(&op(WindowKind::Blackman, true), &[n.clone()]),
+            &run1(&op(WindowKind::Blackman, true), std::slice::from_ref(&n)),
             &[4],
             &[0.0, 0.34, 1.0, 0.34],
             1e-12,
