@@ -1483,7 +1483,8 @@ mod tests {
         close(
             &y,
             &[3, 3],
-            &[0.0, 1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 5.0, 6.0],
+            // Padding goes to the end first (odd amount), as the ONNX reference does.
+            &[1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 5.0, 6.0, 0.0],
             0.0,
         );
         assert!(run(&op, &[x.clone(), t(&[1], vec![3i64])]).is_err());
@@ -1648,7 +1649,8 @@ mod tests {
             &op(GridSampleMode::Linear, GridPadding::Zeros, true),
             &[x.clone(), g.clone()],
         );
-        close(&y, &[1, 1, 1, 4], &[10.0, 15.0, 20.0, 0.0], 1e-6);
+        // x = 2 lands at pixel 1.5: half of pixel 1, half of the zero padding.
+        close(&y, &[1, 1, 1, 4], &[10.0, 15.0, 20.0, 10.0], 1e-6);
         let y = run1(
             &op(GridSampleMode::Linear, GridPadding::Border, true),
             &[x.clone(), g.clone()],
@@ -1660,11 +1662,18 @@ mod tests {
         );
         // Unaligned: x = -1 → -0.5 → 0 (ties to even); 0 → 0.5 → 0; 1 → 1.5 → 2 (out).
         close(&y, &[1, 1, 1, 4], &[10.0, 10.0, 0.0, 0.0], 1e-6);
+        // Reflection on a 2×2 input (values from onnx.reference): (x, y) = (-1, -1), (0, 0),
+        // (2, -1) reflects to (0.5, 0), (-2, 1) reflects to (0.5, 1).
+        let x2 = t(&[1, 1, 2, 2], vec![10f32, 20.0, 30.0, 40.0]);
+        let g2 = t(
+            &[1, 1, 4, 2],
+            vec![-1f32, -1.0, 0.0, 0.0, 2.0, -1.0, -2.0, 1.0],
+        );
         let y = run1(
             &op(GridSampleMode::Linear, GridPadding::Reflection, true),
-            &[x.clone(), g.clone()],
+            &[x2, g2],
         );
-        close(&y, &[1, 1, 1, 4], &[10.0, 15.0, 20.0, 10.0], 1e-6);
+        close(&y, &[1, 1, 1, 4], &[10.0, 25.0, 15.0, 35.0], 1e-6);
         assert!(
             run(
                 &op(GridSampleMode::Linear, GridPadding::Zeros, true),
