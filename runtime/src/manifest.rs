@@ -1,0 +1,253 @@
+//! The artifact manifest: everything the executor needs to run a compiled model — its inputs and
+//! outputs, the kernels and their launches in order, and where every tensor lives in device
+//! memory. The compiler fills it in; the runtime reads it. It is serialised as JSON inside the
+//! artifact so that `optc inspect` and humans can read it too.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A compilation target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// WebGPU Shading Language, run through wgpu.
+    Wgsl,
+    /// PTX for compute capability 8.0.
+    Sm80,
+    /// PTX for compute capability 8.6.
+    Sm86,
+    /// PTX for compute capability 8.9.
+    Sm89,
+    /// PTX for compute capability 9.0.
+    Sm90,
+    /// PTX for compute capability 9.0a (wgmma, TMA).
+    Sm90a,
+}
+
+impl Target {
+    /// Every target, in the order the CLI lists them.
+    pub const ALL: [Target; 6] = [
+        Target::Wgsl,
+        Target::Sm80,
+        Target::Sm86,
+        Target::Sm89,
+        Target::Sm90,
+        Target::Sm90a,
+    ];
+
+    /// The name the CLI and artifacts use (`wgsl`, `sm_89`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Wgsl => "wgsl",
+            Target::Sm80 => "sm_80",
+            Target::Sm86 => "sm_86",
+            Target::Sm89 => "sm_89",
+            Target::Sm90 => "sm_90",
+            Target::Sm90a => "sm_90a",
+        }
+    }
+
+    /// True for the CUDA (PTX) targets.
+    pub fn is_cuda(self) -> bool {
+        self != Target::Wgsl
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Target, String> {
+        Target::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Target::ALL.iter().map(|t| t.name()).collect();
+                format!(
+                    "unknown target '{s}' (expected one of {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Element type of a tensor as the host sees it (the ONNX dtype of a graph input or output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum HostType {
+    F32,
+    F16,
+    Bf16,
+    F64,
+    I8,
+    U8,
+    I16,
+    U16,
+    I32,
+    U32,
+    I64,
+    U64,
+    Bool,
+}
+
+impl HostType {
+    /// Bytes per element on the host (bool: one byte).
+    pub fn size(self) -> usize {
+        match self {
+            HostType::I8 | HostType::U8 | HostType::Bool => 1,
+            HostType::F16 | HostType::Bf16 | HostType::I16 | HostType::U16 => 2,
+            HostType::F32 | HostType::I32 | HostType::U32 => 4,
+            HostType::F64 | HostType::I64 | HostType::U64 => 8,
+        }
+    }
+}
+
+/// Element type of a tensor in device memory. Host types that a target cannot hold are stored
+/// widened or narrowed: i8/u8/i16/u16/bool as i32/u32, i64 as i32 (the compiler only does this
+/// where the values provably fit, and the runtime checks inputs), f64 is refused by the compiler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum DeviceType {
+    F32,
+    F16,
+    I32,
+    U32,
+}
+
+impl DeviceType {
+    /// Bytes per element on the device.
+    pub fn size(self) -> usize {
+        match self {
+            DeviceType::F16 => 2,
+            _ => 4,
+        }
+    }
+}
+
+/// A device memory region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Region {
+    /// The activation arena: inputs, outputs and intermediates, planned by lifetimes.
+    Arena,
+    /// The read-only weights section of the artifact, uploaded once at load.
+    Weights,
+}
+
+/// A byte range in a region. Offsets are multiples of 256 (the binding-offset alignment every
+/// device accepts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Location {
+    /// Which region.
+    pub region: Region,
+    /// Byte offset in the region.
+    pub offset: u64,
+    /// Length in bytes.
+    pub bytes: u64,
+}
+
+/// A graph input or output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorInfo {
+    /// The ONNX value name.
+    pub name: String,
+    /// Host element type.
+    pub dtype: HostType,
+    /// Static shape.
+    pub shape: Vec<u64>,
+    /// Element type in device memory.
+    pub device: DeviceType,
+    /// Where the tensor lives.
+    pub location: Location,
+}
+
+impl TensorInfo {
+    /// Number of elements.
+    pub fn numel(&self) -> u64 {
+        self.shape.iter().product()
+    }
+}
+
+/// One compiled kernel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelInfo {
+    /// Kernel (and entry point) name.
+    pub name: String,
+    /// Index of its source text in the artifact's sources section.
+    pub source: u32,
+    /// Workgroup (block) size.
+    pub workgroup: [u32; 3],
+}
+
+/// One kernel launch, in execution order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Launch {
+    /// Index into [`Manifest::kernels`].
+    pub kernel: u32,
+    /// Buffer bindings, in binding order (binding i of the kernel is `bindings[i]`).
+    pub bindings: Vec<Location>,
+    /// Number of workgroups along x, y, z.
+    pub grid: [u32; 3],
+    /// What the launch computes, for profiles: the graph node name(s) and op type(s).
+    pub label: String,
+}
+
+/// What a device must offer to run the artifact.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Requirements {
+    /// Some kernel uses f16 arithmetic or storage.
+    pub f16: bool,
+    /// Some kernel uses subgroup operations.
+    pub subgroups: bool,
+    /// Most storage buffers bound by one kernel.
+    pub max_storage_buffers: u32,
+    /// Most workgroup memory used by one kernel, bytes.
+    pub max_workgroup_bytes: u32,
+    /// Largest workgroup (threads).
+    pub max_workgroup_threads: u32,
+    /// Largest single buffer binding, bytes.
+    pub max_binding_bytes: u64,
+}
+
+/// Memory statistics the compiler records for `optc inspect`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryStats {
+    /// Sum of the sizes of all intermediate tensors (what no planning would allocate).
+    pub intermediates_bytes: u64,
+    /// The liveness lower bound: the largest total size of simultaneously live tensors.
+    pub live_peak_bytes: u64,
+}
+
+/// The manifest of an artifact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The compiler that wrote it (`optc 0.1.0`).
+    pub producer: String,
+    /// The model it was compiled from (file stem).
+    pub model: String,
+    /// The target it was compiled for.
+    pub target: Target,
+    /// What the device must support.
+    pub requirements: Requirements,
+    /// Graph inputs, in graph order.
+    pub inputs: Vec<TensorInfo>,
+    /// Graph outputs, in graph order.
+    pub outputs: Vec<TensorInfo>,
+    /// The kernels.
+    pub kernels: Vec<KernelInfo>,
+    /// The launches, in order.
+    pub launches: Vec<Launch>,
+    /// Size of the activation arena, bytes.
+    pub arena_bytes: u64,
+    /// Size of the weights section, bytes.
+    pub weights_bytes: u64,
+    /// Memory statistics.
+    pub memory: MemoryStats,
+}
