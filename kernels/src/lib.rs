@@ -5,6 +5,7 @@
 
 pub mod builder;
 pub mod ir;
+pub mod lower;
 
 pub use builder::KernelBuilder;
 pub use ir::{

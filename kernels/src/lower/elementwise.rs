@@ -1,0 +1,655 @@
+//! The elementwise template: one output element per invocation, any number of inputs broadcast
+//! (numpy rules) to the output, and a scalar expression program computed in the compute scalar
+//! (f32 for floats, i32/u32 for integers, bool). Unary, activation, binary, variadic, Clip, Where,
+//! Cast, bitwise, Q/DQ, Swish and Shrink all lower here; a fused elementwise kernel is just a
+//! bigger program.
+//!
+//! Tuning space: workgroup size (64, 128, 256; default 256).
+
+use super::common::{self, convert, flat_index, grid_1d, guard, load, to_storage, unravel};
+use super::{
+    Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar, storage_scalar,
+};
+use crate::builder::{KernelBuilder, f, i, lit, select, u};
+use crate::ir::{Access, BinOp, Expr, Scalar, Type, UnOp};
+use optc_ir::dtype::DType;
+use optc_ir::ops::{ActivationOp, BinaryOp, BitwiseOp, Op, UnaryOp, VariadicOp};
+
+/// Default workgroup size of elementwise kernels.
+pub const WORKGROUP: u32 = 256;
+
+/// An input of an elementwise kernel: which op input, and the shape it is viewed with
+/// (broadcast against the output).
+#[derive(Clone, Debug)]
+pub struct Operand {
+    /// The argument it binds.
+    pub arg: Arg,
+    /// Its dtype.
+    pub dtype: DType,
+    /// The shape it broadcasts from.
+    pub shape: Vec<usize>,
+}
+
+/// Builds an elementwise kernel computing `program(values)` for every element of `out`, where
+/// `values[k]` is operand `k`'s element (in its compute scalar).
+pub fn kernel(
+    name: String,
+    operands: &[Operand],
+    out: &TensorDesc,
+    out_arg: Arg,
+    program: impl FnOnce(&mut KernelBuilder, Vec<Expr>) -> Expr,
+) -> KernelLaunch {
+    let n = out.numel();
+    let wg = WORKGROUP;
+    let grid = grid_1d(n, wg);
+    let mut b = KernelBuilder::new(name, [wg, 1, 1]);
+    let mut args = Vec::new();
+    let mut bufs = Vec::new();
+    for (k, o) in operands.iter().enumerate() {
+        let s = storage_scalar(o.dtype).unwrap_or(Scalar::F32);
+        bufs.push(b.buffer(format!("in{k}"), Type::scalar(s), Access::Read));
+        args.push(o.arg);
+    }
+    let out_s = storage_scalar(out.dtype).unwrap_or(Scalar::F32);
+    let ob = b.buffer("out", Type::scalar(out_s), Access::ReadWrite);
+    args.push(out_arg);
+    let idx = flat_index(&mut b, grid, wg);
+    guard(&mut b, &idx, n);
+    let needs_coords = operands
+        .iter()
+        .any(|o| o.shape.iter().product::<usize>() != 1 && o.shape != out.shape);
+    let coords = if needs_coords {
+        unravel(&mut b, &idx, &out.shape)
+    } else {
+        Vec::new()
+    };
+    let mut vals = Vec::new();
+    for (k, o) in operands.iter().enumerate() {
+        let numel: usize = o.shape.iter().product();
+        let off = if numel == 1 {
+            i(0)
+        } else if o.shape == out.shape {
+            idx.clone()
+        } else {
+            common::broadcast_offset(&coords, &out.shape, &o.shape)
+        };
+        let v = load(bufs[k], off, o.dtype);
+        let cs = compute_scalar(o.dtype).unwrap_or(Scalar::F32);
+        vals.push(b.let_(Type::scalar(cs), v));
+    }
+    let value = program(&mut b, vals);
+    b.store(ob, idx, to_storage(value, out.dtype));
+    KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    }
+}
+
+fn operand(ctx: &LowerCtx<'_>, k: usize) -> Result<Operand, LowerError> {
+    let d = ctx.input(k)?;
+    Ok(Operand {
+        arg: Arg::Input(k),
+        dtype: d.dtype,
+        shape: d.shape.clone(),
+    })
+}
+
+/// `a > b ? a : b` with NaN propagating from either side.
+fn max_nan(a: Expr, b: Expr) -> Expr {
+    let m = select(a.clone().gt(b.clone()), a.clone(), b.clone());
+    let m = select(a.clone().ne_(a.clone()), a, m);
+    select(b.clone().ne_(b.clone()), b, m)
+}
+
+fn min_nan(a: Expr, b: Expr) -> Expr {
+    let m = select(a.clone().lt(b.clone()), a.clone(), b.clone());
+    let m = select(a.clone().ne_(a.clone()), a, m);
+    select(b.clone().ne_(b.clone()), b, m)
+}
+
+/// erf(x) by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7).
+fn erf(b: &mut KernelBuilder, x: Expr) -> Expr {
+    let a = b.let_(Type::F32, x.clone().un(UnOp::Abs));
+    let t = b.let_(Type::F32, f(1.0) / (f(1.0) + f(0.327_591_1) * a.clone()));
+    let poly = t.clone()
+        * (f(0.254_829_6)
+            + t.clone()
+                * (f(-0.284_496_74)
+                    + t.clone()
+                        * (f(1.421_413_7) + t.clone() * (f(-1.453_152_1) + t * f(1.061_405_4)))));
+    let y = f(1.0) - poly * (-(a.clone() * a)).un(UnOp::Exp);
+    x.un(UnOp::Sign) * y
+}
+
+fn tanh(x: Expr) -> Expr {
+    // Clamped: some drivers compute tanh as a ratio of exponentials that overflows to NaN.
+    x.max(f(-15.0)).min(f(15.0)).un(UnOp::Tanh)
+}
+
+fn sigmoid(x: Expr) -> Expr {
+    f(1.0) / (f(1.0) + (-x).un(UnOp::Exp))
+}
+
+/// log(1 + exp(x)), stable for large |x|.
+fn softplus(b: &mut KernelBuilder, x: Expr) -> Expr {
+    let x = b.let_(Type::F32, x);
+    x.clone().max(f(0.0)) + (f(1.0) + (-x.un(UnOp::Abs)).un(UnOp::Exp)).un(UnOp::Log)
+}
+
+/// `x ** y` for f32 with the C/numpy rules for negative bases and zero.
+fn pow(b: &mut KernelBuilder, x: Expr, y: Expr) -> Expr {
+    let x = b.let_(Type::F32, x);
+    let y = b.let_(Type::F32, y);
+    let r = b.let_(
+        Type::F32,
+        x.clone().un(UnOp::Abs).bin(BinOp::Pow, y.clone()),
+    );
+    let y_int = y.clone().un(UnOp::Floor).eq_(y.clone());
+    let y_odd = y_int
+        .clone()
+        .and((y.clone() * f(0.5)).un(UnOp::Floor).ne_(y.clone() * f(0.5)));
+    let neg = select(y_odd, -r.clone(), r.clone());
+    let neg = select(
+        y_int,
+        neg,
+        Expr::Bitcast(Scalar::F32, Box::new(u(0x7fc0_0000))),
+    );
+    let v = select(x.clone().lt(f(0.0)), neg, r);
+    select(y.eq_(f(0.0)), f(1.0), v)
+}
+
+fn unary(
+    ctx: &LowerCtx<'_>,
+    b: &mut KernelBuilder,
+    op: UnaryOp,
+    x: Expr,
+    dt: DType,
+) -> Result<Expr, LowerError> {
+    let float = dt.is_float();
+    let need_float = |b: bool| {
+        if b {
+            Ok(())
+        } else {
+            Err(ctx.unsupported(format!("needs {}", dt.name())))
+        }
+    };
+    Ok(match op {
+        UnaryOp::Abs => {
+            if dt == DType::I64 {
+                return Err(ctx.unsupported("needs int64 arithmetic"));
+            }
+            if compute_scalar(dt) == Some(Scalar::U32) {
+                x
+            } else {
+                x.un(UnOp::Abs)
+            }
+        }
+        UnaryOp::Neg => {
+            if dt == DType::I64 {
+                return Err(ctx.unsupported("needs int64 arithmetic"));
+            }
+            -x
+        }
+        UnaryOp::Not => x.un(UnOp::Not),
+        UnaryOp::IsNaN => x.clone().ne_(x),
+        UnaryOp::Sign => {
+            if float {
+                x.un(UnOp::Sign)
+            } else if compute_scalar(dt) == Some(Scalar::U32) {
+                select(x.gt(u(0)), u(1), u(0))
+            } else {
+                x.un(UnOp::Sign)
+            }
+        }
+        UnaryOp::Relu => {
+            if float {
+                select(x.clone().lt(f(0.0)), f(0.0), x)
+            } else if compute_scalar(dt) == Some(Scalar::I32) {
+                x.max(i(0))
+            } else {
+                x
+            }
+        }
+        _ => {
+            need_float(float)?;
+            match op {
+                UnaryOp::Exp => x.un(UnOp::Exp),
+                UnaryOp::Log => x.un(UnOp::Log),
+                UnaryOp::Sqrt => x.un(UnOp::Sqrt),
+                UnaryOp::Reciprocal => f(1.0) / x,
+                UnaryOp::Sin => x.un(UnOp::Sin),
+                UnaryOp::Cos => x.un(UnOp::Cos),
+                UnaryOp::Tan => x.un(UnOp::Tan),
+                UnaryOp::Asin => x.un(UnOp::Asin),
+                UnaryOp::Acos => x.un(UnOp::Acos),
+                UnaryOp::Atan => x.un(UnOp::Atan),
+                UnaryOp::Sinh => x.un(UnOp::Sinh),
+                UnaryOp::Cosh => x.un(UnOp::Cosh),
+                UnaryOp::Asinh => x.un(UnOp::Asinh),
+                UnaryOp::Acosh => x.un(UnOp::Acosh),
+                UnaryOp::Atanh => x.un(UnOp::Atanh),
+                UnaryOp::Tanh => tanh(x),
+                UnaryOp::Sigmoid => sigmoid(x),
+                UnaryOp::Erf => erf(b, x),
+                UnaryOp::Floor => x.un(UnOp::Floor),
+                UnaryOp::Ceil => x.un(UnOp::Ceil),
+                UnaryOp::Round => x.un(UnOp::Round),
+                UnaryOp::Softplus => softplus(b, x),
+                UnaryOp::Softsign => x.clone() / (f(1.0) + x.un(UnOp::Abs)),
+                UnaryOp::Mish => {
+                    let sp = softplus(b, x.clone());
+                    x * tanh(sp)
+                }
+                UnaryOp::HardSwish => {
+                    x.clone() * (x * f(1.0 / 6.0) + f(0.5)).max(f(0.0)).min(f(1.0))
+                }
+                _ => return Err(ctx.invalid(format!("unexpected unary op {op:?}"))),
+            }
+        }
+    })
+}
+
+fn activation(b: &mut KernelBuilder, op: ActivationOp, x: Expr) -> Expr {
+    let x = b.let_(Type::F32, x);
+    match op {
+        ActivationOp::LeakyRelu { alpha } => select(x.clone().lt(f(0.0)), x.clone() * f(alpha), x),
+        ActivationOp::Elu { alpha } => select(
+            x.clone().lt(f(0.0)),
+            f(alpha) * (x.clone().un(UnOp::Exp) - f(1.0)),
+            x,
+        ),
+        ActivationOp::Selu { alpha, gamma } => {
+            f(gamma)
+                * select(
+                    x.clone().le(f(0.0)),
+                    f(alpha) * (x.clone().un(UnOp::Exp) - f(1.0)),
+                    x,
+                )
+        }
+        ActivationOp::Celu { alpha } => {
+            x.clone().max(f(0.0)) + (f(alpha) * ((x / f(alpha)).un(UnOp::Exp) - f(1.0))).min(f(0.0))
+        }
+        ActivationOp::HardSigmoid { alpha, beta } => {
+            (f(alpha) * x + f(beta)).max(f(0.0)).min(f(1.0))
+        }
+        ActivationOp::ThresholdedRelu { alpha } => select(x.clone().gt(f(alpha)), x, f(0.0)),
+        ActivationOp::Gelu { tanh: false } => {
+            let e = erf(b, x.clone() * f(std::f32::consts::FRAC_1_SQRT_2));
+            f(0.5) * x * (f(1.0) + e)
+        }
+        ActivationOp::Gelu { tanh: true } => {
+            let c = f((2.0f32 / std::f32::consts::PI).sqrt());
+            let inner = c * (x.clone() + f(0.044_715) * x.clone() * x.clone() * x.clone());
+            f(0.5) * x * (f(1.0) + tanh(inner))
+        }
+        ActivationOp::IsInf {
+            detect_negative,
+            detect_positive,
+        } => {
+            let pos = x
+                .clone()
+                .eq_(Expr::Bitcast(Scalar::F32, Box::new(u(0x7f80_0000))));
+            let neg = x.eq_(Expr::Bitcast(Scalar::F32, Box::new(u(0xff80_0000))));
+            match (detect_negative, detect_positive) {
+                (true, true) => pos.or(neg),
+                (false, true) => pos,
+                (true, false) => neg,
+                (false, false) => Expr::Bool(false),
+            }
+        }
+    }
+}
+
+fn binary(
+    ctx: &LowerCtx<'_>,
+    b: &mut KernelBuilder,
+    op: BinaryOp,
+    x: Expr,
+    y: Expr,
+    dt: DType,
+    dt_y: DType,
+) -> Result<Expr, LowerError> {
+    let float = dt.is_float();
+    let cs = compute_scalar(dt).unwrap_or(Scalar::F32);
+    let arith = matches!(
+        op,
+        BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Pow
+            | BinaryOp::Mod { .. }
+    );
+    if arith && dt == DType::I64 {
+        return Err(ctx.unsupported("needs int64 arithmetic"));
+    }
+    Ok(match op {
+        BinaryOp::Add => x + y,
+        BinaryOp::Sub => x - y,
+        BinaryOp::Mul => x * y,
+        BinaryOp::Div => x / y,
+        BinaryOp::Pow => {
+            let yf = if dt_y.is_float() {
+                y
+            } else {
+                y.cast(Scalar::F32)
+            };
+            if float {
+                pow(b, x, yf)
+            } else {
+                let r = pow(b, x.cast(Scalar::F32), yf);
+                r.un(UnOp::Round).cast(cs)
+            }
+        }
+        BinaryOp::Mod { fmod } => {
+            if float || fmod {
+                x % y
+            } else {
+                let r = b.let_(Type::scalar(cs), x % y.clone());
+                if cs == Scalar::U32 {
+                    r
+                } else {
+                    let fix = r
+                        .clone()
+                        .ne_(i(0))
+                        .and(r.clone().lt(i(0)).ne_(y.clone().lt(i(0))));
+                    select(fix, r.clone() + y, r)
+                }
+            }
+        }
+        BinaryOp::And => x.and(y),
+        BinaryOp::Or => x.or(y),
+        BinaryOp::Xor => x.ne_(y),
+        BinaryOp::Equal => x.eq_(y),
+        BinaryOp::Less => x.lt(y),
+        BinaryOp::LessOrEqual => x.le(y),
+        BinaryOp::Greater => x.gt(y),
+        BinaryOp::GreaterOrEqual => x.ge(y),
+        BinaryOp::BitShiftLeft | BinaryOp::BitShiftRight => {
+            let width = (dt.size() * 8) as u32;
+            let y = b.let_(Type::U32, y);
+            let shifted = if op == BinaryOp::BitShiftLeft {
+                x.bin(BinOp::Shl, y.clone())
+            } else {
+                x.bin(BinOp::Shr, y.clone())
+            };
+            select(y.lt(u(width.min(32))), common::wrap_int(shifted, dt), u(0))
+        }
+        BinaryOp::PRelu => {
+            if float {
+                select(x.clone().lt(f(0.0)), x.clone() * y, x)
+            } else if cs == Scalar::I32 {
+                select(x.clone().lt(i(0)), x.clone() * y, x)
+            } else {
+                x
+            }
+        }
+    })
+}
+
+/// Lowers an elementwise op.
+pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    let out = ctx.output(0)?.clone();
+    let name = ctx.kname("");
+    let launch = match ctx.op {
+        Op::Dropout => {
+            let mut l = Lowered {
+                aliases: vec![(0, 0)],
+                ..Lowered::default()
+            };
+            if let Ok(mask) = ctx.output(1) {
+                l.launches.push(kernel(
+                    ctx.kname("mask"),
+                    &[],
+                    mask,
+                    Arg::Output(1),
+                    |_, _| Expr::Bool(true),
+                ));
+            }
+            return Ok(l);
+        }
+        Op::Unary(op) => {
+            let x = operand(ctx, 0)?;
+            let dt = x.dtype;
+            let mut err = None;
+            let l = kernel(name, &[x], &out, Arg::Output(0), |b, v| {
+                unary(ctx, b, *op, v[0].clone(), dt).unwrap_or_else(|e| {
+                    err = Some(e);
+                    f(0.0)
+                })
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+            l
+        }
+        Op::Activation(op) => {
+            let x = operand(ctx, 0)?;
+            if !x.dtype.is_float() {
+                return Err(ctx.unsupported(format!("needs {}", x.dtype.name())));
+            }
+            kernel(name, &[x], &out, Arg::Output(0), |b, v| {
+                activation(b, *op, v[0].clone())
+            })
+        }
+        Op::Swish { alpha } => {
+            let x = operand(ctx, 0)?;
+            let alpha = *alpha;
+            kernel(name, &[x], &out, Arg::Output(0), |b, v| {
+                let x = b.let_(Type::F32, v[0].clone());
+                x.clone() * sigmoid(x * f(alpha))
+            })
+        }
+        Op::Shrink { bias, lambd } => {
+            let x = operand(ctx, 0)?;
+            let dt = x.dtype;
+            let (bias, lambd) = (*bias as f64, *lambd as f64);
+            kernel(name, &[x], &out, Arg::Output(0), |b, v| {
+                let cs = compute_scalar(dt).unwrap_or(Scalar::F32);
+                let x = b.let_(Type::scalar(cs), v[0].clone());
+                let (xf, lo, hi) = if cs == Scalar::F32 {
+                    (x.clone(), f(-lambd as f32), f(lambd as f32))
+                } else {
+                    (
+                        x.clone().cast(Scalar::F32),
+                        f(-lambd as f32),
+                        f(lambd as f32),
+                    )
+                };
+                let r = select(
+                    xf.clone().lt(lo),
+                    xf.clone() + f(bias as f32),
+                    select(xf.clone().gt(hi), xf - f(bias as f32), f(0.0)),
+                );
+                if cs == Scalar::F32 { r } else { r.cast(cs) }
+            })
+        }
+        Op::Binary(op) => {
+            let (x, y) = (operand(ctx, 0)?, operand(ctx, 1)?);
+            let (dt, dty) = (x.dtype, y.dtype);
+            let mut err = None;
+            let l = kernel(name, &[x, y], &out, Arg::Output(0), |b, v| {
+                binary(ctx, b, *op, v[0].clone(), v[1].clone(), dt, dty).unwrap_or_else(|e| {
+                    err = Some(e);
+                    f(0.0)
+                })
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+            l
+        }
+        Op::Bitwise(op) => {
+            let n = if *op == BitwiseOp::Not { 1 } else { 2 };
+            let ops: Vec<Operand> = (0..n).map(|k| operand(ctx, k)).collect::<Result<_, _>>()?;
+            let dt = ops[0].dtype;
+            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
+                let r = match op {
+                    BitwiseOp::And => v[0].clone().and(v[1].clone()),
+                    BitwiseOp::Or => v[0].clone().or(v[1].clone()),
+                    BitwiseOp::Xor => v[0].clone().bin(BinOp::Xor, v[1].clone()),
+                    BitwiseOp::Not => v[0].clone().un(UnOp::Not),
+                };
+                common::wrap_int(r, dt)
+            })
+        }
+        Op::Variadic(op) => {
+            let ops: Vec<Operand> = (0..ctx.inputs.len())
+                .map(|k| operand(ctx, k))
+                .collect::<Result<_, _>>()?;
+            let dt = out.dtype;
+            if dt == DType::I64 && matches!(op, VariadicOp::Sum | VariadicOp::Mean) {
+                return Err(ctx.unsupported("needs int64 arithmetic"));
+            }
+            let count = ops.len();
+            let float = dt.is_float();
+            // At most this many inputs per kernel (devices bind few storage buffers); longer
+            // lists are folded in chunks through the output.
+            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
+                let mut acc = v[0].clone();
+                for x in &v[1..] {
+                    acc = match op {
+                        VariadicOp::Sum | VariadicOp::Mean => acc + x.clone(),
+                        VariadicOp::Max if float => max_nan(acc, x.clone()),
+                        VariadicOp::Min if float => min_nan(acc, x.clone()),
+                        VariadicOp::Max => acc.max(x.clone()),
+                        VariadicOp::Min => acc.min(x.clone()),
+                    };
+                }
+                if *op == VariadicOp::Mean {
+                    acc / lit(compute_scalar(dt).unwrap_or(Scalar::F32), count as f64)
+                } else {
+                    acc
+                }
+            })
+        }
+        Op::Clip => {
+            let x = operand(ctx, 0)?;
+            let dt = x.dtype;
+            let mut ops = vec![x];
+            let lo = ctx.opt_input(1).map(|_| operand(ctx, 1)).transpose()?;
+            let hi = ctx.opt_input(2).map(|_| operand(ctx, 2)).transpose()?;
+            let (has_lo, has_hi) = (lo.is_some(), hi.is_some());
+            ops.extend(lo);
+            ops.extend(hi);
+            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
+                let mut r = v[0].clone();
+                let mut k = 1;
+                if has_lo {
+                    r = select(r.clone().lt(v[k].clone()), v[k].clone(), r);
+                    k += 1;
+                }
+                if has_hi {
+                    r = select(r.clone().gt(v[k].clone()), v[k].clone(), r);
+                }
+                let _ = dt;
+                r
+            })
+        }
+        Op::Where => {
+            let ops = vec![operand(ctx, 0)?, operand(ctx, 1)?, operand(ctx, 2)?];
+            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
+                select(v[0].clone(), v[1].clone(), v[2].clone())
+            })
+        }
+        Op::Cast { to } => {
+            let x = operand(ctx, 0)?;
+            let (from, to) = (x.dtype, *to);
+            kernel(name, &[x], &out, Arg::Output(0), |_, v| {
+                convert(v[0].clone(), from, to)
+            })
+        }
+        Op::QuantizeLinear {
+            axis, block_size, ..
+        } => {
+            if *block_size != 0 {
+                return Err(ctx.unsupported("with block_size (blocked quantization)"));
+            }
+            let x = operand(ctx, 0)?;
+            let rank = x.shape.len();
+            let mut scale = operand(ctx, 1)?;
+            scale.shape = axis_view(ctx, &scale.shape, rank, *axis)?;
+            let mut ops = vec![x, scale];
+            if ctx.opt_input(2).is_some() {
+                let mut zp = operand(ctx, 2)?;
+                zp.shape = axis_view(ctx, &zp.shape, rank, *axis)?;
+                ops.push(zp);
+            }
+            let (qmin, qmax) = match out.dtype {
+                DType::U8 => (0.0, 255.0),
+                DType::I8 => (-128.0, 127.0),
+                DType::U16 => (0.0, 65535.0),
+                DType::I16 => (-32768.0, 32767.0),
+                dt => return Err(ctx.unsupported(format!("with output {}", dt.name()))),
+            };
+            let cs = compute_scalar(out.dtype).unwrap_or(Scalar::I32);
+            let has_zp = ops.len() == 3;
+            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
+                let mut q = (v[0].clone() / v[1].clone()).un(UnOp::Round);
+                if has_zp {
+                    q = q + v[2].clone().cast(Scalar::F32);
+                }
+                q.max(f(qmin)).min(f(qmax)).cast(cs)
+            })
+        }
+        Op::DequantizeLinear { axis, block_size } => {
+            if *block_size != 0 {
+                return Err(ctx.unsupported("with block_size (blocked quantization)"));
+            }
+            let x = operand(ctx, 0)?;
+            let rank = x.shape.len();
+            let mut scale = operand(ctx, 1)?;
+            scale.shape = axis_view(ctx, &scale.shape, rank, *axis)?;
+            let mut ops = vec![x, scale];
+            if ctx.opt_input(2).is_some() {
+                let mut zp = operand(ctx, 2)?;
+                zp.shape = axis_view(ctx, &zp.shape, rank, *axis)?;
+                ops.push(zp);
+            }
+            let has_zp = ops.len() == 3;
+            let out_f16 = out.dtype == DType::F16;
+            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
+                let mut x = v[0].clone();
+                if has_zp {
+                    x = x - v[2].clone();
+                }
+                let r = x.cast(Scalar::F32) * v[1].clone();
+                if out_f16 {
+                    r.cast(Scalar::F16).cast(Scalar::F32)
+                } else {
+                    r
+                }
+            })
+        }
+        _ => return Err(ctx.invalid("not an elementwise op")),
+    };
+    Ok(Lowered {
+        launches: vec![launch],
+        ..Lowered::default()
+    })
+}
+
+/// The broadcast view of a per-axis parameter (shape `[C]` or a scalar) against a rank-`rank`
+/// input: `[1, .., C, .., 1]` with `C` at `axis`.
+fn axis_view(
+    ctx: &LowerCtx<'_>,
+    shape: &[usize],
+    rank: usize,
+    axis: i64,
+) -> Result<Vec<usize>, LowerError> {
+    let n: usize = shape.iter().product();
+    if shape.len() <= 1 && n == 1 {
+        return Ok(vec![1; rank.max(1)]);
+    }
+    if shape.len() != 1 {
+        return Err(ctx.unsupported("with a scale of rank > 1 (blocked quantization)"));
+    }
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    if a < 0 || a as usize >= rank {
+        return Err(ctx.invalid(format!("axis {axis} out of range for rank {rank}")));
+    }
+    let mut v = vec![1; rank];
+    v[a as usize] = shape[0];
+    Ok(v)
+}

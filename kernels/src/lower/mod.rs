@@ -1,0 +1,221 @@
+//! Lowering of graph operators to kernels: the templates.
+//!
+//! [`lower`] takes one operator with static input and output types (and the contents of inputs
+//! known at compile time, such as axes or pads) and returns the kernels that compute it, each with
+//! its arguments ([`Arg`]) and launch grid, plus any scratch tensors the kernels need. Ops that
+//! only reinterpret a buffer (Reshape, Squeeze, Identity, …) lower to an alias instead.
+//!
+//! Device storage: floats are f32 (f16 stays f16, bf16 is widened to f32), signed integers are
+//! i32 (i8/i16 sign-extended; i64 narrowed, which the compiler only allows where the values are
+//! indices or shapes, and the runtime range-checks inputs), unsigned integers are u32 and bools
+//! are u32 0/1. Kernels compute floats in f32, signed integers in i32, unsigned in u32.
+//!
+//! Every template module documents its tuning space; the defaults here are heuristics.
+
+pub mod common;
+pub mod elementwise;
+
+use crate::ir::{Kernel, Scalar};
+use optc_ir::dtype::DType;
+use optc_ir::ops::Op;
+use optc_ir::tensor::Tensor;
+
+/// A tensor as a kernel sees it: its graph dtype and static shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorDesc {
+    /// Graph dtype.
+    pub dtype: DType,
+    /// Static shape.
+    pub shape: Vec<usize>,
+}
+
+impl TensorDesc {
+    /// A descriptor.
+    pub fn new(dtype: DType, shape: Vec<usize>) -> TensorDesc {
+        TensorDesc { dtype, shape }
+    }
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// What a kernel binding refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arg {
+    /// Input `i` of the op.
+    Input(usize),
+    /// Output `i` of the op.
+    Output(usize),
+    /// Scratch tensor `i` of the lowering.
+    Temp(usize),
+}
+
+/// One kernel launch of a lowered op.
+#[derive(Clone, Debug)]
+pub struct KernelLaunch {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// What each binding refers to (binding `i` is `args[i]`).
+    pub args: Vec<Arg>,
+    /// Workgroups along x, y, z.
+    pub grid: [u32; 3],
+}
+
+/// The result of lowering one op.
+#[derive(Clone, Debug, Default)]
+pub struct Lowered {
+    /// `(output, input)`: the output is the input's buffer, reinterpreted (no kernel).
+    pub aliases: Vec<(usize, usize)>,
+    /// Scratch tensors, live only during this op's launches.
+    pub temps: Vec<TensorDesc>,
+    /// The launches, in order.
+    pub launches: Vec<KernelLaunch>,
+}
+
+/// Why an op cannot be lowered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LowerError {
+    /// The target cannot compute this op (or this form of it).
+    #[error("unsupported on {target}: {op} {what}")]
+    Unsupported {
+        /// Target name.
+        target: &'static str,
+        /// Op type.
+        op: &'static str,
+        /// What is missing (`needs int64`, `with a runtime axes input`…).
+        what: String,
+    },
+    /// The op's inputs contradict its definition (a compiler or model bug).
+    #[error("{op}: {msg}")]
+    Invalid {
+        /// Op type.
+        op: &'static str,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+/// Everything a template needs to know about one node.
+pub struct LowerCtx<'a> {
+    /// The op.
+    pub op: &'a Op,
+    /// A kernel-name stem unique within the model (e.g. `n12_conv`).
+    pub name: &'a str,
+    /// Input descriptors (`None` for absent optional inputs).
+    pub inputs: &'a [Option<TensorDesc>],
+    /// Input contents known at compile time (constants and folded values).
+    pub values: &'a [Option<&'a Tensor>],
+    /// Output descriptors (`None` for unused optional outputs).
+    pub outputs: &'a [Option<TensorDesc>],
+}
+
+impl<'a> LowerCtx<'a> {
+    /// Input `i`, which must be present.
+    pub fn input(&self, i: usize) -> Result<&'a TensorDesc, LowerError> {
+        self.inputs
+            .get(i)
+            .and_then(|d| d.as_ref())
+            .ok_or_else(|| self.invalid(format!("input {i} is missing")))
+    }
+    /// Input `i` if present.
+    pub fn opt_input(&self, i: usize) -> Option<&'a TensorDesc> {
+        self.inputs.get(i).and_then(|d| d.as_ref())
+    }
+    /// Output `i`, which must be used.
+    pub fn output(&self, i: usize) -> Result<&'a TensorDesc, LowerError> {
+        self.outputs
+            .get(i)
+            .and_then(|d| d.as_ref())
+            .ok_or_else(|| self.invalid(format!("output {i} is missing")))
+    }
+    /// The compile-time contents of input `i`, if known.
+    pub fn value(&self, i: usize) -> Option<&'a Tensor> {
+        self.values.get(i).copied().flatten()
+    }
+    /// The compile-time contents of input `i` as integers; an error naming `what` when the
+    /// input is only known at run time.
+    pub fn const_ints(&self, i: usize, what: &str) -> Result<Vec<i64>, LowerError> {
+        match self.value(i) {
+            Some(t) => Ok(t.to_i64_vec()),
+            None => Err(self.unsupported(format!("with a runtime {what} input"))),
+        }
+    }
+    /// An `Unsupported` error for this op.
+    pub fn unsupported(&self, what: impl Into<String>) -> LowerError {
+        LowerError::Unsupported {
+            target: "wgsl",
+            op: self.op.name(),
+            what: what.into(),
+        }
+    }
+    /// An `Invalid` error for this op.
+    pub fn invalid(&self, msg: impl Into<String>) -> LowerError {
+        LowerError::Invalid {
+            op: self.op.name(),
+            msg: msg.into(),
+        }
+    }
+    /// A kernel name `<stem>_<suffix>`.
+    pub fn kname(&self, suffix: &str) -> String {
+        if suffix.is_empty() {
+            self.name.to_string()
+        } else {
+            format!("{}_{suffix}", self.name)
+        }
+    }
+}
+
+/// The scalar a tensor of `dtype` is stored as on the device, or `None` when the target cannot
+/// hold it (f64, u64 and the low-precision storage types).
+pub fn storage_scalar(dtype: DType) -> Option<Scalar> {
+    Some(match dtype {
+        DType::F32 | DType::BF16 => Scalar::F32,
+        DType::F16 => Scalar::F16,
+        DType::I8 | DType::I16 | DType::I32 | DType::I64 => Scalar::I32,
+        DType::U8 | DType::U16 | DType::U32 | DType::Bool => Scalar::U32,
+        _ => return None,
+    })
+}
+
+/// The scalar kernels compute a `dtype` value in.
+pub fn compute_scalar(dtype: DType) -> Option<Scalar> {
+    Some(match dtype {
+        DType::F32 | DType::BF16 | DType::F16 => Scalar::F32,
+        DType::I8 | DType::I16 | DType::I32 | DType::I64 => Scalar::I32,
+        DType::U8 | DType::U16 | DType::U32 => Scalar::U32,
+        DType::Bool => Scalar::Bool,
+        _ => return None,
+    })
+}
+
+/// Lowers one op.
+pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    for d in ctx.inputs.iter().chain(ctx.outputs.iter()).flatten() {
+        if storage_scalar(d.dtype).is_none() {
+            return Err(ctx.unsupported(format!("needs {}", d.dtype.name())));
+        }
+    }
+    match ctx.op {
+        Op::Identity | Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => {
+            Ok(Lowered {
+                aliases: vec![(0, 0)],
+                ..Lowered::default()
+            })
+        }
+        Op::Unary(_)
+        | Op::Activation(_)
+        | Op::Binary(_)
+        | Op::Variadic(_)
+        | Op::Clip
+        | Op::Where
+        | Op::Cast { .. }
+        | Op::Bitwise(_)
+        | Op::Dropout
+        | Op::Swish { .. }
+        | Op::Shrink { .. }
+        | Op::QuantizeLinear { .. }
+        | Op::DequantizeLinear { .. } => elementwise::lower(ctx),
+        _ => Err(ctx.unsupported("has no kernel template yet")),
+    }
+}
