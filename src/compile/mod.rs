@@ -427,11 +427,8 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
                 continue;
             }
         };
-        let values: Vec<Option<&Tensor>> = node
-            .inputs
-            .iter()
-            .map(|v| v.and_then(&const_of))
-            .collect();
+        let values: Vec<Option<&Tensor>> =
+            node.inputs.iter().map(|v| v.and_then(&const_of)).collect();
         let name = format!("n{}_{}", n.index(), node.op.name().to_ascii_lowercase());
         let ctx = LowerCtx {
             op: &node.op,
