@@ -76,7 +76,7 @@ fn run_writes_outputs_that_read_back() {
     for row in probs.view::<f32>().chunks(4) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
     }
-    // Re-running the saved outputs' model with the same seed is deterministic.
+    // The same seed gives the same random inputs, hence the same outputs.
     let again = optc(&[
         "run",
         "examples/tiny_cnn.onnx",
