@@ -286,7 +286,10 @@ impl Checker<'_> {
     fn index(&mut self, index: &Expr, what: &str, len: Option<u32>) -> R<()> {
         let t = self.expr(index)?;
         if !is_index(t) {
-            return Err(format!("index into {what} has type {}, not i32/u32", show(t)));
+            return Err(format!(
+                "index into {what} has type {}, not i32/u32",
+                show(t)
+            ));
         }
         let lit = match index {
             Expr::I32(v) => Some(i64::from(*v)),
@@ -623,11 +626,8 @@ impl Checker<'_> {
                         }
                     }
                     (SubgroupOp::Broadcast, Some(l)) => {
-                        if !matches!(**l, Expr::U32(_)) && !matches!(**l, Expr::I32(v) if v >= 0)
-                        {
-                            return Err(
-                                "subgroup broadcast lane must be a u32 literal".to_string()
-                            );
+                        if !matches!(**l, Expr::U32(_)) && !matches!(**l, Expr::I32(v) if v >= 0) {
+                            return Err("subgroup broadcast lane must be a u32 literal".to_string());
                         }
                     }
                     (SubgroupOp::Add | SubgroupOp::Max | SubgroupOp::Min, None) => {}

@@ -78,8 +78,8 @@ pub fn emit_wgsl(k: &Kernel) -> Result<String, CodegenError> {
 /// (`SHADER_FLOAT16`, `SUBGROUP`); the error carries naga's report quoting the source line.
 pub fn validate_wgsl(src: &str) -> Result<(), CodegenError> {
     use naga::valid::{Capabilities, ValidationFlags, Validator};
-    let module = naga::front::wgsl::parse_str(src)
-        .map_err(|e| CodegenError::Naga(e.emit_to_string(src)))?;
+    let module =
+        naga::front::wgsl::parse_str(src).map_err(|e| CodegenError::Naga(e.emit_to_string(src)))?;
     Validator::new(
         ValidationFlags::all(),
         Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP,
@@ -269,9 +269,7 @@ impl Printer<'_> {
             } => {
                 let v = var.0;
                 if *unroll && let Some((a, b)) = unrollable(*var, start, end, *step, body) {
-                    self.line(&format!(
-                        "// v{v} in {a}..{b} step {step}, unrolled"
-                    ));
+                    self.line(&format!("// v{v} in {a}..{b} step {step}, unrolled"));
                     let mut i = a;
                     while i < b {
                         self.line("{");
@@ -348,7 +346,11 @@ impl Printer<'_> {
                 )
             }
             Expr::LoadShared { arr, index } => {
-                format!("{}[{}]", self.k.shared[*arr as usize].name, self.expr(index)?)
+                format!(
+                    "{}[{}]",
+                    self.k.shared[*arr as usize].name,
+                    self.expr(index)?
+                )
             }
             Expr::Unary(op, x) => self.unary(*op, x)?,
             Expr::Binary(op, a, b) => {
@@ -445,9 +447,7 @@ impl Printer<'_> {
                     (format!("{u}(0x7fffffffu)"), format!("{u}(0x7f800000u)"))
                 };
                 let cmp = if op == UnOp::IsNan { ">" } else { "==" };
-                return Ok(format!(
-                    "((bitcast<{u}>({f32s}) & {mask}) {cmp} {inf})"
-                ));
+                return Ok(format!("((bitcast<{u}>({f32s}) & {mask}) {cmp} {inf})"));
             }
             UnOp::Abs => "abs",
             UnOp::Exp => "exp",

@@ -260,6 +260,9 @@ struct LaunchState {
     grid: [u32; 3],
 }
 
+/// Outputs, wall-time split and (when stamped) the raw timestamp ticks of one run.
+type RunOutcome = (Vec<HostTensor>, RunTiming, Option<Vec<u64>>);
+
 /// A loaded artifact on a device, ready to run.
 pub struct Session {
     device: wgpu::Device,
@@ -394,12 +397,7 @@ impl Session {
         )?;
         limit("arena bytes", m.arena_bytes, limits.max_buffer_size)?;
         limit("weights bytes", m.weights_bytes, limits.max_buffer_size)?;
-        let biggest_grid = m
-            .launches
-            .iter()
-            .flat_map(|l| l.grid)
-            .max()
-            .unwrap_or(0);
+        let biggest_grid = m.launches.iter().flat_map(|l| l.grid).max().unwrap_or(0);
         limit(
             "workgroups per dimension",
             biggest_grid as u64,
@@ -555,8 +553,7 @@ impl Session {
             });
         }
 
-        let timestamp_mode = if features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
-        {
+        let timestamp_mode = if features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES) {
             TimestampMode::InsidePasses
         } else if features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             TimestampMode::PerPass
@@ -730,7 +727,7 @@ impl Session {
         &mut self,
         inputs: &[HostTensor],
         stamped: bool,
-    ) -> Result<(Vec<HostTensor>, RunTiming, Option<Vec<u64>>), RuntimeError> {
+    ) -> Result<RunOutcome, RuntimeError> {
         let t0 = Instant::now();
         if inputs.len() != self.manifest.inputs.len() {
             return Err(RuntimeError::InputCount {
