@@ -14,6 +14,9 @@
 
 pub mod common;
 pub mod elementwise;
+pub mod gather;
+pub mod movement;
+pub mod resize;
 
 use crate::ir::{Kernel, Scalar};
 use optc_ir::dtype::DType;
@@ -216,6 +219,30 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         | Op::Shrink { .. }
         | Op::QuantizeLinear { .. }
         | Op::DequantizeLinear { .. } => elementwise::lower(ctx),
+        // Data movement (movement.rs, gather.rs, resize.rs).
+        Op::Transpose { .. }
+        | Op::Slice
+        | Op::Expand
+        | Op::Tile
+        | Op::DepthToSpace { .. }
+        | Op::SpaceToDepth { .. }
+        | Op::Concat { .. }
+        | Op::Split { .. }
+        | Op::Pad { .. }
+        | Op::Trilu { .. }
+        | Op::ReverseSequence { .. }
+        | Op::CenterCropPad { .. }
+        | Op::Compress { .. }
+        | Op::ConstantOfShape { .. }
+        | Op::EyeLike { .. }
+        | Op::Range => movement::lower(ctx),
+        Op::Gather { .. }
+        | Op::GatherElements { .. }
+        | Op::GatherNd { .. }
+        | Op::ScatterElements { .. }
+        | Op::ScatterNd { .. }
+        | Op::OneHot { .. } => gather::lower(ctx),
+        Op::Resize(_) => resize::lower(ctx),
         _ => Err(ctx.unsupported("has no kernel template yet")),
     }
 }
