@@ -16,6 +16,9 @@ pub mod common;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod gather;
+pub mod movement;
+pub mod resize;
 
 use crate::ir::{Kernel, Scalar};
 use optc_ir::dtype::DType;
@@ -226,6 +229,30 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
             conv::lower(ctx)
         }
         Op::Einsum { .. } => gemm::lower_einsum(ctx),
+        // Data movement (movement.rs, gather.rs, resize.rs).
+        Op::Transpose { .. }
+        | Op::Slice
+        | Op::Expand
+        | Op::Tile
+        | Op::DepthToSpace { .. }
+        | Op::SpaceToDepth { .. }
+        | Op::Concat { .. }
+        | Op::Split { .. }
+        | Op::Pad { .. }
+        | Op::Trilu { .. }
+        | Op::ReverseSequence { .. }
+        | Op::CenterCropPad { .. }
+        | Op::Compress { .. }
+        | Op::ConstantOfShape { .. }
+        | Op::EyeLike { .. }
+        | Op::Range => movement::lower(ctx),
+        Op::Gather { .. }
+        | Op::GatherElements { .. }
+        | Op::GatherNd { .. }
+        | Op::ScatterElements { .. }
+        | Op::ScatterNd { .. }
+        | Op::OneHot { .. } => gather::lower(ctx),
+        Op::Resize(_) => resize::lower(ctx),
         _ => Err(ctx.unsupported("has no kernel template yet")),
     }
 }
