@@ -17,7 +17,12 @@ fn shared_models_compile_reload_and_match_onnxruntime_on_wgpu() {
     let device = Device::open(None)
         .unwrap_or_else(|e| panic!("{e}: install a Vulkan driver (scripts/setup-vulkan.sh)"));
     let tests = optc::conformance::discover(&dir).unwrap();
-    assert_eq!(tests.len(), 7, "expected the 7 shared models under {}", dir.display());
+    assert_eq!(
+        tests.len(),
+        7,
+        "expected the 7 shared models under {}",
+        dir.display()
+    );
     let tmp = std::env::temp_dir().join(format!("optc-models-wgpu-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let mut failures = Vec::new();

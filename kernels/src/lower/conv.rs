@@ -275,9 +275,18 @@ fn depthwise(
     mg: usize,
     bias: Option<&TensorDesc>,
 ) -> KernelLaunch {
-    let x = &ctx.inputs[0].as_ref().map(|d| d.dtype).unwrap_or(DType::F32);
-    let wdt = ctx.inputs[1].as_ref().map(|d| d.dtype).unwrap_or(DType::F32);
-    let ydt = ctx.outputs[0].as_ref().map(|d| d.dtype).unwrap_or(DType::F32);
+    let x = &ctx.inputs[0]
+        .as_ref()
+        .map(|d| d.dtype)
+        .unwrap_or(DType::F32);
+    let wdt = ctx.inputs[1]
+        .as_ref()
+        .map(|d| d.dtype)
+        .unwrap_or(DType::F32);
+    let ydt = ctx.outputs[0]
+        .as_ref()
+        .map(|d| d.dtype)
+        .unwrap_or(DType::F32);
     let tile = DW_TILE.min(g.output[2]);
     let tiles_w = g.output[2].div_ceil(tile);
     // Thread space: (n, m, od, oh, w tile).
@@ -308,10 +317,7 @@ fn depthwise(
     };
     let cin = m / mg;
     let pin = g.in_size();
-    let xbase = b.let_(
-        Type::I32,
-        (ni.clone() * i(cin as i32) + ci) * i(pin as i32),
-    );
+    let xbase = b.let_(Type::I32, (ni.clone() * i(cin as i32) + ci) * i(pin as i32));
     let kk = g.kernel_size();
     let wbase = b.let_(Type::I32, mi.clone() * i(kk as i32));
     let init = match (bb, bias) {
@@ -323,10 +329,7 @@ fn depthwise(
     let [_, ih, iw] = g.input;
     // Start positions of axes 0 and 1 (od*s - p), and of the tile along axis 2.
     let start = |b: &mut KernelBuilder, a: usize, o: Expr| -> Expr {
-        b.let_(
-            Type::I32,
-            o * i(g.stride[a] as i32) - i(g.pad[a] as i32),
-        )
+        b.let_(Type::I32, o * i(g.stride[a] as i32) - i(g.pad[a] as i32))
     };
     let s0 = start(&mut b, 0, c[2].clone());
     let s1 = start(&mut b, 1, c[3].clone());
@@ -419,10 +422,7 @@ fn depthwise(
         if g.output[2] % tile == 0 {
             store(&mut b);
         } else {
-            b.if_(
-                (ow0.clone() + i(t as i32)).lt(i(g.output[2] as i32)),
-                store,
-            );
+            b.if_((ow0.clone() + i(t as i32)).lt(i(g.output[2] as i32)), store);
         }
     }
     KernelLaunch {
@@ -477,10 +477,7 @@ fn taps(
                     .and(q.clone().lt(i(g.input[a] as i32)));
                 (ok, q)
             } else {
-                (
-                    p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32)),
-                    p,
-                )
+                (p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32)), p)
             };
             let npos = pos_c.clone() * i(g.input[a] as i32) + q;
             let ntap = tap_c.clone() * i(k as i32) + kv;
@@ -550,7 +547,10 @@ fn lower_conv_transpose(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered
     let (xdt, wdt) = (x.dtype, w.dtype);
     b.for_(i(0), i(cg as i32), 1, false, |b, ci| {
         let ch = b.let_(Type::I32, gi.clone() * i(cg as i32) + ci);
-        let xbase = b.let_(Type::I32, (ni.clone() * i(c as i32) + ch.clone()) * i(pin as i32));
+        let xbase = b.let_(
+            Type::I32,
+            (ni.clone() * i(c as i32) + ch.clone()) * i(pin as i32),
+        );
         let wbase = b.let_(Type::I32, (ch * i(mg as i32) + mo.clone()) * i(kk as i32));
         taps(b, &g, &co[2..], true, &mut |b, pos, tap| {
             let xv = common::load(xb, xbase.clone() + pos, xdt);
@@ -607,9 +607,17 @@ fn lower_quant_conv(
     };
     let xz = opt(&mut b, xzi, "xzp");
     let wz = opt(&mut b, wzi, "wzp");
-    let bias = if qlinear { opt(&mut b, 8, "bias") } else { None };
+    let bias = if qlinear {
+        opt(&mut b, 8, "bias")
+    } else {
+        None
+    };
     let ob = b.buffer("y", Type::I32, Access::ReadWrite);
-    args.push(if qlinear { Arg::Temp(0) } else { Arg::Output(0) });
+    args.push(if qlinear {
+        Arg::Temp(0)
+    } else {
+        Arg::Output(0)
+    });
     let t = flat_index(&mut b, grid, wg);
     guard(&mut b, &t, total);
     let space = [n, m, g.output[0], g.output[1], g.output[2]];
@@ -621,10 +629,9 @@ fn lower_quant_conv(
         Some((buf, d)) if d.numel() == 1 => {
             Some(b.let_(Type::I32, Expr::load(buf, i(0)).cast(Scalar::I32)))
         }
-        Some((buf, d)) if d.numel() == m => Some(b.let_(
-            Type::I32,
-            Expr::load(buf, mi.clone()).cast(Scalar::I32),
-        )),
+        Some((buf, d)) if d.numel() == m => {
+            Some(b.let_(Type::I32, Expr::load(buf, mi.clone()).cast(Scalar::I32)))
+        }
         Some(_) => return Err(ctx.unsupported("with this weight zero point shape")),
         None => None,
     };
@@ -638,10 +645,7 @@ fn lower_quant_conv(
     b.for_(i(0), i(cg as i32), 1, false, |b, ci| {
         let ch = b.let_(Type::I32, gi.clone() * i(cg as i32) + ci.clone());
         let xbase = b.let_(Type::I32, (ni.clone() * i(c as i32) + ch) * i(pin as i32));
-        let wbase = b.let_(
-            Type::I32,
-            (mi.clone() * i(cg as i32) + ci) * i(kk as i32),
-        );
+        let wbase = b.let_(Type::I32, (mi.clone() * i(cg as i32) + ci) * i(kk as i32));
         taps(b, &g, &co[2..], false, &mut |b, pos, tap| {
             let mut xv = Expr::load(xb, xbase.clone() + pos).cast(Scalar::I32);
             if let Some(z) = &xzv {

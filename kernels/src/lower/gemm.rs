@@ -86,9 +86,8 @@ impl GemmConfig {
             c.k_step = 1;
         }
         // Keep enough threads to fill the device: halve the row tile while there are few.
-        let threads = |c: &GemmConfig| {
-            batch * m.div_ceil(c.tile_m as usize) * n.div_ceil(c.tile_n as usize)
-        };
+        let threads =
+            |c: &GemmConfig| batch * m.div_ceil(c.tile_m as usize) * n.div_ceil(c.tile_n as usize);
         while threads(&c) < 64 && c.tile_m > 8 {
             c.tile_m /= 2;
         }
@@ -134,9 +133,7 @@ impl GemmConfig {
             }
             let slab = (self.tile_m + self.tile_n) * self.workgroup * 4 * 4;
             if slab > 16 * 1024 {
-                return Err(format!(
-                    "shared-memory slabs of {slab} bytes exceed 16 KiB"
-                ));
+                return Err(format!("shared-memory slabs of {slab} bytes exceed 16 KiB"));
             }
         }
         Ok(())
@@ -350,8 +347,7 @@ impl Side {
                 }
                 Mode::RowVec => (0..ks)
                     .map(|kk| {
-                        let idx = (off.clone()
-                            + (k0.clone() + i(kk as i32)) * i(*k_stride as i32))
+                        let idx = (off.clone() + (k0.clone() + i(kk as i32)) * i(*k_stride as i32))
                             / i(4);
                         b.let_(Type::vec(Scalar::F32, 4), Expr::load(self.buf, idx))
                     })
@@ -384,20 +380,12 @@ impl Side {
                             }
                             let p = start[a].clone() + d.tap[a].clone();
                             let p = b.let_(Type::I32, p);
-                            let ok = p
-                                .clone()
-                                .cast(Scalar::U32)
-                                .lt(u(g.input[a] as u32));
+                            let ok = p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32));
                             inb = Some(match inb {
                                 None => ok,
                                 Some(x) => x.and(ok),
                             });
-                            idx = idx
-                                + if st[a] == 1 {
-                                    p
-                                } else {
-                                    p * i(st[a] as i32)
-                                };
+                            idx = idx + if st[a] == 1 { p } else { p * i(st[a] as i32) };
                         }
                         match inb {
                             None => common::load(self.buf, idx, self.op.dtype),
@@ -530,7 +518,10 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
     } else {
         (i(0), t.clone())
     };
-    let ntile = b.let_(Type::I32, (g.clone() % i(ntg as i32)) * i(lanes as i32) + j.clone());
+    let ntile = b.let_(
+        Type::I32,
+        (g.clone() % i(ntg as i32)) * i(lanes as i32) + j.clone(),
+    );
     let rest = b.let_(Type::I32, g / i(ntg as i32));
     let mtile = b.let_(Type::I32, rest.clone() % i(mt as i32));
     let bi = b.let_(Type::I32, (rest / i(mt as i32)).min(i(nb as i32 - 1)));
@@ -712,7 +703,10 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
     });
 
     // Epilogue.
-    let ob_base = b.let_(Type::I32, common::dot_strides(&bcoords, &p.out_batch_strides));
+    let ob_base = b.let_(
+        Type::I32,
+        common::dot_strides(&bcoords, &p.out_batch_strides),
+    );
     for r in 0..tm {
         let m = m0.clone() + i(r as i32);
         b.if_(m.clone().lt(i(p.m as i32)), |b| {
@@ -1104,11 +1098,7 @@ pub fn param_load(buf: u32, dt: DType, ix: ParamIndex, m: &Expr, n: &Expr, float
         ParamIndex::Col => n.clone(),
     };
     let v = common::load(buf, idx, dt);
-    if float {
-        v
-    } else {
-        v.cast(Scalar::I32)
-    }
+    if float { v } else { v.cast(Scalar::I32) }
 }
 
 /// Rounds `v` (f32) half to even, adds the zero point and saturates to `dt`'s range.
@@ -1191,8 +1181,8 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         Access::Read,
     );
     let bind_params = |b: &mut KernelBuilder,
-                           args: &mut Vec<Arg>,
-                           list: &[(usize, bool, bool)]|
+                       args: &mut Vec<Arg>,
+                       list: &[(usize, bool, bool)]|
      -> Result<Vec<Option<(u32, DType, ParamIndex, bool)>>, LowerError> {
         let mut v = Vec::new();
         for &(idx, per_row, float) in list {
@@ -1209,9 +1199,17 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         }
         Ok(v)
     };
-    let zb = bind_params(&mut b, &mut args, &[(zps[0], true, false), (zps[1], false, false)])?;
+    let zb = bind_params(
+        &mut b,
+        &mut args,
+        &[(zps[0], true, false), (zps[1], false, false)],
+    )?;
     let ob = b.buffer("out", Type::scalar(Scalar::I32), Access::ReadWrite);
-    args.push(if qlinear { Arg::Temp(0) } else { Arg::Output(0) });
+    args.push(if qlinear {
+        Arg::Temp(0)
+    } else {
+        Arg::Output(0)
+    });
     let t = flat_index(&mut b, grid, wg);
     common::guard(&mut b, &t, total);
     let c = unravel(&mut b, &t, &oshape);
@@ -1264,7 +1262,12 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         let pb = bind_params(
             &mut b,
             &mut args,
-            &[(1, true, true), (4, false, true), (6, true, true), (7, true, false)],
+            &[
+                (1, true, true),
+                (4, false, true),
+                (6, true, true),
+                (7, true, false),
+            ],
         )?;
         let ob = b.buffer(
             "out",

@@ -15,8 +15,8 @@
 pub mod common;
 pub mod conv;
 pub mod elementwise;
-pub mod gemm;
 pub mod gather;
+pub mod gemm;
 pub mod movement;
 pub mod resize;
 
