@@ -464,7 +464,10 @@ fn parse(path: &Path, b: &[u8]) -> Result<Parsed, ArtifactError> {
         if b[at..r.start].iter().any(|&x| x != 0) {
             return Err(malformed(
                 "layout",
-                format!("non-zero padding bytes between offsets {at} and {}", r.start),
+                format!(
+                    "non-zero padding bytes between offsets {at} and {}",
+                    r.start
+                ),
             ));
         }
         at = r.end;

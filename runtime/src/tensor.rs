@@ -47,7 +47,11 @@ macro_rules! from_to {
 
 impl HostTensor {
     /// A tensor from raw bytes; errors when the byte count does not match the shape.
-    pub fn new(dtype: HostType, shape: Vec<u64>, data: Vec<u8>) -> Result<HostTensor, RuntimeError> {
+    pub fn new(
+        dtype: HostType,
+        shape: Vec<u64>,
+        data: Vec<u8>,
+    ) -> Result<HostTensor, RuntimeError> {
         let need = shape
             .iter()
             .try_fold(dtype.size() as u64, |a, &d| a.checked_mul(d));
@@ -282,18 +286,18 @@ pub fn device_to_host(info: &TensorInfo, bytes: &[u8]) -> HostTensor {
         let mut out = Vec::with_capacity(n * info.dtype.size());
         for k in 0..n {
             let v = match info.device {
-                DeviceType::F32 => Scalar::F(
-                    f32::from_le_bytes(bytes[k * 4..k * 4 + 4].try_into().unwrap()) as f64,
-                ),
+                DeviceType::F32 => Scalar::F(f32::from_le_bytes(
+                    bytes[k * 4..k * 4 + 4].try_into().unwrap(),
+                ) as f64),
                 DeviceType::F16 => {
                     Scalar::F(f16::from_le_bytes([bytes[k * 2], bytes[k * 2 + 1]]).to_f64())
                 }
-                DeviceType::I32 => Scalar::I(
-                    i32::from_le_bytes(bytes[k * 4..k * 4 + 4].try_into().unwrap()) as i128,
-                ),
-                DeviceType::U32 => Scalar::I(
-                    u32::from_le_bytes(bytes[k * 4..k * 4 + 4].try_into().unwrap()) as i128,
-                ),
+                DeviceType::I32 => Scalar::I(i32::from_le_bytes(
+                    bytes[k * 4..k * 4 + 4].try_into().unwrap(),
+                ) as i128),
+                DeviceType::U32 => Scalar::I(u32::from_le_bytes(
+                    bytes[k * 4..k * 4 + 4].try_into().unwrap(),
+                ) as i128),
             };
             write_host(info.dtype, &mut out, v);
         }

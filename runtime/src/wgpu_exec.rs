@@ -394,12 +394,7 @@ impl Session {
         )?;
         limit("arena bytes", m.arena_bytes, limits.max_buffer_size)?;
         limit("weights bytes", m.weights_bytes, limits.max_buffer_size)?;
-        let biggest_grid = m
-            .launches
-            .iter()
-            .flat_map(|l| l.grid)
-            .max()
-            .unwrap_or(0);
+        let biggest_grid = m.launches.iter().flat_map(|l| l.grid).max().unwrap_or(0);
         limit(
             "workgroups per dimension",
             biggest_grid as u64,
@@ -555,8 +550,7 @@ impl Session {
             });
         }
 
-        let timestamp_mode = if features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
-        {
+        let timestamp_mode = if features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES) {
             TimestampMode::InsidePasses
         } else if features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             TimestampMode::PerPass

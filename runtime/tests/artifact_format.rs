@@ -72,7 +72,9 @@ fn truncated_file_names_path_and_section() {
     std::fs::write(&path, b"").unwrap();
     let e = Artifact::load(&path).unwrap_err().to_string();
     assert!(e.contains("truncated"), "{e}");
-    let e = Artifact::load(dir.join("missing.optc")).unwrap_err().to_string();
+    let e = Artifact::load(dir.join("missing.optc"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("missing.optc"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -81,7 +83,10 @@ fn truncated_file_names_path_and_section() {
 fn every_truncation_is_an_error() {
     let bytes = add_artifact().to_bytes();
     for n in 0..bytes.len() {
-        assert!(Artifact::from_bytes(&bytes[..n]).is_err(), "accepted at {n}");
+        assert!(
+            Artifact::from_bytes(&bytes[..n]).is_err(),
+            "accepted at {n}"
+        );
     }
     let mut longer = bytes.clone();
     longer.push(0);
@@ -118,7 +123,10 @@ fn flips_name_the_corrupt_section() {
     let mut b = bytes.clone();
     b[16 + 4] ^= 0x04;
     let e = err(&b);
-    assert!(e.contains("checksum mismatch") && e.contains("'header'"), "{e}");
+    assert!(
+        e.contains("checksum mismatch") && e.contains("'header'"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -168,11 +176,17 @@ fn inconsistent_manifests() {
     let e = inconsistent(|a| a.manifest.kernels[0].source = 1);
     assert!(e.contains("kernel 0 'add' uses source 1"), "{e}");
     let e = inconsistent(|a| a.manifest.launches[0].bindings[1].offset = 512);
-    assert!(e.contains("binding 1") && e.contains("weights region"), "{e}");
+    assert!(
+        e.contains("binding 1") && e.contains("weights region"),
+        "{e}"
+    );
     let e = inconsistent(|a| a.manifest.launches[0].bindings[2].offset = 300);
     assert!(e.contains("not a multiple of 256"), "{e}");
     let e = inconsistent(|a| a.manifest.outputs[0].location.bytes = 12);
-    assert!(e.contains("output 'c'") && e.contains("needs 16 bytes"), "{e}");
+    assert!(
+        e.contains("output 'c'") && e.contains("needs 16 bytes"),
+        "{e}"
+    );
     let e = inconsistent(|a| a.manifest.inputs[0].shape = vec![5]);
     assert!(e.contains("input 'a'"), "{e}");
     let e = inconsistent(|a| a.manifest.weights_bytes = 4);
@@ -237,7 +251,11 @@ fn crc32(b: &[u8]) -> u32 {
     for &x in b {
         c ^= x as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c

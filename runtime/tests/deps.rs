@@ -49,7 +49,10 @@ fn no_compiler_crates_in_the_dependency_tree() {
         }
     }
     let deps: HashSet<&str> = seen.iter().map(|id| names[id]).collect();
-    assert!(deps.contains("wgpu"), "the walk found the real dependencies: {deps:?}");
+    assert!(
+        deps.contains("wgpu"),
+        "the walk found the real dependencies: {deps:?}"
+    );
     for banned in [
         "egg",
         "petgraph",

@@ -19,7 +19,13 @@ pub fn weights(offset: u64, bytes: u64) -> Location {
     loc(Region::Weights, offset, bytes)
 }
 
-pub fn tensor(name: &str, dtype: HostType, shape: &[u64], device: DeviceType, location: Location) -> TensorInfo {
+pub fn tensor(
+    name: &str,
+    dtype: HostType,
+    shape: &[u64],
+    device: DeviceType,
+    location: Location,
+) -> TensorInfo {
     TensorInfo {
         name: name.into(),
         dtype,
@@ -84,8 +90,20 @@ fn add(@builtin(global_invocation_id) g: vec3<u32>) {
 /// bytes of other weights), `c` an f32[4] output at arena 256.
 pub fn add_artifact() -> Artifact {
     let mut m = manifest(Target::Wgsl);
-    m.inputs = vec![tensor("a", HostType::F32, &[4], DeviceType::F32, arena(0, 16))];
-    m.outputs = vec![tensor("c", HostType::F32, &[4], DeviceType::F32, arena(256, 16))];
+    m.inputs = vec![tensor(
+        "a",
+        HostType::F32,
+        &[4],
+        DeviceType::F32,
+        arena(0, 16),
+    )];
+    m.outputs = vec![tensor(
+        "c",
+        HostType::F32,
+        &[4],
+        DeviceType::F32,
+        arena(256, 16),
+    )];
     m.kernels = vec![kernel("add", 0)];
     m.launches = vec![launch(
         0,
