@@ -422,7 +422,7 @@ fn parse(path: &Path, b: &[u8]) -> Result<Parsed, ArtifactError> {
         let length = u64_at(b, e + 12);
         let crc = u32_at(b, e + 20);
         let name = section_name(kind);
-        let end = offset.checked_add(length).unwrap_or(u64::MAX);
+        let end = offset.saturating_add(length);
         if end > len {
             return Err(truncated(&name, end));
         }

@@ -254,6 +254,9 @@ struct TimestampBuffers {
     count: u32,
 }
 
+/// Outputs, timing and (when timestamped) the raw timestamp ticks of one run.
+type RunResult = (Vec<HostTensor>, RunTiming, Option<Vec<u64>>);
+
 struct LaunchState {
     pipeline: usize,
     bind_group: Option<wgpu::BindGroup>,
@@ -724,7 +727,7 @@ impl Session {
         &mut self,
         inputs: &[HostTensor],
         stamped: bool,
-    ) -> Result<(Vec<HostTensor>, RunTiming, Option<Vec<u64>>), RuntimeError> {
+    ) -> Result<RunResult, RuntimeError> {
         let t0 = Instant::now();
         if inputs.len() != self.manifest.inputs.len() {
             return Err(RuntimeError::InputCount {
