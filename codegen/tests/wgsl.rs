@@ -479,9 +479,7 @@ impl Gen {
         // amounts >= 32 and constant zero divisors even with a runtime left operand.
         let b = if matches!(op, BinOp::Shl | BinOp::Shr) {
             self.runtime(Scalar::U32, depth)
-        } else if matches!(op, BinOp::Div | BinOp::Rem) && s != Scalar::F32 {
-            self.runtime(s, depth)
-        } else if ac {
+        } else if ac || (matches!(op, BinOp::Div | BinOp::Rem) && s != Scalar::F32) {
             self.runtime(s, depth)
         } else {
             self.expr_of(s, depth).0
