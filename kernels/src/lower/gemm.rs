@@ -477,9 +477,19 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
     let mt = p.m.div_ceil(tm as usize);
     let nt = p.n.div_ceil(tn as usize);
     let lanes = if cfg.subgroup { LANES } else { 1 };
-    let ntg = nt.div_ceil(lanes as usize);
-    let total = nb * mt * ntg * lanes as usize;
-    let wg = cfg.workgroup;
+    // With sharing, a whole workgroup works on one row tile (so that every subgroup, whatever
+    // its size ≥ 8 and layout, shares it); its threads take consecutive column tiles.
+    let wg = if lanes > 1 {
+        ((nt.div_ceil(8) * 8) as u32).clamp(8, cfg.workgroup)
+    } else {
+        cfg.workgroup
+    };
+    let ntw = nt.div_ceil(wg as usize);
+    let total = if lanes > 1 {
+        nb * mt * ntw * wg as usize
+    } else {
+        nb * mt * nt
+    };
     let grid = grid_1d(total, wg);
     let mut b = KernelBuilder::new(name, [wg, 1, 1]);
     let mut args = Vec::new();
@@ -522,16 +532,21 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
 
     // Thread → (batch, row tile, column tile).
     let t = flat_index(&mut b, grid, wg);
-    let (j, g) = if lanes > 1 {
-        (
-            b.let_(Type::I32, t.clone() % i(lanes as i32)),
-            b.let_(Type::I32, t.clone() / i(lanes as i32)),
-        )
+    let (ntile, rest, j) = if lanes > 1 {
+        let wid = b.let_(Type::I32, t.clone() / i(wg as i32));
+        let l = t.clone() % i(wg as i32);
+        let ntile = b.let_(Type::I32, (wid.clone() % i(ntw as i32)) * i(wg as i32) + l);
+        let rest = b.let_(Type::I32, wid / i(ntw as i32));
+        let j = b.let_(
+            Type::I32,
+            (Expr::Builtin(Builtin::SubgroupLane) % u(LANES)).cast(Scalar::I32),
+        );
+        (ntile, rest, j)
     } else {
-        (i(0), t.clone())
+        let ntile = b.let_(Type::I32, t.clone() % i(nt as i32));
+        let rest = b.let_(Type::I32, t.clone() / i(nt as i32));
+        (ntile, rest, i(0))
     };
-    let ntile = b.let_(Type::I32, (g.clone() % i(ntg as i32)) * i(lanes as i32) + j.clone());
-    let rest = b.let_(Type::I32, g / i(ntg as i32));
     let mtile = b.let_(Type::I32, rest.clone() % i(mt as i32));
     let bi = b.let_(Type::I32, (rest / i(mt as i32)).min(i(nb as i32 - 1)));
     let m0 = b.let_(Type::I32, mtile * i(tm as i32));
@@ -572,14 +587,7 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         let ctx = bside.row_ctx(&mut b, &b_base, row0);
         bside.units.push(ctx);
     }
-    let lane_base = if a_shared {
-        Some(b.let_(
-            Type::U32,
-            Expr::Builtin(Builtin::SubgroupLane).and(u(!(LANES - 1))),
-        ))
-    } else {
-        None
-    };
+    let lane_base = if a_shared { Some(()) } else { None };
 
     let cs = Scalar::F32;
     let acc: Vec<Vec<_>> = (0..tm)
@@ -669,9 +677,9 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
             own.push(aside.packets(b, ctx, &k0, ks, &adec));
         }
         for unit in 0..a_units {
-            let packets: Vec<Expr> = if let Some(lb) = &lane_base {
+            let packets: Vec<Expr> = if lane_base.is_some() {
                 let q = (unit / lanes) as usize;
-                let src = lb.clone() + u(unit % lanes);
+                let src = u(unit % lanes);
                 own[q]
                     .iter()
                     .map(|pk| {
@@ -683,7 +691,7 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                         b.let_(
                             ty,
                             Expr::Subgroup {
-                                op: SubgroupOp::Shuffle,
+                                op: SubgroupOp::Broadcast,
                                 value: Box::new(pk.clone()),
                                 lane: Some(Box::new(src.clone())),
                             },
