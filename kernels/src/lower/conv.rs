@@ -17,7 +17,7 @@
 //! along the last axis (1–8, default 4) and the workgroup size (default 64); direct kernels use
 //! workgroups of 256.
 
-use super::common::{self, flat_index, grid_1d, guard, strides, to_storage, unravel};
+use super::common::{self, flat_index, grid_1d, guard, to_storage, unravel};
 use super::gemm::{self, Addend, Im2col, Operand, Problem, Source};
 use super::{
     Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar, storage_scalar,
@@ -275,9 +275,18 @@ fn depthwise(
     mg: usize,
     bias: Option<&TensorDesc>,
 ) -> KernelLaunch {
-    let x = &ctx.inputs[0].as_ref().map(|d| d.dtype).unwrap_or(DType::F32);
-    let wdt = ctx.inputs[1].as_ref().map(|d| d.dtype).unwrap_or(DType::F32);
-    let ydt = ctx.outputs[0].as_ref().map(|d| d.dtype).unwrap_or(DType::F32);
+    let x = &ctx.inputs[0]
+        .as_ref()
+        .map(|d| d.dtype)
+        .unwrap_or(DType::F32);
+    let wdt = ctx.inputs[1]
+        .as_ref()
+        .map(|d| d.dtype)
+        .unwrap_or(DType::F32);
+    let ydt = ctx.outputs[0]
+        .as_ref()
+        .map(|d| d.dtype)
+        .unwrap_or(DType::F32);
     let tile = DW_TILE.min(g.output[2]);
     let tiles_w = g.output[2].div_ceil(tile);
     // Thread space: (n, m, od, oh, w tile).
@@ -308,10 +317,7 @@ fn depthwise(
     };
     let cin = m / mg;
     let pin = g.in_size();
-    let xbase = b.let_(
-        Type::I32,
-        (ni.clone() * i(cin as i32) + ci) * i(pin as i32),
-    );
+    let xbase = b.let_(Type::I32, (ni.clone() * i(cin as i32) + ci) * i(pin as i32));
     let kk = g.kernel_size();
     let wbase = b.let_(Type::I32, mi.clone() * i(kk as i32));
     let init = match (bb, bias) {
@@ -323,10 +329,7 @@ fn depthwise(
     let [_, ih, iw] = g.input;
     // Start positions of axes 0 and 1 (od*s - p), and of the tile along axis 2.
     let start = |b: &mut KernelBuilder, a: usize, o: Expr| -> Expr {
-        b.let_(
-            Type::I32,
-            o * i(g.stride[a] as i32) - i(g.pad[a] as i32),
-        )
+        b.let_(Type::I32, o * i(g.stride[a] as i32) - i(g.pad[a] as i32))
     };
     let s0 = start(&mut b, 0, c[2].clone());
     let s1 = start(&mut b, 1, c[3].clone());
@@ -419,10 +422,7 @@ fn depthwise(
         if g.output[2] % tile == 0 {
             store(&mut b);
         } else {
-            b.if_(
-                (ow0.clone() + i(t as i32)).lt(i(g.output[2] as i32)),
-                store,
-            );
+            b.if_((ow0.clone() + i(t as i32)).lt(i(g.output[2] as i32)), store);
         }
     }
     KernelLaunch {
@@ -442,6 +442,7 @@ fn taps(
     transpose: bool,
     body: &mut dyn FnMut(&mut KernelBuilder, Expr, Expr),
 ) {
+    #[allow(clippy::too_many_arguments)]
     fn rec(
         b: &mut KernelBuilder,
         g: &Geom,
@@ -477,10 +478,7 @@ fn taps(
                     .and(q.clone().lt(i(g.input[a] as i32)));
                 (ok, q)
             } else {
-                (
-                    p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32)),
-                    p,
-                )
+                (p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32)), p)
             };
             let npos = pos_c.clone() * i(g.input[a] as i32) + q;
             let ntap = tap_c.clone() * i(k as i32) + kv;
@@ -550,7 +548,10 @@ fn lower_conv_transpose(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered
     let (xdt, wdt) = (x.dtype, w.dtype);
     b.for_(i(0), i(cg as i32), 1, false, |b, ci| {
         let ch = b.let_(Type::I32, gi.clone() * i(cg as i32) + ci);
-        let xbase = b.let_(Type::I32, (ni.clone() * i(c as i32) + ch.clone()) * i(pin as i32));
+        let xbase = b.let_(
+            Type::I32,
+            (ni.clone() * i(c as i32) + ch.clone()) * i(pin as i32),
+        );
         let wbase = b.let_(Type::I32, (ch * i(mg as i32) + mo.clone()) * i(kk as i32));
         taps(b, &g, &co[2..], true, &mut |b, pos, tap| {
             let xv = common::load(xb, xbase.clone() + pos, xdt);
@@ -607,9 +608,17 @@ fn lower_quant_conv(
     };
     let xz = opt(&mut b, xzi, "xzp");
     let wz = opt(&mut b, wzi, "wzp");
-    let bias = if qlinear { opt(&mut b, 8, "bias") } else { None };
+    let bias = if qlinear {
+        opt(&mut b, 8, "bias")
+    } else {
+        None
+    };
     let ob = b.buffer("y", Type::I32, Access::ReadWrite);
-    args.push(if qlinear { Arg::Temp(0) } else { Arg::Output(0) });
+    args.push(if qlinear {
+        Arg::Temp(0)
+    } else {
+        Arg::Output(0)
+    });
     let t = flat_index(&mut b, grid, wg);
     guard(&mut b, &t, total);
     let space = [n, m, g.output[0], g.output[1], g.output[2]];
@@ -621,10 +630,9 @@ fn lower_quant_conv(
         Some((buf, d)) if d.numel() == 1 => {
             Some(b.let_(Type::I32, Expr::load(buf, i(0)).cast(Scalar::I32)))
         }
-        Some((buf, d)) if d.numel() == m => Some(b.let_(
-            Type::I32,
-            Expr::load(buf, mi.clone()).cast(Scalar::I32),
-        )),
+        Some((buf, d)) if d.numel() == m => {
+            Some(b.let_(Type::I32, Expr::load(buf, mi.clone()).cast(Scalar::I32)))
+        }
         Some(_) => return Err(ctx.unsupported("with this weight zero point shape")),
         None => None,
     };
@@ -638,10 +646,7 @@ fn lower_quant_conv(
     b.for_(i(0), i(cg as i32), 1, false, |b, ci| {
         let ch = b.let_(Type::I32, gi.clone() * i(cg as i32) + ci.clone());
         let xbase = b.let_(Type::I32, (ni.clone() * i(c as i32) + ch) * i(pin as i32));
-        let wbase = b.let_(
-            Type::I32,
-            (mi.clone() * i(cg as i32) + ci) * i(kk as i32),
-        );
+        let wbase = b.let_(Type::I32, (mi.clone() * i(cg as i32) + ci) * i(kk as i32));
         taps(b, &g, &co[2..], false, &mut |b, pos, tap| {
             let mut xv = Expr::load(xb, xbase.clone() + pos).cast(Scalar::I32);
             if let Some(z) = &xzv {
@@ -714,10 +719,111 @@ fn lower_quant_conv(
             grid,
         });
     }
-    let _ = strides;
     Ok(Lowered {
         launches,
         temps,
         ..Lowered::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::lower;
+    use optc_ir::ops::Window;
+
+    fn conv(k: &[usize], s: &[usize], p: &[usize], group: usize) -> Op {
+        Op::Conv(ConvAttrs {
+            window: Window {
+                kernel_shape: k.to_vec(),
+                strides: s.to_vec(),
+                dilations: vec![],
+                pads: p.to_vec(),
+                auto_pad: AutoPad::NotSet,
+            },
+            group,
+        })
+    }
+
+    fn lower_op(op: Op, ins: &[&[usize]], out: &[usize]) -> Lowered {
+        let ins: Vec<Option<TensorDesc>> = ins
+            .iter()
+            .map(|s| Some(TensorDesc::new(DType::F32, s.to_vec())))
+            .collect();
+        let values = vec![None; ins.len()];
+        let outs = vec![Some(TensorDesc::new(DType::F32, out.to_vec()))];
+        let ctx = LowerCtx {
+            op: &op,
+            name: "n0",
+            inputs: &ins,
+            values: &values,
+            outputs: &outs,
+        };
+        lower(&ctx).expect("lowers")
+    }
+
+    #[test]
+    fn dense_conv_is_an_implicit_gemm_with_fused_bias() {
+        let l = lower_op(
+            conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 1),
+            &[&[1, 64, 56, 56], &[64, 64, 3, 3], &[64]],
+            &[1, 64, 56, 56],
+        );
+        assert_eq!(l.launches.len(), 1);
+        let k = &l.launches[0].kernel;
+        assert!(k.name.ends_with("gemm"));
+        assert_eq!(
+            l.launches[0].args,
+            vec![Arg::Input(0), Arg::Input(1), Arg::Input(2), Arg::Output(0)]
+        );
+        // Weights are K-contiguous (K = 576): vec4 loads; the im2col side is scalar.
+        assert_eq!(k.buffers[0].elem, Type::F32);
+        assert_eq!(k.buffers[1].elem, Type::vec(Scalar::F32, 4));
+        assert!(k.uses_subgroups());
+    }
+
+    #[test]
+    fn depthwise_conv_gets_the_direct_kernel() {
+        let l = lower_op(
+            conv(&[3, 3], &[2, 2], &[1, 1, 1, 1], 32),
+            &[&[1, 32, 112, 112], &[32, 1, 3, 3]],
+            &[1, 32, 56, 56],
+        );
+        let lk = &l.launches[0];
+        assert!(lk.kernel.name.ends_with("dwconv"));
+        // 56 / DW_TILE tiles per row.
+        let threads = 32 * 56 * (56 / DW_TILE);
+        assert_eq!(lk.grid[0] as usize, threads.div_ceil(64));
+        assert!(!lk.kernel.uses_subgroups());
+    }
+
+    #[test]
+    fn same_padding_and_transpose_geometry() {
+        let op = Op::Conv(ConvAttrs {
+            window: Window {
+                auto_pad: AutoPad::SameLower,
+                strides: vec![2],
+                ..Window::default()
+            },
+            group: 1,
+        });
+        let ins = vec![
+            Some(TensorDesc::new(DType::F32, vec![1, 2, 7])),
+            Some(TensorDesc::new(DType::F32, vec![3, 2, 4])),
+        ];
+        let outs = vec![Some(TensorDesc::new(DType::F32, vec![1, 3, 4]))];
+        let values = vec![None; 2];
+        let ctx = LowerCtx {
+            op: &op,
+            name: "n0",
+            inputs: &ins,
+            values: &values,
+            outputs: &outs,
+        };
+        let Op::Conv(a) = &op else { unreachable!() };
+        let g = conv_geom(&ctx, a, &[1, 2, 7], &[3, 2, 4], &[1, 3, 4], false).unwrap();
+        // need = (4-1)*2 + 4 - 7 = 3; SAME_LOWER puts the extra one at the beginning.
+        assert_eq!(g.pad, [0, 0, 2]);
+        assert_eq!(g.output, [1, 1, 4]);
+    }
 }

@@ -86,9 +86,8 @@ impl GemmConfig {
             c.k_step = 1;
         }
         // Keep enough threads to fill the device: halve the row tile while there are few.
-        let threads = |c: &GemmConfig| {
-            batch * m.div_ceil(c.tile_m as usize) * n.div_ceil(c.tile_n as usize)
-        };
+        let threads =
+            |c: &GemmConfig| batch * m.div_ceil(c.tile_m as usize) * n.div_ceil(c.tile_n as usize);
         while threads(&c) < 64 && c.tile_m > 8 {
             c.tile_m /= 2;
         }
@@ -134,9 +133,7 @@ impl GemmConfig {
             }
             let slab = (self.tile_m + self.tile_n) * self.workgroup * 4 * 4;
             if slab > 16 * 1024 {
-                return Err(format!(
-                    "shared-memory slabs of {slab} bytes exceed 16 KiB"
-                ));
+                return Err(format!("shared-memory slabs of {slab} bytes exceed 16 KiB"));
             }
         }
         Ok(())
@@ -350,8 +347,7 @@ impl Side {
                 }
                 Mode::RowVec => (0..ks)
                     .map(|kk| {
-                        let idx = (off.clone()
-                            + (k0.clone() + i(kk as i32)) * i(*k_stride as i32))
+                        let idx = (off.clone() + (k0.clone() + i(kk as i32)) * i(*k_stride as i32))
                             / i(4);
                         b.let_(Type::vec(Scalar::F32, 4), Expr::load(self.buf, idx))
                     })
@@ -384,20 +380,12 @@ impl Side {
                             }
                             let p = start[a].clone() + d.tap[a].clone();
                             let p = b.let_(Type::I32, p);
-                            let ok = p
-                                .clone()
-                                .cast(Scalar::U32)
-                                .lt(u(g.input[a] as u32));
+                            let ok = p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32));
                             inb = Some(match inb {
                                 None => ok,
                                 Some(x) => x.and(ok),
                             });
-                            idx = idx
-                                + if st[a] == 1 {
-                                    p
-                                } else {
-                                    p * i(st[a] as i32)
-                                };
+                            idx = idx + if st[a] == 1 { p } else { p * i(st[a] as i32) };
                         }
                         match inb {
                             None => common::load(self.buf, idx, self.op.dtype),
@@ -720,7 +708,10 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
     });
 
     // Epilogue.
-    let ob_base = b.let_(Type::I32, common::dot_strides(&bcoords, &p.out_batch_strides));
+    let ob_base = b.let_(
+        Type::I32,
+        common::dot_strides(&bcoords, &p.out_batch_strides),
+    );
     for r in 0..tm {
         let m = m0.clone() + i(r as i32);
         b.if_(m.clone().lt(i(p.m as i32)), |b| {
@@ -1112,12 +1103,11 @@ pub fn param_load(buf: u32, dt: DType, ix: ParamIndex, m: &Expr, n: &Expr, float
         ParamIndex::Col => n.clone(),
     };
     let v = common::load(buf, idx, dt);
-    if float {
-        v
-    } else {
-        v.cast(Scalar::I32)
-    }
+    if float { v } else { v.cast(Scalar::I32) }
 }
+
+/// A bound quantisation parameter: binding, dtype, indexing, and whether it is a float scale.
+type BoundParam = (u32, DType, ParamIndex, bool);
 
 /// Rounds `v` (f32) half to even, adds the zero point and saturates to `dt`'s range.
 pub fn requantize(v: Expr, zp: Expr, dt: DType) -> Expr {
@@ -1199,9 +1189,9 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         Access::Read,
     );
     let bind_params = |b: &mut KernelBuilder,
-                           args: &mut Vec<Arg>,
-                           list: &[(usize, bool, bool)]|
-     -> Result<Vec<Option<(u32, DType, ParamIndex, bool)>>, LowerError> {
+                       args: &mut Vec<Arg>,
+                       list: &[(usize, bool, bool)]|
+     -> Result<Vec<Option<BoundParam>>, LowerError> {
         let mut v = Vec::new();
         for &(idx, per_row, float) in list {
             match ctx.opt_input(idx) {
@@ -1217,9 +1207,17 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         }
         Ok(v)
     };
-    let zb = bind_params(&mut b, &mut args, &[(zps[0], true, false), (zps[1], false, false)])?;
+    let zb = bind_params(
+        &mut b,
+        &mut args,
+        &[(zps[0], true, false), (zps[1], false, false)],
+    )?;
     let ob = b.buffer("out", Type::scalar(Scalar::I32), Access::ReadWrite);
-    args.push(if qlinear { Arg::Temp(0) } else { Arg::Output(0) });
+    args.push(if qlinear {
+        Arg::Temp(0)
+    } else {
+        Arg::Output(0)
+    });
     let t = flat_index(&mut b, grid, wg);
     common::guard(&mut b, &t, total);
     let c = unravel(&mut b, &t, &oshape);
@@ -1233,16 +1231,13 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         common::dot_strides(&c[..br], &abs) + mc.clone() * i(k as i32),
     );
     let b_off = b.let_(Type::I32, common::dot_strides(&c[..br], &bbs) + nc.clone());
-    let load_p = |b: &mut KernelBuilder,
-                  p: Option<(u32, DType, ParamIndex, bool)>,
-                  mc: &Expr,
-                  nc: &Expr|
-     -> Option<Expr> {
-        p.map(|(buf, dt, ix, float)| {
-            let ty = if float { Type::F32 } else { Type::I32 };
-            b.let_(ty, param_load(buf, dt, ix, mc, nc, float))
-        })
-    };
+    let load_p =
+        |b: &mut KernelBuilder, p: Option<BoundParam>, mc: &Expr, nc: &Expr| -> Option<Expr> {
+            p.map(|(buf, dt, ix, float)| {
+                let ty = if float { Type::F32 } else { Type::I32 };
+                b.let_(ty, param_load(buf, dt, ix, mc, nc, float))
+            })
+        };
     let azp = load_p(&mut b, zb[0], &mc, &nc);
     let bzp = load_p(&mut b, zb[1], &mc, &nc);
     let acc = b.var(Type::I32, i(0));
@@ -1272,7 +1267,12 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         let pb = bind_params(
             &mut b,
             &mut args,
-            &[(1, true, true), (4, false, true), (6, true, true), (7, true, false)],
+            &[
+                (1, true, true),
+                (4, false, true),
+                (6, true, true),
+                (7, true, false),
+            ],
         )?;
         let ob = b.buffer(
             "out",
@@ -1309,4 +1309,166 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
 /// Einsum: not lowered yet.
 pub fn lower_einsum(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     Err(ctx.unsupported("has no kernel template yet"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Stmt;
+    use crate::lower::{TensorDesc, lower};
+
+    fn lower_op(op: Op, ins: Vec<Option<TensorDesc>>, out: TensorDesc) -> Lowered {
+        let values = vec![None; ins.len()];
+        let outs = vec![Some(out)];
+        let ctx = LowerCtx {
+            op: &op,
+            name: "n0",
+            inputs: &ins,
+            values: &values,
+            outputs: &outs,
+        };
+        lower(&ctx).expect("lowers")
+    }
+
+    fn f32d(shape: &[usize]) -> Option<TensorDesc> {
+        Some(TensorDesc::new(DType::F32, shape.to_vec()))
+    }
+
+    #[test]
+    fn config_validation_rejects_invalid_points() {
+        assert!(GemmConfig::default().validate().is_ok());
+        let bad = [
+            GemmConfig {
+                tile_n: 6,
+                ..Default::default()
+            },
+            GemmConfig {
+                tile_m: 12,
+                ..Default::default()
+            },
+            GemmConfig {
+                workgroup: 100,
+                ..Default::default()
+            },
+            GemmConfig {
+                k_step: 2,
+                ..Default::default()
+            },
+            GemmConfig {
+                tile_m: 64,
+                tile_n: 32,
+                ..Default::default()
+            },
+            GemmConfig {
+                shared: true,
+                ..Default::default()
+            },
+        ];
+        for c in bad {
+            assert!(c.validate().is_err(), "{c:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn heuristic_shrinks_for_small_problems() {
+        let big = GemmConfig::heuristic(1, 1024, 1024, 1024);
+        assert_eq!((big.tile_m, big.tile_n, big.k_step), (32, 8, 4));
+        assert!(big.subgroup);
+        let gemv = GemmConfig::heuristic(1, 1, 1000, 512);
+        assert_eq!(gemv.tile_m, 1);
+        assert!(!gemv.subgroup);
+        assert!(gemv.validate().is_ok());
+        let odd = GemmConfig::heuristic(1, 100, 3, 7);
+        assert_eq!((odd.tile_n, odd.k_step), (4, 1));
+        assert!(odd.validate().is_ok());
+    }
+
+    #[test]
+    fn big_matmul_uses_vec4_loads_and_subgroup_broadcasts() {
+        let l = lower_op(
+            Op::MatMul,
+            vec![f32d(&[1024, 1024]), f32d(&[1024, 1024])],
+            TensorDesc::new(DType::F32, vec![1024, 1024]),
+        );
+        assert_eq!(l.launches.len(), 1);
+        let k = &l.launches[0].kernel;
+        assert_eq!(
+            l.launches[0].args,
+            vec![Arg::Input(0), Arg::Input(1), Arg::Output(0)]
+        );
+        for b in &k.buffers {
+            assert_eq!(b.elem, Type::vec(Scalar::F32, 4), "{}", b.name);
+        }
+        assert!(k.uses_subgroups());
+        // 32 rows × 128 column tiles of 8 → 32 row tiles × 2 workgroups of 64.
+        assert_eq!(k.workgroup, [64, 1, 1]);
+        assert_eq!(l.launches[0].grid, [64, 1, 1]);
+        // 64 vec4 accumulators; the K loop steps by 4.
+        let accs = k
+            .locals
+            .iter()
+            .filter(|t| **t == Type::vec(Scalar::F32, 4))
+            .count();
+        assert!(accs >= 64);
+        let step = k.body.iter().find_map(|s| match s {
+            Stmt::For { step, end, .. } => Some((*step, end.clone())),
+            _ => None,
+        });
+        assert_eq!(step, Some((4, Expr::I32(1024))));
+    }
+
+    #[test]
+    fn odd_shapes_fall_back_to_scalar_loads() {
+        let l = lower_op(
+            Op::MatMul,
+            vec![f32d(&[2, 33, 13]), f32d(&[13, 7])],
+            TensorDesc::new(DType::F32, vec![2, 33, 7]),
+        );
+        let k = &l.launches[0].kernel;
+        assert!(k.buffers.iter().all(|b| b.elem == Type::F32));
+    }
+
+    #[test]
+    fn gemm_binds_c_and_matmul_integer_is_i32() {
+        let l = lower_op(
+            Op::Gemm {
+                alpha: 1.0,
+                beta: 1.0,
+                trans_a: false,
+                trans_b: true,
+            },
+            vec![f32d(&[1, 512]), f32d(&[1000, 512]), f32d(&[1000])],
+            TensorDesc::new(DType::F32, vec![1, 1000]),
+        );
+        assert_eq!(
+            l.launches[0].args,
+            vec![Arg::Input(0), Arg::Input(1), Arg::Input(2), Arg::Output(0)]
+        );
+        let u8d = |s: &[usize]| Some(TensorDesc::new(DType::U8, s.to_vec()));
+        let l = lower_op(
+            Op::MatMulInteger,
+            vec![u8d(&[4, 3]), u8d(&[3, 2]), u8d(&[1]), u8d(&[1])],
+            TensorDesc::new(DType::I32, vec![4, 2]),
+        );
+        let k = &l.launches[0].kernel;
+        assert_eq!(k.buffers.len(), 5);
+        assert_eq!(k.buffers[4].elem, Type::I32);
+        let q = lower_op(
+            Op::QLinearMatMul,
+            vec![
+                u8d(&[4, 3]),
+                f32d(&[]),
+                u8d(&[]),
+                u8d(&[3, 2]),
+                f32d(&[]),
+                u8d(&[]),
+                f32d(&[]),
+                u8d(&[]),
+            ],
+            TensorDesc::new(DType::U8, vec![4, 2]),
+        );
+        assert_eq!(q.launches.len(), 2);
+        assert_eq!(q.temps.len(), 1);
+        assert!(q.launches.iter().all(|l| l.kernel.buffers.len() <= 8));
+    }
 }
