@@ -17,7 +17,7 @@
 //! along the last axis (1–8, default 4) and the workgroup size (default 64); direct kernels use
 //! workgroups of 256.
 
-use super::common::{self, flat_index, grid_1d, guard, strides, to_storage, unravel};
+use super::common::{self, flat_index, grid_1d, guard, to_storage, unravel};
 use super::gemm::{self, Addend, Im2col, Operand, Problem, Source};
 use super::{
     Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar, storage_scalar,
@@ -442,6 +442,7 @@ fn taps(
     transpose: bool,
     body: &mut dyn FnMut(&mut KernelBuilder, Expr, Expr),
 ) {
+    #[allow(clippy::too_many_arguments)]
     fn rec(
         b: &mut KernelBuilder,
         g: &Geom,
@@ -718,10 +719,111 @@ fn lower_quant_conv(
             grid,
         });
     }
-    let _ = strides;
     Ok(Lowered {
         launches,
         temps,
         ..Lowered::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::lower;
+    use optc_ir::ops::Window;
+
+    fn conv(k: &[usize], s: &[usize], p: &[usize], group: usize) -> Op {
+        Op::Conv(ConvAttrs {
+            window: Window {
+                kernel_shape: k.to_vec(),
+                strides: s.to_vec(),
+                dilations: vec![],
+                pads: p.to_vec(),
+                auto_pad: AutoPad::NotSet,
+            },
+            group,
+        })
+    }
+
+    fn lower_op(op: Op, ins: &[&[usize]], out: &[usize]) -> Lowered {
+        let ins: Vec<Option<TensorDesc>> = ins
+            .iter()
+            .map(|s| Some(TensorDesc::new(DType::F32, s.to_vec())))
+            .collect();
+        let values = vec![None; ins.len()];
+        let outs = vec![Some(TensorDesc::new(DType::F32, out.to_vec()))];
+        let ctx = LowerCtx {
+            op: &op,
+            name: "n0",
+            inputs: &ins,
+            values: &values,
+            outputs: &outs,
+        };
+        lower(&ctx).expect("lowers")
+    }
+
+    #[test]
+    fn dense_conv_is_an_implicit_gemm_with_fused_bias() {
+        let l = lower_op(
+            conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 1),
+            &[&[1, 64, 56, 56], &[64, 64, 3, 3], &[64]],
+            &[1, 64, 56, 56],
+        );
+        assert_eq!(l.launches.len(), 1);
+        let k = &l.launches[0].kernel;
+        assert!(k.name.ends_with("gemm"));
+        assert_eq!(
+            l.launches[0].args,
+            vec![Arg::Input(0), Arg::Input(1), Arg::Input(2), Arg::Output(0)]
+        );
+        // Weights are K-contiguous (K = 576): vec4 loads; the im2col side is scalar.
+        assert_eq!(k.buffers[0].elem, Type::F32);
+        assert_eq!(k.buffers[1].elem, Type::vec(Scalar::F32, 4));
+        assert!(k.uses_subgroups());
+    }
+
+    #[test]
+    fn depthwise_conv_gets_the_direct_kernel() {
+        let l = lower_op(
+            conv(&[3, 3], &[2, 2], &[1, 1, 1, 1], 32),
+            &[&[1, 32, 112, 112], &[32, 1, 3, 3]],
+            &[1, 32, 56, 56],
+        );
+        let lk = &l.launches[0];
+        assert!(lk.kernel.name.ends_with("dwconv"));
+        // 56 / DW_TILE tiles per row.
+        let threads = 32 * 56 * (56 / DW_TILE);
+        assert_eq!(lk.grid[0] as usize, threads.div_ceil(64));
+        assert!(!lk.kernel.uses_subgroups());
+    }
+
+    #[test]
+    fn same_padding_and_transpose_geometry() {
+        let op = Op::Conv(ConvAttrs {
+            window: Window {
+                auto_pad: AutoPad::SameLower,
+                strides: vec![2],
+                ..Window::default()
+            },
+            group: 1,
+        });
+        let ins = vec![
+            Some(TensorDesc::new(DType::F32, vec![1, 2, 7])),
+            Some(TensorDesc::new(DType::F32, vec![3, 2, 4])),
+        ];
+        let outs = vec![Some(TensorDesc::new(DType::F32, vec![1, 3, 4]))];
+        let values = vec![None; 2];
+        let ctx = LowerCtx {
+            op: &op,
+            name: "n0",
+            inputs: &ins,
+            values: &values,
+            outputs: &outs,
+        };
+        let Op::Conv(a) = &op else { unreachable!() };
+        let g = conv_geom(&ctx, a, &[1, 2, 7], &[3, 2, 4], &[1, 3, 4], false).unwrap();
+        // need = (4-1)*2 + 4 - 7 = 3; SAME_LOWER puts the extra one at the beginning.
+        assert_eq!(g.pad, [0, 0, 2]);
+        assert_eq!(g.output, [1, 1, 4]);
+    }
 }

@@ -465,9 +465,19 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
     let mt = p.m.div_ceil(tm as usize);
     let nt = p.n.div_ceil(tn as usize);
     let lanes = if cfg.subgroup { LANES } else { 1 };
-    let ntg = nt.div_ceil(lanes as usize);
-    let total = nb * mt * ntg * lanes as usize;
-    let wg = cfg.workgroup;
+    // With sharing, a whole workgroup works on one row tile (so that every subgroup, whatever
+    // its size ≥ 8 and layout, shares it); its threads take consecutive column tiles.
+    let wg = if lanes > 1 {
+        ((nt.div_ceil(8) * 8) as u32).clamp(8, cfg.workgroup)
+    } else {
+        cfg.workgroup
+    };
+    let ntw = nt.div_ceil(wg as usize);
+    let total = if lanes > 1 {
+        nb * mt * ntw * wg as usize
+    } else {
+        nb * mt * nt
+    };
     let grid = grid_1d(total, wg);
     let mut b = KernelBuilder::new(name, [wg, 1, 1]);
     let mut args = Vec::new();
@@ -510,19 +520,21 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
 
     // Thread → (batch, row tile, column tile).
     let t = flat_index(&mut b, grid, wg);
-    let (j, g) = if lanes > 1 {
-        (
-            b.let_(Type::I32, t.clone() % i(lanes as i32)),
-            b.let_(Type::I32, t.clone() / i(lanes as i32)),
-        )
+    let (ntile, rest, j) = if lanes > 1 {
+        let wid = b.let_(Type::I32, t.clone() / i(wg as i32));
+        let l = t.clone() % i(wg as i32);
+        let ntile = b.let_(Type::I32, (wid.clone() % i(ntw as i32)) * i(wg as i32) + l);
+        let rest = b.let_(Type::I32, wid / i(ntw as i32));
+        let j = b.let_(
+            Type::I32,
+            (Expr::Builtin(Builtin::SubgroupLane) % u(LANES)).cast(Scalar::I32),
+        );
+        (ntile, rest, j)
     } else {
-        (i(0), t.clone())
+        let ntile = b.let_(Type::I32, t.clone() % i(nt as i32));
+        let rest = b.let_(Type::I32, t.clone() / i(nt as i32));
+        (ntile, rest, i(0))
     };
-    let ntile = b.let_(
-        Type::I32,
-        (g.clone() % i(ntg as i32)) * i(lanes as i32) + j.clone(),
-    );
-    let rest = b.let_(Type::I32, g / i(ntg as i32));
     let mtile = b.let_(Type::I32, rest.clone() % i(mt as i32));
     let bi = b.let_(Type::I32, (rest / i(mt as i32)).min(i(nb as i32 - 1)));
     let m0 = b.let_(Type::I32, mtile * i(tm as i32));
@@ -563,14 +575,7 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         let ctx = bside.row_ctx(&mut b, &b_base, row0);
         bside.units.push(ctx);
     }
-    let lane_base = if a_shared {
-        Some(b.let_(
-            Type::U32,
-            Expr::Builtin(Builtin::SubgroupLane).and(u(!(LANES - 1))),
-        ))
-    } else {
-        None
-    };
+    let lane_base = if a_shared { Some(()) } else { None };
 
     let cs = Scalar::F32;
     let acc: Vec<Vec<_>> = (0..tm)
@@ -660,9 +665,9 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
             own.push(aside.packets(b, ctx, &k0, ks, &adec));
         }
         for unit in 0..a_units {
-            let packets: Vec<Expr> = if let Some(lb) = &lane_base {
+            let packets: Vec<Expr> = if lane_base.is_some() {
                 let q = (unit / lanes) as usize;
-                let src = lb.clone() + u(unit % lanes);
+                let src = u(unit % lanes);
                 own[q]
                     .iter()
                     .map(|pk| {
@@ -674,7 +679,7 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                         b.let_(
                             ty,
                             Expr::Subgroup {
-                                op: SubgroupOp::Shuffle,
+                                op: SubgroupOp::Broadcast,
                                 value: Box::new(pk.clone()),
                                 lane: Some(Box::new(src.clone())),
                             },
@@ -1101,6 +1106,9 @@ pub fn param_load(buf: u32, dt: DType, ix: ParamIndex, m: &Expr, n: &Expr, float
     if float { v } else { v.cast(Scalar::I32) }
 }
 
+/// A bound quantisation parameter: binding, dtype, indexing, and whether it is a float scale.
+type BoundParam = (u32, DType, ParamIndex, bool);
+
 /// Rounds `v` (f32) half to even, adds the zero point and saturates to `dt`'s range.
 pub fn requantize(v: Expr, zp: Expr, dt: DType) -> Expr {
     let (lo, hi) = match dt {
@@ -1183,7 +1191,7 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     let bind_params = |b: &mut KernelBuilder,
                        args: &mut Vec<Arg>,
                        list: &[(usize, bool, bool)]|
-     -> Result<Vec<Option<(u32, DType, ParamIndex, bool)>>, LowerError> {
+     -> Result<Vec<Option<BoundParam>>, LowerError> {
         let mut v = Vec::new();
         for &(idx, per_row, float) in list {
             match ctx.opt_input(idx) {
@@ -1223,16 +1231,13 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         common::dot_strides(&c[..br], &abs) + mc.clone() * i(k as i32),
     );
     let b_off = b.let_(Type::I32, common::dot_strides(&c[..br], &bbs) + nc.clone());
-    let load_p = |b: &mut KernelBuilder,
-                  p: Option<(u32, DType, ParamIndex, bool)>,
-                  mc: &Expr,
-                  nc: &Expr|
-     -> Option<Expr> {
-        p.map(|(buf, dt, ix, float)| {
-            let ty = if float { Type::F32 } else { Type::I32 };
-            b.let_(ty, param_load(buf, dt, ix, mc, nc, float))
-        })
-    };
+    let load_p =
+        |b: &mut KernelBuilder, p: Option<BoundParam>, mc: &Expr, nc: &Expr| -> Option<Expr> {
+            p.map(|(buf, dt, ix, float)| {
+                let ty = if float { Type::F32 } else { Type::I32 };
+                b.let_(ty, param_load(buf, dt, ix, mc, nc, float))
+            })
+        };
     let azp = load_p(&mut b, zb[0], &mc, &nc);
     let bzp = load_p(&mut b, zb[1], &mc, &nc);
     let acc = b.var(Type::I32, i(0));
@@ -1304,4 +1309,166 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
 /// Einsum: not lowered yet.
 pub fn lower_einsum(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     Err(ctx.unsupported("has no kernel template yet"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Stmt;
+    use crate::lower::{TensorDesc, lower};
+
+    fn lower_op(op: Op, ins: Vec<Option<TensorDesc>>, out: TensorDesc) -> Lowered {
+        let values = vec![None; ins.len()];
+        let outs = vec![Some(out)];
+        let ctx = LowerCtx {
+            op: &op,
+            name: "n0",
+            inputs: &ins,
+            values: &values,
+            outputs: &outs,
+        };
+        lower(&ctx).expect("lowers")
+    }
+
+    fn f32d(shape: &[usize]) -> Option<TensorDesc> {
+        Some(TensorDesc::new(DType::F32, shape.to_vec()))
+    }
+
+    #[test]
+    fn config_validation_rejects_invalid_points() {
+        assert!(GemmConfig::default().validate().is_ok());
+        let bad = [
+            GemmConfig {
+                tile_n: 6,
+                ..Default::default()
+            },
+            GemmConfig {
+                tile_m: 12,
+                ..Default::default()
+            },
+            GemmConfig {
+                workgroup: 100,
+                ..Default::default()
+            },
+            GemmConfig {
+                k_step: 2,
+                ..Default::default()
+            },
+            GemmConfig {
+                tile_m: 64,
+                tile_n: 32,
+                ..Default::default()
+            },
+            GemmConfig {
+                shared: true,
+                ..Default::default()
+            },
+        ];
+        for c in bad {
+            assert!(c.validate().is_err(), "{c:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn heuristic_shrinks_for_small_problems() {
+        let big = GemmConfig::heuristic(1, 1024, 1024, 1024);
+        assert_eq!((big.tile_m, big.tile_n, big.k_step), (32, 8, 4));
+        assert!(big.subgroup);
+        let gemv = GemmConfig::heuristic(1, 1, 1000, 512);
+        assert_eq!(gemv.tile_m, 1);
+        assert!(!gemv.subgroup);
+        assert!(gemv.validate().is_ok());
+        let odd = GemmConfig::heuristic(1, 100, 3, 7);
+        assert_eq!((odd.tile_n, odd.k_step), (4, 1));
+        assert!(odd.validate().is_ok());
+    }
+
+    #[test]
+    fn big_matmul_uses_vec4_loads_and_subgroup_broadcasts() {
+        let l = lower_op(
+            Op::MatMul,
+            vec![f32d(&[1024, 1024]), f32d(&[1024, 1024])],
+            TensorDesc::new(DType::F32, vec![1024, 1024]),
+        );
+        assert_eq!(l.launches.len(), 1);
+        let k = &l.launches[0].kernel;
+        assert_eq!(
+            l.launches[0].args,
+            vec![Arg::Input(0), Arg::Input(1), Arg::Output(0)]
+        );
+        for b in &k.buffers {
+            assert_eq!(b.elem, Type::vec(Scalar::F32, 4), "{}", b.name);
+        }
+        assert!(k.uses_subgroups());
+        // 32 rows × 128 column tiles of 8 → 32 row tiles × 2 workgroups of 64.
+        assert_eq!(k.workgroup, [64, 1, 1]);
+        assert_eq!(l.launches[0].grid, [64, 1, 1]);
+        // 64 vec4 accumulators; the K loop steps by 4.
+        let accs = k
+            .locals
+            .iter()
+            .filter(|t| **t == Type::vec(Scalar::F32, 4))
+            .count();
+        assert!(accs >= 64);
+        let step = k.body.iter().find_map(|s| match s {
+            Stmt::For { step, end, .. } => Some((*step, end.clone())),
+            _ => None,
+        });
+        assert_eq!(step, Some((4, Expr::I32(1024))));
+    }
+
+    #[test]
+    fn odd_shapes_fall_back_to_scalar_loads() {
+        let l = lower_op(
+            Op::MatMul,
+            vec![f32d(&[2, 33, 13]), f32d(&[13, 7])],
+            TensorDesc::new(DType::F32, vec![2, 33, 7]),
+        );
+        let k = &l.launches[0].kernel;
+        assert!(k.buffers.iter().all(|b| b.elem == Type::F32));
+    }
+
+    #[test]
+    fn gemm_binds_c_and_matmul_integer_is_i32() {
+        let l = lower_op(
+            Op::Gemm {
+                alpha: 1.0,
+                beta: 1.0,
+                trans_a: false,
+                trans_b: true,
+            },
+            vec![f32d(&[1, 512]), f32d(&[1000, 512]), f32d(&[1000])],
+            TensorDesc::new(DType::F32, vec![1, 1000]),
+        );
+        assert_eq!(
+            l.launches[0].args,
+            vec![Arg::Input(0), Arg::Input(1), Arg::Input(2), Arg::Output(0)]
+        );
+        let u8d = |s: &[usize]| Some(TensorDesc::new(DType::U8, s.to_vec()));
+        let l = lower_op(
+            Op::MatMulInteger,
+            vec![u8d(&[4, 3]), u8d(&[3, 2]), u8d(&[1]), u8d(&[1])],
+            TensorDesc::new(DType::I32, vec![4, 2]),
+        );
+        let k = &l.launches[0].kernel;
+        assert_eq!(k.buffers.len(), 5);
+        assert_eq!(k.buffers[4].elem, Type::I32);
+        let q = lower_op(
+            Op::QLinearMatMul,
+            vec![
+                u8d(&[4, 3]),
+                f32d(&[]),
+                u8d(&[]),
+                u8d(&[3, 2]),
+                f32d(&[]),
+                u8d(&[]),
+                f32d(&[]),
+                u8d(&[]),
+            ],
+            TensorDesc::new(DType::U8, vec![4, 2]),
+        );
+        assert_eq!(q.launches.len(), 2);
+        assert_eq!(q.temps.len(), 1);
+        assert!(q.launches.iter().all(|l| l.kernel.buffers.len() <= 8));
+    }
 }
