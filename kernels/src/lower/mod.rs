@@ -14,6 +14,10 @@
 
 pub mod common;
 pub mod elementwise;
+pub mod norm;
+pub mod pool;
+pub mod reduce;
+pub mod softmax;
 
 use crate::ir::{Kernel, Scalar};
 use optc_ir::dtype::DType;
@@ -216,6 +220,22 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         | Op::Shrink { .. }
         | Op::QuantizeLinear { .. }
         | Op::DequantizeLinear { .. } => elementwise::lower(ctx),
+        // reduce2: row reductions (reduce.rs), softmax.rs, norm.rs, pool.rs
+        Op::Reduce { .. }
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. }
+        | Op::CumSum { .. }
+        | Op::CumProd { .. } => reduce::lower(ctx),
+        Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::Hardmax { .. } => softmax::lower(ctx),
+        Op::Norm { .. }
+        | Op::LpNormalization { .. }
+        | Op::MeanVarianceNormalization { .. }
+        | Op::Lrn { .. } => norm::lower(ctx),
+        Op::MaxPool { .. }
+        | Op::AveragePool { .. }
+        | Op::LpPool { .. }
+        | Op::GlobalAveragePool
+        | Op::GlobalMaxPool => pool::lower(ctx),
         _ => Err(ctx.unsupported("has no kernel template yet")),
     }
 }
