@@ -48,6 +48,12 @@ impl Tolerance {
         max_abs: 1e-4,
         rel_l2: 1e-5,
     };
+    /// The bound for whole fp32 models compiled for a device (other summation orders, fused
+    /// multiply-adds, approximate transcendentals): max abs 1e-3, relative L2 1e-4.
+    pub const DEVICE_MODEL: Tolerance = Tolerance::Norms {
+        max_abs: 1e-3,
+        rel_l2: 1e-4,
+    };
 }
 
 impl Diff {

@@ -62,10 +62,12 @@ pub struct TestResult {
 }
 
 /// Which executor runs the tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+#[derive(Clone, Copy)]
+pub enum Backend<'a> {
     /// The CPU reference interpreter.
     Reference,
+    /// Compiled to WGSL and run through wgpu on this device.
+    Wgpu(&'a optc_runtime::wgpu_exec::Device),
 }
 
 /// Every test folder (a folder with a `model.onnx`) under `dir`, sorted by path.
@@ -155,22 +157,24 @@ fn count_files(dir: &Path, prefix: &str) -> usize {
 }
 
 /// Runs one test folder.
-pub fn run_test(dir: &Path, backend: Backend) -> TestResult {
+pub fn run_test(dir: &Path, backend: Backend<'_>) -> TestResult {
     let start = Instant::now();
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let op_types = op_types(&dir.join("model.onnx"));
-    let outcome =
-        std::panic::catch_unwind(|| run_test_inner(dir, &name, backend)).unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            (Status::Failed, Some(format!("panic: {msg}")))
-        });
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_test_inner(dir, &name, backend)
+    }))
+    .unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        (Status::Failed, Some(format!("panic: {msg}")))
+    });
     TestResult {
         name,
         status: outcome.0,
@@ -180,8 +184,7 @@ pub fn run_test(dir: &Path, backend: Backend) -> TestResult {
     }
 }
 
-fn run_test_inner(dir: &Path, name: &str, backend: Backend) -> (Status, Option<String>) {
-    let Backend::Reference = backend;
+fn run_test_inner(dir: &Path, name: &str, backend: Backend<'_>) -> (Status, Option<String>) {
     let model = match crate::model::load(&dir.join("model.onnx")) {
         Ok(m) => m,
         Err(Error::Import {
@@ -196,7 +199,10 @@ fn run_test_inner(dir: &Path, name: &str, backend: Backend) -> (Status, Option<S
     if sets.is_empty() {
         return (Status::Skipped, Some("no test_data_set_* folder".into()));
     }
-    let tol = tolerance_for(name);
+    let tol = match (backend, tolerance_for(name)) {
+        (Backend::Wgpu(_), Tolerance::Norms { .. }) => Tolerance::DEVICE_MODEL,
+        (_, t) => t,
+    };
     for set in sets {
         let set_name = set
             .file_name()
@@ -212,16 +218,31 @@ fn run_test_inner(dir: &Path, name: &str, backend: Backend) -> (Status, Option<S
             Ok(o) => o,
             Err(e) => return (Status::Failed, Some(format!("{set_name}: {e}"))),
         };
-        let actual = match optc_ir::run(&model.graph, &inputs) {
-            Ok(a) => a,
-            Err(e) => {
-                let status = if matches!(e.root(), optc_ir::EvalError::Unsupported(_)) {
-                    Status::Skipped
-                } else {
-                    Status::Failed
-                };
-                return (status, Some(format!("{set_name}: {e}")));
-            }
+        let actual = match backend {
+            Backend::Reference => match optc_ir::run(&model.graph, &inputs) {
+                Ok(a) => a,
+                Err(e) => {
+                    let status = if matches!(e.root(), optc_ir::EvalError::Unsupported(_)) {
+                        Status::Skipped
+                    } else {
+                        Status::Failed
+                    };
+                    return (status, Some(format!("{set_name}: {e}")));
+                }
+            },
+            Backend::Wgpu(device) => match run_wgpu(device, &model.graph, name, &inputs) {
+                Ok(a) => a,
+                Err(e) => {
+                    use crate::compile::CompileError as C;
+                    let status = match &e {
+                        Error::Compile(C::Unsupported(_) | C::Dynamic(_) | C::Target(..)) => {
+                            Status::Skipped
+                        }
+                        _ => Status::Failed,
+                    };
+                    return (status, Some(format!("{set_name}: {e}")));
+                }
+            },
         };
         if actual.len() != expected.len() {
             return (
@@ -258,11 +279,36 @@ fn run_test_inner(dir: &Path, name: &str, backend: Backend) -> (Status, Option<S
     (Status::Passed, None)
 }
 
-/// Runs every test under `dir` whose name contains `filter`, in parallel; results sorted by
-/// name. `progress` is called once per finished test.
+/// Compiles `g` for the shapes of `inputs` and runs it on `device`. Graph inputs that feed a
+/// shape operand (axes, pads, target shapes…) are fixed to their given values at compile time,
+/// as a deployment would with `optc compile --const-input`.
+pub fn run_wgpu(
+    device: &optc_runtime::wgpu_exec::Device,
+    g: &optc_ir::Graph,
+    name: &str,
+    inputs: &[optc_ir::Tensor],
+) -> Result<Vec<optc_ir::Tensor>, Error> {
+    let mut opts = crate::compile::Options::new(optc_runtime::Target::Wgsl);
+    opts.input_shapes = Some(inputs.iter().map(|t| t.shape().to_vec()).collect());
+    for v in crate::compile::shape_inputs(g) {
+        if let Some(k) = g.inputs().iter().position(|&x| x == v) {
+            opts.const_inputs
+                .insert(g.value(v).name.clone(), inputs[k].clone());
+        }
+    }
+    let (artifact, _) = crate::exec::compile_artifact(g, name, &opts)?;
+    let mut session = optc_runtime::wgpu_exec::Session::new(device, &artifact)?;
+    let host = crate::exec::manifest_inputs(g, &artifact.manifest, inputs)?;
+    let outs = session.run(&host)?;
+    outs.iter().map(crate::exec::from_host).collect()
+}
+
+/// Runs every test under `dir` whose name contains `filter` (in parallel on the reference
+/// interpreter, one at a time on a device); results sorted by name. `progress` is called once
+/// per finished test.
 pub fn run_all(
     dir: &Path,
-    backend: Backend,
+    backend: Backend<'_>,
     filter: Option<&str>,
     progress: &(dyn Fn(&TestResult) + Sync),
 ) -> std::io::Result<Vec<TestResult>> {
@@ -275,14 +321,15 @@ pub fn run_all(
             })
         })
         .collect();
-    let mut results: Vec<TestResult> = tests
-        .par_iter()
-        .map(|t| {
-            let r = run_test(t, backend);
-            progress(&r);
-            r
-        })
-        .collect();
+    let one = |t: &PathBuf| {
+        let r = run_test(t, backend);
+        progress(&r);
+        r
+    };
+    let mut results: Vec<TestResult> = match backend {
+        Backend::Reference => tests.par_iter().map(one).collect(),
+        Backend::Wgpu(_) => tests.iter().map(one).collect(),
+    };
     results.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(results)
 }

@@ -37,6 +37,15 @@ pub enum Error {
     /// Evaluation failed (an op rejected its inputs at run time).
     #[error(transparent)]
     Eval(#[from] optc_ir::EvalError),
+    /// Compilation failed.
+    #[error(transparent)]
+    Compile(#[from] crate::compile::CompileError),
+    /// Loading or running an artifact failed.
+    #[error(transparent)]
+    Runtime(#[from] optc_runtime::RuntimeError),
+    /// An artifact file is corrupt, truncated, newer or for another target.
+    #[error(transparent)]
+    Artifact(#[from] optc_runtime::ArtifactError),
     /// The imported graph broke an IR invariant: an optc bug.
     #[error("internal error: the graph fails verification: {0}")]
     Verifier(String),
@@ -47,6 +56,14 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Verifier(_) => 1,
+            Error::Compile(crate::compile::CompileError::Internal(_)) => 1,
+            Error::Runtime(optc_runtime::RuntimeError::NoDevice(_)) => 3,
+            Error::Runtime(optc_runtime::RuntimeError::Unsupported { .. }) => 3,
+            Error::Runtime(optc_runtime::RuntimeError::Artifact(_)) => 2,
+            Error::Runtime(optc_runtime::RuntimeError::Input { .. })
+            | Error::Runtime(optc_runtime::RuntimeError::InputCount { .. })
+            | Error::Runtime(optc_runtime::RuntimeError::BadTensor(_)) => 2,
+            Error::Runtime(_) => 1,
             _ => 2,
         }
     }

@@ -1,9 +1,12 @@
-//! The optc compiler driver: loads models, runs them on the reference interpreter, and hosts the
-//! conformance harness. Later stages (optimisation, code generation, artifacts) plug in here.
+//! The optc compiler driver: loads models, runs them on the reference interpreter, compiles them
+//! to artifacts (kernels + weights) and runs those through the runtime, and hosts the conformance
+//! harness.
 
 pub mod compare;
+pub mod compile;
 pub mod conformance;
 pub mod error;
+pub mod exec;
 pub mod io;
 pub mod model;
 pub mod stats;

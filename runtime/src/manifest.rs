@@ -251,3 +251,204 @@ pub struct Manifest {
     /// Memory statistics.
     pub memory: MemoryStats,
 }
+
+impl HostType {
+    /// True for the floating-point types.
+    pub fn is_float(self) -> bool {
+        matches!(
+            self,
+            HostType::F32 | HostType::F16 | HostType::Bf16 | HostType::F64
+        )
+    }
+
+    /// The name ONNX users know (`f32`, `i64`, `bool`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            HostType::F32 => "f32",
+            HostType::F16 => "f16",
+            HostType::Bf16 => "bf16",
+            HostType::F64 => "f64",
+            HostType::I8 => "i8",
+            HostType::U8 => "u8",
+            HostType::I16 => "i16",
+            HostType::U16 => "u16",
+            HostType::I32 => "i32",
+            HostType::U32 => "u32",
+            HostType::I64 => "i64",
+            HostType::U64 => "u64",
+            HostType::Bool => "bool",
+        }
+    }
+
+    /// Whether a tensor of this host type may be stored as `device` (floats as floats, integers
+    /// and bools as integers).
+    pub fn storable_as(self, device: DeviceType) -> bool {
+        self.is_float() == device.is_float()
+    }
+}
+
+impl fmt::Display for HostType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl DeviceType {
+    /// True for f32 and f16.
+    pub fn is_float(self) -> bool {
+        matches!(self, DeviceType::F32 | DeviceType::F16)
+    }
+
+    /// The WGSL-style name (`f32`, `f16`, `i32`, `u32`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceType::F32 => "f32",
+            DeviceType::F16 => "f16",
+            DeviceType::I32 => "i32",
+            DeviceType::U32 => "u32",
+        }
+    }
+}
+
+impl fmt::Display for DeviceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Location {
+    /// One past the last byte, or `None` on overflow.
+    pub fn end(&self) -> Option<u64> {
+        self.offset.checked_add(self.bytes)
+    }
+}
+
+impl TensorInfo {
+    /// Bytes the tensor occupies on the device (`numel × device size`), or `None` on overflow.
+    pub fn device_bytes(&self) -> Option<u64> {
+        self.shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))?
+            .checked_mul(self.device.size() as u64)
+    }
+}
+
+/// The alignment of every [`Location::offset`] (the binding-offset alignment every device
+/// accepts).
+pub const LOCATION_ALIGN: u64 = 256;
+
+impl Manifest {
+    /// Size of a region in bytes.
+    pub fn region_bytes(&self, region: Region) -> u64 {
+        match region {
+            Region::Arena => self.arena_bytes,
+            Region::Weights => self.weights_bytes,
+        }
+    }
+
+    /// Checks that the manifest is consistent with itself and with an artifact holding
+    /// `source_count` kernel sources and a weights section of `weights_len` bytes: kernel and
+    /// source indices in range, every location aligned and inside its region, tensor sizes equal
+    /// to `numel × device size`, inputs in the arena, one binding count per kernel. The message
+    /// names the first offending item.
+    pub fn check(&self, source_count: usize, weights_len: u64) -> Result<(), String> {
+        if self.weights_bytes != weights_len {
+            return Err(format!(
+                "weights_bytes is {} but the weights section holds {weights_len} bytes",
+                self.weights_bytes
+            ));
+        }
+        let check_location = |what: &dyn Fn() -> String, loc: &Location| -> Result<(), String> {
+            let size = self.region_bytes(loc.region);
+            let region = match loc.region {
+                Region::Arena => "arena",
+                Region::Weights => "weights",
+            };
+            if loc.offset % LOCATION_ALIGN != 0 {
+                return Err(format!(
+                    "{}: offset {} is not a multiple of {LOCATION_ALIGN}",
+                    what(),
+                    loc.offset
+                ));
+            }
+            match loc.end() {
+                Some(end) if end <= size => Ok(()),
+                _ => Err(format!(
+                    "{}: bytes {}..{} lie outside the {region} region ({size} bytes)",
+                    what(),
+                    loc.offset,
+                    loc.offset as u128 + loc.bytes as u128
+                )),
+            }
+        };
+        for (kind, list) in [("input", &self.inputs), ("output", &self.outputs)] {
+            for t in list.iter() {
+                let what = || format!("{kind} '{}'", t.name);
+                check_location(&what, &t.location)?;
+                if !t.dtype.storable_as(t.device) {
+                    return Err(format!(
+                        "{}: host type {} cannot be stored as {}",
+                        what(),
+                        t.dtype,
+                        t.device
+                    ));
+                }
+                if t.device_bytes() != Some(t.location.bytes) {
+                    return Err(format!(
+                        "{}: shape {:?} of {} needs {} bytes, the location has {}",
+                        what(),
+                        t.shape,
+                        t.device,
+                        t.device_bytes()
+                            .map_or_else(|| "too many".to_string(), |b| b.to_string()),
+                        t.location.bytes
+                    ));
+                }
+                if kind == "input" && t.location.region != Region::Arena {
+                    return Err(format!("{}: inputs must live in the arena", what()));
+                }
+            }
+        }
+        for (i, k) in self.kernels.iter().enumerate() {
+            if k.source as usize >= source_count {
+                return Err(format!(
+                    "kernel {i} '{}' uses source {} but the artifact has {source_count} sources",
+                    k.name, k.source
+                ));
+            }
+        }
+        let mut binding_counts: Vec<Option<usize>> = vec![None; self.kernels.len()];
+        for (i, l) in self.launches.iter().enumerate() {
+            let Some(count) = binding_counts.get_mut(l.kernel as usize) else {
+                return Err(format!(
+                    "launch {i} ({}) uses kernel {} but the artifact has {} kernels",
+                    l.label,
+                    l.kernel,
+                    self.kernels.len()
+                ));
+            };
+            match count {
+                Some(n) if *n != l.bindings.len() => {
+                    return Err(format!(
+                        "launch {i} ({}) binds {} buffers but another launch of the same kernel binds {n}",
+                        l.label,
+                        l.bindings.len()
+                    ));
+                }
+                _ => *count = Some(l.bindings.len()),
+            }
+            for (b, loc) in l.bindings.iter().enumerate() {
+                let what = || format!("launch {i} ({}) binding {b}", l.label);
+                check_location(&what, loc)?;
+                if loc.bytes == 0 || loc.bytes % 4 != 0 {
+                    return Err(format!(
+                        "{}: size {} is not a positive multiple of 4",
+                        what(),
+                        loc.bytes
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

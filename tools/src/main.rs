@@ -1,5 +1,8 @@
-//! The `optc` command-line tool: `inspect`, `run`, `conformance` and `bench` (reference
-//! backend). See `../shared/docs/design.md` §2 for the CLI contract and exit codes.
+//! The `optc` command-line tool: `compile`, `run`, `verify`, `bench`, `inspect` and
+//! `conformance`, on the reference interpreter or compiled to WGSL and run through wgpu. See
+//! `../shared/docs/design.md` §2 for the CLI contract and exit codes.
+
+mod device;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -12,11 +15,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// Exit code: a check failed.
-const EXIT_CHECK: u8 = 1;
+pub(crate) const EXIT_CHECK: u8 = 1;
 /// Exit code: bad input or unsupported model.
-const EXIT_INPUT: u8 = 2;
+pub(crate) const EXIT_INPUT: u8 = 2;
 /// Exit code: no usable device.
-const EXIT_DEVICE: u8 = 3;
+pub(crate) const EXIT_DEVICE: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +36,7 @@ struct Cli {
 enum BackendArg {
     /// The CPU reference interpreter.
     Reference,
-    /// WebGPU (not built yet).
+    /// Compiled to WGSL, run through wgpu (Vulkan/Metal/DX12; lavapipe on CPU machines).
     Wgpu,
     /// CUDA (not built yet).
     Cuda,
@@ -45,30 +48,86 @@ enum Stage {
     Import,
     /// After optimisation (not built yet).
     Optimized,
-    /// Generated kernels (not built yet).
+    /// Generated kernels and launches (compiles for --target).
     Kernels,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Show a model's graph, op counts, parameters and FLOPs.
-    Inspect {
-        /// An ONNX model.
+    /// Compile a model into one artifact file.
+    Compile {
+        /// An ONNX model (or a folder holding model.onnx).
         model: PathBuf,
-        /// Which stage to show.
-        #[arg(long, value_enum, default_value = "import")]
-        stage: Stage,
+        /// Target: wgsl, sm_80, sm_86, sm_89, sm_90, sm_90a.
+        #[arg(long)]
+        target: String,
+        /// Output artifact (default: the model's file stem + .optc in the current folder).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Symbolic dim sizes, e.g. `--shape batch=4`.
+        #[arg(long, value_parser = parse_dim)]
+        shape: Vec<(String, usize)>,
+        /// Also write every kernel source and the manifest into this folder.
+        #[arg(long)]
+        emit_dir: Option<PathBuf>,
         /// One JSON object on stdout.
         #[arg(long)]
         json: bool,
     },
-    /// Run a model on inputs (from a folder, or seeded random ones).
+    /// Compile a model and compare the device's results with the reference interpreter and
+    /// with expected outputs.
+    Verify {
+        /// An ONNX model (or a folder holding model.onnx).
+        model: PathBuf,
+        /// Target: wgsl.
+        #[arg(long)]
+        target: String,
+        /// Folder with input_<i>.pb (and output_<i>.pb expected outputs); default random inputs.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Adapter: an index or a name substring (default: $OPTC_DEVICE, else the first).
+        #[arg(long)]
+        device: Option<String>,
+        /// Seed for random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Symbolic dim sizes.
+        #[arg(long, value_parser = parse_dim)]
+        shape: Vec<(String, usize)>,
+        /// Also compare every intermediate tensor and report the first whose error jumps.
+        #[arg(long)]
+        per_layer: bool,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a model's graph, op counts, parameters and FLOPs, or an artifact's kernels.
+    Inspect {
+        /// An ONNX model or an artifact.
+        model: PathBuf,
+        /// Which stage to show.
+        #[arg(long, value_enum, default_value = "import")]
+        stage: Stage,
+        /// Target for `--stage kernels` on a model.
+        #[arg(long, default_value = "wgsl")]
+        target: String,
+        /// Symbolic dim sizes.
+        #[arg(long, value_parser = parse_dim)]
+        shape: Vec<(String, usize)>,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a model or an artifact on inputs (from a folder, or seeded random ones).
     Run {
-        /// An ONNX model.
+        /// An ONNX model or an artifact (artifacts run on wgpu).
         model: PathBuf,
         /// Executor.
         #[arg(long, value_enum, default_value = "reference")]
         backend: BackendArg,
+        /// Adapter: an index or a name substring (default: $OPTC_DEVICE, else the first).
+        #[arg(long)]
+        device: Option<String>,
         /// Folder with input_<i>.pb / input_<i>.npy / <name>.npy files.
         #[arg(long)]
         inputs: Option<PathBuf>,
@@ -95,6 +154,9 @@ enum Cmd {
         /// Executor.
         #[arg(long, value_enum, default_value = "reference")]
         backend: BackendArg,
+        /// Adapter for --backend wgpu: an index or a name substring.
+        #[arg(long)]
+        device: Option<String>,
         /// Only tests whose folder name contains this.
         #[arg(long)]
         filter: Option<String>,
@@ -111,13 +173,20 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Time a model: warm-up, then the median of several runs.
+    /// Time a model: warm-up, then the median of several runs (and a per-kernel table on a
+    /// device).
     Bench {
-        /// An ONNX model.
+        /// An ONNX model or an artifact.
         model: PathBuf,
-        /// Executor.
+        /// Executor (`--target wgsl` implies wgpu).
         #[arg(long, value_enum, default_value = "reference")]
         backend: BackendArg,
+        /// Compile for this target and run on its device.
+        #[arg(long)]
+        target: Option<String>,
+        /// Adapter: an index or a name substring.
+        #[arg(long)]
+        device: Option<String>,
         /// Timed runs.
         #[arg(long, default_value_t = 20)]
         runs: usize,
@@ -140,7 +209,7 @@ fn parse_dim(s: &str) -> Result<(String, usize), String> {
 
 /// An error with the exit code it maps to.
 #[derive(Debug)]
-struct Exit(u8, String);
+pub(crate) struct Exit(pub(crate) u8, pub(crate) String);
 
 impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -196,10 +265,57 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn dispatch(cmd: Cmd) -> Result<u8> {
     match cmd {
-        Cmd::Inspect { model, stage, json } => inspect(&model, stage, json),
+        Cmd::Compile {
+            model,
+            target,
+            output,
+            shape,
+            emit_dir,
+            json,
+        } => device::compile_cmd(
+            &model,
+            &target,
+            output.as_deref(),
+            &shape.into_iter().collect(),
+            emit_dir.as_deref(),
+            json,
+        ),
+        Cmd::Verify {
+            model,
+            target,
+            data,
+            device,
+            seed,
+            shape,
+            per_layer,
+            json,
+        } => device::verify_cmd(
+            &model,
+            &target,
+            data.as_deref(),
+            device.as_deref(),
+            seed,
+            &shape.into_iter().collect(),
+            per_layer,
+            json,
+        ),
+        Cmd::Inspect {
+            model,
+            stage,
+            target,
+            shape,
+            json,
+        } => {
+            if stage == Stage::Kernels || device::is_artifact(&model) {
+                device::inspect_kernels(&model, &target, &shape.into_iter().collect(), json)
+            } else {
+                inspect(&model, stage, json)
+            }
+        }
         Cmd::Run {
             model,
             backend,
+            device,
             inputs,
             output_dir,
             npy,
@@ -207,29 +323,56 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             shape,
             json,
         } => {
-            require_reference(backend)?;
-            run(
-                &model,
-                inputs.as_deref(),
-                output_dir.as_deref(),
-                npy,
-                seed,
-                &shape.into_iter().collect(),
-                json,
-            )
+            let shapes = shape.into_iter().collect();
+            if backend == BackendArg::Wgpu || device::is_artifact(&model) {
+                device::run_device(
+                    &model,
+                    device.as_deref(),
+                    inputs.as_deref(),
+                    output_dir.as_deref(),
+                    npy,
+                    seed,
+                    &shapes,
+                    json,
+                )
+            } else {
+                require_reference(backend)?;
+                run(
+                    &model,
+                    inputs.as_deref(),
+                    output_dir.as_deref(),
+                    npy,
+                    seed,
+                    &shapes,
+                    json,
+                )
+            }
         }
         Cmd::Conformance {
             dir,
             backend,
+            device,
             filter,
             expect,
             bless,
             verbose,
             json,
         } => {
-            require_reference(backend)?;
+            let dev = match backend {
+                BackendArg::Reference => None,
+                BackendArg::Wgpu => Some(device::open(device.as_deref())?),
+                BackendArg::Cuda => {
+                    require_reference(backend)?;
+                    None
+                }
+            };
+            let backend = match &dev {
+                Some(d) => Backend::Wgpu(d),
+                None => Backend::Reference,
+            };
             conformance_cmd(
                 &dir,
+                backend,
                 filter.as_deref(),
                 expect.as_deref(),
                 bless.as_deref(),
@@ -240,19 +383,28 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         Cmd::Bench {
             model,
             backend,
+            target,
+            device,
             runs,
             inputs,
             shape,
             json,
         } => {
-            require_reference(backend)?;
-            bench(
-                &model,
-                runs,
-                inputs.as_deref(),
-                &shape.into_iter().collect(),
-                json,
-            )
+            let shapes = shape.into_iter().collect();
+            if target.is_some() || backend == BackendArg::Wgpu || device::is_artifact(&model) {
+                device::bench_device(
+                    &model,
+                    target.as_deref().unwrap_or("wgsl"),
+                    device.as_deref(),
+                    runs,
+                    inputs.as_deref(),
+                    &shapes,
+                    json,
+                )
+            } else {
+                require_reference(backend)?;
+                bench(&model, runs, inputs.as_deref(), &shapes, json)
+            }
         }
     }
 }
@@ -305,7 +457,7 @@ fn inspect(path: &Path, stage: Stage, json_out: bool) -> Result<u8> {
     Ok(0)
 }
 
-fn load_inputs(
+pub(crate) fn load_inputs(
     model: &optc::ir::front::onnx::Model,
     dir: Option<&Path>,
     seed: u64,
@@ -317,7 +469,7 @@ fn load_inputs(
     })
 }
 
-fn summary(t: &Tensor) -> serde_json::Value {
+pub(crate) fn summary(t: &Tensor) -> serde_json::Value {
     let v = t.to_f64_vec();
     let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     let (mn, mx) = finite
@@ -387,6 +539,7 @@ fn run(
 
 fn conformance_cmd(
     dir: &Path,
+    backend: Backend<'_>,
     filter: Option<&str>,
     expect: Option<&Path>,
     bless: Option<&Path>,
@@ -406,7 +559,7 @@ fn conformance_cmd(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let results = conformance::run_all(dir, Backend::Reference, filter, &|r| {
+    let results = conformance::run_all(dir, backend, filter, &|r| {
         bar.inc(1);
         bar.set_message(r.name.clone());
     })?;
@@ -508,7 +661,7 @@ fn bench(
     Ok(0)
 }
 
-fn available_threads() -> usize {
+pub(crate) fn available_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

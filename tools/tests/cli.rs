@@ -76,7 +76,7 @@ fn run_writes_outputs_that_read_back() {
     for row in probs.view::<f32>().chunks(4) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
     }
-    // Re-running the saved outputs' model with the same seed is deterministic.
+    // The same seed gives the same random inputs, hence the same outputs.
     let again = optc(&[
         "run",
         "examples/tiny_cnn.onnx",
@@ -160,4 +160,150 @@ fn conformance_prints_the_summary_line_and_json() {
             .unwrap()
             .contains(&"Gemm".into())
     );
+}
+
+/// A generated ONNX node test folder (`scripts/gen-node-tests.sh` makes them).
+fn node_test(name: &str) -> PathBuf {
+    let dir = std::env::var_os("OPTC_NODE_TESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".cache/onnx-node"))
+        .join(name);
+    assert!(
+        dir.is_dir(),
+        "{} missing: run scripts/gen-node-tests.sh",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn compiled_artifact_runs_without_the_model_and_matches_expected_outputs() {
+    let t = node_test("test_softsign_example");
+    let dir = tmp("artifact");
+    let art = dir.join("softsign.optc");
+    let o = optc(&[
+        "compile",
+        t.join("model.onnx").to_str().unwrap(),
+        "--target",
+        "wgsl",
+        "-o",
+        art.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["target"], "wgsl");
+    assert_eq!(v["kernels"], 1);
+    assert!(v["artifact_bytes"].as_u64().unwrap() > 0);
+    // The artifact alone (a copy in another folder) is enough to run.
+    let alone = tmp("artifact-alone").join("m.optc");
+    std::fs::copy(&art, &alone).unwrap();
+    let out = dir.join("out");
+    let o = optc(&[
+        "run",
+        alone.to_str().unwrap(),
+        "--inputs",
+        t.join("test_data_set_0").to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (_, got) = optc::io::load_tensor(&out.join("output_0.pb")).unwrap();
+    let (_, want) = optc::io::load_tensor(&t.join("test_data_set_0/output_0.pb")).unwrap();
+    let d = optc::compare::compare(&got, &want, optc::compare::Tolerance::NODE).unwrap();
+    assert_eq!(d.mismatches, 0, "{d:?}");
+    // inspect reads the artifact's kernels and memory plan.
+    let o = optc(&["inspect", alone.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stage"], "kernels");
+    assert_eq!(v["kernels"], 1);
+    assert!(v["arena_bytes"].as_u64().unwrap() >= v["live_peak_bytes"].as_u64().unwrap());
+}
+
+#[test]
+fn corrupt_artifacts_and_missing_devices_exit_with_their_codes() {
+    let t = node_test("test_relu");
+    let dir = tmp("corrupt");
+    let art = dir.join("relu.optc");
+    let o = optc(&[
+        "compile",
+        t.join("model.onnx").to_str().unwrap(),
+        "--target",
+        "wgsl",
+        "-o",
+        art.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut bytes = std::fs::read(&art).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last / 2] ^= 0x40;
+    let bad = dir.join("flipped.optc");
+    std::fs::write(&bad, &bytes).unwrap();
+    let o = optc(&["run", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("flipped.optc"), "{}", stderr(&o));
+    let short = dir.join("short.optc");
+    std::fs::write(&short, &bytes[..40]).unwrap();
+    let o = optc(&["run", short.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = optc(&["run", art.to_str().unwrap(), "--device", "no-such-adapter"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no-such-adapter"), "{}", stderr(&o));
+    let o = optc(&["compile", t.to_str().unwrap(), "--target", "sm_99"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("sm_99"), "{}", stderr(&o));
+}
+
+#[test]
+fn unsupported_nodes_are_named_and_exit_2() {
+    let t = node_test("test_nonzero_example");
+    let o = optc(&[
+        "compile",
+        t.to_str().unwrap(),
+        "--target",
+        "wgsl",
+        "-o",
+        "/dev/null",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("NonZero") && e.contains("cannot be compiled"),
+        "{e}"
+    );
+}
+
+#[test]
+fn verify_and_bench_on_the_device_report_json() {
+    let t = node_test("test_sigmoid");
+    let data = t.join("test_data_set_0");
+    let o = optc(&[
+        "verify",
+        t.to_str().unwrap(),
+        "--target",
+        "wgsl",
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert!(v["outputs"][0]["max_abs_err"].as_f64().unwrap() < 1e-5);
+    let o = optc(&[
+        "bench",
+        t.to_str().unwrap(),
+        "--target",
+        "wgsl",
+        "--runs",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["backend"], "wgpu");
+    assert_eq!(v["runs"], 20);
+    assert!(v["median_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["kernels"].as_array().unwrap().len(), 1);
 }

@@ -10,8 +10,7 @@ use onnx_protobuf::{
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use optc_ir::front::onnx::{ImportError, Model, load_model_bytes};
-use optc_ir::infer::{InferError, InferInput, infer};
-use optc_ir::{DType, Op, TensorType};
+use optc_ir::{DType, TensorType};
 use std::path::PathBuf;
 
 /// ONNX element type codes.
@@ -231,26 +230,6 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Whether shape inference of `op` is implemented in this build (the op families are
-/// written in parallel); prints a loud warning when it is not.
-pub fn infer_ready(op: &Op, inputs: &[TensorType], what: &str) -> bool {
-    let ins: Vec<Option<InferInput<'_>>> = inputs
-        .iter()
-        .map(|ty| Some(InferInput { ty, value: None }))
-        .collect();
-    match infer(op, &ins, 1) {
-        Err(InferError::Unsupported(m)) if m.contains("not implemented") => {
-            eprintln!(
-                "WARNING: inference of {} is not implemented in this build; \
-                 skipping the part of '{what}' that needs it",
-                op.name()
-            );
-            false
-        }
-        _ => true,
-    }
 }
 
 /// f32 type of static dims.

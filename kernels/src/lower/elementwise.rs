@@ -95,17 +95,44 @@ fn operand(ctx: &LowerCtx<'_>, k: usize) -> Result<Operand, LowerError> {
     })
 }
 
+/// True where the f32 `x` is NaN, by its bits (WGSL lets compilers assume floats are never
+/// NaN, so `x != x` may be folded away).
+pub fn is_nan(x: Expr) -> Expr {
+    Expr::Bitcast(Scalar::U32, Box::new(x))
+        .and(u(0x7fff_ffff))
+        .gt(u(0x7f80_0000))
+}
+
+/// True where the f32 `x` is +inf (`sign` 1) or -inf (`sign` -1), by its bits.
+fn is_inf(x: Expr, sign: i32) -> Expr {
+    let bits = if sign > 0 { 0x7f80_0000 } else { 0xff80_0000 };
+    Expr::Bitcast(Scalar::U32, Box::new(x)).eq_(u(bits))
+}
+
 /// `a > b ? a : b` with NaN propagating from either side.
 fn max_nan(a: Expr, b: Expr) -> Expr {
     let m = select(a.clone().gt(b.clone()), a.clone(), b.clone());
-    let m = select(a.clone().ne_(a.clone()), a, m);
-    select(b.clone().ne_(b.clone()), b, m)
+    let m = select(is_nan(a.clone()), a, m);
+    select(is_nan(b.clone()), b, m)
 }
 
 fn min_nan(a: Expr, b: Expr) -> Expr {
     let m = select(a.clone().lt(b.clone()), a.clone(), b.clone());
-    let m = select(a.clone().ne_(a.clone()), a, m);
-    select(b.clone().ne_(b.clone()), b, m)
+    let m = select(is_nan(a.clone()), a, m);
+    select(is_nan(b.clone()), b, m)
+}
+
+/// `log(1 + u)` accurate for small `u` (Goldberg's trick: the rounding error of `1 + u` is
+/// divided out).
+fn log1p(b: &mut KernelBuilder, u_: Expr) -> Expr {
+    let u_ = b.let_(Type::F32, u_);
+    let w = b.let_(Type::F32, f(1.0) + u_.clone());
+    let d = b.let_(Type::F32, w.clone() - f(1.0));
+    select(
+        d.clone().eq_(f(0.0)),
+        u_.clone(),
+        w.un(UnOp::Log) * (u_ / select(d.clone().eq_(f(0.0)), f(1.0), d)),
+    )
 }
 
 /// erf(x) by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7).
@@ -122,19 +149,36 @@ fn erf(b: &mut KernelBuilder, x: Expr) -> Expr {
     x.un(UnOp::Sign) * y
 }
 
-fn tanh(x: Expr) -> Expr {
-    // Clamped: some drivers compute tanh as a ratio of exponentials that overflows to NaN.
-    x.max(f(-15.0)).min(f(15.0)).un(UnOp::Tanh)
+/// tanh(x) to f32 accuracy everywhere. Drivers' builtin tanh may be a ratio of exponentials,
+/// which cancels catastrophically near 0 and overflows to NaN for large |x| (lavapipe does
+/// both), so: Cephes' odd polynomial below 0.625, `1 - 2 / (exp(2|x|) + 1)` above.
+fn tanh(b: &mut KernelBuilder, x: Expr) -> Expr {
+    let x = b.let_(Type::F32, x);
+    let a = b.let_(Type::F32, x.clone().un(UnOp::Abs));
+    let z = b.let_(Type::F32, x.clone() * x.clone());
+    let poly = ((((f(-5.704_988_7e-3) * z.clone() + f(2.063_909e-2)) * z.clone()
+        - f(5.373_971_6e-2))
+        * z.clone()
+        + f(1.333_144_2e-1))
+        * z.clone()
+        - f(3.333_328e-1))
+        * z
+        * x.clone()
+        + x.clone();
+    let big = f(1.0) - f(2.0) / ((f(2.0) * a.clone().min(f(44.0))).un(UnOp::Exp) + f(1.0));
+    let big = select(x.lt(f(0.0)), -big.clone(), big);
+    select(a.lt(f(0.625)), poly, big)
 }
 
 fn sigmoid(x: Expr) -> Expr {
     f(1.0) / (f(1.0) + (-x).un(UnOp::Exp))
 }
 
-/// log(1 + exp(x)), stable for large |x|.
+/// log(1 + exp(x)), stable for large |x| and accurate for very negative x.
 fn softplus(b: &mut KernelBuilder, x: Expr) -> Expr {
     let x = b.let_(Type::F32, x);
-    x.clone().max(f(0.0)) + (f(1.0) + (-x.un(UnOp::Abs)).un(UnOp::Exp)).un(UnOp::Log)
+    let e = (-x.clone().un(UnOp::Abs)).un(UnOp::Exp);
+    x.max(f(0.0)) + log1p(b, e)
 }
 
 /// `x ** y` for f32 with the C/numpy rules for negative bases and zero.
@@ -192,7 +236,7 @@ fn unary(
             -x
         }
         UnaryOp::Not => x.un(UnOp::Not),
-        UnaryOp::IsNaN => x.clone().ne_(x),
+        UnaryOp::IsNaN => is_nan(x),
         UnaryOp::Sign => {
             if float {
                 x.un(UnOp::Sign)
@@ -229,7 +273,7 @@ fn unary(
                 UnaryOp::Asinh => x.un(UnOp::Asinh),
                 UnaryOp::Acosh => x.un(UnOp::Acosh),
                 UnaryOp::Atanh => x.un(UnOp::Atanh),
-                UnaryOp::Tanh => tanh(x),
+                UnaryOp::Tanh => tanh(b, x),
                 UnaryOp::Sigmoid => sigmoid(x),
                 UnaryOp::Erf => erf(b, x),
                 UnaryOp::Floor => x.un(UnOp::Floor),
@@ -239,7 +283,7 @@ fn unary(
                 UnaryOp::Softsign => x.clone() / (f(1.0) + x.un(UnOp::Abs)),
                 UnaryOp::Mish => {
                     let sp = softplus(b, x.clone());
-                    x * tanh(sp)
+                    x * tanh(b, sp)
                 }
                 UnaryOp::HardSwish => {
                     x.clone() * (x * f(1.0 / 6.0) + f(0.5)).max(f(0.0)).min(f(1.0))
@@ -281,16 +325,14 @@ fn activation(b: &mut KernelBuilder, op: ActivationOp, x: Expr) -> Expr {
         ActivationOp::Gelu { tanh: true } => {
             let c = f((2.0f32 / std::f32::consts::PI).sqrt());
             let inner = c * (x.clone() + f(0.044_715) * x.clone() * x.clone() * x.clone());
-            f(0.5) * x * (f(1.0) + tanh(inner))
+            f(0.5) * x * (f(1.0) + tanh(b, inner))
         }
         ActivationOp::IsInf {
             detect_negative,
             detect_positive,
         } => {
-            let pos = x
-                .clone()
-                .eq_(Expr::Bitcast(Scalar::F32, Box::new(u(0x7f80_0000))));
-            let neg = x.eq_(Expr::Bitcast(Scalar::F32, Box::new(u(0xff80_0000))));
+            let pos = is_inf(x.clone(), 1);
+            let neg = is_inf(x, -1);
             match (detect_negative, detect_positive) {
                 (true, true) => pos.or(neg),
                 (false, true) => pos,
@@ -343,8 +385,36 @@ fn binary(
             }
         }
         BinaryOp::Mod { fmod } => {
-            if float || fmod {
+            if fmod {
                 x % y
+            } else if float {
+                // numpy's remainder: the sign of the divisor; ±0 follows the divisor.
+                let x = b.let_(Type::F32, x);
+                let y = b.let_(Type::F32, y);
+                let m = b.let_(Type::F32, x.clone() % y.clone());
+                let fix = m
+                    .clone()
+                    .ne_(f(0.0))
+                    .and(y.clone().lt(f(0.0)).ne_(m.clone().lt(f(0.0))));
+                let zero = select(y.clone().lt(f(0.0)), f(-0.0), f(0.0));
+                let r = select(
+                    fix,
+                    m.clone() + y.clone(),
+                    select(m.clone().eq_(f(0.0)), zero, m.clone()),
+                );
+                // x % ±inf: numpy gives x when the signs agree, ±inf otherwise (and NaN for an
+                // infinite x, which `%` already gives).
+                let y_inf = y
+                    .clone()
+                    .un(UnOp::Abs)
+                    .eq_(Expr::Bitcast(Scalar::F32, Box::new(u(0x7f80_0000))));
+                let same = x
+                    .clone()
+                    .lt(f(0.0))
+                    .eq_(y.clone().lt(f(0.0)))
+                    .or(x.clone().eq_(f(0.0)));
+                let inf_case = select(same, x, y.clone());
+                select(y.eq_(f(0.0)), m, select(y_inf, inf_case, r))
             } else {
                 let r = b.let_(Type::scalar(cs), x % y.clone());
                 if cs == Scalar::U32 {
@@ -367,14 +437,33 @@ fn binary(
         BinaryOp::Greater => x.gt(y),
         BinaryOp::GreaterOrEqual => x.ge(y),
         BinaryOp::BitShiftLeft | BinaryOp::BitShiftRight => {
-            let width = (dt.size() * 8) as u32;
-            let y = b.let_(Type::U32, y);
-            let shifted = if op == BinaryOp::BitShiftLeft {
-                x.bin(BinOp::Shl, y.clone())
+            // Shifts that are negative or at least the width give 0 (left) or the sign fill.
+            let width = (dt.size() * 8) as i64;
+            let signed = cs == Scalar::I32;
+            let x = b.let_(Type::scalar(cs), x);
+            let y = b.let_(Type::scalar(cs), y);
+            let in_range = if signed {
+                y.clone().ge(i(0)).and(y.clone().lt(i(width as i32)))
             } else {
-                x.bin(BinOp::Shr, y.clone())
+                y.clone().lt(u(width as u32))
             };
-            select(y.lt(u(width.min(32))), common::wrap_int(shifted, dt), u(0))
+            let s = if signed {
+                y.clone().cast(Scalar::U32)
+            } else {
+                y.clone()
+            };
+            let s = select(in_range.clone(), s, u(0));
+            let zero = lit(cs, 0.0);
+            if op == BinaryOp::BitShiftLeft {
+                select(in_range, common::wrap_int(x.bin(BinOp::Shl, s), dt), zero)
+            } else {
+                let fill = if signed {
+                    select(x.clone().lt(i(0)), i(-1), i(0))
+                } else {
+                    zero
+                };
+                select(in_range, x.bin(BinOp::Shr, s), fill)
+            }
         }
         BinaryOp::PRelu => {
             if float {
@@ -394,6 +483,19 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     let name = ctx.kname("");
     let launch = match ctx.op {
         Op::Dropout => {
+            // Inference only: with training_mode true, Dropout draws random masks, unless the
+            // ratio is known to be 0.
+            let training = match (ctx.opt_input(2), ctx.value(2)) {
+                (None, _) => false,
+                (Some(_), Some(t)) => t.to_f64_vec().first().is_some_and(|&v| v != 0.0),
+                (Some(_), None) => true,
+            };
+            let zero_ratio = ctx
+                .value(1)
+                .is_some_and(|t| t.to_f64_vec().first() == Some(&0.0));
+            if training && !zero_ratio {
+                return Err(ctx.unsupported("in training mode (random masks)"));
+            }
             let mut l = Lowered {
                 aliases: vec![(0, 0)],
                 ..Lowered::default()
@@ -610,11 +712,11 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
             let has_zp = ops.len() == 3;
             let out_f16 = out.dtype == DType::F16;
             kernel(name, &ops, &out, Arg::Output(0), |_, v| {
-                let mut x = v[0].clone();
+                let mut x = v[0].clone().cast(Scalar::F32);
                 if has_zp {
-                    x = x - v[2].clone();
+                    x = x - v[2].clone().cast(Scalar::F32);
                 }
-                let r = x.cast(Scalar::F32) * v[1].clone();
+                let r = x * v[1].clone();
                 if out_f16 {
                     r.cast(Scalar::F16).cast(Scalar::F32)
                 } else {

@@ -13,10 +13,15 @@
 //! Every template module documents its tuning space; the defaults here are heuristics.
 
 pub mod common;
+pub mod conv;
 pub mod elementwise;
+pub mod gather;
+pub mod gemm;
+pub mod movement;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod softmax;
 
 use crate::ir::{Kernel, Scalar};
@@ -220,6 +225,38 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         | Op::Shrink { .. }
         | Op::QuantizeLinear { .. }
         | Op::DequantizeLinear { .. } => elementwise::lower(ctx),
+        // gemm / conv family (kernels/src/lower/gemm.rs, conv.rs)
+        Op::MatMul => gemm::lower_matmul(ctx),
+        Op::Gemm { .. } => gemm::lower_gemm(ctx),
+        Op::MatMulInteger | Op::QLinearMatMul => gemm::lower_quant_matmul(ctx),
+        Op::Conv(_) | Op::ConvInteger(_) | Op::QLinearConv(_) | Op::ConvTranspose { .. } => {
+            conv::lower(ctx)
+        }
+        Op::Einsum { .. } => gemm::lower_einsum(ctx),
+        // Data movement (movement.rs, gather.rs, resize.rs).
+        Op::Transpose { .. }
+        | Op::Slice
+        | Op::Expand
+        | Op::Tile
+        | Op::DepthToSpace { .. }
+        | Op::SpaceToDepth { .. }
+        | Op::Concat { .. }
+        | Op::Split { .. }
+        | Op::Pad { .. }
+        | Op::Trilu { .. }
+        | Op::ReverseSequence { .. }
+        | Op::CenterCropPad { .. }
+        | Op::Compress { .. }
+        | Op::ConstantOfShape { .. }
+        | Op::EyeLike { .. }
+        | Op::Range => movement::lower(ctx),
+        Op::Gather { .. }
+        | Op::GatherElements { .. }
+        | Op::GatherNd { .. }
+        | Op::ScatterElements { .. }
+        | Op::ScatterNd { .. }
+        | Op::OneHot { .. } => gather::lower(ctx),
+        Op::Resize(_) => resize::lower(ctx),
         // reduce2: row reductions (reduce.rs), softmax.rs, norm.rs, pool.rs
         Op::Reduce { .. }
         | Op::ArgMax { .. }

@@ -1,0 +1,565 @@
+//! The device-side commands: `compile`, `verify`, `run` on wgpu (artifacts or models), `bench`
+//! on a target, and `inspect --stage kernels`.
+
+use crate::{EXIT_CHECK, EXIT_DEVICE, EXIT_INPUT, Exit, available_threads, load_inputs, summary};
+use anyhow::{Context, Result, bail};
+use optc::compare::{Tolerance, compare};
+use optc::compile::{Compiled, Options};
+use optc::ir::Tensor;
+use optc_runtime::wgpu_exec::{Device, Session};
+use optc_runtime::{Artifact, HostTensor, Manifest, Target};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The bound a compiled fp32 model must meet against expected outputs.
+pub const DEVICE_TOLERANCE: Tolerance = Tolerance::DEVICE_MODEL;
+
+/// True if `path` is an optc artifact (by its magic bytes).
+pub fn is_artifact(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"OPTCART\0"
+}
+
+/// Opens a wgpu device; exit code 3 when there is none.
+pub fn open(selector: Option<&str>) -> Result<Device> {
+    Device::open(selector).map_err(|e| Exit(EXIT_DEVICE, e.to_string()).into())
+}
+
+fn parse_target(s: &str) -> Result<Target> {
+    s.parse::<Target>().map_err(|e| Exit(EXIT_INPUT, e).into())
+}
+
+fn options(target: Target, shapes: &BTreeMap<String, usize>) -> Options {
+    let mut o = Options::new(target);
+    o.shapes = shapes.clone();
+    o
+}
+
+fn model_name(path: &Path) -> String {
+    let p = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.with_extension("")
+    };
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
+}
+
+fn compile_model(
+    path: &Path,
+    target: Target,
+    shapes: &BTreeMap<String, usize>,
+) -> Result<(optc::ir::front::onnx::Model, Compiled, f64)> {
+    let model = optc::model::load(path)?;
+    let t = Instant::now();
+    let compiled =
+        optc::compile::compile(&model.graph, &model_name(path), &options(target, shapes))
+            .map_err(optc::Error::from)?;
+    Ok((model, compiled, t.elapsed().as_secs_f64() * 1e3))
+}
+
+/// `optc compile`.
+pub fn compile_cmd(
+    path: &Path,
+    target: &str,
+    output: Option<&Path>,
+    shapes: &BTreeMap<String, usize>,
+    emit_dir: Option<&Path>,
+    json_out: bool,
+) -> Result<u8> {
+    let target = parse_target(target)?;
+    let (_, compiled, ms) = compile_model(path, target, shapes)?;
+    let out: PathBuf = output
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(format!("{}.optc", model_name(path))));
+    let artifact = compiled.to_artifact();
+    artifact.write(&out).map_err(optc::Error::from)?;
+    let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    if let Some(dir) = emit_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for k in &compiled.manifest.kernels {
+            let f = dir.join(format!("{}.wgsl", k.name));
+            std::fs::write(&f, &compiled.sources[k.source as usize])
+                .with_context(|| format!("writing {}", f.display()))?;
+        }
+        let f = dir.join("manifest.json");
+        std::fs::write(&f, serde_json::to_string_pretty(&compiled.manifest)?)
+            .with_context(|| format!("writing {}", f.display()))?;
+    }
+    let m = &compiled.manifest;
+    if json_out {
+        println!(
+            "{}",
+            json!({"target": target.name(), "output": out.display().to_string(), "kernels": m.kernels.len(),
+                   "launches": m.launches.len(), "artifact_bytes": bytes, "compile_ms": ms,
+                   "arena_bytes": m.arena_bytes, "weights_bytes": m.weights_bytes,
+                   "live_peak_bytes": m.memory.live_peak_bytes, "intermediates_bytes": m.memory.intermediates_bytes,
+                   "passes": compiled.passes})
+        );
+    } else {
+        eprintln!(
+            "compiled {} for {} in {ms:.1} ms: {} kernels, {} launches, arena {:.2} MB (liveness bound {:.2} MB, all intermediates {:.2} MB), weights {:.2} MB",
+            path.display(),
+            target,
+            m.kernels.len(),
+            m.launches.len(),
+            m.arena_bytes as f64 / 1e6,
+            m.memory.live_peak_bytes as f64 / 1e6,
+            m.memory.intermediates_bytes as f64 / 1e6,
+            m.weights_bytes as f64 / 1e6
+        );
+        println!("{}", out.display());
+    }
+    Ok(0)
+}
+
+fn session(dev: &Device, artifact: &Artifact) -> Result<Session> {
+    Session::new(dev, artifact).map_err(|e| {
+        let code = match e {
+            optc_runtime::RuntimeError::NoDevice(_)
+            | optc_runtime::RuntimeError::Unsupported { .. } => EXIT_DEVICE,
+            optc_runtime::RuntimeError::Artifact(_) => EXIT_INPUT,
+            _ => EXIT_CHECK,
+        };
+        Exit(code, e.to_string()).into()
+    })
+}
+
+/// Reads inputs for an artifact from a folder (input_<i>.pb or .npy), or makes seeded random
+/// ones from the manifest.
+fn artifact_inputs(m: &Manifest, dir: Option<&Path>, seed: u64) -> Result<Vec<HostTensor>> {
+    let mut out = Vec::new();
+    for (i, info) in m.inputs.iter().enumerate() {
+        let t = match dir {
+            Some(d) => {
+                let pb = d.join(format!("input_{i}.pb"));
+                let npy = d.join(format!("input_{i}.npy"));
+                let named = d.join(format!("{}.npy", info.name));
+                let f = [pb, npy, named]
+                    .into_iter()
+                    .find(|p| p.is_file())
+                    .ok_or_else(|| {
+                        Exit(
+                            EXIT_INPUT,
+                            format!(
+                                "{}: no input_{i}.pb, input_{i}.npy or {}.npy for input '{}'",
+                                d.display(),
+                                info.name,
+                                info.name
+                            ),
+                        )
+                    })?;
+                optc::io::load_tensor(&f)?.1
+            }
+            None => {
+                let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
+                let dt = optc::exec::ir_dtype(info.dtype);
+                let mut g = optc::ir::Graph::new();
+                let v = g
+                    .add_input(info.name.clone(), optc::ir::TensorType::fixed(dt, &shape))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let _ = v;
+                optc::model::random_inputs(&g, seed + i as u64, &BTreeMap::new())?.remove(0)
+            }
+        };
+        out.push(optc::exec::to_host(&t)?);
+    }
+    Ok(out)
+}
+
+/// `optc run` on wgpu: an artifact, or a model compiled on the fly.
+#[allow(clippy::too_many_arguments)]
+pub fn run_device(
+    path: &Path,
+    selector: Option<&str>,
+    inputs: Option<&Path>,
+    out_dir: Option<&Path>,
+    npy: bool,
+    seed: u64,
+    shapes: &BTreeMap<String, usize>,
+    json_out: bool,
+) -> Result<u8> {
+    let (artifact, host) = if is_artifact(path) {
+        let a = Artifact::load(path).map_err(optc::Error::from)?;
+        a.check_target(Target::Wgsl).map_err(optc::Error::from)?;
+        let h = artifact_inputs(&a.manifest, inputs, seed)?;
+        (a, h)
+    } else {
+        let model = optc::model::load(path)?;
+        let ins = load_inputs(&model, inputs, seed, shapes)?;
+        let mut o = options(Target::Wgsl, shapes);
+        o.input_shapes = Some(ins.iter().map(|t| t.shape().to_vec()).collect());
+        let (a, _) = optc::exec::compile_artifact(&model.graph, &model_name(path), &o)?;
+        let h = optc::exec::manifest_inputs(&model.graph, &a.manifest, &ins)?;
+        (a, h)
+    };
+    let dev = open(selector)?;
+    let mut s = session(&dev, &artifact)?;
+    let start = Instant::now();
+    let outs = s.run(&host).map_err(|e| Exit(EXIT_INPUT, e.to_string()))?;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let tensors: Vec<Tensor> = outs
+        .iter()
+        .map(optc::exec::from_host)
+        .collect::<optc::Result<_>>()?;
+    let names: Vec<String> = artifact
+        .manifest
+        .outputs
+        .iter()
+        .map(|o| o.name.clone())
+        .collect();
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (i, (t, name)) in tensors.iter().zip(&names).enumerate() {
+            optc::io::save_tensor(&dir.join(format!("output_{i}.pb")), name, t)?;
+            if npy {
+                optc::io::save_tensor(&dir.join(format!("output_{i}.npy")), name, t)?;
+            }
+        }
+    }
+    let outputs: Vec<serde_json::Value> = tensors
+        .iter()
+        .zip(&names)
+        .map(|(t, n)| json!({"name": n, "dtype": t.dtype().name(), "shape": t.shape(), "summary": summary(t)}))
+        .collect();
+    let info = dev.info();
+    if json_out {
+        println!(
+            "{}",
+            json!({"model": path.display().to_string(), "backend": "wgpu", "device": info.name, "ms": ms, "outputs": outputs})
+        );
+    } else {
+        for o in &outputs {
+            println!(
+                "{} {} {} {}",
+                o["name"].as_str().unwrap_or(""),
+                o["dtype"].as_str().unwrap_or(""),
+                o["shape"],
+                o["summary"]
+            );
+        }
+        eprintln!("ran in {ms:.2} ms on {} (wgpu)", info.name);
+    }
+    Ok(0)
+}
+
+/// `optc verify`.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_cmd(
+    path: &Path,
+    target: &str,
+    data: Option<&Path>,
+    selector: Option<&str>,
+    seed: u64,
+    shapes: &BTreeMap<String, usize>,
+    per_layer: bool,
+    json_out: bool,
+) -> Result<u8> {
+    let target = parse_target(target)?;
+    if target != Target::Wgsl {
+        bail!(Exit(
+            EXIT_INPUT,
+            format!("target {target}: the PTX backend is not implemented yet; use --target wgsl")
+        ));
+    }
+    let model = optc::model::load(path)?;
+    let g = &model.graph;
+    let ins = load_inputs(&model, data, seed, shapes)?;
+    let expected = match data {
+        Some(d) => {
+            let n = (0..)
+                .take_while(|i| d.join(format!("output_{i}.pb")).is_file())
+                .count();
+            if n > 0 {
+                Some(optc::model::read_outputs(d, n)?)
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    let mut o = options(target, shapes);
+    o.input_shapes = Some(ins.iter().map(|t| t.shape().to_vec()).collect());
+    let dev = open(selector)?;
+    // The graph to compile: with --per-layer, every computed value becomes an output.
+    let (graph, n_real) = if per_layer {
+        (with_all_outputs(g), g.outputs().len())
+    } else {
+        (g.clone(), g.outputs().len())
+    };
+    let (artifact, _) = optc::exec::compile_artifact(&graph, &model_name(path), &o)?;
+    let mut s = session(&dev, &artifact)?;
+    let outs = s
+        .run(&optc::exec::manifest_inputs(g, &artifact.manifest, &ins)?)
+        .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+    let device_out: Vec<Tensor> = outs
+        .iter()
+        .map(optc::exec::from_host)
+        .collect::<optc::Result<_>>()?;
+    let mut reference: BTreeMap<optc::ir::ValueId, Tensor> = BTreeMap::new();
+    let ref_out = optc::ir::interp::run_observed(g, &ins, |v, t| {
+        if per_layer {
+            reference.insert(v, t.clone());
+        }
+    })
+    .map_err(optc::Error::from)?;
+    let mut ok = true;
+    let mut rows = Vec::new();
+    for (i, v) in g.outputs().iter().enumerate() {
+        let name = &g.value(*v).name;
+        let vs_ref = compare(&device_out[i], &ref_out[i], DEVICE_TOLERANCE)
+            .map_err(|e| Exit(EXIT_CHECK, format!("output '{name}': {e}")))?;
+        let vs_exp = match &expected {
+            Some(e) if i < e.len() => Some(
+                compare(&device_out[i], &e[i], DEVICE_TOLERANCE)
+                    .map_err(|e| Exit(EXIT_CHECK, format!("output '{name}' vs expected: {e}")))?,
+            ),
+            _ => None,
+        };
+        let good = vs_ref.within(DEVICE_TOLERANCE)
+            && vs_exp.as_ref().is_none_or(|d| d.within(DEVICE_TOLERANCE));
+        ok &= good;
+        let shown = vs_exp.clone().unwrap_or_else(|| vs_ref.clone());
+        rows.push(json!({"name": name, "max_abs_err": shown.max_abs_err, "rel_l2_err": shown.rel_l2_err, "cosine": shown.cosine,
+                         "vs_reference": vs_ref, "vs_expected": vs_exp, "ok": good}));
+    }
+    let mut first_bad = serde_json::Value::Null;
+    if per_layer {
+        // Values in execution order; the first whose relative error exceeds 10x the bound.
+        for (k, v) in graph.outputs().iter().enumerate().skip(n_real) {
+            let Some(r) = reference.get(v) else { continue };
+            let Ok(d) = compare(&device_out[k], r, DEVICE_TOLERANCE) else {
+                continue;
+            };
+            if !d.within(DEVICE_TOLERANCE) {
+                let name = &graph.value(*v).name;
+                let node = graph.value(*v).producer.map(|(n, _)| graph.node(n));
+                first_bad = json!({"value": name, "node": node.map(|n| n.name.clone()), "op": node.map(|n| n.op.name()),
+                                   "max_abs_err": d.max_abs_err, "rel_l2_err": d.rel_l2_err});
+                break;
+            }
+        }
+    }
+    if json_out {
+        println!(
+            "{}",
+            json!({"ok": ok, "target": target.name(), "device": dev.info().name, "outputs": rows, "first_bad_layer": first_bad})
+        );
+    } else {
+        for r in &rows {
+            println!(
+                "{} {}: max abs err {:.3e}, rel L2 {:.3e}, cosine {:.6}",
+                if r["ok"].as_bool() == Some(true) {
+                    "ok  "
+                } else {
+                    "FAIL"
+                },
+                r["name"].as_str().unwrap_or(""),
+                r["max_abs_err"].as_f64().unwrap_or(f64::NAN),
+                r["rel_l2_err"].as_f64().unwrap_or(f64::NAN),
+                r["cosine"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        if per_layer {
+            println!("first bad layer: {first_bad}");
+        }
+        eprintln!(
+            "{} on {} (bound: max abs 1e-3, rel L2 1e-4)",
+            if ok { "verified" } else { "MISMATCH" },
+            dev.info().name
+        );
+    }
+    Ok(if ok { 0 } else { EXIT_CHECK })
+}
+
+/// `g` with every value a node computes added to the graph outputs (after the real ones).
+fn with_all_outputs(g: &optc::ir::Graph) -> optc::ir::Graph {
+    let mut g2 = g.clone();
+    let mut outs = g.outputs().to_vec();
+    if let Some(order) = g.topo_order() {
+        for n in order {
+            for v in g.node(n).outputs.iter().flatten() {
+                if !outs.contains(v) {
+                    outs.push(*v);
+                }
+            }
+        }
+    }
+    g2.set_outputs(outs);
+    g2
+}
+
+/// `optc inspect --stage kernels` (a model is compiled first).
+pub fn inspect_kernels(
+    path: &Path,
+    target: &str,
+    shapes: &BTreeMap<String, usize>,
+    json_out: bool,
+) -> Result<u8> {
+    let (m, sources) = if is_artifact(path) {
+        let a = Artifact::load(path).map_err(optc::Error::from)?;
+        (a.manifest.clone(), a.sources.clone())
+    } else {
+        let (_, c, _) = compile_model(path, parse_target(target)?, shapes)?;
+        (c.manifest, c.sources)
+    };
+    let mut per_kernel: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in &m.launches {
+        *per_kernel
+            .entry(m.kernels[l.kernel as usize].name.as_str())
+            .or_default() += 1;
+    }
+    if json_out {
+        println!(
+            "{}",
+            json!({"stage": "kernels", "target": m.target.name(), "model": m.model, "nodes": null,
+                   "kernels": m.kernels.len(), "launches": m.launches.iter().map(|l| json!({"kernel": m.kernels[l.kernel as usize].name, "grid": l.grid, "label": l.label})).collect::<Vec<_>>(),
+                   "arena_bytes": m.arena_bytes, "live_peak_bytes": m.memory.live_peak_bytes,
+                   "intermediates_bytes": m.memory.intermediates_bytes, "weights_bytes": m.weights_bytes,
+                   "source_bytes": sources.iter().map(String::len).sum::<usize>(),
+                   "requirements": m.requirements, "egraph": null})
+        );
+    } else {
+        println!(
+            "{} for {}: {} kernels, {} launches",
+            m.model,
+            m.target,
+            m.kernels.len(),
+            m.launches.len()
+        );
+        for l in &m.launches {
+            let k = &m.kernels[l.kernel as usize];
+            println!(
+                "  {:<40} grid {:?} wg {:?}  {}",
+                k.name, l.grid, k.workgroup, l.label
+            );
+        }
+        println!(
+            "arena {} bytes (liveness lower bound {}, sum of intermediates {}), weights {} bytes",
+            m.arena_bytes, m.memory.live_peak_bytes, m.memory.intermediates_bytes, m.weights_bytes
+        );
+    }
+    Ok(0)
+}
+
+/// `optc bench --target wgsl`.
+pub fn bench_device(
+    path: &Path,
+    target: &str,
+    selector: Option<&str>,
+    runs: usize,
+    inputs: Option<&Path>,
+    shapes: &BTreeMap<String, usize>,
+    json_out: bool,
+) -> Result<u8> {
+    let target = parse_target(target)?;
+    let (artifact, host, compile_ms) = if is_artifact(path) {
+        let a = Artifact::load(path).map_err(optc::Error::from)?;
+        a.check_target(target).map_err(optc::Error::from)?;
+        let h = artifact_inputs(&a.manifest, inputs, 0)?;
+        (a, h, None)
+    } else {
+        let model = optc::model::load(path)?;
+        let ins = load_inputs(&model, inputs, 0, shapes)?;
+        let mut o = options(target, shapes);
+        o.input_shapes = Some(ins.iter().map(|t| t.shape().to_vec()).collect());
+        let t = Instant::now();
+        let (a, _) = optc::exec::compile_artifact(&model.graph, &model_name(path), &o)?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let h = optc::exec::manifest_inputs(&model.graph, &a.manifest, &ins)?;
+        (a, h, Some(ms))
+    };
+    let dev = open(selector)?;
+    let t = Instant::now();
+    let mut s = session(&dev, &artifact)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    // The first run includes the driver's JIT of every kernel.
+    let t = Instant::now();
+    s.run(&host).map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+    let first_run_ms = t.elapsed().as_secs_f64() * 1e3;
+    let runs = runs.max(20);
+    let mut timings = Vec::new();
+    for _ in 0..2 {
+        s.run(&host).map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+    }
+    for _ in 0..runs {
+        let (_, t) = s
+            .run_timed(&host)
+            .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+        timings.push(t);
+    }
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let median_ms = med(timings.iter().map(|t| t.total_us / 1e3).collect());
+    let min_ms = timings
+        .iter()
+        .map(|t| t.total_us / 1e3)
+        .fold(f64::INFINITY, f64::min);
+    let upload_us = med(timings.iter().map(|t| t.upload_us).collect());
+    let readback_us = med(timings.iter().map(|t| t.readback_us).collect());
+    let submit_us = med(timings.iter().map(|t| t.submit_wait_us).collect());
+    let profile = s
+        .profile(&host, runs.min(20))
+        .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+    // Per-kernel table: launches of the same kernel summed per run.
+    let mut per_kernel: BTreeMap<String, (usize, f64, bool)> = BTreeMap::new();
+    for l in &profile.launches {
+        let e = per_kernel.entry(l.kernel.clone()).or_insert((0, 0.0, true));
+        e.0 += 1;
+        match l.median_us {
+            Some(us) => e.1 += us,
+            None => e.2 = false,
+        }
+    }
+    let mut kernels: Vec<(String, usize, Option<f64>)> = per_kernel
+        .into_iter()
+        .map(|(k, (n, us, has))| (k, n, has.then_some(us)))
+        .collect();
+    kernels.sort_by(|a, b| {
+        b.2.unwrap_or(0.0)
+            .total_cmp(&a.2.unwrap_or(0.0))
+            .then(a.0.cmp(&b.0))
+    });
+    let info = dev.info();
+    if json_out {
+        println!(
+            "{}",
+            json!({"model": path.display().to_string(), "target": target.name(), "backend": "wgpu", "device": info.name,
+                   "median_ms": median_ms, "min_ms": min_ms, "runs": runs, "compile_ms": compile_ms, "load_ms": load_ms,
+                   "first_run_ms": first_run_ms, "upload_us": upload_us, "submit_wait_us": submit_us, "readback_us": readback_us,
+                   "device_ms": profile.median_device_us.map(|u| u / 1e3), "threads": available_threads(),
+                   "kernels": kernels.iter().map(|(k, n, us)| json!({"name": k, "launches": n, "median_us": us})).collect::<Vec<_>>(),
+                   "compare": null})
+        );
+    } else {
+        println!(
+            "{}: median {median_ms:.3} ms, min {min_ms:.3} ms over {runs} runs on {} (upload {upload_us:.0} µs, submit+wait {submit_us:.0} µs, readback {readback_us:.0} µs)",
+            path.display(),
+            info.name
+        );
+        println!(
+            "compile {} ms, load {load_ms:.1} ms (pipelines), first run {first_run_ms:.1} ms (driver JIT)",
+            compile_ms.map_or("-".to_string(), |m| format!("{m:.1}"))
+        );
+        if let Some(d) = profile.median_device_us {
+            println!("device time {:.3} ms; slowest kernels:", d / 1e3);
+        }
+        for (k, n, us) in kernels.iter().take(15) {
+            println!(
+                "  {:>10} µs  {:>3}x  {k}",
+                us.map_or("-".into(), |u| format!("{u:.1}")),
+                n
+            );
+        }
+    }
+    Ok(0)
+}
