@@ -18,7 +18,11 @@ pub mod elementwise;
 pub mod gather;
 pub mod gemm;
 pub mod movement;
+pub mod norm;
+pub mod pool;
+pub mod reduce;
 pub mod resize;
+pub mod softmax;
 
 use crate::ir::{Kernel, Scalar};
 use optc_ir::dtype::DType;
@@ -253,6 +257,22 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         | Op::ScatterNd { .. }
         | Op::OneHot { .. } => gather::lower(ctx),
         Op::Resize(_) => resize::lower(ctx),
+        // reduce2: row reductions (reduce.rs), softmax.rs, norm.rs, pool.rs
+        Op::Reduce { .. }
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. }
+        | Op::CumSum { .. }
+        | Op::CumProd { .. } => reduce::lower(ctx),
+        Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::Hardmax { .. } => softmax::lower(ctx),
+        Op::Norm { .. }
+        | Op::LpNormalization { .. }
+        | Op::MeanVarianceNormalization { .. }
+        | Op::Lrn { .. } => norm::lower(ctx),
+        Op::MaxPool { .. }
+        | Op::AveragePool { .. }
+        | Op::LpPool { .. }
+        | Op::GlobalAveragePool
+        | Op::GlobalMaxPool => pool::lower(ctx),
         _ => Err(ctx.unsupported("has no kernel template yet")),
     }
 }
