@@ -120,6 +120,21 @@ fn npy_bytes(t: &Tensor) -> Result<Vec<u8>, String> {
             let v: Vec<f32> = t.view::<bf16>().iter().map(|x| x.to_f32()).collect();
             write!(f32, v)
         }
+        DType::I4 | DType::U4 | DType::I2 | DType::U2 => {
+            // NumPy has no 4-bit or 2-bit integers: widen to i8.
+            let v: Vec<i8> = t.to_i64_vec().into_iter().map(|x| x as i8).collect();
+            write!(i8, v)
+        }
+        DType::F8E4M3FN
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2
+        | DType::F8E5M2FNUZ
+        | DType::F8E8M0
+        | DType::F4E2M1 => {
+            // NumPy has no float8/float4: widen to f32 (exact).
+            let v: Vec<f32> = t.to_f64_vec().into_iter().map(|x| x as f32).collect();
+            write!(f32, v)
+        }
     }
     Ok(out)
 }

@@ -34,11 +34,31 @@ pub enum DType {
     U64,
     /// Boolean, one byte per element.
     Bool,
+    /// Float8 E4M3FN (no infinities; NaN is `S.1111.111`). Storage only (see [`crate::lowp`]).
+    F8E4M3FN,
+    /// Float8 E4M3FNUZ (no infinities or negative zero; NaN is `0x80`). Storage only.
+    F8E4M3FNUZ,
+    /// Float8 E5M2 (IEEE-like). Storage only.
+    F8E5M2,
+    /// Float8 E5M2FNUZ (no infinities or negative zero; NaN is `0x80`). Storage only.
+    F8E5M2FNUZ,
+    /// Float8 E8M0: a power-of-two scale (`0xFF` is NaN). Storage only.
+    F8E8M0,
+    /// Float4 E2M1 (no infinities or NaN), one element per byte. Storage only.
+    F4E2M1,
+    /// Signed 4-bit integer, one element per byte. Storage only.
+    I4,
+    /// Unsigned 4-bit integer, one element per byte. Storage only.
+    U4,
+    /// Signed 2-bit integer, one element per byte. Storage only.
+    I2,
+    /// Unsigned 2-bit integer, one element per byte. Storage only.
+    U2,
 }
 
 impl DType {
     /// Every dtype, in declaration order.
-    pub const ALL: [DType; 13] = [
+    pub const ALL: [DType; 23] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -52,24 +72,72 @@ impl DType {
         DType::I64,
         DType::U64,
         DType::Bool,
+        DType::F8E4M3FN,
+        DType::F8E4M3FNUZ,
+        DType::F8E5M2,
+        DType::F8E5M2FNUZ,
+        DType::F8E8M0,
+        DType::F4E2M1,
+        DType::I4,
+        DType::U4,
+        DType::I2,
+        DType::U2,
     ];
 
     /// Size of one element in bytes.
     pub fn size(self) -> usize {
         match self {
             DType::I8 | DType::U8 | DType::Bool => 1,
+            // Storage-only dtypes keep one code per byte (4-bit and 2-bit codes unpacked).
+            DType::F8E4M3FN
+            | DType::F8E4M3FNUZ
+            | DType::F8E5M2
+            | DType::F8E5M2FNUZ
+            | DType::F8E8M0
+            | DType::F4E2M1
+            | DType::I4
+            | DType::U4
+            | DType::I2
+            | DType::U2 => 1,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F64 | DType::I64 | DType::U64 => 8,
         }
     }
 
-    /// True for the floating-point dtypes.
+    /// True for the storage-only low-precision dtypes (float8, float4, 4-bit and 2-bit
+    /// integers): only conversions (Cast, CastLike, QuantizeLinear, DequantizeLinear) and
+    /// Identity accept them; every other op refuses them (see [`crate::lowp`]).
+    pub fn is_lowp(self) -> bool {
+        matches!(
+            self,
+            DType::F8E4M3FN
+                | DType::F8E4M3FNUZ
+                | DType::F8E5M2
+                | DType::F8E5M2FNUZ
+                | DType::F8E8M0
+                | DType::F4E2M1
+                | DType::I4
+                | DType::U4
+                | DType::I2
+                | DType::U2
+        )
+    }
+
+    /// True for the four float8 dtypes that the `saturate` attribute applies to.
+    pub fn is_float8(self) -> bool {
+        matches!(
+            self,
+            DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ
+        )
+    }
+
+    /// True for the floating-point dtypes (not the storage-only [`DType::is_lowp`] ones).
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64)
     }
 
-    /// True for the integer dtypes (not bool).
+    /// True for the integer dtypes (not bool, not the storage-only 4-bit and 2-bit ones).
     pub fn is_int(self) -> bool {
         matches!(
             self,
@@ -105,6 +173,16 @@ impl DType {
             DType::I64 => "i64",
             DType::U64 => "u64",
             DType::Bool => "bool",
+            DType::F8E4M3FN => "f8e4m3fn",
+            DType::F8E4M3FNUZ => "f8e4m3fnuz",
+            DType::F8E5M2 => "f8e5m2",
+            DType::F8E5M2FNUZ => "f8e5m2fnuz",
+            DType::F8E8M0 => "f8e8m0",
+            DType::F4E2M1 => "f4e2m1",
+            DType::I4 => "i4",
+            DType::U4 => "u4",
+            DType::I2 => "i2",
+            DType::U2 => "u2",
         }
     }
 
@@ -129,6 +207,16 @@ impl DType {
             DType::U32 => 12,
             DType::U64 => 13,
             DType::BF16 => 16,
+            DType::F8E4M3FN => 17,
+            DType::F8E4M3FNUZ => 18,
+            DType::F8E5M2 => 19,
+            DType::F8E5M2FNUZ => 20,
+            DType::U4 => 21,
+            DType::I4 => 22,
+            DType::F4E2M1 => 23,
+            DType::F8E8M0 => 24,
+            DType::U2 => 25,
+            DType::I2 => 26,
         }
     }
 
@@ -146,9 +234,10 @@ impl fmt::Display for DType {
 
 /// A Rust scalar type that can be the element of a [`crate::Tensor`].
 ///
-/// `bool` tensors use [`Bool8`] elements. Conversions go through `f64` (floats) or `i128`-free
-/// `f64`/`i64` pairs, which is exact for every value of every supported dtype except `u64`
-/// above 2^63 (stored through `as_i64` wrapping) and 64-bit integers beyond 2^53 through `f64`.
+/// `bool` tensors use [`Bool8`] elements. Conversions go through `f64` (floats) or `i64`
+/// (integers); `from_f64` and `from_i64` round exactly once. `u64` values above 2^63 go
+/// through `to_i64` wrapped (two's complement), which [`crate::Tensor::cast`] accounts for.
+/// The storage-only dtypes ([`DType::is_lowp`]) have no `Elem` type of their own.
 pub trait Elem:
     bytemuck::Pod + Send + Sync + PartialEq + PartialOrd + fmt::Debug + 'static
 {
@@ -225,13 +314,13 @@ impl Elem for f16 {
         f16::to_f64(self)
     }
     fn from_f64(v: f64) -> Self {
-        f16::from_f64(v)
+        f16::from_f32(f64_to_f32_odd(v))
     }
     fn to_i64(self) -> i64 {
         f16::to_f64(self) as i64
     }
     fn from_i64(v: i64) -> Self {
-        f16::from_f64(v as f64)
+        f16::from_f32(f64_to_f32_odd(i128_to_f64_odd(v as i128)))
     }
     fn zero() -> Self {
         f16::ZERO
@@ -244,16 +333,58 @@ impl Elem for bf16 {
         bf16::to_f64(self)
     }
     fn from_f64(v: f64) -> Self {
-        bf16::from_f64(v)
+        bf16::from_f32(f64_to_f32_odd(v))
     }
     fn to_i64(self) -> i64 {
         bf16::to_f64(self) as i64
     }
     fn from_i64(v: i64) -> Self {
-        bf16::from_f64(v as f64)
+        bf16::from_f32(f64_to_f32_odd(i128_to_f64_odd(v as i128)))
     }
     fn zero() -> Self {
         bf16::ZERO
+    }
+}
+
+/// f64 → f32 rounded to odd: exact values stay, inexact ones truncate toward zero and set
+/// the lowest mantissa bit. Rounding that result to nearest even into any format at least two
+/// bits narrower (f16, bf16, the float8 formats) rounds exactly once, like a direct rounding.
+pub fn f64_to_f32_odd(v: f64) -> f32 {
+    let f = v as f32;
+    if !f.is_finite() || f as f64 == v {
+        return f;
+    }
+    // Truncate toward zero, then set the sticky low bit.
+    let t = if (f as f64).abs() > v.abs() {
+        f32::from_bits(f.to_bits() - 1)
+    } else {
+        f
+    };
+    f32::from_bits(t.to_bits() | 1)
+}
+
+/// A 64-bit integer (signed or unsigned, widened to i128) → f64 rounded to odd (exact up to
+/// 2^53); see [`f64_to_f32_odd`].
+pub fn i128_to_f64_odd(v: i128) -> f64 {
+    let f = v as f64;
+    let back = f as i128;
+    if back == v || f.is_infinite() {
+        return f;
+    }
+    let t = if back.unsigned_abs() > v.unsigned_abs() {
+        f64::from_bits(f.to_bits() - 1)
+    } else {
+        f
+    };
+    f64::from_bits(t.to_bits() | 1)
+}
+
+/// A 64-bit integer (widened to i128) → an element of float type `T`, rounded once.
+pub fn int_to_float<T: Elem>(v: i128) -> T {
+    if T::DTYPE == DType::F64 {
+        T::from_f64(v as f64)
+    } else {
+        T::from_f64(i128_to_f64_odd(v))
     }
 }
 
@@ -302,8 +433,16 @@ impl Elem for Bool8 {
 
 /// Runs `$body` with the type alias `$T` bound to the Rust element type of `$dtype`.
 ///
-/// ```ignore
-/// let n = dispatch!(t.dtype(), T => t.view::<T>().len());
+/// The storage-only dtypes ([`DType::is_lowp`]) bind `u8`, their one-byte code: generic code
+/// then sees raw codes, never values, so ops must refuse those dtypes before dispatching (the
+/// interpreter does so centrally; see [`crate::lowp`]).
+///
+/// ```
+/// use optc_ir::{DType, Elem, Tensor, dispatch};
+/// let t = Tensor::from_vec(vec![3], vec![1.5f32, -2.0, 4.0]).unwrap();
+/// let sum = dispatch!(t.dtype(), T => t.view::<T>().iter().map(|x| x.to_f64()).sum::<f64>());
+/// assert_eq!(sum, 3.5);
+/// assert_eq!(dispatch!(DType::I16, T => std::mem::size_of::<T>()), 2);
 /// ```
 #[macro_export]
 macro_rules! dispatch {
@@ -330,7 +469,18 @@ macro_rules! dispatch {
                 type $T = i8;
                 $body
             }
-            __D::U8 => {
+            // One arm for u8 and the storage-only dtypes: no extra code per call site.
+            __D::U8
+            | __D::F8E4M3FN
+            | __D::F8E4M3FNUZ
+            | __D::F8E5M2
+            | __D::F8E5M2FNUZ
+            | __D::F8E8M0
+            | __D::F4E2M1
+            | __D::I4
+            | __D::U4
+            | __D::I2
+            | __D::U2 => {
                 type $T = u8;
                 $body
             }
@@ -393,6 +543,56 @@ macro_rules! dispatch_float {
     }};
 }
 
+/// Like [`dispatch!`] but only for the integer dtypes (not bool, not the storage-only ones);
+/// other dtypes evaluate `$else`.
+///
+/// ```
+/// use optc_ir::{DType, dispatch_int};
+/// assert_eq!(dispatch_int!(DType::U32, T => T::MAX as u64, else 0), u32::MAX as u64);
+/// assert_eq!(dispatch_int!(DType::F32, T => T::MAX as u64, else 0), 0);
+/// ```
+#[macro_export]
+macro_rules! dispatch_int {
+    ($dtype:expr, $T:ident => $body:expr, else $else:expr) => {{
+        use $crate::dtype::DType as __D;
+        match $dtype {
+            __D::I8 => {
+                type $T = i8;
+                $body
+            }
+            __D::U8 => {
+                type $T = u8;
+                $body
+            }
+            __D::I16 => {
+                type $T = i16;
+                $body
+            }
+            __D::U16 => {
+                type $T = u16;
+                $body
+            }
+            __D::I32 => {
+                type $T = i32;
+                $body
+            }
+            __D::U32 => {
+                type $T = u32;
+                $body
+            }
+            __D::I64 => {
+                type $T = i64;
+                $body
+            }
+            __D::U64 => {
+                type $T = u64;
+                $body
+            }
+            _ => $else,
+        }
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,12 +604,46 @@ mod tests {
             assert_eq!(DType::from_name(d.name()), Some(d));
         }
         assert_eq!(DType::from_onnx_code(8), None, "strings are not supported");
+        assert_eq!(DType::from_onnx_code(17), Some(DType::F8E4M3FN));
+        assert_eq!(DType::from_onnx_code(26), Some(DType::I2));
+        assert!(DType::I4.is_lowp() && !DType::I4.is_int() && !DType::F8E5M2.is_float());
+    }
+
+    #[test]
+    fn conversions_from_f64_and_i64_round_once() {
+        // 1 + 2^-11 is a tie between f16 1.0 and 1.0009766; a tiny excess must round up, which
+        // a double rounding through f32 would lose.
+        let v = 1.0 + 2f64.powi(-11) + 2f64.powi(-40);
+        assert_eq!(<f16 as Elem>::from_f64(v), f16::from_f32(1.000_976_6));
+        assert_eq!(<f16 as Elem>::from_f64(1.0 + 2f64.powi(-11)), f16::ONE);
+        let v = 1.0 + 2f64.powi(-8) + 2f64.powi(-40);
+        assert_eq!(<bf16 as Elem>::from_f64(v), bf16::from_f32(1.0078125));
+        assert!((f64_to_f32_odd(0.1) as f64 - 0.1).abs() < 1e-8);
+        assert!(<f16 as Elem>::from_f64(1e10).is_infinite());
+        // 2^62 + 2^54 + 1 is just above the bf16 tie 2^62 + 2^54: it rounds up, although the
+        // nearest f64 is the tie itself.
+        let i = (1i64 << 62) + (1 << 54) + 1;
+        assert_eq!(
+            <bf16 as Elem>::from_i64(i).to_f64(),
+            (1u64 << 62) as f64 + (1u64 << 55) as f64
+        );
+        assert_eq!(
+            <bf16 as Elem>::from_i64((1i64 << 62) + (1 << 54)).to_f64(),
+            (1u64 << 62) as f64
+        );
+        assert_eq!(
+            int_to_float::<f32>(u64::MAX as i128),
+            18446744073709551616.0f32
+        );
+        assert_eq!(int_to_float::<f64>((1i128 << 53) + 1), 9007199254740992.0);
+        assert_eq!(i128_to_f64_odd((1i128 << 53) + 2), 9007199254740994.0);
     }
 
     #[test]
     fn dispatch_binds_the_element_type() {
         for d in DType::ALL {
             let size = dispatch!(d, T => std::mem::size_of::<T>());
+            // Storage-only dtypes bind their one-byte code.
             assert_eq!(size, d.size(), "{d}");
         }
     }

@@ -45,6 +45,10 @@ pub fn infer(
     num_outputs: usize,
 ) -> Result<Vec<TensorType>, InferError> {
     use crate::opset::*;
+    let lowp_in = inputs.iter().flatten().map(|i| i.ty.dtype);
+    if let Some(msg) = crate::lowp::refuse(op, lowp_in) {
+        return Err(InferError::Unsupported(msg));
+    }
     let out = match op {
         Op::Identity
         | Op::Unary(_)
@@ -129,7 +133,11 @@ pub fn infer(
         Op::NegativeLogLikelihoodLoss { .. } | Op::SoftmaxCrossEntropyLoss { .. } => {
             loss::infer(op, inputs, num_outputs)?
         }
+        Op::CastExt { .. } => elementwise::infer(op, inputs, num_outputs)?,
     };
+    if let Some(msg) = crate::lowp::refuse(op, out.iter().map(|t| t.dtype)) {
+        return Err(InferError::Unsupported(msg));
+    }
     if out.len() < num_outputs {
         return Err(InferError::Arity(format!(
             "{} has at most {} outputs, the node has {}",

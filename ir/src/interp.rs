@@ -59,6 +59,9 @@ pub fn eval_op(
     num_outputs: usize,
 ) -> Result<Vec<Tensor>, EvalError> {
     use crate::opset::*;
+    if let Some(msg) = crate::lowp::refuse(op, inputs.iter().flatten().map(Tensor::dtype)) {
+        return Err(EvalError::Unsupported(msg));
+    }
     match op {
         Op::Identity
         | Op::Unary(_)
@@ -160,6 +163,7 @@ pub fn eval_op(
         Op::NegativeLogLikelihoodLoss { .. } | Op::SoftmaxCrossEntropyLoss { .. } => {
             loss::eval(op, inputs, num_outputs)
         }
+        Op::CastExt { .. } => elementwise::eval(op, inputs, num_outputs),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod front;
 pub mod graph;
 pub mod infer;
 pub mod interp;
+pub mod lowp;
 pub mod ops;
 pub mod opset;
 pub mod print;

@@ -371,8 +371,9 @@ pub enum Op {
     Clip,
     /// Inputs: condition, X, Y. Outputs: Z.
     Where,
-    /// Inputs: X. Outputs: Y of `to`. (CastLike becomes Cast at import; `saturate` applies
-    /// to float8 only, which optc does not support.)
+    /// Inputs: X. Outputs: Y of `to`, with ONNX's default `saturate = 1` (float8 targets) and
+    /// `round_mode = "up"` (FLOAT8E8M0 targets); see [`Op::CastExt`] for other values. (CastLike
+    /// becomes Cast at import.)
     Cast {
         /// Target dtype.
         to: DType,
@@ -783,6 +784,16 @@ pub enum Op {
         /// Label value that contributes nothing (may be outside `[0, C)`).
         ignore_index: Option<i64>,
     },
+    /// Cast (or CastLike) to a float8 or FLOAT8E8M0 dtype with a non-default `saturate` or
+    /// `round_mode`; the importer emits [`Op::Cast`] otherwise. Inputs: X. Outputs: Y of `to`.
+    CastExt {
+        /// Target dtype.
+        to: DType,
+        /// Float8 targets: out-of-range values become ±max (true) or NaN/±inf (false).
+        saturate: bool,
+        /// FLOAT8E8M0 targets: rounding of the mantissa.
+        round_mode: crate::lowp::E8m0Round,
+    },
 }
 
 impl Op {
@@ -957,6 +968,7 @@ impl Op {
             Op::If { .. } => "If",
             Op::NegativeLogLikelihoodLoss { .. } => "NegativeLogLikelihoodLoss",
             Op::SoftmaxCrossEntropyLoss { .. } => "SoftmaxCrossEntropyLoss",
+            Op::CastExt { .. } => "Cast",
         }
     }
 

@@ -38,8 +38,8 @@ pub const MIN_OPSET: i64 = 7;
 ///
 /// optc implements the operators as defined up to opset 23. Opsets 24 to 28 changed the ops of
 /// optc's set only by admitting new element types (float4/float8/int2 and the like, which optc
-/// refuses by dtype) or by attributes whose defaults keep the opset-23 meaning (Cast/CastLike
-/// `round_mode`, Range `stash_type`, SpaceToDepth `mode`, checked at conversion); ops introduced
+/// stores and converts: see [`crate::lowp`]) or by attributes (Cast/CastLike `round_mode`,
+/// imported; Range `stash_type`, SpaceToDepth `mode`, checked at conversion); ops introduced
 /// after 23 are not in optc's set and are reported as unsupported. So models at those opsets
 /// import with opset-23 semantics, and anything newer is refused as a future opset.
 pub const MAX_OPSET: i64 = 28;
@@ -730,11 +730,15 @@ fn add_node(ctx: &mut Ctx, g: &mut Graph, at: NodeRef<'_>) -> Result<(), ImportE
                 .map_err(|e| node_error(ctx, at, e))?;
             return Ok(());
         }
-        Lowered::CastLike => {
+        Lowered::CastLike {
+            saturate,
+            round_mode,
+        } => {
             let x = required(g, at, 0)?;
             let like = required(g, at, 1)?;
             let to = g.ty(like).dtype;
-            (Op::Cast { to }, vec![Some(x)], outputs(at, 1)?)
+            let op = ops::cast_op(to, saturate, round_mode);
+            (op, vec![Some(x)], outputs(at, 1)?)
         }
         Lowered::GroupNormPerGroup {
             num_groups,

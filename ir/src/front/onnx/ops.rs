@@ -9,6 +9,7 @@ use super::attrs::{Attrs, NodeRef};
 use super::error::ImportError;
 use super::tensor::{ExternalData, decode, onnx_dtype_name};
 use crate::dtype::DType;
+use crate::lowp::E8m0Round;
 use crate::ops::*;
 use crate::tensor::Tensor;
 use onnx_protobuf::{GraphProto, TensorProto};
@@ -65,8 +66,13 @@ pub(crate) enum Lowered<'a> {
     },
     /// A Constant node: its single output becomes a graph constant.
     Constant(ConstSrc<'a>),
-    /// CastLike: `Cast` of input 0 to the dtype of input 1.
-    CastLike,
+    /// CastLike: `Cast` of input 0 to the dtype of input 1 (see [`cast_op`]).
+    CastLike {
+        /// The `saturate` attribute.
+        saturate: bool,
+        /// The `round_mode` attribute.
+        round_mode: E8m0Round,
+    },
     /// Opset-18 GroupNormalization: per-group scale/bias, expanded to per-channel.
     GroupNormPerGroup {
         /// Number of groups.
@@ -222,6 +228,36 @@ fn dtype_attr(a: &Attrs<'_>, name: &str, code: i64) -> Res<DType> {
             onnx_dtype_name(c)
         )),
     }
+}
+
+/// Cast to `to`: [`Op::Cast`] unless a float8 target has `saturate = 0` or a FLOAT8E8M0
+/// target a `round_mode` other than `up` (the attributes only apply to those targets).
+pub(crate) fn cast_op(to: DType, saturate: bool, round_mode: E8m0Round) -> Op {
+    let default = (!to.is_float8() || saturate)
+        && (to != DType::F8E8M0 || (saturate && round_mode == E8m0Round::Up));
+    if default {
+        Op::Cast { to }
+    } else {
+        Op::CastExt {
+            to,
+            saturate,
+            round_mode,
+        }
+    }
+}
+
+/// The `round_mode` attribute of Cast/CastLike (opset 25).
+fn round_mode(a: &Attrs<'_>) -> Res<E8m0Round> {
+    Ok(match a.string_or("round_mode", "up")? {
+        "up" => E8m0Round::Up,
+        "down" => E8m0Round::Down,
+        "nearest" => E8m0Round::Nearest,
+        s => {
+            return Err(a
+                .err("round_mode", format_args!("has unknown value '{s}'"))
+                .into());
+        }
+    })
 }
 
 fn auto_pad(a: &Attrs<'_>) -> Res<AutoPad> {
@@ -577,10 +613,15 @@ pub(crate) fn convert<'a>(at: NodeRef<'a>, opset: i64, ext: &mut ExternalData) -
             })
         }
         "Where" => Ok(simple(Op::Where)),
-        "Cast" => Ok(simple(Op::Cast {
-            to: dtype_attr(&a, "to", a.int_req("to")?)?,
-        })),
-        "CastLike" => Ok(Lowered::CastLike),
+        "Cast" => Ok(simple(cast_op(
+            dtype_attr(&a, "to", a.int_req("to")?)?,
+            a.flag("saturate", true)?,
+            round_mode(&a)?,
+        ))),
+        "CastLike" => Ok(Lowered::CastLike {
+            saturate: a.flag("saturate", true)?,
+            round_mode: round_mode(&a)?,
+        }),
         "Dropout" => {
             if opset >= 12 {
                 return Ok(simple(Op::Dropout));

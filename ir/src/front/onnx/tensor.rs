@@ -225,7 +225,7 @@ pub(crate) fn decode(tp: &TensorProto, ext: &mut ExternalData) -> Result<Tensor,
         )));
     }
     if !tp.raw_data.is_empty() {
-        let need = n * dtype.size();
+        let need = byte_len(dtype, n);
         if tp.raw_data.len() != need {
             return Err(invalid(format!(
                 "raw_data has {} bytes but shape {:?} of {dtype} needs {need}",
@@ -244,9 +244,16 @@ pub(crate) fn decode(tp: &TensorProto, ext: &mut ExternalData) -> Result<Tensor,
         DType::U32 | DType::U64 => ("uint64_data", tp.uint64_data.len()),
         _ => ("int32_data", tp.int32_data.len()),
     };
-    if have != n {
+    // Storage-only dtypes keep one byte per int32_data entry: a float8 code, or two 4-bit /
+    // four 2-bit codes packed as in raw_data.
+    let need = if dtype.is_lowp() {
+        crate::lowp::packed_len(dtype, n)
+    } else {
+        n
+    };
+    if have != need {
         return Err(invalid(format!(
-            "{field} has {have} elements but shape {shape:?} needs {n}"
+            "{field} has {have} elements but shape {shape:?} of {dtype} needs {need}"
         )));
     }
     let i32s = &tp.int32_data;
@@ -276,8 +283,23 @@ pub(crate) fn decode(tp: &TensorProto, ext: &mut ExternalData) -> Result<Tensor,
             shape,
             i32s.iter().map(|&x| bf16::from_bits(x as u16)).collect(),
         ),
+        _ => Tensor::from_le_bytes(
+            dtype,
+            shape,
+            &i32s.iter().map(|&x| x as u8).collect::<Vec<u8>>(),
+        ),
     };
     t.map_err(|e| invalid(e.to_string()))
+}
+
+/// Bytes that `n` elements of `dtype` take in `raw_data` or external data (4-bit and 2-bit
+/// dtypes packed).
+fn byte_len(dtype: DType, n: usize) -> usize {
+    if dtype.is_lowp() {
+        crate::lowp::packed_len(dtype, n)
+    } else {
+        n * dtype.size()
+    }
 }
 
 fn decode_external(
@@ -317,7 +339,7 @@ fn decode_external(
         .transpose()
     };
     let offset = parse("offset", offset)?.unwrap_or(0);
-    let need = n * dtype.size();
+    let need = byte_len(dtype, n);
     let length = parse("length", length)?.unwrap_or(need);
     if length != need {
         return Err(err(format!(
@@ -347,7 +369,7 @@ pub fn tensor_to_pb_bytes(name: &str, t: &Tensor) -> Vec<u8> {
         }
         out.push(v as u8);
     }
-    let bytes = t.bytes();
+    let bytes = t.to_le_bytes();
     let mut out = Vec::with_capacity(bytes.len() + name.len() + 16 + 11 * t.rank());
     for &d in t.shape() {
         out.push(0x08); // field 1, varint
@@ -362,7 +384,7 @@ pub fn tensor_to_pb_bytes(name: &str, t: &Tensor) -> Vec<u8> {
     }
     out.push(0x4a); // field 9, length-delimited
     varint(&mut out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
+    out.extend_from_slice(&bytes);
     out
 }
 
@@ -431,6 +453,29 @@ mod tests {
             dec(&p).unwrap().view::<Bool8>(),
             &[Bool8(1), Bool8(0), Bool8(1)]
         );
+    }
+
+    #[test]
+    fn low_precision_tensors_decode_packed() {
+        // Float8 codes one per int32_data entry; int4 two per entry, low nibble first.
+        let mut p = proto(DType::F8E4M3FN, &[3]);
+        p.int32_data = vec![0x7E, 0x38, 0xB8];
+        assert_eq!(dec(&p).unwrap().to_f64_vec(), vec![448.0, 1.0, -1.0]);
+        let mut p = proto(DType::I4, &[3]);
+        p.int32_data = vec![0x87, 0x05];
+        let t = dec(&p).unwrap();
+        assert_eq!(t.to_i64_vec(), vec![7, -8, 5]);
+        p.int32_data = vec![0x87, 0x05, 0];
+        assert!(dec(&p).unwrap_err().to_string().contains("needs 2"));
+        // raw_data: uint2 packs four per byte; the .pb writer packs the same way.
+        let mut p = proto(DType::U2, &[5]);
+        p.raw_data = vec![0b11_10_01_00, 0b01];
+        let u = dec(&p).unwrap();
+        assert_eq!(u.to_i64_vec(), vec![0, 1, 2, 3, 1]);
+        let back = TensorProto::parse_from_bytes(&tensor_to_pb_bytes("t", &u)).unwrap();
+        assert_eq!(back.raw_data, p.raw_data);
+        p.raw_data = vec![0];
+        assert!(dec(&p).is_err());
     }
 
     #[test]

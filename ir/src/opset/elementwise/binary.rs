@@ -187,7 +187,7 @@ pub fn eval_binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor, EvalE
     };
     match op {
         BinaryOp::Pow => crate::dispatch_float!(a.dtype(), T => pow_float::<T>(a, b), else {
-            super::dispatch_int!(a.dtype(), T => pow_int::<T>(a, b), else bad())
+            crate::dispatch_int!(a.dtype(), T => pow_int::<T>(a, b), else bad())
         }),
         BinaryOp::And => map2(a, b, |x: Bool8, y: Bool8| Bool8::from(x.get() && y.get())),
         BinaryOp::Or => map2(a, b, |x: Bool8, y: Bool8| Bool8::from(x.get() || y.get())),
@@ -196,7 +196,7 @@ pub fn eval_binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor, EvalE
             map2(a, b, |x: Bool8, y: Bool8| Bool8::from(x.get() == y.get()))
         }
         _ => crate::dispatch_float!(a.dtype(), T => float_binary::<T>(op, a, b), else {
-            super::dispatch_int!(a.dtype(), T => int_binary::<T>(op, a, b), else bad())
+            crate::dispatch_int!(a.dtype(), T => int_binary::<T>(op, a, b), else bad())
         }),
     }
 }
@@ -298,7 +298,7 @@ pub fn eval_variadic(op: VariadicOp, inputs: &[&Tensor]) -> Result<Tensor, EvalE
         )));
     }
     crate::dispatch_float!(dtype, T => variadic_float::<T>(op, inputs), else {
-        super::dispatch_int!(dtype, T => variadic_int::<T>(op, inputs), else {
+        crate::dispatch_int!(dtype, T => variadic_int::<T>(op, inputs), else {
             Err(EvalError::Invalid(format!("{op:?} does not accept {dtype} inputs")))
         })
     })

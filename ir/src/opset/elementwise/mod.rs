@@ -17,50 +17,6 @@ use crate::ops::{ActivationOp, BinaryOp, Op};
 use crate::opset::util::{opt, req};
 use crate::tensor::Tensor;
 use crate::types::{Dim, Shape, TensorType};
-use half::{bf16, f16};
-
-/// Like [`crate::dispatch!`] but only for the integer dtypes; other dtypes evaluate `$else`.
-macro_rules! dispatch_int {
-    ($dtype:expr, $T:ident => $body:expr, else $else:expr) => {{
-        use $crate::dtype::DType as __D;
-        match $dtype {
-            __D::I8 => {
-                type $T = i8;
-                $body
-            }
-            __D::U8 => {
-                type $T = u8;
-                $body
-            }
-            __D::I16 => {
-                type $T = i16;
-                $body
-            }
-            __D::U16 => {
-                type $T = u16;
-                $body
-            }
-            __D::I32 => {
-                type $T = i32;
-                $body
-            }
-            __D::U32 => {
-                type $T = u32;
-                $body
-            }
-            __D::I64 => {
-                type $T = i64;
-                $body
-            }
-            __D::U64 => {
-                type $T = u64;
-                $body
-            }
-            _ => $else,
-        }
-    }};
-}
-pub(crate) use dispatch_int;
 
 /// The ONNX name of an activation (for messages).
 pub(crate) fn activation_name(op: ActivationOp) -> &'static str {
@@ -222,7 +178,7 @@ pub fn infer(
                 shape,
             }])
         }
-        Op::Cast { to } => {
+        Op::Cast { to } | Op::CastExt { to, .. } => {
             max_inputs(op, inputs, 1).map_err(arity)?;
             let x = input(op, inputs, 0)?;
             Ok(vec![TensorType {
@@ -283,69 +239,11 @@ pub fn infer(
     }
 }
 
-/// ONNX Cast: floats to integers truncate toward zero (saturating out of range, NaN → 0),
-/// anything to bool is `!= 0`, narrowing to f16/bf16 rounds to nearest even once.
+/// ONNX Cast with its default attributes (see [`Tensor::cast_with`]): floats to integers
+/// truncate toward zero (saturating out of range, NaN → 0), anything to bool is `!= 0`, every
+/// narrowing rounds to nearest even exactly once.
 pub fn cast(x: &Tensor, to: DType) -> Result<Tensor, EvalError> {
-    let from = x.dtype();
-    if from == to {
-        return Ok(x.clone());
-    }
-    let shape = x.shape().to_vec();
-    let f32_source = matches!(from, DType::F32 | DType::F16 | DType::BF16);
-    Ok(match to {
-        // From f32 or the other half type: exact in f32, then one rounding.
-        DType::F16 if f32_source => Tensor::from_vec(
-            shape,
-            x.to_f64_vec()
-                .into_iter()
-                .map(|v| f16::from_f32(v as f32))
-                .collect(),
-        )?,
-        DType::BF16 if f32_source => Tensor::from_vec(
-            shape,
-            x.to_f64_vec()
-                .into_iter()
-                .map(|v| bf16::from_f32(v as f32))
-                .collect(),
-        )?,
-        DType::F16 => Tensor::from_vec(
-            shape,
-            x.to_f64_vec_exact()
-                .into_iter()
-                .map(scalar::f16_from_f64)
-                .collect(),
-        )?,
-        DType::BF16 => Tensor::from_vec(
-            shape,
-            x.to_f64_vec_exact()
-                .into_iter()
-                .map(scalar::bf16_from_f64)
-                .collect(),
-        )?,
-        DType::F32 if from == DType::U64 => {
-            Tensor::from_vec(shape, x.view::<u64>().iter().map(|&v| v as f32).collect())?
-        }
-        DType::F64 if from == DType::U64 => {
-            Tensor::from_vec(shape, x.view::<u64>().iter().map(|&v| v as f64).collect())?
-        }
-        _ => x.cast(to),
-    })
-}
-
-/// Element values as f64, exactly for every dtype except 64-bit integers beyond 2^53 (which
-/// round once).
-trait ExactF64 {
-    fn to_f64_vec_exact(&self) -> Vec<f64>;
-}
-
-impl ExactF64 for Tensor {
-    fn to_f64_vec_exact(&self) -> Vec<f64> {
-        if self.dtype() == DType::U64 {
-            self.view::<u64>().iter().map(|&v| v as f64).collect()
-        } else {
-            self.to_f64_vec()
-        }
-    }
+    Ok(x.cast(to))
 }
 
 /// Reference semantics of the ops of this family.
@@ -393,6 +291,14 @@ pub fn eval(
         Op::Cast { to } => {
             too_many(1)?;
             cast(req(op, inputs, 0)?, *to)?
+        }
+        Op::CastExt {
+            to,
+            saturate,
+            round_mode,
+        } => {
+            too_many(1)?;
+            req(op, inputs, 0)?.cast_with(*to, *saturate, *round_mode)
         }
         Op::Dropout => {
             too_many(3)?;
@@ -465,6 +371,7 @@ fn eval_dropout(
 mod tests {
     use super::*;
     use crate::ops::{UnaryOp, VariadicOp};
+    use half::{bf16, f16};
 
     fn ty(dtype: DType, dims: &[usize]) -> TensorType {
         TensorType::fixed(dtype, dims)

@@ -362,32 +362,6 @@ macro_rules! int_impl {
 }
 int_impl!(i8, u8, i16, u16, i32, u32, i64, u64);
 
-/// Narrows an f64 to f32 rounding to odd, so that a second rounding to a narrower float (f16,
-/// bf16) is the same as rounding the f64 directly.
-pub fn f64_to_f32_odd(v: f64) -> f32 {
-    let f = v as f32;
-    if !f.is_finite() || f as f64 == v {
-        return f;
-    }
-    // Truncate toward zero, then set the sticky low bit.
-    let t = if (f as f64).abs() > v.abs() {
-        f32::from_bits(f.to_bits() - 1)
-    } else {
-        f
-    };
-    f32::from_bits(t.to_bits() | 1)
-}
-
-/// f64 → f16, rounding to nearest even exactly once.
-pub fn f16_from_f64(v: f64) -> f16 {
-    f16::from_f32(f64_to_f32_odd(v))
-}
-
-/// f64 → bf16, rounding to nearest even exactly once.
-pub fn bf16_from_f64(v: f64) -> bf16 {
-    bf16::from_f32(f64_to_f32_odd(v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,18 +383,6 @@ mod tests {
         assert_eq!(4i32.shr_sat(40), 0);
         assert_eq!(3i32.wpow(4), 81);
         assert_eq!(2u8.wpow(9), 0);
-    }
-
-    #[test]
-    fn narrowing_rounds_once() {
-        // 1 + 2^-11 is a tie between f16 1.0 and 1.0009766; a tiny excess must round up.
-        let v = 1.0 + 2f64.powi(-11) + 2f64.powi(-40);
-        assert_eq!(f16_from_f64(v), f16::from_f32(1.000_976_6));
-        assert_eq!(f16_from_f64(1.0 + 2f64.powi(-11)), f16::ONE);
-        let w = 1.0 + 2f64.powi(-8) + 2f64.powi(-45);
-        assert_eq!(bf16_from_f64(w).to_f32(), 1.0 + 2f32.powi(-7));
-        assert!((f64_to_f32_odd(0.1) as f64 - 0.1).abs() < 1e-8);
-        assert!(f16_from_f64(1e10).is_infinite());
     }
 
     #[test]

@@ -143,7 +143,7 @@ pub fn eval_unary(op: UnaryOp, x: &Tensor) -> Result<Tensor, EvalError> {
         return map_tensor(x, |v: Bool8| Bool8::from(!v.get()));
     }
     crate::dispatch_float!(x.dtype(), T => float_unary::<T>(op, x), else {
-        super::dispatch_int!(x.dtype(), T => int_unary::<T>(op, x), else {
+        crate::dispatch_int!(x.dtype(), T => int_unary::<T>(op, x), else {
             Err(EvalError::Invalid(format!("{op:?} does not accept {} inputs", x.dtype())))
         })
     })

@@ -7,6 +7,7 @@
 use super::{half_round, int_range};
 use crate::dtype::DType;
 use crate::interp::EvalError;
+use crate::lowp;
 use crate::opset::elementwise::kernels::map1;
 use crate::opset::util::axis as norm_axis;
 use crate::tensor::Tensor;
@@ -116,7 +117,10 @@ fn check_zero_point(op: &str, zp: &Tensor, scale: &Tensor) -> Result<(), EvalErr
     Ok(())
 }
 
-/// QuantizeLinear: `saturate(round_half_even(x / scale) + zero_point)`.
+/// QuantizeLinear: `saturate(round_half_even(x / scale) + zero_point)` for integer outputs;
+/// for float8 outputs `x / scale` converted with the `saturate` rule of Cast (the zero point,
+/// which must be 0, is ignored), for FLOAT4E2M1 `x / scale + zero_point` converted (saturating).
+#[allow(clippy::too_many_arguments)]
 pub fn quantize(
     x: &Tensor,
     scale: &Tensor,
@@ -124,6 +128,7 @@ pub fn quantize(
     axis: i64,
     block_size: usize,
     output_dtype: Option<DType>,
+    saturate: bool,
 ) -> Result<Tensor, EvalError> {
     let op = "QuantizeLinear";
     let out = super::quantize_dtype(
@@ -143,6 +148,7 @@ pub fn quantize(
         }
         None => vec![0.0; scales.len()],
     };
+    let float_out = out.is_float8() || out == DType::F4E2M1;
     let (lo, hi) = int_range(out);
     let xd = x.dtype();
     // numpy: x / scale in the promoted dtype; f16/f16 (or bf16/bf16) rounds to that type.
@@ -159,12 +165,24 @@ pub fn quantize(
         } else {
             xs[i] / scales[s]
         };
+        if float_out {
+            let v = if out == DType::F4E2M1 { v + zps[s] } else { v };
+            return v;
+        }
         (v.round_ties_even() + zps[s]).clamp(lo, hi)
     });
+    if float_out {
+        let codes = q
+            .iter()
+            .map(|&v| lowp::encode_f64(out, v, saturate, lowp::E8m0Round::Up))
+            .collect();
+        return Ok(Tensor::from_codes(out, x.shape().to_vec(), codes)?);
+    }
     super::from_f64_as(out, x.shape().to_vec(), &q)
 }
 
-/// DequantizeLinear: `(x - zero_point) * scale`, in the scale's dtype.
+/// DequantizeLinear: `(x - zero_point) * scale`, in the scale's dtype. Float8 and FLOAT4E2M1
+/// inputs decode exactly and ignore the zero point (which must be 0 for float8).
 pub fn dequantize(
     x: &Tensor,
     scale: &Tensor,
@@ -178,18 +196,37 @@ pub fn dequantize(
     let g = Granularity::of(op, x.shape(), scale.shape(), axis, block_size)
         .map_err(EvalError::Invalid)?;
     let scales = scale.to_f64_vec();
+    let float_in = x.dtype().is_float8() || x.dtype() == DType::F4E2M1;
     let zps: Vec<i64> = match zp {
         Some(z) => {
             check_zero_point(op, z, scale)?;
-            z.to_i64_vec()
+            if float_in {
+                if x.dtype().is_float8() && z.to_f64_vec().iter().any(|&v| v != 0.0) {
+                    return Err(EvalError::Invalid(format!(
+                        "{op}: a float8 zero point must be 0"
+                    )));
+                }
+                vec![0; scales.len()]
+            } else {
+                z.to_i64_vec()
+            }
         }
         None => vec![0; scales.len()],
     };
-    let xs = x.to_i64_vec();
-    let idx: Vec<usize> = (0..xs.len()).collect();
+    let xf = if float_in { x.to_f64_vec() } else { vec![] };
+    let xs = if float_in { vec![] } else { x.to_i64_vec() };
+    let idx: Vec<usize> = (0..x.numel()).collect();
     let wide = out == DType::F64;
     let y = map1(&idx, |i| {
         let s = g.index(i);
+        if float_in {
+            // Decoded float8/float4 values are exact in f32.
+            return if wide {
+                xf[i] * scales[s]
+            } else {
+                (xf[i] as f32 * scales[s] as f32) as f64
+            };
+        }
         let d = xs[i] - zps[s];
         if wide {
             d as f64 * scales[s]
@@ -272,12 +309,13 @@ mod tests {
             1,
             0,
             None,
+            true,
         )
         .unwrap();
         assert_eq!(y.view::<u8>(), &[128, 129, 130, 255, 1, 0]);
-        let i = quantize(&x, &t(&[1], vec![2f32]), None, 1, 0, Some(DType::I8)).unwrap();
+        let i = quantize(&x, &t(&[1], vec![2f32]), None, 1, 0, Some(DType::I8), true).unwrap();
         assert_eq!(i.view::<i8>(), &[0, 1, 2, 127, -127, -128]);
-        let d = quantize(&x, &t(&[], vec![2f32]), None, 1, 0, None).unwrap();
+        let d = quantize(&x, &t(&[], vec![2f32]), None, 1, 0, None, true).unwrap();
         assert_eq!(d.dtype(), DType::U8);
         assert_eq!(d.view::<u8>(), &[0, 1, 2, 255, 0, 0]);
         // Mismatched output_dtype and zero point.
@@ -288,7 +326,8 @@ mod tests {
                 Some(&t(&[], vec![1u8])),
                 1,
                 0,
-                Some(DType::I8)
+                Some(DType::I8),
+                true
             )
             .is_err()
         );
@@ -301,6 +340,7 @@ mod tests {
             1,
             0,
             None,
+            true,
         )
         .unwrap();
         assert_eq!(ya.view::<u8>(), &[3, 89, 0, 82, 192, 186]);
@@ -315,7 +355,7 @@ mod tests {
             ],
         );
         let s = t(&[3, 2], vec![1.5f32, 2.5, 3.0, 4.9, 5.1, 6.9]);
-        let y = quantize(&x, &s, None, 1, 2, Some(DType::I16)).unwrap();
+        let y = quantize(&x, &s, None, 1, 2, Some(DType::I16), true).unwrap();
         assert_eq!(y.view::<i16>(), &[4, -5, -4, 2, 0, 3, 1, 1, 0, 4, 1, 1]);
     }
 
@@ -323,7 +363,7 @@ mod tests {
     fn quantize_half_divides_in_half() {
         let x = t(&[1], vec![f16::from_f32(3.0)]);
         let s = t(&[], vec![f16::from_f32(2.0)]);
-        let y = quantize(&x, &s, Some(&t(&[], vec![0i8])), 1, 0, None).unwrap();
+        let y = quantize(&x, &s, Some(&t(&[], vec![0i8])), 1, 0, None, true).unwrap();
         assert_eq!(y.view::<i8>(), &[2]);
     }
 
@@ -377,5 +417,41 @@ mod tests {
         assert_eq!(pos[0].view::<u8>(), &[1, 255]);
         assert_eq!(pos[1].view::<f32>(), &[1.0]);
         assert!(dynamic_quantize(&t(&[1], vec![1f64])).is_err());
+    }
+
+    fn codes(d: DType, v: Vec<u8>) -> Tensor {
+        Tensor::from_codes(d, vec![v.len()], v).unwrap()
+    }
+
+    #[test]
+    fn low_precision_quantize_and_dequantize() {
+        // ONNX test_quantizelinear_e4m3fn: 100000 / 2 saturates to 448, 200 / 2 = 100 → 96.
+        let x = t(&[5], vec![0f32, 1.0, 2.0, 100000.0, 200.0]);
+        let zp = codes(DType::F8E4M3FN, vec![0]);
+        let s = t(&[], vec![2f32]);
+        let y = quantize(&x, &s, Some(&zp), 1, 0, None, true).unwrap();
+        assert_eq!(y.dtype(), DType::F8E4M3FN);
+        assert_eq!(y.to_f64_vec(), vec![0.0, 0.5, 1.0, 448.0, 96.0]);
+        let n = quantize(&x, &s, Some(&zp), 1, 0, None, false).unwrap();
+        assert!(n.to_f64_vec()[3].is_nan());
+        // Per-axis int4 with a zero point of 1: round half even, then saturate to [-8, 7].
+        let x = t(&[2, 2], vec![2.5f32, -30.0, 9.0, 40.0]);
+        let s = t(&[2], vec![2f32, 4.0]);
+        let zp = Tensor::from_codes(DType::I4, vec![2], vec![1, 1]).unwrap();
+        let y = quantize(&x, &s, Some(&zp), 0, 0, None, true).unwrap();
+        assert_eq!(y.to_i64_vec(), vec![2, -8, 3, 7]);
+        let u2 = quantize(&x, &s, None, 0, 0, Some(DType::U2), true).unwrap();
+        assert_eq!(u2.to_i64_vec(), vec![1, 0, 2, 3]);
+        // Dequantize: int4 subtracts its zero point, float8 decodes exactly.
+        let d = dequantize(&y, &s, Some(&zp), 0, 0).unwrap();
+        assert_eq!(d.view::<f32>(), &[2.0, -18.0, 8.0, 24.0]);
+        let e = codes(DType::F8E5M2, vec![0x00, 0x3C, 0x7A, 0xD6]);
+        let d = dequantize(&e, &t(&[], vec![2f32]), None, 1, 0).unwrap();
+        assert_eq!(d.view::<f32>(), &[0.0, 2.0, 98304.0, -192.0]);
+        let bad = codes(DType::F8E5M2, vec![0x3C]);
+        assert!(dequantize(&e, &t(&[], vec![2f32]), Some(&bad), 1, 0).is_err());
+        // E8M0 is a scale type, not a quantized one.
+        let z8 = codes(DType::F8E8M0, vec![127]);
+        assert!(quantize(&x, &t(&[], vec![1f32]), Some(&z8), 0, 0, None, true).is_err());
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod matmul;
 use crate::dtype::DType;
 use crate::infer::{InferError, InferInput, broadcast_shapes, input, opt_input};
 use crate::interp::EvalError;
+use crate::lowp;
 use crate::ops::Op;
 use crate::opset::util::{opt, req};
 use crate::tensor::Tensor;
@@ -26,6 +27,12 @@ const QUANT_DTYPES: [DType; 6] = [
     DType::I32,
     DType::U32,
 ];
+
+/// True for the dtypes a quantized tensor may have: [`QUANT_DTYPES`] and the storage-only
+/// float8, float4, 4-bit and 2-bit dtypes (not FLOAT8E8M0, which is a scale type).
+pub(crate) fn is_quant_dtype(d: DType) -> bool {
+    QUANT_DTYPES.contains(&d) || (d.is_lowp() && d != DType::F8E8M0)
+}
 
 /// Rounds an f32 to `dtype` precision when `dtype` is a half type (numpy's f16 arithmetic).
 pub(crate) fn half_round(dtype: DType, v: f32) -> f32 {
@@ -47,6 +54,10 @@ pub(crate) fn int_range(dtype: DType) -> (f64, f64) {
         DType::I32 => (i32::MIN as f64, i32::MAX as f64),
         DType::U64 => (0.0, u64::MAX as f64),
         DType::I64 => (i64::MIN as f64, i64::MAX as f64),
+        DType::I4 => (-8.0, 7.0),
+        DType::U4 => (0.0, 15.0),
+        DType::I2 => (-2.0, 1.0),
+        DType::U2 => (0.0, 3.0),
         _ => (f64::NEG_INFINITY, f64::INFINITY),
     }
 }
@@ -54,6 +65,13 @@ pub(crate) fn int_range(dtype: DType) -> (f64, f64) {
 /// A tensor of `dtype` from f64 values (exact for in-range integers; floats round once).
 pub(crate) fn from_f64_as(dtype: DType, shape: Vec<usize>, v: &[f64]) -> Result<Tensor, EvalError> {
     Ok(match dtype {
+        d if d.is_lowp() => {
+            let codes = v
+                .iter()
+                .map(|&x| lowp::encode_f64(d, x, true, lowp::E8m0Round::Up))
+                .collect();
+            Tensor::from_codes(d, shape, codes)?
+        }
         DType::F16 => {
             Tensor::from_vec(shape, v.iter().map(|&x| f16::from_f32(x as f32)).collect())?
         }
@@ -89,7 +107,7 @@ pub(crate) fn quantize_dtype(
         (None, Some(o)) => o,
         (None, None) => DType::U8,
     };
-    if !QUANT_DTYPES.contains(&out) {
+    if !is_quant_dtype(out) {
         return Err(format!("QuantizeLinear cannot quantize to {out}"));
     }
     Ok(out)
@@ -97,7 +115,7 @@ pub(crate) fn quantize_dtype(
 
 /// The output dtype of DequantizeLinear (the scale's).
 pub(crate) fn dequantize_dtype(x: DType, scale: DType, zp: Option<DType>) -> Result<DType, String> {
-    if !QUANT_DTYPES.contains(&x) {
+    if !is_quant_dtype(x) {
         return Err(format!("DequantizeLinear does not accept a {x} input"));
     }
     if let Some(z) = zp {
@@ -388,10 +406,18 @@ pub fn eval(
             axis,
             block_size,
             output_dtype,
-            ..
+            saturate,
         } => {
             at_most(3)?;
-            linear::quantize(r(0)?, r(1)?, o(2), *axis, *block_size, *output_dtype)?
+            linear::quantize(
+                r(0)?,
+                r(1)?,
+                o(2),
+                *axis,
+                *block_size,
+                *output_dtype,
+                *saturate,
+            )?
         }
         Op::DequantizeLinear { axis, block_size } => {
             at_most(3)?;
