@@ -262,7 +262,8 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         | Op::ArgMax { .. }
         | Op::ArgMin { .. }
         | Op::CumSum { .. }
-        | Op::CumProd { .. } => reduce::lower(ctx),
+        | Op::CumProd { .. }
+        | Op::TopK { .. } => reduce::lower(ctx),
         Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::Hardmax { .. } => softmax::lower(ctx),
         Op::Norm { .. }
         | Op::LpNormalization { .. }

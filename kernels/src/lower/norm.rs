@@ -86,7 +86,7 @@ fn batch_norm(ctx: &LowerCtx<'_>, eps: f32) -> Result<KernelLaunch, LowerError> 
     let grid = grid_1d(n, EW_WG);
     let mut b = KernelBuilder::new(ctx.kname(""), [EW_WG, 1, 1]);
     let xb = b.buffer("x", Type::scalar(st(x.dtype)), Access::Read);
-    let pb: Vec<u32> = ["scale", "bias", "mean", "variance"]
+    let pb: Vec<u32> = ["bn_scale", "bn_bias", "bn_mean", "bn_var"]
         .iter()
         .zip(&p)
         .map(|(nm, d)| b.buffer(*nm, Type::scalar(st(*d)), Access::Read))

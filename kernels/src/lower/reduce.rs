@@ -195,12 +195,12 @@ impl Acc {
 
 /// `max(a, b)`, NaN if `b` is NaN, else keeps `a` when it is NaN (fold order: `a` accumulates).
 pub fn max_nan(a: Expr, b: Expr) -> Expr {
-    select(b.clone().gt(a.clone()).or(b.clone().ne_(b.clone())), b, a)
+    select(b.clone().gt(a.clone()).or(b.clone().un(UnOp::IsNan)), b, a)
 }
 
 /// `min(a, b)` with NaN propagation like [`max_nan`].
 pub fn min_nan(a: Expr, b: Expr) -> Expr {
-    select(b.clone().lt(a.clone()).or(b.clone().ne_(b.clone())), b, a)
+    select(b.clone().lt(a.clone()).or(b.clone().un(UnOp::IsNan)), b, a)
 }
 
 /// A kernel being built over the rows of a [`RowGeom`]: the current row, its input offset and
@@ -445,6 +445,7 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         } => arg(ctx, false, *axis, *select_last_index),
         Op::CumSum { exclusive, reverse } => cum(ctx, false, *exclusive, *reverse),
         Op::CumProd { exclusive, reverse } => cum(ctx, true, *exclusive, *reverse),
+        Op::TopK { axis, largest, .. } => topk(ctx, *axis, *largest),
         _ => Err(ctx.invalid("not a reduction op")),
     }
 }
@@ -540,8 +541,9 @@ fn reduce(ctx: &LowerCtx<'_>, rop: ReduceOp, noop: bool) -> Result<Lowered, Lowe
                     .clone();
                 let finite = m
                     .clone()
-                    .eq_(m.clone())
-                    .and(m.clone().un(UnOp::IsInf).un(UnOp::Not));
+                    .un(UnOp::IsNan)
+                    .or(m.clone().un(UnOp::IsInf))
+                    .un(UnOp::Not);
                 select(finite, m.clone() + s.un(UnOp::Log), m)
             }
         };
@@ -688,7 +690,7 @@ pub fn arg_best(
     let best_j = b.var(Type::I32, j0.clone());
     let best = b.var(Type::scalar(cs), at(j0));
     let done = if float {
-        Some(b.var(Type::BOOL, Expr::Var(best).ne_(Expr::Var(best))))
+        Some(b.var(Type::BOOL, Expr::Var(best).un(UnOp::IsNan)))
     } else {
         None
     };
@@ -703,18 +705,133 @@ pub fn arg_best(
         let cond = match done {
             Some(d) => Expr::Var(d)
                 .un(UnOp::Not)
-                .and(better.or(v.clone().ne_(v.clone()))),
+                .and(better.or(v.clone().un(UnOp::IsNan))),
             None => better,
         };
         b.if_(cond, |b| {
             b.assign(best, v.clone());
             b.assign(best_j, j);
             if let Some(d) = done {
-                b.assign(d, v.clone().ne_(v));
+                b.assign(d, v.un(UnOp::IsNan));
             }
         });
     });
     Expr::Var(best_j)
+}
+
+/// TopK: one invocation per row makes `k` passes over the row, each picking the best element
+/// that comes after the previous pick in the total order (value, then index; NaN greatest), so
+/// the output is sorted and ties keep the lower index, like the reference.
+fn topk(ctx: &LowerCtx<'_>, axis: i64, largest: bool) -> Result<Lowered, LowerError> {
+    let x = ctx.input(0)?;
+    let vals = ctx.output(0)?;
+    if x.shape.is_empty() {
+        return Err(ctx.invalid("needs an input of rank at least 1"));
+    }
+    let a = norm_axis(ctx, axis, x.shape.len())?;
+    let k = ctx.const_ints(1, "K")?;
+    let &[k] = k.as_slice() else {
+        return Err(ctx.invalid("K must have one element"));
+    };
+    let n = x.shape[a];
+    if k < 0 || k as usize > n {
+        return Err(ctx.invalid(format!("K = {k} is out of range for axis size {n}")));
+    }
+    if vals.numel() == 0 {
+        return Ok(Lowered::default());
+    }
+    let dt = x.dtype;
+    let cs = compute_scalar(dt).unwrap_or(Scalar::F32);
+    if cs == Scalar::Bool {
+        return Err(ctx.invalid("needs a numeric input"));
+    }
+    let float = cs == Scalar::F32;
+    let inner: usize = x.shape[a + 1..].iter().product();
+    let geom = RowGeom::axis(&x.shape, a);
+    let ogeom = RowGeom::axis(&vals.shape, a);
+    let strategy = Strategy::Thread { wg: 64 };
+    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
+    let vb = b.buffer("values", Type::scalar(st(vals.dtype)), Access::ReadWrite);
+    let mut args = vec![Arg::Input(0), Arg::Output(0)];
+    let idx_out = ctx.outputs.get(1).and_then(|o| o.as_ref());
+    let ib = idx_out.map(|d| {
+        args.push(Arg::Output(1));
+        b.buffer("indices", Type::scalar(st(d.dtype)), Access::ReadWrite)
+    });
+    let rk = RowKernel::start(&mut b, &geom, strategy, grid);
+    let obase = ogeom.base(&mut b, &rk.row);
+    let ty = Type::scalar(cs);
+    // `(va, ia)` comes before `(vb, ib)`.
+    let before = move |va: Expr, ia: Expr, vb: Expr, ib: Expr| -> Expr {
+        let (strict, eq) = if float {
+            let (na, nb) = (va.clone().un(UnOp::IsNan), vb.clone().un(UnOp::IsNan));
+            let both = na.clone().un(UnOp::Not).and(nb.clone().un(UnOp::Not));
+            let strict = if largest {
+                na.clone()
+                    .and(nb.clone().un(UnOp::Not))
+                    .or(both.and(va.clone().gt(vb.clone())))
+            } else {
+                nb.clone()
+                    .and(na.clone().un(UnOp::Not))
+                    .or(both.and(va.clone().lt(vb.clone())))
+            };
+            (strict, na.and(nb).or(va.eq_(vb)))
+        } else if largest {
+            (va.clone().gt(vb.clone()), va.eq_(vb))
+        } else {
+            (va.clone().lt(vb.clone()), va.eq_(vb))
+        };
+        strict.or(eq.and(ia.lt(ib)))
+    };
+    let at = |j: Expr| {
+        let off = if inner == 1 { j } else { j * i(inner as i32) };
+        let off = if rk.base == i(0) {
+            off
+        } else {
+            rk.base.clone() + off
+        };
+        super::common::load(xb, off, dt)
+    };
+    let prev_v = b.var(ty, lit(cs, 0.0));
+    let prev_i = b.var(Type::I32, i(-1));
+    let (od, id) = (vals.dtype, idx_out.map(|d| d.dtype));
+    b.for_(i(0), i(k as i32), 1, false, |b, r| {
+        let best_v = b.var(ty, lit(cs, 0.0));
+        let best_i = b.var(Type::I32, i(-1));
+        b.for_(i(0), i(n as i32), 1, false, |b, j| {
+            let v = b.let_(ty, at(j.clone()));
+            let after_prev = Expr::Var(prev_i).lt(i(0)).or(before(
+                Expr::Var(prev_v),
+                Expr::Var(prev_i),
+                v.clone(),
+                j.clone(),
+            ));
+            let better = Expr::Var(best_i).lt(i(0)).or(before(
+                v.clone(),
+                j.clone(),
+                Expr::Var(best_v),
+                Expr::Var(best_i),
+            ));
+            b.if_(after_prev.and(better), |b| {
+                b.assign(best_v, v);
+                b.assign(best_i, j);
+            });
+        });
+        let o = if inner == 1 { r } else { r * i(inner as i32) };
+        let o = b.let_(Type::I32, if obase == i(0) { o } else { obase.clone() + o });
+        b.store(vb, o.clone(), to_storage(Expr::Var(best_v), od));
+        if let (Some(ib), Some(id)) = (ib, id) {
+            b.store(ib, o, to_storage(Expr::Var(best_i), id));
+        }
+        b.assign(prev_v, Expr::Var(best_v));
+        b.assign(prev_i, Expr::Var(best_i));
+    });
+    Ok(one(KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    }))
 }
 
 fn cum(
@@ -987,6 +1104,29 @@ mod tests {
                         assert_eq!(got[0].to_i64_vec(), want[0].to_i64_vec(), "{op:?}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn topk_sorted_with_ties_and_nan() {
+        let x = Tensor::from_vec(
+            vec![2, 5],
+            vec![3.0f32, 1.0, 3.0, f32::NAN, -2.0, 0.0, 4.0, 4.0, 4.0, -1.0],
+        )
+        .unwrap();
+        let xi = Tensor::from_vec(vec![3, 2], vec![5i32, 1, 5, 7, -3, 5]).unwrap();
+        for largest in [true, false] {
+            for (t, axis, k) in [(&x, 1i64, 3i64), (&x, 0, 2), (&xi, 0, 2), (&x, -1, 5)] {
+                let op = Op::TopK {
+                    axis,
+                    largest,
+                    sorted: true,
+                };
+                let kt = Tensor::from_vec(vec![1], vec![k]).unwrap();
+                let (got, want) = run_op(&op, &[Some(t.clone()), Some(kt)], &[1]);
+                assert_close(&got[0], &want[0], &format!("{op:?} values"));
+                assert_eq!(got[1].to_i64_vec(), want[1].to_i64_vec(), "{op:?} indices");
             }
         }
     }
