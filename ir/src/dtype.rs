@@ -382,9 +382,9 @@ pub fn i128_to_f64_odd(v: i128) -> f64 {
 /// A 64-bit integer (widened to i128) → an element of float type `T`, rounded once.
 pub fn int_to_float<T: Elem>(v: i128) -> T {
     if T::DTYPE == DType::F64 {
-        T::from_f64(v as f64)
+        <T as crate::dtype::Elem>::from_f64(v as f64)
     } else {
-        T::from_f64(i128_to_f64_odd(v))
+        <T as crate::dtype::Elem>::from_f64(i128_to_f64_odd(v))
     }
 }
 

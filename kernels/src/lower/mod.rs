@@ -22,6 +22,8 @@ pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod resize;
+#[cfg(test)]
+pub(crate) mod sim;
 pub mod softmax;
 
 use crate::ir::{Kernel, Scalar};

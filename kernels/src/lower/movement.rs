@@ -1100,12 +1100,8 @@ fn lower_pad(ctx: &LowerCtx<'_>, mode: PadMode, tune: Tuning) -> Result<Lowered,
 }
 
 #[cfg(test)]
-#[path = "movement_sim.rs"]
-pub(crate) mod sim;
-
-#[cfg(test)]
 pub(crate) mod tests {
-    use super::sim::{assert_close, run_op};
+    use super::super::sim::{assert_close, run_op_n as run_op};
     use super::*;
     use optc_ir::dtype::Bool8;
     use optc_ir::tensor::Tensor;
@@ -1204,10 +1200,13 @@ pub(crate) mod tests {
         assert_eq!(t4.strides, vec![4, 8, 1]);
     }
 
+    /// Slice inputs: starts, ends, axes, steps.
+    type SliceCase = (Vec<i64>, Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>);
+
     #[test]
     fn slice_with_negative_steps_clamping_and_axes() {
         let x = iota(&[4, 5, 6]);
-        let cases: Vec<(Vec<i64>, Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>)> = vec![
+        let cases: Vec<SliceCase> = vec![
             (vec![1, 0], vec![3, 1000], None, None),
             (vec![-1], vec![-1000], Some(vec![2]), Some(vec![-1])),
             (vec![4, 1], vec![0, 5], Some(vec![1, 0]), Some(vec![-2, 2])),

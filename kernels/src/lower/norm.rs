@@ -171,7 +171,7 @@ fn group_norm(
     let len = cg * s;
     let geom = RowGeom::contiguous(nb * g, len);
     let strategy = choose(geom.rows, geom.len);
-    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let (mut b, grid) = RowKernel::builder(ctx.kname(""), &geom, strategy);
     let dt = x.dtype;
     let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
     let sb = b.buffer("scale", Type::scalar(st(sc.dtype)), Access::Read);
@@ -260,7 +260,7 @@ fn layer_norm(
     };
     let geom = RowGeom::contiguous(rows, cols);
     let strategy = choose(geom.rows, geom.len);
-    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let (mut b, grid) = RowKernel::builder(ctx.kname(""), &geom, strategy);
     let dt = x.dtype;
     let mut args = vec![Arg::Input(0), Arg::Input(1)];
     let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
@@ -338,7 +338,7 @@ fn row_kernel_over(
     let x = ctx.input(0)?;
     let out = ctx.output(0)?;
     let strategy = choose(geom.rows, geom.len);
-    let (mut b, grid) = RowKernel::new(ctx.kname(""), geom, strategy);
+    let (mut b, grid) = RowKernel::builder(ctx.kname(""), geom, strategy);
     let xb = b.buffer("x", Type::scalar(st(x.dtype)), Access::Read);
     let yb = b.buffer("y", Type::scalar(st(out.dtype)), Access::ReadWrite);
     let rk = RowKernel::start(&mut b, geom, strategy, grid);
@@ -450,7 +450,7 @@ fn lrn(
 
 #[cfg(test)]
 mod tests {
-    use super::super::reduce::sim::{assert_close, rand_t, run_op};
+    use super::super::sim::{assert_close, rand_t, run_op};
     use optc_ir::ops::{NormOp, Op};
     use optc_ir::tensor::Tensor;
 

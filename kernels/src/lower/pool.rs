@@ -22,6 +22,10 @@ use crate::ir::{Access, BinOp, Expr, Scalar, Type, UnOp};
 use optc_ir::dtype::DType;
 use optc_ir::ops::{AutoPad, Op, Window};
 
+/// The callback run at each window position: (builder, input coordinates, inside the input,
+/// inside the padded input).
+type WindowLeaf<'a> = dyn FnMut(&mut KernelBuilder, &[Expr], Expr, Expr) + 'a;
+
 const WG: u32 = 128;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -82,7 +86,7 @@ fn global(ctx: &LowerCtx<'_>) -> Result<KernelLaunch, LowerError> {
     let s: usize = x.shape[2..].iter().product();
     let geom = RowGeom::contiguous(x.shape[0] * x.shape[1], s);
     let strategy = choose(geom.rows, geom.len);
-    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let (mut b, grid) = RowKernel::builder(ctx.kname(""), &geom, strategy);
     let dt = x.dtype;
     let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
     let yb = b.buffer("y", Type::scalar(st(out.dtype)), Access::ReadWrite);
@@ -177,7 +181,7 @@ fn windowed(
     let out = ctx.output(0)?;
     let dt = x.dtype;
     let float = dt.is_float();
-    if !float && !(kind == Kind::Max && matches!(dt, DType::I8 | DType::U8)) {
+    if !(float || kind == Kind::Max && matches!(dt, DType::I8 | DType::U8)) {
         return Err(ctx.unsupported(format!("needs {}", dt.name())));
     }
     let insp = &x.shape[2..];
@@ -231,7 +235,7 @@ fn windowed(
         pos: &mut Vec<Expr>,
         inside: Expr,
         padded: Expr,
-        leaf: &mut dyn FnMut(&mut KernelBuilder, &[Expr], Expr, Expr),
+        leaf: &mut WindowLeaf<'_>,
     ) {
         if a == ax.len() {
             leaf(b, pos, inside, padded);
@@ -366,7 +370,7 @@ fn windowed(
 
 #[cfg(test)]
 mod tests {
-    use super::super::reduce::sim::{assert_close, rand_t, run_op};
+    use super::super::sim::{assert_close, rand_t, run_op};
     use optc_ir::ops::{AutoPad, Op, Window};
 
     fn win(k: &[usize], s: &[usize], d: &[usize], pads: &[usize], auto_pad: AutoPad) -> Window {

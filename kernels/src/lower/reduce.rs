@@ -30,9 +30,6 @@ use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, Type, UnOp};
 use optc_ir::dtype::DType;
 use optc_ir::ops::{Op, ReduceOp};
 
-#[cfg(test)]
-pub(crate) mod sim;
-
 /// How a row kernel maps rows to invocations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
@@ -221,7 +218,7 @@ pub struct RowKernel {
 impl RowKernel {
     /// A builder for a kernel `name` over `geom` with `strategy`, and its launch grid. Declare
     /// buffers on the returned builder, then call [`RowKernel::start`].
-    pub fn new(name: String, geom: &RowGeom, strategy: Strategy) -> (KernelBuilder, [u32; 3]) {
+    pub fn builder(name: String, geom: &RowGeom, strategy: Strategy) -> (KernelBuilder, [u32; 3]) {
         let (wg, threads) = match strategy {
             Strategy::Thread { wg } => (wg, geom.rows),
             Strategy::Group { wg } => (wg, geom.rows * wg as usize),
@@ -486,7 +483,7 @@ fn reduce(ctx: &LowerCtx<'_>, rop: ReduceOp, noop: bool) -> Result<Lowered, Lowe
     } else {
         Strategy::Thread { wg: 64 }
     };
-    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let (mut b, grid) = RowKernel::builder(ctx.kname(""), &geom, strategy);
     let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
     let yb = b.buffer("y", Type::scalar(st(out.dtype)), Access::ReadWrite);
     let rk = RowKernel::start(&mut b, &geom, strategy, grid);
@@ -648,7 +645,7 @@ fn arg(ctx: &LowerCtx<'_>, max: bool, axis: i64, last: bool) -> Result<Lowered, 
     let geom = RowGeom::axis(&x.shape, a);
     let stride: usize = x.shape[a + 1..].iter().product();
     let strategy = Strategy::Thread { wg: 64 };
-    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let (mut b, grid) = RowKernel::builder(ctx.kname(""), &geom, strategy);
     let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
     let yb = b.buffer("y", Type::scalar(st(out.dtype)), Access::ReadWrite);
     let rk = RowKernel::start(&mut b, &geom, strategy, grid);
@@ -750,7 +747,7 @@ fn topk(ctx: &LowerCtx<'_>, axis: i64, largest: bool) -> Result<Lowered, LowerEr
     let geom = RowGeom::axis(&x.shape, a);
     let ogeom = RowGeom::axis(&vals.shape, a);
     let strategy = Strategy::Thread { wg: 64 };
-    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let (mut b, grid) = RowKernel::builder(ctx.kname(""), &geom, strategy);
     let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
     let vb = b.buffer("values", Type::scalar(st(vals.dtype)), Access::ReadWrite);
     let mut args = vec![Arg::Input(0), Arg::Output(0)];
@@ -865,7 +862,7 @@ fn cum(
     let stride: usize = x.shape[a + 1..].iter().product();
     let geom = RowGeom::axis(&x.shape, a);
     let strategy = Strategy::Thread { wg: 64 };
-    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let (mut b, grid) = RowKernel::builder(ctx.kname(""), &geom, strategy);
     let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
     let yb = b.buffer("y", Type::scalar(st(out.dtype)), Access::ReadWrite);
     let rk = RowKernel::start(&mut b, &geom, strategy, grid);
@@ -903,7 +900,7 @@ fn cum(
 
 #[cfg(test)]
 mod tests {
-    use super::sim::{assert_close, rand_t, rand_vec, run_op};
+    use super::super::sim::{assert_close, rand_t, rand_vec, run_op};
     use super::*;
     use optc_ir::tensor::Tensor;
 

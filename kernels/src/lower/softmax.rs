@@ -66,7 +66,7 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         choose(geom.rows, geom.len)
     };
     let dt = x.dtype;
-    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let (mut b, grid) = RowKernel::builder(ctx.kname(""), &geom, strategy);
     let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
     let yb = b.buffer("y", Type::scalar(st(out.dtype)), Access::ReadWrite);
     let rk = RowKernel::start(&mut b, &geom, strategy, grid);
@@ -121,7 +121,7 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::reduce::sim::{assert_close, rand_t, run_op};
+    use super::super::sim::{assert_close, rand_t, run_op};
     use optc_ir::ops::Op;
 
     fn check(op: Op, shape: &[usize]) {

@@ -209,7 +209,7 @@ fn normalize_block<F: Real>(log: bool, x: &[F], y: &mut [F], n: usize, inner: us
 fn hardmax<T: Elem>(x: &[T], g: Lines) -> Vec<T> {
     let mut y = vec![T::zero(); x.len()];
     let block = g.n * g.inner;
-    let one = T::from_f64(1.0);
+    let one = <T as crate::dtype::Elem>::from_f64(1.0);
     for_each_block(x, &mut y, block, block, |xb, yb| {
         for i in 0..g.inner {
             let j = super::index::arg_best(xb, i, g.inner, g.n, true, false);

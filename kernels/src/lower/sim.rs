@@ -1,5 +1,5 @@
-//! A test-only executor of the kernel IR on the CPU (a copy of the reduce family's), used to
-//! check the data-movement templates against
+//! A test-only executor of the kernel IR on the CPU, shared by the template families' unit
+//! tests, used to check kernels against
 //! the reference interpreter before a device backend exists. Kernels without barriers run their
 //! invocations one after another; kernels with barriers run each workgroup's invocations as OS
 //! threads meeting at a barrier that exited invocations leave. Subgroup operations are not
@@ -496,7 +496,7 @@ fn binary(op: BinOp, a: S, b: S) -> S {
             Add => S::U(x.wrapping_add(y)),
             Sub => S::U(x.wrapping_sub(y)),
             Mul => S::U(x.wrapping_mul(y)),
-            Div => S::U(if y == 0 { x } else { x / y }),
+            Div => S::U(x.checked_div(y).unwrap_or(x)),
             Rem => S::U(if y == 0 { 0 } else { x % y }),
             Min => S::U(x.min(y)),
             Max => S::U(x.max(y)),
@@ -550,7 +550,12 @@ fn from_lanes(d: &TensorDesc, v: &[S]) -> Tensor {
 /// Lowers `op` for `inputs` (the ones in `consts` also known at compile time), runs the
 /// launches, and returns the outputs the reference interpreter also produces, with the
 /// reference's.
-pub fn run_op(
+pub fn run_op(op: &Op, inputs: &[Option<Tensor>], consts: &[usize]) -> (Vec<Tensor>, Vec<Tensor>) {
+    run_op_n(op, inputs, consts, 3)
+}
+
+/// Like [`run_op`] for an op with `num_outputs` output slots.
+pub fn run_op_n(
     op: &Op,
     inputs: &[Option<Tensor>],
     consts: &[usize],
@@ -736,4 +741,25 @@ pub fn typecheck(k: &Kernel) {
         }
     }
     stmts(k, &k.body);
+}
+
+/// Deterministic pseudo-random floats in [-2, 2).
+pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// A random f32 tensor.
+pub fn rand_t(shape: &[usize], seed: u64) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(shape.to_vec(), rand_vec(n, seed)).expect("tensor")
 }
