@@ -12,7 +12,7 @@
 use super::copy::{by_width, first_word, from_words, words};
 use super::layout::pad_fill;
 use super::{input, invalid, known_ints, norm_axes, ranked, shape_err};
-use crate::dtype::{DType, Elem};
+use crate::dtype::DType;
 use crate::infer::{InferError, InferInput, opt_input};
 use crate::interp::EvalError;
 use crate::ops::{AspectPolicy, CoordTransform, NearestMode, Op, ResizeAttrs, ResizeMode};

@@ -3,7 +3,7 @@
 //!
 //! Floats accumulate in f64 and integers in wrapping i64, then round once to the dtype.
 
-use crate::dtype::{DType, Elem};
+use crate::dtype::DType;
 use crate::infer::{InferError, InferInput};
 use crate::interp::EvalError;
 use crate::ops::Op;
