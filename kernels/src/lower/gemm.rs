@@ -7,12 +7,14 @@
 //! `tile_m × tile_n` block of C in vec4 accumulators, stepping K by `k_step` (4 when the
 //! operand layouts allow vec4 loads, else 1). An operand that is contiguous along K is read with
 //! one vec4 load per row per step; one contiguous along its rows with one vec4 load per four rows
-//! per K; otherwise with scalar loads. With `subgroup`, the 8 lanes of an aligned lane group
-//! share one row tile of A: each lane loads 1/8 of the A fragment and the others get it through
-//! `subgroupShuffle` (assumes subgroup lanes are consecutive local invocation indices, true for
-//! 1-D workgroups on lavapipe, NVIDIA, AMD and Intel). No workgroup memory is used by the
-//! register-tiled variant (it gains nothing on lavapipe); the `shared` variant stages 4-wide K
-//! slabs of A and B in workgroup memory for real GPUs.
+//! per K; otherwise with scalar loads. With `subgroup`, all threads of a workgroup work on one
+//! row tile of A (consecutive column tiles): lanes 0–7 of every subgroup each load 1/8 of the A
+//! fragment and every lane gets the rest with `subgroupBroadcast` from a constant lane (constant
+//! lanes are much cheaper than dynamic shuffles on lavapipe). This needs subgroups of at least 8
+//! lanes (lavapipe: 8, NVIDIA: 32, AMD: 32/64), whatever their mapping to local invocations.
+//! No workgroup memory is used by the register-tiled variant (it gains nothing on lavapipe);
+//! the `shared` point (workgroup-memory staging for real GPUs) is part of the space but rejected
+//! by [`build`] until written.
 //!
 //! Tuning space ([`GemmConfig`]): `tile_m` 1–64 rows per thread, `tile_n` 4–32 columns per
 //! thread (multiple of 4), `k_step` 1 or 4 (vector width along K), `workgroup` 8–256 threads
