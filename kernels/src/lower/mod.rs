@@ -15,7 +15,14 @@
 pub mod common;
 pub mod conv;
 pub mod elementwise;
+pub mod gather;
 pub mod gemm;
+pub mod movement;
+pub mod norm;
+pub mod pool;
+pub mod reduce;
+pub mod resize;
+pub mod softmax;
 
 use crate::ir::{Kernel, Scalar};
 use optc_ir::dtype::DType;
@@ -226,6 +233,46 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
             conv::lower(ctx)
         }
         Op::Einsum { .. } => gemm::lower_einsum(ctx),
+        // Data movement (movement.rs, gather.rs, resize.rs).
+        Op::Transpose { .. }
+        | Op::Slice
+        | Op::Expand
+        | Op::Tile
+        | Op::DepthToSpace { .. }
+        | Op::SpaceToDepth { .. }
+        | Op::Concat { .. }
+        | Op::Split { .. }
+        | Op::Pad { .. }
+        | Op::Trilu { .. }
+        | Op::ReverseSequence { .. }
+        | Op::CenterCropPad { .. }
+        | Op::Compress { .. }
+        | Op::ConstantOfShape { .. }
+        | Op::EyeLike { .. }
+        | Op::Range => movement::lower(ctx),
+        Op::Gather { .. }
+        | Op::GatherElements { .. }
+        | Op::GatherNd { .. }
+        | Op::ScatterElements { .. }
+        | Op::ScatterNd { .. }
+        | Op::OneHot { .. } => gather::lower(ctx),
+        Op::Resize(_) => resize::lower(ctx),
+        // reduce2: row reductions (reduce.rs), softmax.rs, norm.rs, pool.rs
+        Op::Reduce { .. }
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. }
+        | Op::CumSum { .. }
+        | Op::CumProd { .. } => reduce::lower(ctx),
+        Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::Hardmax { .. } => softmax::lower(ctx),
+        Op::Norm { .. }
+        | Op::LpNormalization { .. }
+        | Op::MeanVarianceNormalization { .. }
+        | Op::Lrn { .. } => norm::lower(ctx),
+        Op::MaxPool { .. }
+        | Op::AveragePool { .. }
+        | Op::LpPool { .. }
+        | Op::GlobalAveragePool
+        | Op::GlobalMaxPool => pool::lower(ctx),
         _ => Err(ctx.unsupported("has no kernel template yet")),
     }
 }

@@ -1,0 +1,459 @@
+//! Pooling: MaxPool (with the optional Indices output, dilations, ceil_mode, storage_order),
+//! AveragePool (count_include_pad, ceil_mode, dilations), LpPool, GlobalAveragePool and
+//! GlobalMaxPool.
+//!
+//! Windowed pools run one invocation per output element, looping over the window taps with
+//! compile-time sizes, strides, dilations and pads (1 to 3 spatial axes); taps outside the input
+//! are skipped, and the divisor of AveragePool counts either the taps inside the input or, with
+//! `count_include_pad`, those inside the padded input (the ceil_mode overhang beyond the end
+//! padding never counts, like the reference). MaxPool keeps the first maximum (`>`), writes 0
+//! and index -1 for a window with no tap inside the input. Global pools are row reductions over
+//! the spatial axes ([`super::reduce::RowKernel`]).
+//!
+//! Tuning space: windowed pools — workgroup size (64…256, default 128), taps unrolled or not
+//! (default: loops); global pools — the row strategy of [`super::reduce::Strategy`], default
+//! [`super::reduce::choose`].
+
+use super::common::{flat_index, grid_1d, guard, load, strides, to_storage, unravel};
+use super::reduce::{Acc, RowGeom, RowKernel, choose, st};
+use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, compute_scalar};
+use crate::builder::{KernelBuilder, f, i, lit, select};
+use crate::ir::{Access, BinOp, Expr, Scalar, Type, UnOp};
+use optc_ir::dtype::DType;
+use optc_ir::ops::{AutoPad, Op, Window};
+
+const WG: u32 = 128;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Max,
+    Avg { include_pad: bool },
+    Lp { p: i64 },
+}
+
+/// Lowers the pooling ops.
+pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    let x = ctx.input(0)?;
+    if x.shape.len() < 2 {
+        return Err(ctx.invalid("needs an input of rank ≥ 2"));
+    }
+    if ctx.output(0)?.numel() == 0 {
+        return Ok(Lowered::default());
+    }
+    let launch = match ctx.op {
+        Op::GlobalAveragePool | Op::GlobalMaxPool => global(ctx)?,
+        Op::MaxPool {
+            window,
+            storage_order,
+            ..
+        } => windowed(ctx, window, Kind::Max, *storage_order != 0)?,
+        Op::AveragePool {
+            window,
+            count_include_pad,
+            ..
+        } => windowed(
+            ctx,
+            window,
+            Kind::Avg {
+                include_pad: *count_include_pad,
+            },
+            false,
+        )?,
+        Op::LpPool { window, p, .. } => {
+            if *p <= 0 {
+                return Err(ctx.invalid("p must be positive"));
+            }
+            windowed(ctx, window, Kind::Lp { p: *p }, false)?
+        }
+        _ => return Err(ctx.invalid("not a pooling op")),
+    };
+    Ok(Lowered {
+        launches: vec![launch],
+        ..Lowered::default()
+    })
+}
+
+fn global(ctx: &LowerCtx<'_>) -> Result<KernelLaunch, LowerError> {
+    let x = ctx.input(0)?;
+    let out = ctx.output(0)?;
+    if !x.dtype.is_float() {
+        return Err(ctx.unsupported(format!("needs {}", x.dtype.name())));
+    }
+    let s: usize = x.shape[2..].iter().product();
+    let geom = RowGeom::contiguous(x.shape[0] * x.shape[1], s);
+    let strategy = choose(geom.rows, geom.len);
+    let (mut b, grid) = RowKernel::new(ctx.kname(""), &geom, strategy);
+    let dt = x.dtype;
+    let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
+    let yb = b.buffer("y", Type::scalar(st(out.dtype)), Access::ReadWrite);
+    let rk = RowKernel::start(&mut b, &geom, strategy, grid);
+    let v = if matches!(ctx.op, Op::GlobalMaxPool) {
+        let acc = Acc {
+            ty: Type::F32,
+            init: f(f32::NEG_INFINITY),
+            combine: |a, b| select(b.clone().gt(a.clone()), b, a),
+        };
+        let m = rk.fold(&mut b, &[acc], |_, o, _| vec![load(xb, o, dt)])[0].clone();
+        if s == 0 { f(0.0) } else { m }
+    } else {
+        let sum = rk.fold(&mut b, &[Acc::sum()], |_, o, _| vec![load(xb, o, dt)])[0].clone();
+        sum / f(s as f32)
+    };
+    let row = rk.row.clone();
+    let od = out.dtype;
+    rk.leader(&mut b, |b| b.store(yb, row, to_storage(v, od)));
+    Ok(KernelLaunch {
+        kernel: b.finish(),
+        args: vec![Arg::Input(0), Arg::Output(0)],
+        grid,
+    })
+}
+
+/// Per spatial axis: kernel, stride, dilation, pad begin, pad end.
+struct Axis {
+    k: usize,
+    s: usize,
+    d: usize,
+    pb: usize,
+    pe: usize,
+}
+
+fn axes(ctx: &LowerCtx<'_>, w: &Window, input: &[usize]) -> Result<Vec<Axis>, LowerError> {
+    let nsp = w.kernel_shape.len();
+    if nsp == 0 || nsp > 3 || input.len() != nsp {
+        return Err(ctx.unsupported(format!("with {nsp} spatial axes")));
+    }
+    let list = |v: &[usize], what: &str| -> Result<Vec<usize>, LowerError> {
+        if v.is_empty() {
+            Ok(vec![1; nsp])
+        } else if v.len() != nsp || v.contains(&0) {
+            Err(ctx.invalid(format!("bad {what} {v:?}")))
+        } else {
+            Ok(v.to_vec())
+        }
+    };
+    let strides = list(&w.strides, "strides")?;
+    let dil = list(&w.dilations, "dilations")?;
+    let pads = if w.pads.is_empty() {
+        vec![0; 2 * nsp]
+    } else if w.pads.len() == 2 * nsp {
+        w.pads.clone()
+    } else {
+        return Err(ctx.invalid(format!("bad pads {:?}", w.pads)));
+    };
+    let mut out = Vec::new();
+    for a in 0..nsp {
+        let (k, s, d) = (w.kernel_shape[a], strides[a], dil[a]);
+        if k == 0 {
+            return Err(ctx.invalid("kernel_shape has a 0"));
+        }
+        let ek = (k - 1) * d + 1;
+        let (pb, pe) = match w.auto_pad {
+            AutoPad::NotSet => (pads[a], pads[nsp + a]),
+            AutoPad::Valid => (0, 0),
+            AutoPad::SameUpper | AutoPad::SameLower => {
+                let o = input[a].div_ceil(s);
+                let need = (o.saturating_sub(1) * s + ek).saturating_sub(input[a]);
+                let small = need / 2;
+                if w.auto_pad == AutoPad::SameUpper {
+                    (small, need - small)
+                } else {
+                    (need - small, small)
+                }
+            }
+        };
+        out.push(Axis { k, s, d, pb, pe });
+    }
+    Ok(out)
+}
+
+fn windowed(
+    ctx: &LowerCtx<'_>,
+    w: &Window,
+    kind: Kind,
+    col_major: bool,
+) -> Result<KernelLaunch, LowerError> {
+    let x = ctx.input(0)?;
+    let out = ctx.output(0)?;
+    let dt = x.dtype;
+    let float = dt.is_float();
+    if !float && !(kind == Kind::Max && matches!(dt, DType::I8 | DType::U8)) {
+        return Err(ctx.unsupported(format!("needs {}", dt.name())));
+    }
+    let insp = &x.shape[2..];
+    let outsp = &out.shape[2..];
+    let ax = axes(ctx, w, insp)?;
+    if outsp.len() != ax.len() {
+        return Err(ctx.invalid("output rank does not match the window"));
+    }
+    let indices = if kind == Kind::Max {
+        ctx.outputs.get(1).and_then(|o| o.as_ref())
+    } else {
+        None
+    };
+    let n = out.numel();
+    let grid = grid_1d(n, WG);
+    let mut b = KernelBuilder::new(ctx.kname(""), [WG, 1, 1]);
+    let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
+    let yb = b.buffer("y", Type::scalar(st(out.dtype)), Access::ReadWrite);
+    let mut args = vec![Arg::Input(0), Arg::Output(0)];
+    let ib = indices.map(|d| {
+        args.push(Arg::Output(1));
+        b.buffer("indices", Type::scalar(st(d.dtype)), Access::ReadWrite)
+    });
+    let idx = flat_index(&mut b, grid, WG);
+    guard(&mut b, &idx, n);
+    let pout: usize = outsp.iter().product();
+    let pin: usize = insp.iter().product();
+    let plane = b.let_(Type::I32, idx.clone() / i(pout as i32));
+    let oc = unravel(&mut b, &(idx.clone() % i(pout as i32)), outsp);
+    let ist = strides(insp);
+    let in_base = b.let_(Type::I32, plane * i(pin as i32));
+    let cs = compute_scalar(dt).unwrap_or(Scalar::F32);
+    let vty = Type::scalar(cs);
+    // Accumulators.
+    let acc = match kind {
+        Kind::Max => b.var(vty, lit(cs, 0.0)),
+        _ => b.var(Type::F32, f(0.0)),
+    };
+    let found = b.var(Type::BOOL, Expr::Bool(false));
+    let best_i = b.var(Type::I32, i(-1));
+    let cnt = b.var(Type::I32, i(0));
+    let cntp = b.var(Type::I32, i(0));
+    // Nested tap loops; `pos[a]` is the input coordinate of the tap on axis a.
+    #[allow(clippy::too_many_arguments)]
+    fn taps(
+        b: &mut KernelBuilder,
+        ax: &[Axis],
+        insp: &[usize],
+        oc: &[Expr],
+        a: usize,
+        pos: &mut Vec<Expr>,
+        inside: Expr,
+        padded: Expr,
+        leaf: &mut dyn FnMut(&mut KernelBuilder, &[Expr], Expr, Expr),
+    ) {
+        if a == ax.len() {
+            leaf(b, pos, inside, padded);
+            return;
+        }
+        let (k, s, d, pb, pe) = (ax[a].k, ax[a].s, ax[a].d, ax[a].pb, ax[a].pe);
+        let n = insp[a];
+        let start = oc[a].clone() * i(s as i32) - i(pb as i32);
+        let start = b.let_(Type::I32, start);
+        b.for_(i(0), i(k as i32), 1, false, |b, t| {
+            let p = b.let_(
+                Type::I32,
+                start.clone() + if d == 1 { t } else { t * i(d as i32) },
+            );
+            let ins = p.clone().ge(i(0)).and(p.clone().lt(i(n as i32)));
+            let pad = p
+                .clone()
+                .ge(i(-(pb as i32)))
+                .and(p.clone().lt(i((n + pe) as i32)));
+            let ins = if inside == Expr::Bool(true) {
+                ins
+            } else {
+                inside.clone().and(ins)
+            };
+            let pad = if padded == Expr::Bool(true) {
+                pad
+            } else {
+                padded.clone().and(pad)
+            };
+            let ins = b.let_(Type::BOOL, ins);
+            let pad = b.let_(Type::BOOL, pad);
+            pos.push(p);
+            taps(b, ax, insp, oc, a + 1, pos, ins, pad, leaf);
+            pos.pop();
+        });
+    }
+    let mut pos = Vec::new();
+    let in_base2 = in_base.clone();
+    taps(
+        &mut b,
+        &ax,
+        insp,
+        &oc,
+        0,
+        &mut pos,
+        Expr::Bool(true),
+        Expr::Bool(true),
+        &mut |b, pos, inside, padded| {
+            b.if_(padded, |b| b.assign(cntp, Expr::Var(cntp) + i(1)));
+            let local: Expr = pos
+                .iter()
+                .zip(&ist)
+                .fold(None, |acc: Option<Expr>, (p, &s)| {
+                    let t = if s == 1 {
+                        p.clone()
+                    } else {
+                        p.clone() * i(s as i32)
+                    };
+                    Some(match acc {
+                        None => t,
+                        Some(a) => a + t,
+                    })
+                })
+                .unwrap_or(i(0));
+            let in_base = in_base2.clone();
+            b.if_(inside, |b| {
+                let off = b.let_(Type::I32, in_base.clone() + local);
+                let v = b.let_(vty, load(xb, off.clone(), dt));
+                match kind {
+                    Kind::Max => {
+                        let better = Expr::Var(found)
+                            .un(UnOp::Not)
+                            .or(v.clone().gt(Expr::Var(acc)));
+                        b.if_(better, |b| {
+                            b.assign(acc, v.clone());
+                            b.assign(found, Expr::Bool(true));
+                            let id = if col_major {
+                                let mut e = in_base.clone();
+                                let mut m = 1usize;
+                                for (p, &nn) in pos.iter().zip(insp) {
+                                    e = e + p.clone() * i(m as i32);
+                                    m *= nn;
+                                }
+                                e
+                            } else {
+                                off.clone()
+                            };
+                            b.assign(best_i, id);
+                        });
+                    }
+                    Kind::Avg { .. } => b.assign(acc, Expr::Var(acc) + v),
+                    Kind::Lp { p } => {
+                        let t = match p {
+                            1 => v.un(UnOp::Abs),
+                            2 => v.clone() * v,
+                            _ => v.un(UnOp::Abs).bin(BinOp::Pow, f(p as f32)),
+                        };
+                        b.assign(acc, Expr::Var(acc) + t);
+                    }
+                }
+                b.assign(cnt, Expr::Var(cnt) + i(1));
+            });
+        },
+    );
+    let od = out.dtype;
+    let y = match kind {
+        Kind::Max => select(Expr::Var(found), Expr::Var(acc), lit(cs, 0.0)),
+        Kind::Avg { include_pad } => {
+            let c = if include_pad { cntp } else { cnt };
+            Expr::Var(acc) / Expr::Var(c).cast(Scalar::F32)
+        }
+        Kind::Lp { p } => {
+            let kn: usize = ax.iter().map(|a| a.k).product();
+            let v = f(kn as f32) * (Expr::Var(acc) / Expr::Var(cntp).cast(Scalar::F32));
+            match p {
+                1 => v,
+                2 => v.un(UnOp::Sqrt),
+                _ => v.bin(BinOp::Pow, f(1.0 / p as f32)),
+            }
+        }
+    };
+    b.store(yb, idx.clone(), to_storage(y, od));
+    if let (Some(ib), Some(d)) = (ib, indices) {
+        b.store(ib, idx, to_storage(Expr::Var(best_i), d.dtype));
+    }
+    Ok(KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reduce::sim::{assert_close, rand_t, run_op};
+    use optc_ir::ops::{AutoPad, Op, Window};
+
+    fn win(k: &[usize], s: &[usize], d: &[usize], pads: &[usize], auto_pad: AutoPad) -> Window {
+        Window {
+            kernel_shape: k.to_vec(),
+            strides: s.to_vec(),
+            dilations: d.to_vec(),
+            pads: pads.to_vec(),
+            auto_pad,
+        }
+    }
+
+    fn check(op: Op, shape: &[usize], n_out: usize) {
+        let (got, want) = run_op(&op, &[Some(rand_t(shape, 3))], &[]);
+        for k in 0..n_out {
+            assert_close(&got[k], &want[k], &format!("{op:?} output {k}"));
+        }
+    }
+
+    #[test]
+    fn windowed_pools_match_reference() {
+        let wins = [
+            win(&[3, 3], &[2, 2], &[], &[1, 1, 1, 1], AutoPad::NotSet),
+            win(&[2, 3], &[1, 2], &[2, 1], &[0, 1, 1, 0], AutoPad::NotSet),
+            win(&[3, 3], &[2, 2], &[], &[], AutoPad::SameUpper),
+            win(&[2, 2], &[2, 2], &[], &[], AutoPad::SameLower),
+            win(&[3, 3], &[2, 2], &[], &[], AutoPad::Valid),
+        ];
+        for w in &wins {
+            for ceil_mode in [false, true] {
+                let mp = Op::MaxPool {
+                    window: w.clone(),
+                    ceil_mode,
+                    storage_order: 0,
+                };
+                check(mp, &[1, 2, 7, 6], 2);
+                let mp = Op::MaxPool {
+                    window: w.clone(),
+                    ceil_mode,
+                    storage_order: 1,
+                };
+                check(mp, &[1, 2, 7, 6], 2);
+                for count_include_pad in [false, true] {
+                    let ap = Op::AveragePool {
+                        window: w.clone(),
+                        ceil_mode,
+                        count_include_pad,
+                    };
+                    check(ap, &[2, 1, 7, 6], 1);
+                }
+                for p in [1, 2, 3] {
+                    let lp = Op::LpPool {
+                        window: w.clone(),
+                        ceil_mode,
+                        p,
+                    };
+                    check(lp, &[1, 2, 7, 6], 1);
+                }
+            }
+        }
+        let w1 = win(&[3], &[1], &[], &[1, 1], AutoPad::NotSet);
+        check(
+            Op::MaxPool {
+                window: w1,
+                ceil_mode: false,
+                storage_order: 0,
+            },
+            &[2, 3, 8],
+            2,
+        );
+        let w3 = win(&[2, 2, 2], &[1, 2, 1], &[], &[], AutoPad::NotSet);
+        check(
+            Op::AveragePool {
+                window: w3,
+                ceil_mode: false,
+                count_include_pad: false,
+            },
+            &[1, 2, 3, 4, 5],
+            1,
+        );
+    }
+
+    #[test]
+    fn global_pools_match_reference() {
+        for shape in [[2usize, 3, 7, 7], [1, 2, 30, 30]] {
+            check(Op::GlobalAveragePool, &shape, 1);
+            check(Op::GlobalMaxPool, &shape, 1);
+        }
+    }
+}
