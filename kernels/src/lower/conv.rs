@@ -223,7 +223,7 @@ fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerErr
         })
     };
     let kdim = cg * kk;
-    let p = Problem {
+    let mut p = Problem {
         batch: vec![n, group],
         m: pout,
         n: mg,
@@ -259,6 +259,21 @@ fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerErr
             scale: 1.0,
         }),
     };
+    if pointwise {
+        // 1×1: rows = output channels (weights, vec4 along K, shared across lanes), columns =
+        // pixels (vec4 along the plane when it is a multiple of 4), vec4 stores.
+        let (a, b) = (p.b.clone(), p.a.clone());
+        p.m = mg;
+        p.n = pout;
+        p.a = a;
+        p.b = b;
+        p.out_m_stride = pout;
+        p.out_n_stride = 1;
+        if let Some(ad) = p.addend.as_mut() {
+            ad.m_stride = 1;
+            ad.n_stride = 0;
+        }
+    }
     Ok(Lowered {
         launches: vec![gemm::lower_problem(ctx, &p)?],
         ..Lowered::default()
