@@ -3,10 +3,11 @@
 //!
 //! - Float Conv with more than one input channel per group is an implicit GEMM on the
 //!   [`super::gemm`] core: rows M = output pixels (the im2col matrix is read in the kernel, with
-//!   bounds checks for padding; a 1×1 stride-1 unpadded conv reads the input directly, vec4
-//!   along pixels when the plane is a multiple of 4), columns N = output channels of the group
-//!   (the weight is K-contiguous: vec4 loads along K), K = input channels × taps, batch =
-//!   images × groups. The bias is added in the epilogue.
+//!   bounds checks for padding), columns N = output channels of the group (the weight is
+//!   K-contiguous: vec4 loads along K), K = input channels × taps, batch = images × groups.
+//!   A pointwise conv (1×1, stride 1, no padding) swaps the roles: rows = output channels
+//!   (weights shared across lanes), columns = pixels read straight from the input (vec4 when
+//!   the plane is a multiple of 4), vec4 stores. The bias is added in the epilogue.
 //! - Depthwise Conv (one input channel per group) is a direct kernel: each thread computes
 //!   `DW_TILE` consecutive outputs along the last axis, loading each input value of the shared
 //!   window once and each weight once.
