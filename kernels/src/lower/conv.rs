@@ -3,10 +3,11 @@
 //!
 //! - Float Conv with more than one input channel per group is an implicit GEMM on the
 //!   [`super::gemm`] core: rows M = output pixels (the im2col matrix is read in the kernel, with
-//!   bounds checks for padding; a 1×1 stride-1 unpadded conv reads the input directly, vec4
-//!   along pixels when the plane is a multiple of 4), columns N = output channels of the group
-//!   (the weight is K-contiguous: vec4 loads along K), K = input channels × taps, batch =
-//!   images × groups. The bias is added in the epilogue.
+//!   bounds checks for padding), columns N = output channels of the group (the weight is
+//!   K-contiguous: vec4 loads along K), K = input channels × taps, batch = images × groups.
+//!   A pointwise conv (1×1, stride 1, no padding) swaps the roles: rows = output channels
+//!   (weights shared across lanes), columns = pixels read straight from the input (vec4 when
+//!   the plane is a multiple of 4), vec4 stores. The bias is added in the epilogue.
 //! - Depthwise Conv (one input channel per group) is a direct kernel: each thread computes
 //!   `DW_TILE` consecutive outputs along the last axis, loading each input value of the shared
 //!   window once and each weight once.
@@ -223,7 +224,7 @@ fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerErr
         })
     };
     let kdim = cg * kk;
-    let p = Problem {
+    let mut p = Problem {
         batch: vec![n, group],
         m: pout,
         n: mg,
@@ -259,6 +260,21 @@ fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerErr
             scale: 1.0,
         }),
     };
+    if pointwise {
+        // 1×1: rows = output channels (weights, vec4 along K, shared across lanes), columns =
+        // pixels (vec4 along the plane when it is a multiple of 4), vec4 stores.
+        let (a, b) = (p.b.clone(), p.a.clone());
+        p.m = mg;
+        p.n = pout;
+        p.a = a;
+        p.b = b;
+        p.out_m_stride = pout;
+        p.out_n_stride = 1;
+        if let Some(ad) = p.addend.as_mut() {
+            ad.m_stride = 1;
+            ad.n_stride = 0;
+        }
+    }
     Ok(Lowered {
         launches: vec![gemm::lower_problem(ctx, &p)?],
         ..Lowered::default()

@@ -7,12 +7,14 @@
 //! `tile_m × tile_n` block of C in vec4 accumulators, stepping K by `k_step` (4 when the
 //! operand layouts allow vec4 loads, else 1). An operand that is contiguous along K is read with
 //! one vec4 load per row per step; one contiguous along its rows with one vec4 load per four rows
-//! per K; otherwise with scalar loads. With `subgroup`, the 8 lanes of an aligned lane group
-//! share one row tile of A: each lane loads 1/8 of the A fragment and the others get it through
-//! `subgroupShuffle` (assumes subgroup lanes are consecutive local invocation indices, true for
-//! 1-D workgroups on lavapipe, NVIDIA, AMD and Intel). No workgroup memory is used by the
-//! register-tiled variant (it gains nothing on lavapipe); the `shared` variant stages 4-wide K
-//! slabs of A and B in workgroup memory for real GPUs.
+//! per K; otherwise with scalar loads. With `subgroup`, all threads of a workgroup work on one
+//! row tile of A (consecutive column tiles): lanes 0–7 of every subgroup each load 1/8 of the A
+//! fragment and every lane gets the rest with `subgroupBroadcast` from a constant lane (constant
+//! lanes are much cheaper than dynamic shuffles on lavapipe). This needs subgroups of at least 8
+//! lanes (lavapipe: 8, NVIDIA: 32, AMD: 32/64), whatever their mapping to local invocations.
+//! No workgroup memory is used by the register-tiled variant (it gains nothing on lavapipe);
+//! the `shared` point (workgroup-memory staging for real GPUs) is part of the space but rejected
+//! by [`build`] until written.
 //!
 //! Tuning space ([`GemmConfig`]): `tile_m` 1–64 rows per thread, `tile_n` 4–32 columns per
 //! thread (multiple of 4), `k_step` 1 or 4 (vector width along K), `workgroup` 8–256 threads
@@ -1306,9 +1308,147 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     })
 }
 
-/// Einsum: not lowered yet.
+/// Einsum of two float operands whose letters classify as batch (both inputs and the output),
+/// M (A and output), N (B and output) and K (both inputs only), with at most one M, N and K
+/// letter: one strided GEMM (any letter order: the core takes arbitrary strides). Ellipses,
+/// repeated letters (diagonals), letters summed out of one operand, size broadcasting and other
+/// operand counts are refused.
 pub fn lower_einsum(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
-    Err(ctx.unsupported("has no kernel template yet"))
+    let Op::Einsum { equation } = ctx.op else {
+        return Err(ctx.invalid("not an Einsum"));
+    };
+    if ctx.inputs.len() != 2 {
+        return Err(ctx.unsupported("with other than two operands"));
+    }
+    let a = ctx.input(0)?;
+    let bd = ctx.input(1)?;
+    let out = ctx.output(0)?;
+    if compute_scalar(out.dtype) != Some(Scalar::F32) {
+        return Err(ctx.unsupported(format!("needs {}", out.dtype.name())));
+    }
+    let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
+    if eq.contains('.') {
+        return Err(ctx.unsupported("with an ellipsis"));
+    }
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l.to_string(), Some(r.to_string())),
+        None => (eq.clone(), None),
+    };
+    let terms: Vec<Vec<char>> = lhs.split(',').map(|t| t.chars().collect()).collect();
+    if terms.len() != 2 {
+        return Err(ctx.invalid("equation does not name two operands"));
+    }
+    let (al, bl) = (&terms[0], &terms[1]);
+    let ol: Vec<char> = match rhs {
+        Some(r) => r.chars().collect(),
+        None => {
+            let mut v: Vec<char> = al
+                .iter()
+                .chain(bl.iter())
+                .copied()
+                .filter(|c| al.iter().chain(bl.iter()).filter(|x| *x == c).count() == 1)
+                .collect();
+            v.sort_unstable();
+            v
+        }
+    };
+    let dup = |v: &[char]| v.iter().enumerate().any(|(i, c)| v[..i].contains(c));
+    if dup(al) || dup(bl) || dup(&ol) {
+        return Err(ctx.unsupported("with repeated letters in one term"));
+    }
+    if al.len() != a.shape.len() || bl.len() != bd.shape.len() || ol.len() != out.shape.len() {
+        return Err(ctx.invalid("equation ranks do not match the operands"));
+    }
+    let size = |c: char| -> Option<usize> {
+        al.iter()
+            .position(|x| *x == c)
+            .map(|p| a.shape[p])
+            .or_else(|| bl.iter().position(|x| *x == c).map(|p| bd.shape[p]))
+    };
+    for (p, c) in al.iter().enumerate() {
+        if let Some(q) = bl.iter().position(|x| x == c)
+            && bd.shape[q] != a.shape[p]
+        {
+            return Err(ctx.unsupported("with broadcast letter sizes"));
+        }
+    }
+    for (p, c) in ol.iter().enumerate() {
+        if size(*c) != Some(out.shape[p]) {
+            return Err(ctx.invalid("output letter sizes do not match"));
+        }
+    }
+    let (sa, sb, so) = (strides(&a.shape), strides(&bd.shape), strides(&out.shape));
+    let st = |l: &[char], s: &[usize], c: char| l.iter().position(|x| *x == c).map(|p| s[p]);
+    let (mut batch, mut abs, mut bbs, mut obs) = (vec![], vec![], vec![], vec![]);
+    let (mut mset, mut nset, mut kset, mut bseen) = (vec![], vec![], vec![], vec![]);
+    for &c in al.iter().chain(bl.iter()) {
+        let (ia, ib, io) = (al.contains(&c), bl.contains(&c), ol.contains(&c));
+        match (ia, ib, io) {
+            (true, true, true) => {
+                if bseen.contains(&c) {
+                    continue;
+                }
+                bseen.push(c);
+                batch.push(size(c).unwrap_or(1));
+                abs.push(st(al, &sa, c).unwrap_or(0));
+                bbs.push(st(bl, &sb, c).unwrap_or(0));
+                obs.push(st(&ol, &so, c).unwrap_or(0));
+            }
+            (true, false, true) if !mset.contains(&c) => mset.push(c),
+            (false, true, true) if !nset.contains(&c) => nset.push(c),
+            (true, true, false) if !kset.contains(&c) => kset.push(c),
+            (_, _, false) if !(ia && ib) => {
+                return Err(ctx.unsupported("with a letter summed out of one operand"));
+            }
+            _ => {}
+        }
+    }
+    if mset.len() > 1 || nset.len() > 1 || kset.len() > 1 {
+        return Err(ctx.unsupported("with several letters of one GEMM dimension"));
+    }
+    if out.numel() == 0 {
+        return Ok(Lowered::default());
+    }
+    let one = |set: &[char]| set.first().copied();
+    let (mc, nc, kc) = (one(&mset), one(&nset), one(&kset));
+    let dim = |c: Option<char>| c.and_then(size).unwrap_or(1);
+    let sst = |l: &[char], s: &[usize], c: Option<char>| c.and_then(|c| st(l, s, c)).unwrap_or(0);
+    let p = Problem {
+        batch,
+        m: dim(mc),
+        n: dim(nc),
+        k: dim(kc),
+        a: Operand {
+            arg: Arg::Input(0),
+            dtype: a.dtype,
+            numel: a.numel(),
+            batch_strides: abs,
+            source: Source::Strided {
+                row_stride: sst(al, &sa, mc),
+                k_stride: sst(al, &sa, kc),
+            },
+        },
+        b: Operand {
+            arg: Arg::Input(1),
+            dtype: bd.dtype,
+            numel: bd.numel(),
+            batch_strides: bbs,
+            source: Source::Strided {
+                row_stride: sst(bl, &sb, nc),
+                k_stride: sst(bl, &sb, kc),
+            },
+        },
+        out: (Arg::Output(0), out.dtype),
+        out_batch_strides: obs,
+        out_m_stride: sst(&ol, &so, mc),
+        out_n_stride: sst(&ol, &so, nc),
+        alpha: 1.0,
+        addend: None,
+    };
+    Ok(Lowered {
+        launches: vec![lower_problem(ctx, &p)?],
+        ..Lowered::default()
+    })
 }
 
 #[cfg(test)]
@@ -1470,5 +1610,31 @@ mod tests {
         assert_eq!(q.launches.len(), 2);
         assert_eq!(q.temps.len(), 1);
         assert!(q.launches.iter().all(|l| l.kernel.buffers.len() <= 8));
+    }
+
+    #[test]
+    fn einsum_lowers_to_one_strided_gemm_or_is_refused() {
+        let op = |e: &str| Op::Einsum { equation: e.into() };
+        let l = lower_op(
+            op("bhqd,bhkd->bhqk"),
+            vec![f32d(&[2, 2, 6, 8]), f32d(&[2, 2, 7, 8])],
+            TensorDesc::new(DType::F32, vec![2, 2, 6, 7]),
+        );
+        assert_eq!(l.launches.len(), 1);
+        let ins = vec![f32d(&[3, 4]), f32d(&[5])];
+        let values = vec![None; 2];
+        let outs = vec![Some(TensorDesc::new(DType::F32, vec![5, 4, 3]))];
+        let e = op("ij,k->kji");
+        let ctx = LowerCtx {
+            op: &e,
+            name: "n0",
+            inputs: &ins,
+            values: &values,
+            outputs: &outs,
+        };
+        assert!(matches!(
+            lower_einsum(&ctx),
+            Err(LowerError::Unsupported { .. })
+        ));
     }
 }
