@@ -1207,7 +1207,8 @@ pub(crate) mod tests {
     #[test]
     fn slice_with_negative_steps_clamping_and_axes() {
         let x = iota(&[4, 5, 6]);
-        let cases: Vec<(Vec<i64>, Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>)> = vec![
+        type Case = (Vec<i64>, Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>);
+        let cases: Vec<Case> = vec![
             (vec![1, 0], vec![3, 1000], None, None),
             (vec![-1], vec![-1000], Some(vec![2]), Some(vec![-1])),
             (vec![4, 1], vec![0, 5], Some(vec![1, 0]), Some(vec![-2, 2])),

@@ -496,7 +496,7 @@ fn binary(op: BinOp, a: S, b: S) -> S {
             Add => S::U(x.wrapping_add(y)),
             Sub => S::U(x.wrapping_sub(y)),
             Mul => S::U(x.wrapping_mul(y)),
-            Div => S::U(if y == 0 { x } else { x / y }),
+            Div => S::U(x.checked_div(y).unwrap_or(x)),
             Rem => S::U(if y == 0 { 0 } else { x % y }),
             Min => S::U(x.min(y)),
             Max => S::U(x.max(y)),
