@@ -654,29 +654,36 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
                 tune,
             )))
         }
-        Op::Split { axis, .. } => {
+        Op::Split { axis, num_outputs } => {
             let x = ctx.input(0)?;
             let r = x.shape.len();
             let a = norm_axis(ctx, *axis, r)?;
             let outer: usize = x.shape[..a].iter().product();
             let inner: usize = x.shape[a + 1..].iter().product();
             let total = x.shape[a] * inner;
+            // Chunk sizes: the `split` input, else equal chunks (a smaller last one) as in
+            // opset 18; outputs that are present must agree with them.
+            let dim = x.shape[a];
+            let sizes: Vec<usize> = match ctx.value(1).filter(|t| t.numel() > 0) {
+                Some(t) => t.to_i64_vec().iter().map(|&v| v.max(0) as usize).collect(),
+                None => {
+                    let n = num_outputs.unwrap_or(ctx.outputs.len()).max(1);
+                    let c = dim.div_ceil(n);
+                    (0..n).map(|k| c.min(dim.saturating_sub(k * c))).collect()
+                }
+            };
             let mut segs = Vec::new();
             let mut at = 0;
-            for k in 0..ctx.outputs.len() {
-                let w = match &ctx.outputs[k] {
-                    Some(o) if o.shape.len() == r => o.shape[a] * inner,
-                    Some(_) => return Err(ctx.invalid("rank mismatch")),
-                    // An unused output still occupies its columns; its size is unknown here,
-                    // so it must be the last one.
-                    None => total.saturating_sub(at),
-                };
-                if ctx.outputs[k].is_some() {
-                    segs.push(Segment {
+            for (k, &sz) in sizes.iter().enumerate() {
+                let w = sz * inner;
+                match ctx.outputs.get(k) {
+                    Some(Some(o)) if o.shape.len() == r && o.shape[a] == sz => segs.push(Segment {
                         arg: Arg::Output(k),
                         start: at,
                         width: w,
-                    });
+                    }),
+                    Some(Some(_)) => return Err(ctx.invalid("output shape differs from the split")),
+                    _ => {}
                 }
                 at += w;
             }
