@@ -279,7 +279,9 @@ fn run_test_inner(dir: &Path, name: &str, backend: Backend<'_>) -> (Status, Opti
     (Status::Passed, None)
 }
 
-/// Compiles `g` for the shapes of `inputs` and runs it on `device`.
+/// Compiles `g` for the shapes of `inputs` and runs it on `device`. Graph inputs that feed a
+/// shape operand (axes, pads, target shapes…) are fixed to their given values at compile time,
+/// as a deployment would with `optc compile --const-input`.
 pub fn run_wgpu(
     device: &optc_runtime::wgpu_exec::Device,
     g: &optc_ir::Graph,
@@ -288,14 +290,15 @@ pub fn run_wgpu(
 ) -> Result<Vec<optc_ir::Tensor>, Error> {
     let mut opts = crate::compile::Options::new(optc_runtime::Target::Wgsl);
     opts.input_shapes = Some(inputs.iter().map(|t| t.shape().to_vec()).collect());
+    for v in crate::compile::shape_inputs(g) {
+        if let Some(k) = g.inputs().iter().position(|&x| x == v) {
+            opts.const_inputs
+                .insert(g.value(v).name.clone(), inputs[k].clone());
+        }
+    }
     let (artifact, _) = crate::exec::compile_artifact(g, name, &opts)?;
     let mut session = optc_runtime::wgpu_exec::Session::new(device, &artifact)?;
-    let host: Vec<_> = inputs
-        .iter()
-        .zip(g.inputs())
-        .filter(|(_, v)| g.const_value(**v).is_none())
-        .map(|(t, _)| crate::exec::to_host(t))
-        .collect::<Result<_, _>>()?;
+    let host = crate::exec::manifest_inputs(g, &artifact.manifest, inputs)?;
     let outs = session.run(&host)?;
     outs.iter().map(crate::exec::from_host).collect()
 }

@@ -69,3 +69,30 @@ pub fn compile_artifact(g: &Graph, name: &str, opts: &Options) -> Result<(Artifa
     let c = compile::compile(g, name, opts)?;
     Ok((c.to_artifact(), c))
 }
+
+/// The host tensors for an artifact's inputs, picked by name from `inputs` (one per graph input
+/// of `g`, in graph order); graph inputs that the compiler fixed or that shadow constants are
+/// left out.
+pub fn manifest_inputs(
+    g: &Graph,
+    manifest: &optc_runtime::Manifest,
+    inputs: &[Tensor],
+) -> Result<Vec<HostTensor>> {
+    manifest
+        .inputs
+        .iter()
+        .map(|info| {
+            let k = g
+                .inputs()
+                .iter()
+                .position(|&v| g.value(v).name == info.name)
+                .ok_or_else(|| {
+                    Error::BadInput(format!("the model has no input '{}'", info.name))
+                })?;
+            let t = inputs.get(k).ok_or_else(|| {
+                Error::BadInput(format!("no value given for input '{}'", info.name))
+            })?;
+            to_host(t)
+        })
+        .collect()
+}

@@ -5,8 +5,8 @@
 //!
 //! - names: the kernel, buffer and shared-array names are identifiers, distinct from each other
 //!   and from the names printers generate (`v0`, `v1`, ... for locals; `gid`, `lid`, `lidx`,
-//!   `wid`, `nwg`, `sg_lane`, `sg_size` for builtins) and from the WGSL keywords and built-in
-//!   functions the printers use;
+//!   `wid`, `nwg`, `sg_lane`, `sg_size` for builtins) and from WGSL's reserved words and
+//!   predeclared types and functions (naga's lists), which a module-scope name would shadow;
 //! - types: every type has 1, 2 or 4 lanes; buffers do not hold `bool`; shared arrays are not
 //!   empty; the workgroup size is not zero;
 //! - locals: every [`Var`] is declared once (by a [`Stmt::Let`] or as a [`Stmt::For`] variable)
@@ -18,7 +18,8 @@
 //!   integers and bools), a `Select` condition is `bool` (scalar or with the branches' lane
 //!   count), indices are scalar `i32`/`u32`, literal indices are in range for shared arrays and
 //!   not negative, `f16` literals are exactly representable in `f16`, bitcasts are between
-//!   32-bit types, lanes exist, subgroup operations have the lane operand they need (a literal
+//!   32-bit types, integer `Div`/`Rem` do not divide by a literal zero (naga rejects that even
+//!   with a runtime dividend), lanes exist, subgroup operations have the lane operand they need (a literal
 //!   for `Broadcast`);
 //! - statements: assignments and stores match the target's type, no store goes to an
 //!   [`Access::Read`] buffer, `AsyncCopy` moves between a buffer and a shared array of the same
@@ -32,92 +33,17 @@ use optc_kernels::ir::{
     Access, BinOp, Builtin, Expr, Kernel, Scalar, Stmt, SubgroupOp, Type, UnOp, Var,
 };
 
-/// Names the printers generate or call, which kernel, buffer and shared names must avoid.
-const RESERVED: &[&str] = &[
-    // generated names
-    "gid",
-    "lid",
-    "lidx",
-    "wid",
-    "nwg",
-    "sg_lane",
-    "sg_size",
-    // WGSL keywords and type names
-    "alias",
-    "array",
-    "atomic",
-    "bitcast",
-    "bool",
-    "break",
-    "case",
-    "const",
-    "const_assert",
-    "continue",
-    "continuing",
-    "default",
-    "diagnostic",
-    "discard",
-    "else",
-    "enable",
-    "f16",
-    "f32",
-    "false",
-    "fn",
-    "for",
-    "i32",
-    "if",
-    "let",
-    "loop",
-    "override",
-    "ptr",
-    "requires",
-    "return",
-    "struct",
-    "switch",
-    "true",
-    "u32",
-    "var",
-    "vec2",
-    "vec3",
-    "vec4",
-    "while",
-    // built-in functions the WGSL printer calls
-    "abs",
-    "acos",
-    "acosh",
-    "asin",
-    "asinh",
-    "atan",
-    "atan2",
-    "atanh",
-    "ceil",
-    "cos",
-    "cosh",
-    "exp",
-    "floor",
-    "fma",
-    "inverseSqrt",
-    "log",
-    "max",
-    "min",
-    "pow",
-    "round",
-    "select",
-    "sign",
-    "sin",
-    "sinh",
-    "sqrt",
-    "storageBarrier",
-    "subgroupAdd",
-    "subgroupBroadcast",
-    "subgroupMax",
-    "subgroupMin",
-    "subgroupShuffle",
-    "tan",
-    "tanh",
-    "trunc",
-    "workgroupBarrier",
-];
+/// Names the printers generate, which kernel, buffer and shared names must avoid (as well as
+/// WGSL's reserved words and predeclared identifiers, taken from naga).
+const GENERATED: &[&str] = &["gid", "lid", "lidx", "wid", "nwg", "sg_lane", "sg_size"];
+
+fn is_reserved(name: &str) -> bool {
+    use naga::keywords::wgsl::{BUILTIN_IDENTIFIERS, RESERVED};
+    GENERATED.contains(&name)
+        || RESERVED.contains(&name)
+        || BUILTIN_IDENTIFIERS.contains(&name)
+        || is_local_name(name)
+}
 
 /// Checks that `k` is well formed (see the module docs for the rules).
 pub fn check(k: &Kernel) -> Result<(), CodegenError> {
@@ -185,7 +111,7 @@ impl Checker<'_> {
             if !is_ident(name) {
                 return Err(format!("{what} name {name:?} is not an identifier"));
             }
-            if RESERVED.contains(name) || is_local_name(name) {
+            if is_reserved(name) {
                 return Err(format!(
                     "{what} name {name:?} is reserved (a keyword, built-in or generated name)"
                 ));
@@ -516,6 +442,13 @@ impl Checker<'_> {
                 if !ok {
                     return Err(format!("{op:?} is not defined on {}", show(ta)));
                 }
+                if matches!(op, BinOp::Div | BinOp::Rem)
+                    && is_int(s)
+                    && matches!(**b, Expr::I32(0) | Expr::U32(0))
+                {
+                    // naga rejects it even with a non-constant dividend.
+                    return Err(format!("integer {op:?} by a literal zero"));
+                }
                 if op.is_comparison() {
                     Type::vec(Scalar::Bool, ta.lanes)
                 } else {
@@ -527,10 +460,14 @@ impl Checker<'_> {
                 let tt = self.expr(t)?;
                 let tf = self.expr(f)?;
                 if tc.scalar != Scalar::Bool || (tc.lanes != 1 && tc.lanes != tt.lanes) {
+                    let want = if tt.lanes == 1 {
+                        "bool".to_string()
+                    } else {
+                        format!("bool or vec{}<bool>", tt.lanes)
+                    };
                     return Err(format!(
-                        "select condition has type {}, not bool or vec{}<bool>",
-                        show(tc),
-                        tt.lanes
+                        "select condition has type {}, not {want}",
+                        show(tc)
                     ));
                 }
                 if tt != tf {

@@ -24,7 +24,7 @@
 //! - f32 literals print as the shortest decimal that reads back to the same bits (`0.1f`,
 //!   `1e-45f`, `-0.0f` as `(-0.0f)`); NaN and ±inf, which have no WGSL literal, print as
 //!   `bitcast<f32>(0x7f800000u)` keeping their exact bits; f16 literals likewise with an `h`
-//!   suffix, non-finite ones as `bitcast<vec2<f16>>(0x00007c00u).x`; `i32::MIN` prints as
+//!   suffix, non-finite ones as `f16(bitcast<f32>(0x7f800000u))`; `i32::MIN` prints as
 //!   `(-2147483647i - 1i)` because `2147483648i` is out of range;
 //! - `Rem` is WGSL `%` (truncated, sign of the dividend, as the IR says); `And`/`Or` are the
 //!   non-short-circuit `&`/`|` for bools and integers alike; `Xor` is `^` on integers and `!=`
@@ -116,8 +116,9 @@ pub fn f32_literal(v: f32) -> String {
 /// An f16 literal for `v`, which must be exactly representable in f16 (or non-finite).
 pub fn f16_literal(v: f32) -> String {
     if !v.is_finite() {
-        let bits = half::f16::from_f32(v).to_bits();
-        return format!("bitcast<vec2<f16>>({bits:#010x}u).x");
+        // naga 30 mistypes `bitcast<vec2<f16>>(u32)`, so go through f32: ±inf stays exact, a
+        // NaN stays a NaN (its payload is the converter's business).
+        return format!("f16({})", f32_literal(v));
     }
     // The shortest f32 decimal of an f16 value also reads back exactly as f16: it lies within
     // half an f32 ulp of the value, which is less than half an f16 ulp.

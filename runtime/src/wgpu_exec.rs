@@ -254,14 +254,14 @@ struct TimestampBuffers {
     count: u32,
 }
 
+/// Outputs, timing and (when timestamped) the raw timestamp ticks of one run.
+type RunResult = (Vec<HostTensor>, RunTiming, Option<Vec<u64>>);
+
 struct LaunchState {
     pipeline: usize,
     bind_group: Option<wgpu::BindGroup>,
     grid: [u32; 3],
 }
-
-/// Outputs, wall-time split and (when stamped) the raw timestamp ticks of one run.
-type RunOutcome = (Vec<HostTensor>, RunTiming, Option<Vec<u64>>);
 
 /// A loaded artifact on a device, ready to run.
 pub struct Session {
@@ -727,7 +727,7 @@ impl Session {
         &mut self,
         inputs: &[HostTensor],
         stamped: bool,
-    ) -> Result<RunOutcome, RuntimeError> {
+    ) -> Result<RunResult, RuntimeError> {
         let t0 = Instant::now();
         if inputs.len() != self.manifest.inputs.len() {
             return Err(RuntimeError::InputCount {

@@ -35,6 +35,10 @@ pub struct Options {
     pub shapes: BTreeMap<String, usize>,
     /// Exact shapes of the graph inputs (e.g. from test data), overriding `shapes`.
     pub input_shapes: Option<Vec<Vec<usize>>>,
+    /// Graph inputs whose values are fixed at compile time ("shape tensors", as TensorRT
+    /// calls them: axes, pads, target shapes, sizes…); they become constants and leave the
+    /// artifact's inputs.
+    pub const_inputs: BTreeMap<String, Tensor>,
 }
 
 impl Options {
@@ -44,6 +48,7 @@ impl Options {
             target,
             shapes: BTreeMap::new(),
             input_shapes: None,
+            const_inputs: BTreeMap::new(),
         }
     }
 }
@@ -110,6 +115,7 @@ pub fn specialize(
     g: &Graph,
     shapes: &BTreeMap<String, usize>,
     input_shapes: Option<&[Vec<usize>]>,
+    const_inputs: &BTreeMap<String, Tensor>,
 ) -> Result<Graph, CompileError> {
     let gerr = |e: optc_ir::GraphError| CompileError::Graph(e.to_string());
     let mut ng = Graph::new();
@@ -124,6 +130,21 @@ pub fn specialize(
         }
     }
     for (k, &v) in g.inputs().iter().enumerate() {
+        if let Some(t) = const_inputs.get(&g.value(v).name) {
+            if t.dtype() != g.ty(v).dtype {
+                return Err(CompileError::Dynamic(format!(
+                    "input '{}' is {} but its fixed value is {}",
+                    g.value(v).name,
+                    g.ty(v).dtype.name(),
+                    t.dtype().name()
+                )));
+            }
+            let nv = ng
+                .add_const(g.value(v).name.clone(), t.clone())
+                .map_err(gerr)?;
+            map.insert(v, nv);
+            continue;
+        }
         let shape = match input_shapes {
             Some(s) => s[k].clone(),
             None => model::input_shape(g, v, shapes)
@@ -292,7 +313,12 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
     };
 
     // 1. Specialise.
-    let g = specialize(g, &opts.shapes, opts.input_shapes.as_deref())?;
+    let g = specialize(
+        g,
+        &opts.shapes,
+        opts.input_shapes.as_deref(),
+        &opts.const_inputs,
+    )?;
     lap("specialize", &mut passes);
 
     // 2. Fold everything computable at compile time.
@@ -687,4 +713,48 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
 
 fn emit(k: &Kernel) -> Result<String, CompileError> {
     optc_codegen::wgsl::emit_wgsl(k).map_err(|e| CompileError::Internal(e.to_string()))
+}
+
+/// True when input `index` of `op` determines the shape of its outputs (axes, pads, target
+/// shapes, sizes, repeats, k, split sizes…): a graph input feeding it must be fixed at compile
+/// time (see [`Options::const_inputs`]) for the graph to have static shapes.
+pub fn is_shape_operand(op: &Op, index: usize) -> bool {
+    match op {
+        Op::Reduce { .. }
+        | Op::Squeeze
+        | Op::Unsqueeze
+        | Op::Reshape { .. }
+        | Op::Expand
+        | Op::Tile
+        | Op::Split { .. }
+        | Op::TopK { .. }
+        | Op::CenterCropPad { .. }
+        | Op::AffineGrid { .. }
+        | Op::MeanVarianceNormalization { .. }
+        | Op::Trilu { .. }
+        | Op::CumSum { .. }
+        | Op::CumProd { .. } => index == 1,
+        Op::Slice => (1..=4).contains(&index),
+        Op::Pad { .. } => index == 1 || index == 3,
+        Op::Resize(_) => (1..=3).contains(&index),
+        Op::OneHot { .. } => index == 1,
+        Op::ConstantOfShape { .. } | Op::SignalWindow { .. } => index == 0,
+        Op::Range => index <= 2,
+        Op::Col2Im { .. } => index == 1 || index == 2,
+        _ => false,
+    }
+}
+
+/// The graph inputs that feed a shape operand of some node (see [`is_shape_operand`]), in
+/// graph order.
+pub fn shape_inputs(g: &Graph) -> Vec<ValueId> {
+    g.inputs()
+        .iter()
+        .copied()
+        .filter(|&v| {
+            g.consumers(v)
+                .iter()
+                .any(|&(n, slot)| is_shape_operand(&g.node(n).op, slot))
+        })
+        .collect()
 }

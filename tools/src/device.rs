@@ -120,16 +120,6 @@ pub fn compile_cmd(
     Ok(0)
 }
 
-/// Host tensors for the manifest's inputs from IR tensors of every graph input.
-fn host_inputs(g: &optc::ir::Graph, ins: &[Tensor]) -> Result<Vec<HostTensor>> {
-    Ok(ins
-        .iter()
-        .zip(g.inputs())
-        .filter(|(_, v)| g.const_value(**v).is_none())
-        .map(|(t, _)| optc::exec::to_host(t))
-        .collect::<optc::Result<_>>()?)
-}
-
 fn session(dev: &Device, artifact: &Artifact) -> Result<Session> {
     Session::new(dev, artifact).map_err(|e| {
         let code = match e {
@@ -207,7 +197,7 @@ pub fn run_device(
         let mut o = options(Target::Wgsl, shapes);
         o.input_shapes = Some(ins.iter().map(|t| t.shape().to_vec()).collect());
         let (a, _) = optc::exec::compile_artifact(&model.graph, &model_name(path), &o)?;
-        let h = host_inputs(&model.graph, &ins)?;
+        let h = optc::exec::manifest_inputs(&model.graph, &a.manifest, &ins)?;
         (a, h)
     };
     let dev = open(selector)?;
@@ -307,7 +297,7 @@ pub fn verify_cmd(
     let (artifact, _) = optc::exec::compile_artifact(&graph, &model_name(path), &o)?;
     let mut s = session(&dev, &artifact)?;
     let outs = s
-        .run(&host_inputs(g, &ins)?)
+        .run(&optc::exec::manifest_inputs(g, &artifact.manifest, &ins)?)
         .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
     let device_out: Vec<Tensor> = outs
         .iter()
@@ -483,7 +473,7 @@ pub fn bench_device(
         let t = Instant::now();
         let (a, _) = optc::exec::compile_artifact(&model.graph, &model_name(path), &o)?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        let h = host_inputs(&model.graph, &ins)?;
+        let h = optc::exec::manifest_inputs(&model.graph, &a.manifest, &ins)?;
         (a, h, Some(ms))
     };
     let dev = open(selector)?;

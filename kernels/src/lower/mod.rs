@@ -13,8 +13,10 @@
 //! Every template module documents its tuning space; the defaults here are heuristics.
 
 pub mod common;
+pub mod conv;
 pub mod elementwise;
 pub mod gather;
+pub mod gemm;
 pub mod movement;
 pub mod resize;
 
@@ -219,6 +221,14 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         | Op::Shrink { .. }
         | Op::QuantizeLinear { .. }
         | Op::DequantizeLinear { .. } => elementwise::lower(ctx),
+        // gemm / conv family (kernels/src/lower/gemm.rs, conv.rs)
+        Op::MatMul => gemm::lower_matmul(ctx),
+        Op::Gemm { .. } => gemm::lower_gemm(ctx),
+        Op::MatMulInteger | Op::QLinearMatMul => gemm::lower_quant_matmul(ctx),
+        Op::Conv(_) | Op::ConvInteger(_) | Op::QLinearConv(_) | Op::ConvTranspose { .. } => {
+            conv::lower(ctx)
+        }
+        Op::Einsum { .. } => gemm::lower_einsum(ctx),
         // Data movement (movement.rs, gather.rs, resize.rs).
         Op::Transpose { .. }
         | Op::Slice

@@ -1,0 +1,727 @@
+//! Convolutions: Conv (1-D/2-D/3-D, pads, strides, dilations, auto_pad, group, bias),
+//! ConvTranspose, ConvInteger and QLinearConv.
+//!
+//! - Float Conv with more than one input channel per group is an implicit GEMM on the
+//!   [`super::gemm`] core: rows M = output pixels (the im2col matrix is read in the kernel, with
+//!   bounds checks for padding; a 1×1 stride-1 unpadded conv reads the input directly, vec4
+//!   along pixels when the plane is a multiple of 4), columns N = output channels of the group
+//!   (the weight is K-contiguous: vec4 loads along K), K = input channels × taps, batch =
+//!   images × groups. The bias is added in the epilogue.
+//! - Depthwise Conv (one input channel per group) is a direct kernel: each thread computes
+//!   `DW_TILE` consecutive outputs along the last axis, loading each input value of the shared
+//!   window once and each weight once.
+//! - ConvTranspose, ConvInteger and QLinearConv are direct kernels (one output per thread;
+//!   QLinearConv adds a requantizing pass over the i32 result).
+//!
+//! Tuning space: the GEMM's ([`super::gemm::GemmConfig`]); for depthwise the outputs per thread
+//! along the last axis (1–8, default 4) and the workgroup size (default 64); direct kernels use
+//! workgroups of 256.
+
+use super::common::{self, flat_index, grid_1d, guard, strides, to_storage, unravel};
+use super::gemm::{self, Addend, Im2col, Operand, Problem, Source};
+use super::{
+    Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar, storage_scalar,
+};
+use crate::builder::{KernelBuilder, f, i, select, u};
+use crate::ir::{Access, Expr, Scalar, Type};
+use optc_ir::dtype::DType;
+use optc_ir::ops::{AutoPad, ConvAttrs, Op};
+
+/// Outputs per thread of the depthwise kernel along the last spatial axis.
+pub const DW_TILE: usize = 4;
+
+/// Resolved geometry over 3 spatial axes (leading unit axes for 1-D/2-D).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Geom {
+    /// Input spatial sizes.
+    pub input: [usize; 3],
+    /// Output spatial sizes.
+    pub output: [usize; 3],
+    /// Kernel sizes.
+    pub kernel: [usize; 3],
+    /// Strides.
+    pub stride: [usize; 3],
+    /// Dilations.
+    pub dilation: [usize; 3],
+    /// Padding before each axis (may be negative for ConvTranspose with output_shape).
+    pub pad: [i64; 3],
+}
+
+impl Geom {
+    fn kernel_size(&self) -> usize {
+        self.kernel.iter().product()
+    }
+    fn in_size(&self) -> usize {
+        self.input.iter().product()
+    }
+    fn out_size(&self) -> usize {
+        self.output.iter().product()
+    }
+    /// True when the axis is a padding unit axis (nothing to check).
+    fn trivial(&self, a: usize) -> bool {
+        self.input[a] == 1 && self.kernel[a] == 1 && self.pad[a] == 0 && self.output[a] == 1
+    }
+}
+
+fn list(v: &[usize], n: usize, def: usize) -> Option<Vec<usize>> {
+    if v.is_empty() {
+        Some(vec![def; n])
+    } else if v.len() == n && !v.contains(&0) {
+        Some(v.to_vec())
+    } else {
+        None
+    }
+}
+
+/// Conv geometry from attributes, input/weight shapes and the (inferred) output shape.
+fn conv_geom(
+    ctx: &LowerCtx<'_>,
+    attrs: &ConvAttrs,
+    x: &[usize],
+    w: &[usize],
+    y: &[usize],
+    transpose: bool,
+) -> Result<Geom, LowerError> {
+    let bad = || ctx.invalid("inconsistent window attributes");
+    if x.len() < 3 || x.len() != w.len() || y.len() != x.len() {
+        return Err(ctx.invalid("conv needs inputs of rank ≥ 3 and matching ranks"));
+    }
+    let nsp = x.len() - 2;
+    if nsp > 3 {
+        return Err(ctx.unsupported(format!("with {nsp} spatial axes")));
+    }
+    let wd = &attrs.window;
+    let kernel = &w[2..];
+    if !wd.kernel_shape.is_empty() && wd.kernel_shape != kernel {
+        return Err(bad());
+    }
+    let strides_ = list(&wd.strides, nsp, 1).ok_or_else(bad)?;
+    let dil = list(&wd.dilations, nsp, 1).ok_or_else(bad)?;
+    let pads = if wd.pads.is_empty() {
+        vec![0; 2 * nsp]
+    } else if wd.pads.len() == 2 * nsp {
+        wd.pads.clone()
+    } else {
+        return Err(bad());
+    };
+    let mut g = Geom {
+        input: [1; 3],
+        output: [1; 3],
+        kernel: [1; 3],
+        stride: [1; 3],
+        dilation: [1; 3],
+        pad: [0; 3],
+    };
+    let off = 3 - nsp;
+    for a in 0..nsp {
+        let j = off + a;
+        g.input[j] = x[2 + a];
+        g.output[j] = y[2 + a];
+        g.kernel[j] = kernel[a];
+        g.stride[j] = strides_[a];
+        g.dilation[j] = dil[a];
+        let ek = (kernel[a].max(1) - 1) * dil[a] + 1;
+        let (inp, out, s) = (x[2 + a] as i64, y[2 + a] as i64, strides_[a] as i64);
+        g.pad[j] = if transpose {
+            // full extent minus the output, split like the reference.
+            let full = (inp - 1) * s + ek as i64;
+            let explicit_shape = match ctx.op {
+                Op::ConvTranspose {
+                    output_padding,
+                    output_shape,
+                    ..
+                } => {
+                    let op_ = output_padding.get(a).copied().unwrap_or(0) as i64;
+                    (!output_shape.is_empty(), op_)
+                }
+                _ => (false, 0),
+            };
+            let full = full + explicit_shape.1;
+            match (explicit_shape.0, wd.auto_pad) {
+                (true, ap) | (false, ap @ (AutoPad::SameUpper | AutoPad::SameLower)) => {
+                    let total = full - out;
+                    let half = total.div_euclid(2);
+                    if ap == AutoPad::SameUpper {
+                        half
+                    } else {
+                        total - half
+                    }
+                }
+                (false, AutoPad::Valid) => 0,
+                (false, AutoPad::NotSet) => pads[a] as i64,
+            }
+        } else {
+            match wd.auto_pad {
+                AutoPad::NotSet => pads[a] as i64,
+                AutoPad::Valid => 0,
+                AutoPad::SameUpper | AutoPad::SameLower => {
+                    let need = ((out - 1) * s + ek as i64 - inp).max(0);
+                    let small = need / 2;
+                    if wd.auto_pad == AutoPad::SameUpper {
+                        small
+                    } else {
+                        need - small
+                    }
+                }
+            }
+        };
+    }
+    Ok(g)
+}
+
+/// Lowers Conv, ConvTranspose, ConvInteger and QLinearConv.
+pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    match ctx.op {
+        Op::Conv(attrs) => lower_conv(ctx, attrs),
+        Op::ConvTranspose { conv, .. } => lower_conv_transpose(ctx, conv),
+        Op::ConvInteger(attrs) => lower_quant_conv(ctx, attrs, false),
+        Op::QLinearConv(attrs) => lower_quant_conv(ctx, attrs, true),
+        _ => Err(ctx.invalid("not a convolution")),
+    }
+}
+
+fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerError> {
+    let x = ctx.input(0)?;
+    let w = ctx.input(1)?;
+    let y = ctx.output(0)?;
+    if compute_scalar(y.dtype) != Some(Scalar::F32) {
+        return Err(ctx.unsupported(format!("needs {}", y.dtype.name())));
+    }
+    let g = conv_geom(ctx, attrs, &x.shape, &w.shape, &y.shape, false)?;
+    let group = attrs.group.max(1);
+    let (n, c, m) = (x.shape[0], x.shape[1], w.shape[0]);
+    if c % group != 0 || m % group != 0 || w.shape[1] * group != c || y.shape[1] != m {
+        return Err(ctx.invalid("channels do not match the group"));
+    }
+    if y.numel() == 0 {
+        return Ok(Lowered::default());
+    }
+    let bias = ctx.opt_input(2);
+    let (cg, mg) = (c / group, m / group);
+    if cg == 1 && group > 1 {
+        return Ok(Lowered {
+            launches: vec![depthwise(ctx, &g, n, m, mg, bias)],
+            ..Lowered::default()
+        });
+    }
+    let kk = g.kernel_size();
+    let (pin, pout) = (g.in_size(), g.out_size());
+    let pointwise = kk == 1 && g.stride == [1; 3] && g.pad == [0; 3];
+    let source = if pointwise {
+        Source::Strided {
+            row_stride: 1,
+            k_stride: pin,
+        }
+    } else {
+        Source::Im2col(Im2col {
+            input: g.input,
+            output: g.output,
+            kernel: g.kernel,
+            stride: g.stride,
+            dilation: g.dilation,
+            pad: [g.pad[0] as usize, g.pad[1] as usize, g.pad[2] as usize],
+        })
+    };
+    let kdim = cg * kk;
+    let p = Problem {
+        batch: vec![n, group],
+        m: pout,
+        n: mg,
+        k: kdim,
+        a: Operand {
+            arg: Arg::Input(0),
+            dtype: x.dtype,
+            numel: x.numel(),
+            batch_strides: vec![c * pin, cg * pin],
+            source,
+        },
+        b: Operand {
+            arg: Arg::Input(1),
+            dtype: w.dtype,
+            numel: w.numel(),
+            batch_strides: vec![0, mg * kdim],
+            source: Source::Strided {
+                row_stride: kdim,
+                k_stride: 1,
+            },
+        },
+        out: (Arg::Output(0), y.dtype),
+        out_batch_strides: vec![m * pout, mg * pout],
+        out_m_stride: 1,
+        out_n_stride: pout,
+        alpha: 1.0,
+        addend: bias.map(|b| Addend {
+            arg: Arg::Input(2),
+            dtype: b.dtype,
+            m_stride: 0,
+            n_stride: 1,
+            batch_strides: vec![0, mg],
+            scale: 1.0,
+        }),
+    };
+    Ok(Lowered {
+        launches: vec![gemm::lower_problem(ctx, &p)?],
+        ..Lowered::default()
+    })
+}
+
+/// Depthwise conv: output channel `o` reads input channel `o / mg`; each thread computes
+/// [`DW_TILE`] consecutive outputs along the last axis.
+fn depthwise(
+    ctx: &LowerCtx<'_>,
+    g: &Geom,
+    n: usize,
+    m: usize,
+    mg: usize,
+    bias: Option<&TensorDesc>,
+) -> KernelLaunch {
+    let x = &ctx.inputs[0]
+        .as_ref()
+        .map(|d| d.dtype)
+        .unwrap_or(DType::F32);
+    let wdt = ctx.inputs[1]
+        .as_ref()
+        .map(|d| d.dtype)
+        .unwrap_or(DType::F32);
+    let ydt = ctx.outputs[0]
+        .as_ref()
+        .map(|d| d.dtype)
+        .unwrap_or(DType::F32);
+    let tile = DW_TILE.min(g.output[2]);
+    let tiles_w = g.output[2].div_ceil(tile);
+    // Thread space: (n, m, od, oh, w tile).
+    let space = [n, m, g.output[0], g.output[1], tiles_w];
+    let total: usize = space.iter().product();
+    let wg = 64;
+    let grid = grid_1d(total, wg);
+    let mut b = KernelBuilder::new(ctx.kname("dwconv"), [wg, 1, 1]);
+    let st = |d: DType| Type::scalar(storage_scalar(d).unwrap_or(Scalar::F32));
+    let xb = b.buffer("x", st(*x), Access::Read);
+    let wb = b.buffer("w", st(wdt), Access::Read);
+    let mut args = vec![Arg::Input(0), Arg::Input(1)];
+    let bb = bias.map(|bd| {
+        args.push(Arg::Input(2));
+        b.buffer("bias", st(bd.dtype), Access::Read)
+    });
+    let ob = b.buffer("y", st(ydt), Access::ReadWrite);
+    args.push(Arg::Output(0));
+    let t = flat_index(&mut b, grid, wg);
+    guard(&mut b, &t, total);
+    let c = unravel(&mut b, &t, &space);
+    let (ni, mi) = (c[0].clone(), c[1].clone());
+    let ow0 = b.let_(Type::I32, c[4].clone() * i(tile as i32));
+    let ci = if mg == 1 {
+        mi.clone()
+    } else {
+        b.let_(Type::I32, mi.clone() / i(mg as i32))
+    };
+    let cin = m / mg;
+    let pin = g.in_size();
+    let xbase = b.let_(Type::I32, (ni.clone() * i(cin as i32) + ci) * i(pin as i32));
+    let kk = g.kernel_size();
+    let wbase = b.let_(Type::I32, mi.clone() * i(kk as i32));
+    let init = match (bb, bias) {
+        (Some(bb), Some(bd)) => common::load(bb, mi.clone(), bd.dtype),
+        _ => f(0.0),
+    };
+    let init = b.let_(Type::F32, init);
+    let acc: Vec<_> = (0..tile).map(|_| b.var(Type::F32, init.clone())).collect();
+    let [_, ih, iw] = g.input;
+    // Start positions of axes 0 and 1 (od*s - p), and of the tile along axis 2.
+    let start = |b: &mut KernelBuilder, a: usize, o: Expr| -> Expr {
+        b.let_(Type::I32, o * i(g.stride[a] as i32) - i(g.pad[a] as i32))
+    };
+    let s0 = start(&mut b, 0, c[2].clone());
+    let s1 = start(&mut b, 1, c[3].clone());
+    let s2 = start(&mut b, 2, ow0.clone());
+    // Distinct input offsets along the last axis: t*stride + kw*dilation.
+    let mut offs: Vec<usize> = Vec::new();
+    for t in 0..tile {
+        for kw in 0..g.kernel[2] {
+            let o = t * g.stride[2] + kw * g.dilation[2];
+            if !offs.contains(&o) {
+                offs.push(o);
+            }
+        }
+    }
+    offs.sort_unstable();
+    for kd in 0..g.kernel[0] {
+        for kh in 0..g.kernel[1] {
+            let p0 = b.let_(Type::I32, s0.clone() + i((kd * g.dilation[0]) as i32));
+            let p1 = b.let_(Type::I32, s1.clone() + i((kh * g.dilation[1]) as i32));
+            let mut row_ok = Vec::new();
+            if !g.trivial(0) {
+                row_ok.push(p0.clone().cast(Scalar::U32).lt(u(g.input[0] as u32)));
+            }
+            if !g.trivial(1) {
+                row_ok.push(p1.clone().cast(Scalar::U32).lt(u(ih as u32)));
+            }
+            let row_ok = row_ok.into_iter().reduce(|a, b| a.and(b));
+            let row_ok = row_ok.map(|e| b.let_(Type::BOOL, e));
+            let row = b.let_(
+                Type::I32,
+                xbase.clone() + (p0 * i(ih as i32) + p1) * i(iw as i32),
+            );
+            // Input values of this window row.
+            let vals: Vec<Expr> = offs
+                .iter()
+                .map(|&o| {
+                    let p2 = b.let_(Type::I32, s2.clone() + i(o as i32));
+                    let mut ok = if g.trivial(2) {
+                        None
+                    } else {
+                        Some(p2.clone().cast(Scalar::U32).lt(u(iw as u32)))
+                    };
+                    if let Some(r) = &row_ok {
+                        ok = Some(match ok {
+                            None => r.clone(),
+                            Some(o) => o.and(r.clone()),
+                        });
+                    }
+                    let idx = row.clone() + p2;
+                    let v = match ok {
+                        None => common::load(xb, idx, *x),
+                        Some(ok) => {
+                            let ok = b.let_(Type::BOOL, ok);
+                            let v = common::load(xb, select(ok.clone(), idx, i(0)), *x);
+                            select(ok, v, f(0.0))
+                        }
+                    };
+                    b.let_(Type::F32, v)
+                })
+                .collect();
+            for kw in 0..g.kernel[2] {
+                let tap = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+                let wv = b.let_(
+                    Type::F32,
+                    common::load(wb, wbase.clone() + i(tap as i32), wdt),
+                );
+                for (t, a) in acc.iter().enumerate() {
+                    let o = t * g.stride[2] + kw * g.dilation[2];
+                    let vi = offs.iter().position(|&x| x == o).unwrap_or(0);
+                    b.assign(*a, vals[vi].clone().fma(wv.clone(), Expr::Var(*a)));
+                }
+            }
+        }
+    }
+    let pout = g.out_size();
+    let obase = b.let_(
+        Type::I32,
+        (ni * i(m as i32) + mi) * i(pout as i32)
+            + (c[2].clone() * i(g.output[1] as i32) + c[3].clone()) * i(g.output[2] as i32)
+            + ow0.clone(),
+    );
+    for (t, a) in acc.iter().enumerate() {
+        let store = |b: &mut KernelBuilder| {
+            b.store(
+                ob,
+                obase.clone() + i(t as i32),
+                to_storage(Expr::Var(*a), ydt),
+            )
+        };
+        if g.output[2] % tile == 0 {
+            store(&mut b);
+        } else {
+            b.if_((ow0.clone() + i(t as i32)).lt(i(g.output[2] as i32)), store);
+        }
+    }
+    KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    }
+}
+
+/// Window loops of a direct conv: calls `body(b, input_flat_offset_within_plane, tap_index)`
+/// for every in-range tap of output position `o` (3 coords). For ConvTranspose, input positions
+/// are `(o + pad - k*d) / s` when divisible.
+fn taps(
+    b: &mut KernelBuilder,
+    g: &Geom,
+    o: &[Expr],
+    transpose: bool,
+    body: &mut dyn FnMut(&mut KernelBuilder, Expr, Expr),
+) {
+    fn rec(
+        b: &mut KernelBuilder,
+        g: &Geom,
+        o: &[Expr],
+        transpose: bool,
+        a: usize,
+        pos: Expr,
+        tap: Expr,
+        body: &mut dyn FnMut(&mut KernelBuilder, Expr, Expr),
+    ) {
+        if a == 3 {
+            body(b, pos, tap);
+            return;
+        }
+        let k = g.kernel[a];
+        let pos_c = pos.clone();
+        let tap_c = tap.clone();
+        let inner = |b: &mut KernelBuilder, kv: Expr| {
+            let p = if transpose {
+                o[a].clone() + i(g.pad[a] as i32) - kv.clone() * i(g.dilation[a] as i32)
+            } else {
+                o[a].clone() * i(g.stride[a] as i32) - i(g.pad[a] as i32)
+                    + kv.clone() * i(g.dilation[a] as i32)
+            };
+            let p = b.let_(Type::I32, p);
+            let (ok, q) = if transpose {
+                let s = g.stride[a] as i32;
+                let q = b.let_(Type::I32, p.clone() / i(s));
+                let ok = p
+                    .clone()
+                    .ge(i(0))
+                    .and((p % i(s)).eq_(i(0)))
+                    .and(q.clone().lt(i(g.input[a] as i32)));
+                (ok, q)
+            } else {
+                (p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32)), p)
+            };
+            let npos = pos_c.clone() * i(g.input[a] as i32) + q;
+            let ntap = tap_c.clone() * i(k as i32) + kv;
+            b.if_(ok, |b| {
+                let npos = b.let_(Type::I32, npos);
+                let ntap = b.let_(Type::I32, ntap);
+                rec(b, g, o, transpose, a + 1, npos, ntap, body);
+            });
+        };
+        if g.trivial(a) {
+            rec(b, g, o, transpose, a + 1, pos, tap, body);
+        } else {
+            b.for_(i(0), i(k as i32), 1, false, inner);
+        }
+    }
+    rec(b, g, o, transpose, 0, i(0), i(0), body);
+}
+
+fn lower_conv_transpose(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerError> {
+    let x = ctx.input(0)?;
+    let w = ctx.input(1)?;
+    let y = ctx.output(0)?;
+    if compute_scalar(y.dtype) != Some(Scalar::F32) {
+        return Err(ctx.unsupported(format!("needs {}", y.dtype.name())));
+    }
+    let g = conv_geom(ctx, attrs, &x.shape, &w.shape, &y.shape, true)?;
+    let group = attrs.group.max(1);
+    let (n, c) = (x.shape[0], x.shape[1]);
+    let mg = w.shape[1];
+    let m = mg * group;
+    if w.shape[0] != c || c % group != 0 || y.shape[1] != m {
+        return Err(ctx.invalid("channels do not match the group"));
+    }
+    if y.numel() == 0 {
+        return Ok(Lowered::default());
+    }
+    let cg = c / group;
+    let bias = ctx.opt_input(2);
+    let total = y.numel();
+    let wg = 256;
+    let grid = grid_1d(total, wg);
+    let mut b = KernelBuilder::new(ctx.kname("convt"), [wg, 1, 1]);
+    let st = |d: DType| Type::scalar(storage_scalar(d).unwrap_or(Scalar::F32));
+    let xb = b.buffer("x", st(x.dtype), Access::Read);
+    let wb = b.buffer("w", st(w.dtype), Access::Read);
+    let mut args = vec![Arg::Input(0), Arg::Input(1)];
+    let bb = bias.map(|bd| {
+        args.push(Arg::Input(2));
+        b.buffer("bias", st(bd.dtype), Access::Read)
+    });
+    let ob = b.buffer("y", st(y.dtype), Access::ReadWrite);
+    args.push(Arg::Output(0));
+    let t = flat_index(&mut b, grid, wg);
+    guard(&mut b, &t, total);
+    let space = [n, m, g.output[0], g.output[1], g.output[2]];
+    let co = unravel(&mut b, &t, &space);
+    let (ni, mi) = (co[0].clone(), co[1].clone());
+    let gi = b.let_(Type::I32, mi.clone() / i(mg as i32));
+    let mo = b.let_(Type::I32, mi.clone() % i(mg as i32));
+    let init = match (bb, bias) {
+        (Some(bb), Some(bd)) => common::load(bb, mi.clone(), bd.dtype),
+        _ => f(0.0),
+    };
+    let acc = b.var(Type::F32, init);
+    let kk = g.kernel_size();
+    let pin = g.in_size();
+    let (xdt, wdt) = (x.dtype, w.dtype);
+    b.for_(i(0), i(cg as i32), 1, false, |b, ci| {
+        let ch = b.let_(Type::I32, gi.clone() * i(cg as i32) + ci);
+        let xbase = b.let_(
+            Type::I32,
+            (ni.clone() * i(c as i32) + ch.clone()) * i(pin as i32),
+        );
+        let wbase = b.let_(Type::I32, (ch * i(mg as i32) + mo.clone()) * i(kk as i32));
+        taps(b, &g, &co[2..], true, &mut |b, pos, tap| {
+            let xv = common::load(xb, xbase.clone() + pos, xdt);
+            let wv = common::load(wb, wbase.clone() + tap, wdt);
+            b.assign(acc, xv.fma(wv, Expr::Var(acc)));
+        });
+    });
+    b.store(ob, t, to_storage(Expr::Var(acc), y.dtype));
+    Ok(Lowered {
+        launches: vec![KernelLaunch {
+            kernel: b.finish(),
+            args,
+            grid,
+        }],
+        ..Lowered::default()
+    })
+}
+
+/// ConvInteger / QLinearConv: direct i32 conv of the centred inputs (+ i32 bias), then (for
+/// QLinearConv) requantization by `x_scale · w_scale / y_scale` per output channel.
+fn lower_quant_conv(
+    ctx: &LowerCtx<'_>,
+    attrs: &ConvAttrs,
+    qlinear: bool,
+) -> Result<Lowered, LowerError> {
+    let (xi, wi) = if qlinear { (0, 3) } else { (0, 1) };
+    let (xzi, wzi) = if qlinear { (2, 5) } else { (2, 3) };
+    let x = ctx.input(xi)?;
+    let w = ctx.input(wi)?;
+    let y = ctx.output(0)?;
+    let g = conv_geom(ctx, attrs, &x.shape, &w.shape, &y.shape, false)?;
+    let group = attrs.group.max(1);
+    let (n, c, m) = (x.shape[0], x.shape[1], w.shape[0]);
+    if c % group != 0 || m % group != 0 || w.shape[1] * group != c || y.shape[1] != m {
+        return Err(ctx.invalid("channels do not match the group"));
+    }
+    let total = y.numel();
+    if total == 0 {
+        return Ok(Lowered::default());
+    }
+    let (cg, mg) = (c / group, m / group);
+    let wg = 256;
+    let grid = grid_1d(total, wg);
+    let st = |d: DType| Type::scalar(storage_scalar(d).unwrap_or(Scalar::I32));
+    let mut b = KernelBuilder::new(ctx.kname("qconv"), [wg, 1, 1]);
+    let xb = b.buffer("x", st(x.dtype), Access::Read);
+    let wb = b.buffer("w", st(w.dtype), Access::Read);
+    let mut args = vec![Arg::Input(xi), Arg::Input(wi)];
+    let mut opt = |b: &mut KernelBuilder, idx: usize, name: &str| {
+        ctx.opt_input(idx).filter(|d| d.numel() > 0).map(|d| {
+            args.push(Arg::Input(idx));
+            (b.buffer(name, st(d.dtype), Access::Read), d.clone())
+        })
+    };
+    let xz = opt(&mut b, xzi, "xzp");
+    let wz = opt(&mut b, wzi, "wzp");
+    let bias = if qlinear {
+        opt(&mut b, 8, "bias")
+    } else {
+        None
+    };
+    let ob = b.buffer("y", Type::I32, Access::ReadWrite);
+    args.push(if qlinear {
+        Arg::Temp(0)
+    } else {
+        Arg::Output(0)
+    });
+    let t = flat_index(&mut b, grid, wg);
+    guard(&mut b, &t, total);
+    let space = [n, m, g.output[0], g.output[1], g.output[2]];
+    let co = unravel(&mut b, &t, &space);
+    let (ni, mi) = (co[0].clone(), co[1].clone());
+    let gi = b.let_(Type::I32, mi.clone() / i(mg as i32));
+    let xzv = xz.map(|(buf, _)| b.let_(Type::I32, Expr::load(buf, i(0)).cast(Scalar::I32)));
+    let wzv = match wz {
+        Some((buf, d)) if d.numel() == 1 => {
+            Some(b.let_(Type::I32, Expr::load(buf, i(0)).cast(Scalar::I32)))
+        }
+        Some((buf, d)) if d.numel() == m => {
+            Some(b.let_(Type::I32, Expr::load(buf, mi.clone()).cast(Scalar::I32)))
+        }
+        Some(_) => return Err(ctx.unsupported("with this weight zero point shape")),
+        None => None,
+    };
+    let init = match bias {
+        Some((buf, _)) => Expr::load(buf, mi.clone()).cast(Scalar::I32),
+        None => i(0),
+    };
+    let acc = b.var(Type::I32, init);
+    let kk = g.kernel_size();
+    let pin = g.in_size();
+    b.for_(i(0), i(cg as i32), 1, false, |b, ci| {
+        let ch = b.let_(Type::I32, gi.clone() * i(cg as i32) + ci.clone());
+        let xbase = b.let_(Type::I32, (ni.clone() * i(c as i32) + ch) * i(pin as i32));
+        let wbase = b.let_(Type::I32, (mi.clone() * i(cg as i32) + ci) * i(kk as i32));
+        taps(b, &g, &co[2..], false, &mut |b, pos, tap| {
+            let mut xv = Expr::load(xb, xbase.clone() + pos).cast(Scalar::I32);
+            if let Some(z) = &xzv {
+                xv = xv - z.clone();
+            }
+            let mut wv = Expr::load(wb, wbase.clone() + tap).cast(Scalar::I32);
+            if let Some(z) = &wzv {
+                wv = wv - z.clone();
+            }
+            b.assign(acc, Expr::Var(acc) + xv * wv);
+        });
+    });
+    b.store(ob, t, Expr::Var(acc));
+    let mut launches = vec![KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    }];
+    let mut temps = Vec::new();
+    if qlinear {
+        temps.push(TensorDesc::new(DType::I32, y.shape.clone()));
+        let mut b = KernelBuilder::new(ctx.kname("requant"), [wg, 1, 1]);
+        let mut args = vec![Arg::Temp(0)];
+        let accb = b.buffer("acc", Type::I32, Access::Read);
+        let mut param = |b: &mut KernelBuilder, idx: usize| {
+            ctx.opt_input(idx).filter(|d| d.numel() > 0).map(|d| {
+                args.push(Arg::Input(idx));
+                let s = storage_scalar(d.dtype).unwrap_or(Scalar::F32);
+                (
+                    b.buffer(format!("p{idx}"), Type::scalar(s), Access::Read),
+                    d.clone(),
+                )
+            })
+        };
+        let xs = param(&mut b, 1);
+        let ws = param(&mut b, 4);
+        let ys = param(&mut b, 6);
+        let yz = param(&mut b, 7);
+        let ob = b.buffer("y", st(y.dtype), Access::ReadWrite);
+        args.push(Arg::Output(0));
+        let t = flat_index(&mut b, grid, wg);
+        guard(&mut b, &t, total);
+        let pout = g.out_size();
+        let mi = b.let_(Type::I32, (t.clone() / i(pout as i32)) % i(m as i32));
+        let ld = |p: &Option<(u32, TensorDesc)>, float: bool| -> Expr {
+            match p {
+                Some((buf, d)) => {
+                    let idx = if d.numel() == 1 { i(0) } else { mi.clone() };
+                    let v = common::load(*buf, idx, d.dtype);
+                    if float { v } else { v.cast(Scalar::I32) }
+                }
+                None if float => f(1.0),
+                None => i(0),
+            }
+        };
+        if let Some((_, d)) = &ws
+            && d.numel() != 1
+            && d.numel() != m
+        {
+            return Err(ctx.unsupported("with this w_scale shape"));
+        }
+        let sdt = ctx.opt_input(1).map(|d| d.dtype).unwrap_or(DType::F32);
+        let mult = common::convert(ld(&xs, true) * ld(&ws, true), DType::F32, sdt);
+        let mult = common::convert(mult / ld(&ys, true), DType::F32, sdt);
+        let v = Expr::load(accb, t.clone()).cast(Scalar::F32) * mult;
+        b.store(ob, t, gemm::requantize(v, ld(&yz, false), y.dtype));
+        launches.push(KernelLaunch {
+            kernel: b.finish(),
+            args,
+            grid,
+        });
+    }
+    let _ = strides;
+    Ok(Lowered {
+        launches,
+        temps,
+        ..Lowered::default()
+    })
+}

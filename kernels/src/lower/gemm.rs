@@ -1,0 +1,1307 @@
+//! The GEMM template: `C[b, m, n] = epilogue(Σ_k A(b, m, k) · B(b, n, k))`, and the ops that
+//! lower to it — MatMul (numpy batch broadcasting, 1-D operands), Gemm (alpha, beta, transA,
+//! transB, broadcast C), and the integer MatMulInteger / QLinearMatMul (a direct dot kernel).
+//! Conv (see [`super::conv`]) reuses the same core through the [`Source::Im2col`] operand.
+//!
+//! Design (register tiling, see /work/shared/docs/lavapipe.md): every thread computes a
+//! `tile_m × tile_n` block of C in vec4 accumulators, stepping K by `k_step` (4 when the
+//! operand layouts allow vec4 loads, else 1). An operand that is contiguous along K is read with
+//! one vec4 load per row per step; one contiguous along its rows with one vec4 load per four rows
+//! per K; otherwise with scalar loads. With `subgroup`, the 8 lanes of an aligned lane group
+//! share one row tile of A: each lane loads 1/8 of the A fragment and the others get it through
+//! `subgroupShuffle` (assumes subgroup lanes are consecutive local invocation indices, true for
+//! 1-D workgroups on lavapipe, NVIDIA, AMD and Intel). No workgroup memory is used by the
+//! register-tiled variant (it gains nothing on lavapipe); the `shared` variant stages 4-wide K
+//! slabs of A and B in workgroup memory for real GPUs.
+//!
+//! Tuning space ([`GemmConfig`]): `tile_m` 1–64 rows per thread, `tile_n` 4–32 columns per
+//! thread (multiple of 4), `k_step` 1 or 4 (vector width along K), `workgroup` 8–256 threads
+//! (multiple of 8), `subgroup` (share A across 8 lanes; needs `tile_m % 8 == 0`), `shared`
+//! (workgroup-memory staging). Default ([`GemmConfig::heuristic`]): 32×8 with subgroup sharing,
+//! k_step 4, workgroup 64, shrunk for small M/N — the 45 GFLOP/s design on lavapipe.
+
+use super::common::{self, flat_index, grid_1d, strides, to_storage, unravel};
+use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, compute_scalar, storage_scalar};
+use crate::builder::{KernelBuilder, f, i, lit, select, u};
+use crate::ir::{Access, Builtin, Expr, Scalar, SubgroupOp, Type};
+use optc_ir::dtype::DType;
+use optc_ir::ops::Op;
+
+/// Lanes that share one A row tile when `subgroup` is on.
+pub const LANES: u32 = 8;
+
+/// A point of the GEMM tuning space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmConfig {
+    /// Rows of C per thread.
+    pub tile_m: u32,
+    /// Columns of C per thread (multiple of 4: accumulators are vec4).
+    pub tile_n: u32,
+    /// K elements per loop step (1, or 4 for vec4 loads along K).
+    pub k_step: u32,
+    /// Threads per workgroup.
+    pub workgroup: u32,
+    /// Share A fragments across groups of [`LANES`] lanes with subgroup shuffles.
+    pub subgroup: bool,
+    /// Use vectorised (vec4) global loads and stores where layouts allow.
+    pub vector: bool,
+    /// Workgroup-memory tiled variant (for real GPUs).
+    pub shared: bool,
+}
+
+impl Default for GemmConfig {
+    fn default() -> Self {
+        GemmConfig {
+            tile_m: 32,
+            tile_n: 8,
+            k_step: 4,
+            workgroup: 64,
+            subgroup: true,
+            vector: true,
+            shared: false,
+        }
+    }
+}
+
+impl GemmConfig {
+    /// The default point for an `m × n × k` problem with `batch` matrices: the big tile, shrunk
+    /// where M or N are small so that few rows/columns are wasted.
+    pub fn heuristic(batch: usize, m: usize, n: usize, k: usize) -> GemmConfig {
+        let mut c = GemmConfig::default();
+        if m < 32 {
+            // Small M: a thread covers all rows; sharing is pointless below 8 rows.
+            c.tile_m = if m >= 16 {
+                16
+            } else if m >= 8 {
+                8
+            } else {
+                m.max(1) as u32
+            };
+            c.subgroup = c.tile_m % LANES == 0;
+        }
+        if n <= 4 {
+            c.tile_n = 4;
+        }
+        if k % 4 != 0 {
+            c.k_step = 1;
+        }
+        // Keep enough threads to fill the device: halve the row tile while there are few.
+        let threads =
+            |c: &GemmConfig| batch * m.div_ceil(c.tile_m as usize) * n.div_ceil(c.tile_n as usize);
+        while threads(&c) < 64 && c.tile_m > 8 {
+            c.tile_m /= 2;
+        }
+        c.subgroup = c.subgroup && c.tile_m % LANES == 0;
+        c
+    }
+
+    /// Rejects invalid points.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=64).contains(&self.tile_m) {
+            return Err(format!("tile_m {} is not in 1..=64", self.tile_m));
+        }
+        if self.tile_n == 0 || self.tile_n % 4 != 0 || self.tile_n > 32 {
+            return Err(format!(
+                "tile_n {} is not a multiple of 4 in 4..=32",
+                self.tile_n
+            ));
+        }
+        if self.tile_m * self.tile_n > 512 {
+            return Err(format!(
+                "register tile {}×{} exceeds 512 accumulators",
+                self.tile_m, self.tile_n
+            ));
+        }
+        if self.k_step != 1 && self.k_step != 4 {
+            return Err(format!("k_step {} is not 1 or 4", self.k_step));
+        }
+        if self.workgroup == 0 || self.workgroup % LANES != 0 || self.workgroup > 256 {
+            return Err(format!(
+                "workgroup {} is not a multiple of {LANES} in 8..=256",
+                self.workgroup
+            ));
+        }
+        if self.subgroup && self.tile_m % LANES != 0 {
+            return Err(format!(
+                "subgroup sharing needs tile_m divisible by {LANES}, got {}",
+                self.tile_m
+            ));
+        }
+        if self.shared {
+            if self.subgroup {
+                return Err("the shared-memory variant does not use subgroups".into());
+            }
+            let slab = (self.tile_m + self.tile_n) * self.workgroup * 4 * 4;
+            if slab > 16 * 1024 {
+                return Err(format!("shared-memory slabs of {slab} bytes exceed 16 KiB"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Convolution input read as the implicit im2col matrix: row = output pixel, k = (input
+/// channel, kernel taps) flattened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Im2col {
+    /// Input spatial sizes (3 axes, leading unit axes for 1-D/2-D).
+    pub input: [usize; 3],
+    /// Output spatial sizes.
+    pub output: [usize; 3],
+    /// Kernel sizes.
+    pub kernel: [usize; 3],
+    /// Strides.
+    pub stride: [usize; 3],
+    /// Dilations.
+    pub dilation: [usize; 3],
+    /// Padding before each axis.
+    pub pad: [usize; 3],
+}
+
+/// How an operand's elements are addressed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// Element (row, k) at `batch_offset + row * row_stride + k * k_stride`.
+    Strided {
+        /// Stride of a row.
+        row_stride: usize,
+        /// Stride along K.
+        k_stride: usize,
+    },
+    /// The im2col matrix of a conv input (see [`Im2col`]); `batch_offset` points at the first
+    /// input channel of the image and group.
+    Im2col(Im2col),
+}
+
+/// One GEMM operand (A: rows are M; B: rows are N).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operand {
+    /// Binding argument.
+    pub arg: Arg,
+    /// Graph dtype of the buffer.
+    pub dtype: DType,
+    /// Number of elements of the buffer.
+    pub numel: usize,
+    /// Offset per output batch coordinate (0 where broadcast).
+    pub batch_strides: Vec<usize>,
+    /// Addressing.
+    pub source: Source,
+}
+
+/// An additive term of the epilogue: `scale * T[m * m_stride + n * n_stride + batch]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Addend {
+    /// Binding argument.
+    pub arg: Arg,
+    /// Graph dtype.
+    pub dtype: DType,
+    /// Stride per row (0: broadcast).
+    pub m_stride: usize,
+    /// Stride per column (0: broadcast).
+    pub n_stride: usize,
+    /// Offset per output batch coordinate.
+    pub batch_strides: Vec<usize>,
+    /// Multiplier.
+    pub scale: f32,
+}
+
+/// A batched GEMM over static shapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// Output batch shape (flattened into the launch).
+    pub batch: Vec<usize>,
+    /// Rows of C.
+    pub m: usize,
+    /// Columns of C.
+    pub n: usize,
+    /// Reduction length.
+    pub k: usize,
+    /// A(m, k).
+    pub a: Operand,
+    /// B(n, k).
+    pub b: Operand,
+    /// Output argument and dtype.
+    pub out: (Arg, DType),
+    /// Output strides: per batch coordinate, per row, per column.
+    pub out_batch_strides: Vec<usize>,
+    /// Output row stride.
+    pub out_m_stride: usize,
+    /// Output column stride.
+    pub out_n_stride: usize,
+    /// Multiplier of the product.
+    pub alpha: f32,
+    /// Added after scaling (Gemm's `beta * C`, a bias).
+    pub addend: Option<Addend>,
+}
+
+/// How a fragment of one operand is loaded: units of rows, each unit giving packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// vec4 along K: one row per unit, one vec4 packet holding 4 k values.
+    KVec,
+    /// vec4 along rows: four rows per unit, one packet per k (lane j = row j).
+    RowVec,
+    /// Scalar loads: one row per unit, one packet (vec4 of the 4 k values when k_step is 4).
+    Scalar,
+}
+
+impl Mode {
+    fn unit_rows(self) -> u32 {
+        if self == Mode::RowVec { 4 } else { 1 }
+    }
+}
+
+fn all_div4(v: &[usize]) -> bool {
+    v.iter().all(|s| s % 4 == 0)
+}
+
+/// Picks how to load an operand with `rows` rows and `tile` rows per thread.
+fn mode_of(op: &Operand, rows: usize, tile: u32, k: usize, cfg: &GemmConfig) -> Mode {
+    let vec_ok = cfg.vector && storage_scalar(op.dtype) == Some(Scalar::F32);
+    match &op.source {
+        Source::Strided {
+            row_stride,
+            k_stride,
+        } if vec_ok && all_div4(&op.batch_strides) && op.numel % 4 == 0 => {
+            if *k_stride == 1 && cfg.k_step == 4 && row_stride % 4 == 0 && k % 4 == 0 {
+                Mode::KVec
+            } else if *row_stride == 1 && tile % 4 == 0 && rows % 4 == 0 && k_stride % 4 == 0 {
+                Mode::RowVec
+            } else {
+                Mode::Scalar
+            }
+        }
+        _ => Mode::Scalar,
+    }
+}
+
+/// The state of one operand inside a kernel.
+struct Side {
+    buf: u32,
+    mode: Mode,
+    op: Operand,
+    rows: usize,
+    /// The thread's rows (row index expr, after clamping) per unit it loads, with hoisted
+    /// per-row values (strided: flat row offset; im2col: (base, in-range spatial starts)).
+    units: Vec<RowCtx>,
+}
+
+#[derive(Clone)]
+enum RowCtx {
+    /// Flat offset of the unit's first row (and k = 0).
+    Flat(Expr),
+    /// Conv pixel: flat offset of the image/group, and `o * stride - pad` per axis.
+    Pixel { base: Expr, start: [Expr; 3] },
+}
+
+impl Side {
+    /// Prepares the loads of unit rows starting at `row0` (dynamic).
+    fn row_ctx(&self, b: &mut KernelBuilder, base: &Expr, row0: Expr) -> RowCtx {
+        let last = self.rows as i32 - self.mode.unit_rows() as i32;
+        let row = b.let_(Type::I32, row0.min(i(last.max(0))));
+        match &self.op.source {
+            Source::Strided { row_stride, .. } => {
+                let off = if *row_stride == 1 {
+                    row
+                } else {
+                    row * i(*row_stride as i32)
+                };
+                RowCtx::Flat(b.let_(Type::I32, base.clone() + off))
+            }
+            Source::Im2col(g) => {
+                let coords = unravel(b, &row, &g.output);
+                let start: Vec<Expr> = (0..3)
+                    .map(|a| {
+                        if g.input[a] == 1 && g.kernel[a] == 1 && g.pad[a] == 0 {
+                            i(0)
+                        } else {
+                            let e = coords[a].clone() * i(g.stride[a] as i32) - i(g.pad[a] as i32);
+                            b.let_(Type::I32, e)
+                        }
+                    })
+                    .collect();
+                RowCtx::Pixel {
+                    base: base.clone(),
+                    start: [start[0].clone(), start[1].clone(), start[2].clone()],
+                }
+            }
+        }
+    }
+
+    /// The packets of one unit at K offset `k0` (k values `k0..k0+ks`): values and, per packet,
+    /// the (row within unit, kk) each lane holds.
+    fn packets(
+        &self,
+        b: &mut KernelBuilder,
+        ctx: &RowCtx,
+        k0: &Expr,
+        ks: u32,
+        kdec: &[KDecomp],
+    ) -> Vec<Expr> {
+        let cs = compute_scalar(self.op.dtype).unwrap_or(Scalar::F32);
+        match (ctx, &self.op.source) {
+            (RowCtx::Flat(off), Source::Strided { k_stride, .. }) => match self.mode {
+                Mode::KVec => {
+                    let idx = (off.clone() + k0.clone()) / i(4);
+                    vec![b.let_(Type::vec(Scalar::F32, 4), Expr::load(self.buf, idx))]
+                }
+                Mode::RowVec => (0..ks)
+                    .map(|kk| {
+                        let idx = (off.clone() + (k0.clone() + i(kk as i32)) * i(*k_stride as i32))
+                            / i(4);
+                        b.let_(Type::vec(Scalar::F32, 4), Expr::load(self.buf, idx))
+                    })
+                    .collect(),
+                Mode::Scalar => {
+                    let vals: Vec<Expr> = (0..ks)
+                        .map(|kk| {
+                            let kx = k0.clone() + i(kk as i32);
+                            let kx = if *k_stride == 1 {
+                                kx
+                            } else {
+                                kx * i(*k_stride as i32)
+                            };
+                            common::load(self.buf, off.clone() + kx, self.op.dtype)
+                        })
+                        .collect();
+                    vec![pack(b, vals, cs)]
+                }
+            },
+            (RowCtx::Pixel { base, start }, Source::Im2col(g)) => {
+                let vals: Vec<Expr> = (0..ks as usize)
+                    .map(|kk| {
+                        let d = &kdec[kk];
+                        let mut inb: Option<Expr> = None;
+                        let mut idx = base.clone() + d.chan_off.clone();
+                        let st = strides(&g.input);
+                        for a in 0..3 {
+                            if g.input[a] == 1 && g.kernel[a] == 1 && g.pad[a] == 0 {
+                                continue;
+                            }
+                            let p = start[a].clone() + d.tap[a].clone();
+                            let p = b.let_(Type::I32, p);
+                            let ok = p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32));
+                            inb = Some(match inb {
+                                None => ok,
+                                Some(x) => x.and(ok),
+                            });
+                            idx = idx + if st[a] == 1 { p } else { p * i(st[a] as i32) };
+                        }
+                        match inb {
+                            None => common::load(self.buf, idx, self.op.dtype),
+                            Some(ok) => {
+                                let ok = b.let_(Type::BOOL, ok);
+                                let safe = select(ok.clone(), idx, i(0));
+                                let v = common::load(self.buf, safe, self.op.dtype);
+                                select(ok, v, lit(cs, 0.0))
+                            }
+                        }
+                    })
+                    .collect();
+                vec![pack(b, vals, cs)]
+            }
+            _ => unreachable!("row context matches the source"),
+        }
+    }
+
+    /// (row within unit, kk) for lane `lane` of packet `p` (lane `None`: a scalar packet).
+    fn lane_map(&self, p: usize, lane: usize, ks: u32) -> (u32, u32) {
+        match self.mode {
+            Mode::KVec => (0, lane as u32),
+            Mode::RowVec => (lane as u32, p as u32),
+            Mode::Scalar => (0, if ks == 1 { 0 } else { lane as u32 }),
+        }
+    }
+}
+
+/// Per-k hoisted values of the im2col decomposition.
+#[derive(Clone)]
+struct KDecomp {
+    chan_off: Expr,
+    tap: [Expr; 3],
+}
+
+fn pack(b: &mut KernelBuilder, vals: Vec<Expr>, cs: Scalar) -> Expr {
+    if vals.len() == 1 {
+        let v = vals.into_iter().next().unwrap_or(f(0.0));
+        b.let_(Type::scalar(cs), v)
+    } else {
+        let n = vals.len() as u8;
+        b.let_(Type::vec(cs, n), Expr::Vector(vals))
+    }
+}
+
+/// Component `lane` of a packet (scalar packets have one).
+fn comp(p: &Expr, lanes: u32, lane: u32) -> Expr {
+    if lanes == 1 {
+        p.clone()
+    } else {
+        p.clone().lane(lane as u8)
+    }
+}
+
+/// Number of lanes of a packet for `mode`.
+fn packet_lanes(mode: Mode, ks: u32) -> u32 {
+    match mode {
+        Mode::KVec | Mode::RowVec => 4,
+        Mode::Scalar => ks,
+    }
+}
+
+/// Builds the kernel launch of a float GEMM problem with `cfg`.
+pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch, String> {
+    cfg.validate()?;
+    if cfg.shared {
+        return build_shared(name, p, cfg);
+    }
+    let (tm, tn) = (cfg.tile_m, cfg.tile_n);
+    let ks = if p.k % cfg.k_step as usize == 0 {
+        cfg.k_step
+    } else {
+        1
+    };
+    let cfg = GemmConfig { k_step: ks, ..*cfg };
+    let nb: usize = p.batch.iter().product();
+    let mt = p.m.div_ceil(tm as usize);
+    let nt = p.n.div_ceil(tn as usize);
+    let lanes = if cfg.subgroup { LANES } else { 1 };
+    let ntg = nt.div_ceil(lanes as usize);
+    let total = nb * mt * ntg * lanes as usize;
+    let wg = cfg.workgroup;
+    let grid = grid_1d(total, wg);
+    let mut b = KernelBuilder::new(name, [wg, 1, 1]);
+    let mut args = Vec::new();
+    let mut bind = |b: &mut KernelBuilder, nm: &str, op: &Operand, mode: Mode| {
+        let s = storage_scalar(op.dtype).unwrap_or(Scalar::F32);
+        let ty = if mode == Mode::Scalar {
+            Type::scalar(s)
+        } else {
+            Type::vec(s, 4)
+        };
+        args.push(op.arg);
+        b.buffer(nm, ty, Access::Read)
+    };
+    let am = mode_of(&p.a, p.m, tm, p.k, &cfg);
+    let bm = mode_of(&p.b, p.n, tn, p.k, &cfg);
+    let abuf = bind(&mut b, "a", &p.a, am);
+    let bbuf = bind(&mut b, "b", &p.b, bm);
+    let cbuf = p.addend.as_ref().map(|c| {
+        let s = storage_scalar(c.dtype).unwrap_or(Scalar::F32);
+        args.push(c.arg);
+        b.buffer("c", Type::scalar(s), Access::Read)
+    });
+    let out_s = storage_scalar(p.out.1).unwrap_or(Scalar::F32);
+    let out_vec = cfg.vector
+        && out_s == Scalar::F32
+        && p.out_n_stride == 1
+        && p.n % 4 == 0
+        && p.out_m_stride % 4 == 0
+        && all_div4(&p.out_batch_strides);
+    let obuf = b.buffer(
+        "out",
+        if out_vec {
+            Type::vec(out_s, 4)
+        } else {
+            Type::scalar(out_s)
+        },
+        Access::ReadWrite,
+    );
+    args.push(p.out.0);
+
+    // Thread → (batch, row tile, column tile).
+    let t = flat_index(&mut b, grid, wg);
+    let (j, g) = if lanes > 1 {
+        (
+            b.let_(Type::I32, t.clone() % i(lanes as i32)),
+            b.let_(Type::I32, t.clone() / i(lanes as i32)),
+        )
+    } else {
+        (i(0), t.clone())
+    };
+    let ntile = b.let_(
+        Type::I32,
+        (g.clone() % i(ntg as i32)) * i(lanes as i32) + j.clone(),
+    );
+    let rest = b.let_(Type::I32, g / i(ntg as i32));
+    let mtile = b.let_(Type::I32, rest.clone() % i(mt as i32));
+    let bi = b.let_(Type::I32, (rest / i(mt as i32)).min(i(nb as i32 - 1)));
+    let m0 = b.let_(Type::I32, mtile * i(tm as i32));
+    let n0 = b.let_(Type::I32, ntile.clone() * i(tn as i32));
+    let bcoords = unravel(&mut b, &bi, &p.batch);
+    let a_base = b.let_(Type::I32, common::dot_strides(&bcoords, &p.a.batch_strides));
+    let b_base = b.let_(Type::I32, common::dot_strides(&bcoords, &p.b.batch_strides));
+
+    let mut aside = Side {
+        buf: abuf,
+        mode: am,
+        op: p.a.clone(),
+        rows: p.m,
+        units: Vec::new(),
+    };
+    let mut bside = Side {
+        buf: bbuf,
+        mode: bm,
+        op: p.b.clone(),
+        rows: p.n,
+        units: Vec::new(),
+    };
+    // A units this thread loads (with sharing: units q*LANES + j).
+    let a_units = tm / am.unit_rows();
+    let a_shared = lanes > 1 && a_units % lanes == 0;
+    let a_loaded = if a_shared { a_units / lanes } else { a_units };
+    for q in 0..a_loaded {
+        let row0 = if a_shared {
+            m0.clone() + (i((q * lanes) as i32) + j.clone()) * i(am.unit_rows() as i32)
+        } else {
+            m0.clone() + i((q * am.unit_rows()) as i32)
+        };
+        let ctx = aside.row_ctx(&mut b, &a_base, row0);
+        aside.units.push(ctx);
+    }
+    for q in 0..tn / bm.unit_rows() {
+        let row0 = n0.clone() + i((q * bm.unit_rows()) as i32);
+        let ctx = bside.row_ctx(&mut b, &b_base, row0);
+        bside.units.push(ctx);
+    }
+    let lane_base = if a_shared {
+        Some(b.let_(
+            Type::U32,
+            Expr::Builtin(Builtin::SubgroupLane).and(u(!(LANES - 1))),
+        ))
+    } else {
+        None
+    };
+
+    let cs = Scalar::F32;
+    let acc: Vec<Vec<_>> = (0..tm)
+        .map(|_| {
+            (0..tn / 4)
+                .map(|_| b.var(Type::vec(cs, 4), Expr::Splat(4, Box::new(f(0.0)))))
+                .collect()
+        })
+        .collect();
+
+    b.for_(i(0), i(p.k as i32), ks as i32, false, |b, k0| {
+        let kdec = |b: &mut KernelBuilder, op: &Operand| -> Vec<KDecomp> {
+            match &op.source {
+                Source::Im2col(g) => (0..ks)
+                    .map(|kk| {
+                        let kx = b.let_(Type::I32, k0.clone() + i(kk as i32));
+                        let kk_total: usize = g.kernel.iter().product();
+                        let c = if kk_total == 1 {
+                            kx.clone()
+                        } else {
+                            b.let_(Type::I32, kx.clone() / i(kk_total as i32))
+                        };
+                        let rem = if kk_total == 1 {
+                            i(0)
+                        } else {
+                            b.let_(Type::I32, kx % i(kk_total as i32))
+                        };
+                        let taps = unravel(b, &rem, &g.kernel);
+                        let plane: usize = g.input.iter().product();
+                        let tap: Vec<Expr> = (0..3)
+                            .map(|a| {
+                                if g.dilation[a] == 1 {
+                                    taps[a].clone()
+                                } else {
+                                    taps[a].clone() * i(g.dilation[a] as i32)
+                                }
+                            })
+                            .collect();
+                        KDecomp {
+                            chan_off: c * i(plane as i32),
+                            tap: [tap[0].clone(), tap[1].clone(), tap[2].clone()],
+                        }
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let adec = kdec(b, &aside.op);
+        let bdec = kdec(b, &bside.op);
+        // B fragment as vec4 rows over 4 columns: bvec[kk][c4].
+        let mut bvals: Vec<Vec<Option<Expr>>> = vec![vec![None; tn as usize]; ks as usize];
+        let bpl = packet_lanes(bm, ks);
+        for (q, ctx) in bside.units.clone().iter().enumerate() {
+            let packets = bside.packets(b, ctx, &k0, ks, &bdec);
+            for (pi, pk) in packets.iter().enumerate() {
+                for l in 0..bpl {
+                    let (r, kk) = bside.lane_map(pi, l as usize, ks);
+                    let col = q as u32 * bm.unit_rows() + r;
+                    bvals[kk as usize][col as usize] = Some(comp(pk, bpl, l));
+                }
+            }
+        }
+        let bvec: Vec<Vec<Expr>> = (0..ks as usize)
+            .map(|kk| {
+                (0..(tn / 4) as usize)
+                    .map(|c4| {
+                        let lanes: Vec<Expr> = (0..4)
+                            .map(|l| bvals[kk][c4 * 4 + l].clone().unwrap_or(f(0.0)))
+                            .collect();
+                        if bm == Mode::RowVec {
+                            // The loaded vec4 itself.
+                            match &lanes[0] {
+                                Expr::Lane(v, 0) => (**v).clone(),
+                                _ => Expr::Vector(lanes),
+                            }
+                        } else {
+                            b.let_(Type::vec(cs, 4), Expr::Vector(lanes))
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        // A fragment, unit by unit (shuffled in from the owning lane when shared).
+        let apl = packet_lanes(am, ks);
+        let mut own: Vec<Vec<Expr>> = Vec::new();
+        for ctx in aside.units.clone().iter() {
+            own.push(aside.packets(b, ctx, &k0, ks, &adec));
+        }
+        for unit in 0..a_units {
+            let packets: Vec<Expr> = if let Some(lb) = &lane_base {
+                let q = (unit / lanes) as usize;
+                let src = lb.clone() + u(unit % lanes);
+                own[q]
+                    .iter()
+                    .map(|pk| {
+                        let ty = if apl == 1 {
+                            Type::F32
+                        } else {
+                            Type::vec(cs, apl as u8)
+                        };
+                        b.let_(
+                            ty,
+                            Expr::Subgroup {
+                                op: SubgroupOp::Shuffle,
+                                value: Box::new(pk.clone()),
+                                lane: Some(Box::new(src.clone())),
+                            },
+                        )
+                    })
+                    .collect()
+            } else {
+                own[unit as usize].clone()
+            };
+            for (pi, pk) in packets.iter().enumerate() {
+                for l in 0..apl {
+                    let (r, kk) = aside.lane_map(pi, l as usize, ks);
+                    let row = unit * am.unit_rows() + r;
+                    let av = comp(pk, apl, l);
+                    for c4 in 0..(tn / 4) as usize {
+                        let a_acc = acc[row as usize][c4];
+                        b.assign(
+                            a_acc,
+                            Expr::Splat(4, Box::new(av.clone()))
+                                .fma(bvec[kk as usize][c4].clone(), Expr::Var(a_acc)),
+                        );
+                    }
+                }
+            }
+        }
+    });
+
+    // Epilogue.
+    let ob_base = b.let_(
+        Type::I32,
+        common::dot_strides(&bcoords, &p.out_batch_strides),
+    );
+    for r in 0..tm {
+        let m = m0.clone() + i(r as i32);
+        b.if_(m.clone().lt(i(p.m as i32)), |b| {
+            for c4 in 0..tn / 4 {
+                let n = n0.clone() + i((c4 * 4) as i32);
+                let mut v = Expr::Var(acc[r as usize][c4 as usize]);
+                if p.alpha != 1.0 {
+                    v = v * Expr::Splat(4, Box::new(f(p.alpha)));
+                }
+                let v = b.let_(Type::vec(cs, 4), v);
+                let addv = |l: u32| -> Expr {
+                    let base = comp(&v, 4, l);
+                    match (&p.addend, cbuf) {
+                        (Some(c), Some(cb)) => {
+                            let idx = common::dot_strides(
+                                &[m.clone(), n.clone() + i(l as i32)],
+                                &[c.m_stride, c.n_stride],
+                            ) + common::dot_strides(&bcoords, &c.batch_strides);
+                            let cv = common::load(cb, idx, c.dtype);
+                            let cv = if c.scale == 1.0 { cv } else { cv * f(c.scale) };
+                            base + cv
+                        }
+                        _ => base,
+                    }
+                };
+                let out_off = |b: &mut KernelBuilder, l: u32| {
+                    let e = ob_base.clone()
+                        + m.clone() * i(p.out_m_stride as i32)
+                        + (n.clone() + i(l as i32)) * i(p.out_n_stride as i32);
+                    b.let_(Type::I32, e)
+                };
+                if out_vec {
+                    b.if_(n.clone().lt(i(p.n as i32)), |b| {
+                        let vals: Vec<Expr> = (0..4).map(addv).collect();
+                        let off = out_off(b, 0);
+                        b.store(obuf, off / i(4), Expr::Vector(vals));
+                    });
+                } else {
+                    for l in 0..4 {
+                        let nl = n.clone() + i(l as i32);
+                        b.if_(nl.lt(i(p.n as i32)), |b| {
+                            let val = addv(l);
+                            let off = out_off(b, l);
+                            b.store(obuf, off, to_storage(val, p.out.1));
+                        });
+                    }
+                }
+            }
+        });
+    }
+    Ok(KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    })
+}
+
+/// The workgroup-memory variant: not built for this target yet.
+fn build_shared(_name: String, _p: &Problem, _cfg: &GemmConfig) -> Result<KernelLaunch, String> {
+    Err("the workgroup-memory GEMM variant is not implemented for this target".into())
+}
+
+/// Lowers a float GEMM problem with the heuristic configuration, falling back to smaller
+/// configurations if the heuristic point is rejected.
+pub fn lower_problem(ctx: &LowerCtx<'_>, p: &Problem) -> Result<KernelLaunch, LowerError> {
+    let nb: usize = p.batch.iter().product();
+    let cfg = GemmConfig::heuristic(nb, p.m, p.n, p.k);
+    build(ctx.kname("gemm"), p, &cfg).map_err(|e| ctx.invalid(e))
+}
+
+/// Row-major strides of `shape` placed against the output batch dims (right-aligned), with 0
+/// for broadcast dims.
+fn batch_strides(in_batch: &[usize], in_strides: &[usize], out_batch: &[usize]) -> Vec<usize> {
+    let off = out_batch.len() - in_batch.len();
+    (0..out_batch.len())
+        .map(|d| {
+            if d < off || in_batch[d - off] == 1 {
+                0
+            } else {
+                in_strides[d - off]
+            }
+        })
+        .collect()
+}
+
+/// MatMul: numpy batch broadcasting; 1-D operands become a row (A) or column (B).
+pub fn lower_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    let a = ctx.input(0)?;
+    let bd = ctx.input(1)?;
+    let out = ctx.output(0)?;
+    let cs = compute_scalar(out.dtype).unwrap_or(Scalar::F32);
+    if a.shape.is_empty() || bd.shape.is_empty() {
+        return Err(ctx.invalid("MatMul operands must have rank ≥ 1"));
+    }
+    let a2 = if a.shape.len() == 1 {
+        vec![1, a.shape[0]]
+    } else {
+        a.shape.clone()
+    };
+    let b2 = if bd.shape.len() == 1 {
+        vec![bd.shape[0], 1]
+    } else {
+        bd.shape.clone()
+    };
+    let (ra, rb) = (a2.len(), b2.len());
+    let (m, k) = (a2[ra - 2], a2[ra - 1]);
+    let (kb, n) = (b2[rb - 2], b2[rb - 1]);
+    if k != kb {
+        return Err(ctx.invalid(format!("inner dims differ: {:?} {:?}", a.shape, bd.shape)));
+    }
+    let brank = (ra - 2).max(rb - 2);
+    let mut batch = vec![1usize; brank];
+    for (d, x) in batch.iter_mut().enumerate() {
+        let ad = (d + ra - 2).checked_sub(brank).map(|j| a2[j]).unwrap_or(1);
+        let bdv = (d + rb - 2).checked_sub(brank).map(|j| b2[j]).unwrap_or(1);
+        *x = ad.max(bdv);
+    }
+    let numel = batch.iter().product::<usize>() * m * n;
+    if numel != out.numel() {
+        return Err(ctx.invalid(format!("output {:?} does not match", out.shape)));
+    }
+    if numel == 0 {
+        return Ok(Lowered::default());
+    }
+    if cs != Scalar::F32 {
+        if out.dtype == DType::I64 {
+            return Err(ctx.unsupported("needs int64 arithmetic"));
+        }
+        return Ok(Lowered {
+            launches: vec![dot_kernel(ctx, &a2, &b2, &batch, m, n, k, cs, out.dtype)],
+            ..Lowered::default()
+        });
+    }
+    let sa = strides(&a2);
+    let sb = strides(&b2);
+    let p = Problem {
+        batch: batch.clone(),
+        m,
+        n,
+        k,
+        a: Operand {
+            arg: Arg::Input(0),
+            dtype: a.dtype,
+            numel: a.numel(),
+            batch_strides: batch_strides(&a2[..ra - 2], &sa[..ra - 2], &batch),
+            source: Source::Strided {
+                row_stride: k,
+                k_stride: 1,
+            },
+        },
+        b: Operand {
+            arg: Arg::Input(1),
+            dtype: bd.dtype,
+            numel: bd.numel(),
+            batch_strides: batch_strides(&b2[..rb - 2], &sb[..rb - 2], &batch),
+            source: Source::Strided {
+                row_stride: 1,
+                k_stride: n,
+            },
+        },
+        out: (Arg::Output(0), out.dtype),
+        out_batch_strides: strides(&batch).iter().map(|s| s * m * n).collect(),
+        out_m_stride: n,
+        out_n_stride: 1,
+        alpha: 1.0,
+        addend: None,
+    };
+    Ok(Lowered {
+        launches: vec![lower_problem(ctx, &p)?],
+        ..Lowered::default()
+    })
+}
+
+/// One output element per thread: `out = Σ_k a·b` in integer arithmetic (MatMul on integers).
+#[allow(clippy::too_many_arguments)]
+fn dot_kernel(
+    ctx: &LowerCtx<'_>,
+    a2: &[usize],
+    b2: &[usize],
+    batch: &[usize],
+    m: usize,
+    n: usize,
+    k: usize,
+    cs: Scalar,
+    out_dt: DType,
+) -> KernelLaunch {
+    let a = ctx.inputs[0].as_ref().map(|d| d.dtype).unwrap_or(out_dt);
+    let bdt = ctx.inputs[1].as_ref().map(|d| d.dtype).unwrap_or(out_dt);
+    let total = batch.iter().product::<usize>() * m * n;
+    let wg = 256;
+    let grid = grid_1d(total, wg);
+    let mut b = KernelBuilder::new(ctx.kname("dot"), [wg, 1, 1]);
+    let ab = b.buffer(
+        "a",
+        Type::scalar(storage_scalar(a).unwrap_or(cs)),
+        Access::Read,
+    );
+    let bb = b.buffer(
+        "b",
+        Type::scalar(storage_scalar(bdt).unwrap_or(cs)),
+        Access::Read,
+    );
+    let ob = b.buffer(
+        "out",
+        Type::scalar(storage_scalar(out_dt).unwrap_or(cs)),
+        Access::ReadWrite,
+    );
+    let t = flat_index(&mut b, grid, wg);
+    common::guard(&mut b, &t, total);
+    let mut oshape = batch.to_vec();
+    oshape.push(m);
+    oshape.push(n);
+    let c = unravel(&mut b, &t, &oshape);
+    let br = batch.len();
+    let (ra, rb) = (a2.len(), b2.len());
+    let sa = strides(a2);
+    let sb = strides(b2);
+    let abs = batch_strides(&a2[..ra - 2], &sa[..ra - 2], batch);
+    let bbs = batch_strides(&b2[..rb - 2], &sb[..rb - 2], batch);
+    let a_off = b.let_(
+        Type::I32,
+        common::dot_strides(&c[..br], &abs) + c[br].clone() * i(k as i32),
+    );
+    let b_off = b.let_(
+        Type::I32,
+        common::dot_strides(&c[..br], &bbs) + c[br + 1].clone(),
+    );
+    let acc = b.var(Type::scalar(cs), lit(cs, 0.0));
+    b.for_(i(0), i(k as i32), 1, false, |b, kk| {
+        let av = common::load(ab, a_off.clone() + kk.clone(), a);
+        let bv = common::load(bb, b_off.clone() + kk * i(n as i32), bdt);
+        b.assign(acc, Expr::Var(acc) + av * bv);
+    });
+    b.store(ob, t, to_storage(Expr::Var(acc), out_dt));
+    KernelLaunch {
+        kernel: b.finish(),
+        args: vec![Arg::Input(0), Arg::Input(1), Arg::Output(0)],
+        grid,
+    }
+}
+
+/// Gemm: `alpha · op(A) · op(B) + beta · C` with C broadcast to `[M, N]`.
+pub fn lower_gemm(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    let Op::Gemm {
+        alpha,
+        beta,
+        trans_a,
+        trans_b,
+    } = ctx.op
+    else {
+        return Err(ctx.invalid("not a Gemm"));
+    };
+    let a = ctx.input(0)?;
+    let bd = ctx.input(1)?;
+    let out = ctx.output(0)?;
+    if compute_scalar(out.dtype) != Some(Scalar::F32) {
+        return Err(ctx.unsupported(format!("needs {}", out.dtype.name())));
+    }
+    if a.shape.len() != 2 || bd.shape.len() != 2 {
+        return Err(ctx.invalid("Gemm needs 2-D A and B"));
+    }
+    let (m, k) = if *trans_a {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
+    let (kb, n) = if *trans_b {
+        (bd.shape[1], bd.shape[0])
+    } else {
+        (bd.shape[0], bd.shape[1])
+    };
+    if k != kb || out.shape != [m, n] {
+        return Err(ctx.invalid("Gemm shapes do not match"));
+    }
+    if m * n == 0 {
+        return Ok(Lowered::default());
+    }
+    let addend = match ctx.opt_input(2) {
+        Some(c) if *beta != 0.0 => {
+            if c.shape.len() > 2 {
+                return Err(ctx.invalid("Gemm C has rank > 2"));
+            }
+            let mut cs = vec![1usize; 2 - c.shape.len()];
+            cs.extend(&c.shape);
+            if (cs[0] != 1 && cs[0] != m) || (cs[1] != 1 && cs[1] != n) {
+                return Err(ctx.invalid(format!("C {:?} does not broadcast", c.shape)));
+            }
+            Some(Addend {
+                arg: Arg::Input(2),
+                dtype: c.dtype,
+                m_stride: if cs[0] == 1 { 0 } else { cs[1] },
+                n_stride: if cs[1] == 1 { 0 } else { 1 },
+                batch_strides: vec![],
+                scale: *beta,
+            })
+        }
+        _ => None,
+    };
+    let p = Problem {
+        batch: vec![],
+        m,
+        n,
+        k,
+        a: Operand {
+            arg: Arg::Input(0),
+            dtype: a.dtype,
+            numel: a.numel(),
+            batch_strides: vec![],
+            source: if *trans_a {
+                Source::Strided {
+                    row_stride: 1,
+                    k_stride: m,
+                }
+            } else {
+                Source::Strided {
+                    row_stride: k,
+                    k_stride: 1,
+                }
+            },
+        },
+        b: Operand {
+            arg: Arg::Input(1),
+            dtype: bd.dtype,
+            numel: bd.numel(),
+            batch_strides: vec![],
+            source: if *trans_b {
+                Source::Strided {
+                    row_stride: k,
+                    k_stride: 1,
+                }
+            } else {
+                Source::Strided {
+                    row_stride: 1,
+                    k_stride: n,
+                }
+            },
+        },
+        out: (Arg::Output(0), out.dtype),
+        out_batch_strides: vec![],
+        out_m_stride: n,
+        out_n_stride: 1,
+        alpha: *alpha,
+        addend,
+    };
+    Ok(Lowered {
+        launches: vec![lower_problem(ctx, &p)?],
+        ..Lowered::default()
+    })
+}
+
+/// A per-tensor / per-row / per-column quantisation parameter: which binding, and how it is
+/// indexed from the output coordinates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamIndex {
+    /// One element.
+    Scalar,
+    /// Indexed by the output row (M).
+    Row,
+    /// Indexed by the output column (N).
+    Col,
+}
+
+/// How a quantisation parameter of `numel` elements is indexed, for side `row` (A side: per
+/// row) given M and N.
+pub fn param_index(
+    ctx: &LowerCtx<'_>,
+    numel: usize,
+    per_row: bool,
+    m: usize,
+    n: usize,
+) -> Result<ParamIndex, LowerError> {
+    if numel == 1 {
+        Ok(ParamIndex::Scalar)
+    } else if per_row && numel == m {
+        Ok(ParamIndex::Row)
+    } else if !per_row && numel == n {
+        Ok(ParamIndex::Col)
+    } else {
+        Err(ctx.unsupported("with batched quantisation parameters"))
+    }
+}
+
+/// Loads the parameter bound at `buf` (dtype `dt`) for output row `m`, column `n`, as i32 (zero
+/// points) or f32 (scales, when `float`).
+pub fn param_load(buf: u32, dt: DType, ix: ParamIndex, m: &Expr, n: &Expr, float: bool) -> Expr {
+    let idx = match ix {
+        ParamIndex::Scalar => i(0),
+        ParamIndex::Row => m.clone(),
+        ParamIndex::Col => n.clone(),
+    };
+    let v = common::load(buf, idx, dt);
+    if float { v } else { v.cast(Scalar::I32) }
+}
+
+/// Rounds `v` (f32) half to even, adds the zero point and saturates to `dt`'s range.
+pub fn requantize(v: Expr, zp: Expr, dt: DType) -> Expr {
+    let (lo, hi) = match dt {
+        DType::U8 => (0.0, 255.0),
+        DType::I8 => (-128.0, 127.0),
+        DType::U16 => (0.0, 65535.0),
+        DType::I16 => (-32768.0, 32767.0),
+        _ => (-2_147_483_648.0, 2_147_483_520.0),
+    };
+    let r = (v + zp.cast(Scalar::F32)).un(crate::ir::UnOp::Round);
+    let r = r.max(f(lo)).min(f(hi));
+    let s = storage_scalar(dt).unwrap_or(Scalar::I32);
+    if s == Scalar::U32 {
+        r.cast(Scalar::I32).cast(Scalar::U32)
+    } else {
+        r.cast(Scalar::I32)
+    }
+}
+
+/// MatMulInteger and QLinearMatMul: one output per thread, i32 accumulation of
+/// `(a - a_zp)(b - b_zp)`; QLinearMatMul requantizes with `a_scale · b_scale / y_scale`.
+pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    let qlinear = matches!(ctx.op, Op::QLinearMatMul);
+    let (ai, bi) = if qlinear { (0, 3) } else { (0, 1) };
+    let a = ctx.input(ai)?;
+    let bd = ctx.input(bi)?;
+    let out = ctx.output(0)?;
+    if a.shape.is_empty() || bd.shape.is_empty() {
+        return Err(ctx.invalid("operands must have rank ≥ 1"));
+    }
+    let a2 = if a.shape.len() == 1 {
+        vec![1, a.shape[0]]
+    } else {
+        a.shape.clone()
+    };
+    let b2 = if bd.shape.len() == 1 {
+        vec![bd.shape[0], 1]
+    } else {
+        bd.shape.clone()
+    };
+    let (ra, rb) = (a2.len(), b2.len());
+    let (m, k, n) = (a2[ra - 2], a2[ra - 1], b2[rb - 1]);
+    if b2[rb - 2] != k {
+        return Err(ctx.invalid("inner dims differ"));
+    }
+    let brank = (ra - 2).max(rb - 2);
+    let mut batch = vec![1usize; brank];
+    for (d, x) in batch.iter_mut().enumerate() {
+        let ad = (d + ra - 2).checked_sub(brank).map(|j| a2[j]).unwrap_or(1);
+        let bdv = (d + rb - 2).checked_sub(brank).map(|j| b2[j]).unwrap_or(1);
+        *x = ad.max(bdv);
+    }
+    let total = batch.iter().product::<usize>() * m * n;
+    if total != out.numel() {
+        return Err(ctx.invalid("output shape does not match"));
+    }
+    if total == 0 {
+        return Ok(Lowered::default());
+    }
+    let zps = if qlinear { [2, 5] } else { [2, 3] };
+    let wg = 256;
+    let grid = grid_1d(total, wg);
+    let mut oshape = batch.clone();
+    oshape.push(m);
+    oshape.push(n);
+    let br = batch.len();
+    // Kernel 1: the i32 product (into the output, or a scratch tensor for QLinearMatMul).
+    let mut b = KernelBuilder::new(ctx.kname("qdot"), [wg, 1, 1]);
+    let mut args = vec![Arg::Input(ai), Arg::Input(bi)];
+    let abuf = b.buffer(
+        "a",
+        Type::scalar(storage_scalar(a.dtype).unwrap_or(Scalar::I32)),
+        Access::Read,
+    );
+    let bbuf = b.buffer(
+        "b",
+        Type::scalar(storage_scalar(bd.dtype).unwrap_or(Scalar::I32)),
+        Access::Read,
+    );
+    let bind_params = |b: &mut KernelBuilder,
+                       args: &mut Vec<Arg>,
+                       list: &[(usize, bool, bool)]|
+     -> Result<Vec<Option<(u32, DType, ParamIndex, bool)>>, LowerError> {
+        let mut v = Vec::new();
+        for &(idx, per_row, float) in list {
+            match ctx.opt_input(idx) {
+                Some(d) if d.numel() > 0 => {
+                    let ix = param_index(ctx, d.numel(), per_row, m, n)?;
+                    let s = storage_scalar(d.dtype).unwrap_or(Scalar::I32);
+                    let buf = b.buffer(format!("p{idx}"), Type::scalar(s), Access::Read);
+                    args.push(Arg::Input(idx));
+                    v.push(Some((buf, d.dtype, ix, float)));
+                }
+                _ => v.push(None),
+            }
+        }
+        Ok(v)
+    };
+    let zb = bind_params(
+        &mut b,
+        &mut args,
+        &[(zps[0], true, false), (zps[1], false, false)],
+    )?;
+    let ob = b.buffer("out", Type::scalar(Scalar::I32), Access::ReadWrite);
+    args.push(if qlinear {
+        Arg::Temp(0)
+    } else {
+        Arg::Output(0)
+    });
+    let t = flat_index(&mut b, grid, wg);
+    common::guard(&mut b, &t, total);
+    let c = unravel(&mut b, &t, &oshape);
+    let (mc, nc) = (c[br].clone(), c[br + 1].clone());
+    let sa = strides(&a2);
+    let sb = strides(&b2);
+    let abs = batch_strides(&a2[..ra - 2], &sa[..ra - 2], &batch);
+    let bbs = batch_strides(&b2[..rb - 2], &sb[..rb - 2], &batch);
+    let a_off = b.let_(
+        Type::I32,
+        common::dot_strides(&c[..br], &abs) + mc.clone() * i(k as i32),
+    );
+    let b_off = b.let_(Type::I32, common::dot_strides(&c[..br], &bbs) + nc.clone());
+    let load_p = |b: &mut KernelBuilder,
+                  p: Option<(u32, DType, ParamIndex, bool)>,
+                  mc: &Expr,
+                  nc: &Expr|
+     -> Option<Expr> {
+        p.map(|(buf, dt, ix, float)| {
+            let ty = if float { Type::F32 } else { Type::I32 };
+            b.let_(ty, param_load(buf, dt, ix, mc, nc, float))
+        })
+    };
+    let azp = load_p(&mut b, zb[0], &mc, &nc);
+    let bzp = load_p(&mut b, zb[1], &mc, &nc);
+    let acc = b.var(Type::I32, i(0));
+    b.for_(i(0), i(k as i32), 1, false, |b, kk| {
+        let mut av = Expr::load(abuf, a_off.clone() + kk.clone()).cast(Scalar::I32);
+        if let Some(z) = &azp {
+            av = av - z.clone();
+        }
+        let mut bv = Expr::load(bbuf, b_off.clone() + kk * i(n as i32)).cast(Scalar::I32);
+        if let Some(z) = &bzp {
+            bv = bv - z.clone();
+        }
+        b.assign(acc, Expr::Var(acc) + av * bv);
+    });
+    b.store(ob, t, Expr::Var(acc));
+    let mut launches = vec![KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    }];
+    let mut temps = Vec::new();
+    if qlinear {
+        temps.push(super::TensorDesc::new(DType::I32, oshape.clone()));
+        let mut b = KernelBuilder::new(ctx.kname("requant"), [wg, 1, 1]);
+        let mut args = vec![Arg::Temp(0)];
+        let accb = b.buffer("acc", Type::I32, Access::Read);
+        let pb = bind_params(
+            &mut b,
+            &mut args,
+            &[
+                (1, true, true),
+                (4, false, true),
+                (6, true, true),
+                (7, true, false),
+            ],
+        )?;
+        let ob = b.buffer(
+            "out",
+            Type::scalar(storage_scalar(out.dtype).unwrap_or(Scalar::I32)),
+            Access::ReadWrite,
+        );
+        args.push(Arg::Output(0));
+        let t = flat_index(&mut b, grid, wg);
+        common::guard(&mut b, &t, total);
+        let mc = b.let_(Type::I32, (t.clone() / i(n as i32)) % i(m as i32));
+        let nc = b.let_(Type::I32, t.clone() % i(n as i32));
+        let sa = load_p(&mut b, pb[0], &mc, &nc).unwrap_or(f(1.0));
+        let sb = load_p(&mut b, pb[1], &mc, &nc).unwrap_or(f(1.0));
+        let sy = load_p(&mut b, pb[2], &mc, &nc).unwrap_or(f(1.0));
+        let yzp = load_p(&mut b, pb[3], &mc, &nc).unwrap_or(i(0));
+        let sdt = ctx.opt_input(1).map(|d| d.dtype).unwrap_or(DType::F32);
+        let mult = common::convert(sa * sb, DType::F32, sdt);
+        let mult = common::convert(mult / sy, DType::F32, sdt);
+        let v = Expr::load(accb, t.clone()).cast(Scalar::F32) * mult;
+        b.store(ob, t, requantize(v, yzp, out.dtype));
+        launches.push(KernelLaunch {
+            kernel: b.finish(),
+            args,
+            grid,
+        });
+    }
+    Ok(Lowered {
+        launches,
+        temps,
+        ..Lowered::default()
+    })
+}
+
+/// Einsum: not lowered yet.
+pub fn lower_einsum(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    Err(ctx.unsupported("has no kernel template yet"))
+}
