@@ -18,7 +18,7 @@ use super::common::{flat_index, grid_1d, guard, strides, unravel};
 use super::movement::{DEFAULT, Tuning, affine, map_kernel, norm_axis, st};
 use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, storage_scalar};
 use crate::builder::{KernelBuilder, i, select};
-use crate::ir::{Access, BinOp, Expr, Scalar, Type};
+use crate::ir::{Access, Expr, Scalar, Type};
 use optc_ir::dtype::DType;
 use optc_ir::ops::{Op, ScatterReduction};
 
@@ -58,6 +58,14 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
 
 /// [`lower`] with explicit tuning.
 pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerError> {
+    lower_with(ctx, tune, SCAN_LIMIT)
+}
+
+/// Above this many `(data row, index tuple)` pairs, ScatterND without a reduction copies and
+/// then scatters instead of letting every output element scan every tuple.
+pub const SCAN_LIMIT: usize = 1 << 20;
+
+fn lower_with(ctx: &LowerCtx<'_>, tune: Tuning, scan_limit: usize) -> Result<Lowered, LowerError> {
     for d in ctx.inputs.iter().chain(ctx.outputs.iter()).flatten() {
         if d.numel() > i32::MAX as usize / 2 {
             return Err(ctx.unsupported("with more than 2^30 elements"));
@@ -233,6 +241,30 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
             let dt = data.dtype;
             let red = *reduction;
             let flat = TensorDesc::new(out.dtype, vec![rows, slice]);
+            if red == ScatterReduction::None && rows.saturating_mul(tuples) > scan_limit {
+                // Copy, then one invocation per update element writes its target (duplicate
+                // indices are undefined for `none` in the spec; the last writer is arbitrary).
+                let n = data.numel();
+                let copy = super::movement::copy_kernel(
+                    ctx.kname("copy"),
+                    dt,
+                    &[n],
+                    (Arg::Input(0), super::movement::View::contiguous(&[n])),
+                    (Arg::Output(0), super::movement::View::contiguous(&[n])),
+                    tune,
+                );
+                let scatter = scatter_rows(
+                    ctx.kname("scatter"),
+                    s,
+                    isc,
+                    &dims,
+                    &rst,
+                    tuples,
+                    slice,
+                    tune,
+                );
+                return Ok(lowered(copy.into_iter().chain(scatter)));
+            }
             Ok(lowered(map_kernel(
                 name,
                 &flat,
@@ -326,6 +358,57 @@ fn reduction_ok(ctx: &LowerCtx<'_>, r: ScatterReduction, dtype: DType) -> Result
     Ok(())
 }
 
+/// One invocation per update element of a ScatterND: stores `updates[t, s]` at
+/// `out[row(t), s]`.
+#[allow(clippy::too_many_arguments)]
+fn scatter_rows(
+    name: String,
+    s: Scalar,
+    isc: Scalar,
+    dims: &[usize],
+    rst: &[i64],
+    tuples: usize,
+    slice: usize,
+    tune: Tuning,
+) -> Option<KernelLaunch> {
+    let n = tuples * slice;
+    if n == 0 {
+        return None;
+    }
+    let k = dims.len();
+    let wg = tune.workgroup;
+    let grid = grid_1d(n, wg);
+    let mut b = KernelBuilder::new(name, [wg, 1, 1]);
+    let ib = b.buffer("indices", Type::scalar(isc), Access::Read);
+    let ub = b.buffer("updates", Type::scalar(s), Access::Read);
+    let ob = b.buffer("out", Type::scalar(s), Access::ReadWrite);
+    let idx = flat_index(&mut b, grid, wg);
+    guard(&mut b, &idx, n);
+    let c = unravel(&mut b, &idx, &[tuples, slice]);
+    let mut row = i(0);
+    for (j, &dim) in dims.iter().enumerate() {
+        let x = load_index(
+            &mut b,
+            ib,
+            c[0].clone() * i(k as i32) + i(j as i32),
+            isc,
+            dim,
+        );
+        row = row + x * i(rst[j] as i32);
+    }
+    let row = b.let_(Type::I32, row);
+    b.store(
+        ob,
+        row * i(slice as i32) + c[1].clone(),
+        Expr::load(ub, idx.clone()),
+    );
+    Some(KernelLaunch {
+        kernel: b.finish(),
+        args: vec![Arg::Input(1), Arg::Input(2), Arg::Output(0)],
+        grid,
+    })
+}
+
 /// `old ⊕ new` under a scatter reduction, on storage values of `dtype`.
 fn combine(r: ScatterReduction, old: Expr, new: Expr, dtype: DType) -> Expr {
     let f16 = dtype == DType::F16;
@@ -379,7 +462,6 @@ fn gather_rows(
         &[(d * post) as i64, post as i64, 1],
     );
     b.store(ob, idx, Expr::load(db, src));
-    let _ = BinOp::Add;
     Some(KernelLaunch {
         kernel: b.finish(),
         args: vec![Arg::Input(0), Arg::Input(1), Arg::Output(0)],
@@ -503,6 +585,78 @@ mod tests {
             reduction: ScatterReduction::Mul,
         };
         check(&op, &[Some(data), Some(idx), Some(upd)], &[], 1);
+    }
+
+    #[test]
+    fn scatter_nd_copy_then_scatter_path() {
+        use super::super::sim::run_op_n as run_op;
+        use super::super::{LowerCtx, TensorDesc};
+        let data = iota(&[4, 2, 3]);
+        let idx = t64(&[2, 1], &[3, -4]);
+        let upd = iota(&[2, 2, 3]);
+        let op = Op::ScatterNd {
+            reduction: ScatterReduction::None,
+        };
+        let ins = [Some(data), Some(idx), Some(upd)];
+        // The default lowering scans; the forced direct path must agree with it.
+        let (scan, want) = run_op(&op, &ins, &[], 1);
+        super::super::sim::assert_close(&scan[0], &want[0], "scan");
+        let descs: Vec<Option<TensorDesc>> = ins
+            .iter()
+            .map(|t| {
+                t.as_ref()
+                    .map(|t| TensorDesc::new(t.dtype(), t.shape().to_vec()))
+            })
+            .collect();
+        let outs = [Some(TensorDesc::new(
+            want[0].dtype(),
+            want[0].shape().to_vec(),
+        ))];
+        let ctx = LowerCtx {
+            op: &op,
+            name: "n0",
+            inputs: &descs,
+            values: &[None, None, None],
+            outputs: &outs,
+        };
+        let l = super::lower_with(&ctx, super::DEFAULT, 0).unwrap();
+        assert_eq!(l.launches.len(), 2);
+        let mut out = vec![super::super::sim::S::F(f32::NAN); 24];
+        let lanes = |t: &Tensor| -> Vec<super::super::sim::S> {
+            t.to_f64_vec()
+                .into_iter()
+                .map(|v| super::super::sim::S::F(v as f32))
+                .collect()
+        };
+        let ilanes: Vec<_> = ins[1]
+            .as_ref()
+            .unwrap()
+            .to_i64_vec()
+            .into_iter()
+            .map(|v| super::super::sim::S::I(v as i32))
+            .collect();
+        for k in &l.launches {
+            super::super::sim::typecheck(&k.kernel);
+        }
+        let r = super::super::sim::run(
+            &l.launches[0].kernel,
+            l.launches[0].grid,
+            vec![lanes(ins[0].as_ref().unwrap()), out.clone()],
+        );
+        out = r[1].clone();
+        let r = super::super::sim::run(
+            &l.launches[1].kernel,
+            l.launches[1].grid,
+            vec![ilanes, lanes(ins[2].as_ref().unwrap()), out],
+        );
+        let got: Vec<f64> = r[2]
+            .iter()
+            .map(|v| match v {
+                super::super::sim::S::F(x) => *x as f64,
+                _ => f64::NAN,
+            })
+            .collect();
+        assert_eq!(got, want[0].to_f64_vec());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Resize: nearest (every `nearest_mode`), n-linear and n-cubic interpolation with every
 //! `coordinate_transformation_mode`, `exclude_outside` and tf_crop_and_resize extrapolation, for
-//! constant `scales`/`sizes` (and `roi`). Antialiasing is not supported.
+//! constant `scales`/`sizes` (and `roi`), with antialiasing (the filter widened by `1 / scale`
+//! when downscaling, its taps a compile-time count).
 //!
 //! One invocation per output element. For every resized axis the kernel maps the output
 //! coordinate to the source coordinate (in f32; the reference uses f64, so a nearest pick that
@@ -43,9 +44,6 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
         return Err(ctx.invalid("not a Resize"));
     };
     let attrs: &ResizeAttrs = attrs;
-    if attrs.antialias && attrs.mode != ResizeMode::Nearest {
-        return Err(ctx.unsupported("with antialias"));
-    }
     let x = ctx.input(0)?;
     let out = ctx.output(0)?;
     let r = x.shape.len();
@@ -160,13 +158,13 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
                 Expr::load(bufs[0], affine(&cs, 0, &xs))
             } else {
                 let acc = b.var(Type::F32, f(0.0));
-                let taps = windows.first().map_or(1, |w| w.1.len());
-                let combos = taps.pow(active.len() as u32);
+                let combos: usize = windows.iter().map(|w| w.1.len()).product();
                 for combo in 0..combos {
                     let mut cs = base.clone();
                     let mut weight: Option<Expr> = None;
                     let mut rest = combo;
                     for (ax, (start, w)) in active.iter().zip(&windows) {
+                        let taps = w.len();
                         let k = rest % taps;
                         rest /= taps;
                         let idx = (start.clone() + i(k as i32))
@@ -255,17 +253,34 @@ fn window(
         Type::F32,
         select(exact.clone(), f(1.0), x.clone() - xi.clone()),
     );
-    let n: i32 = if attrs.mode == ResizeMode::Cubic {
-        4
-    } else {
-        2
+    // Antialiasing stretches the filter by 1 / scale when downscaling: taps at `lo..lo + n`
+    // relative to the source coordinate.
+    let aa = attrs.antialias && attrs.mode != ResizeMode::Nearest;
+    let sa = ax.scale.min(1.0);
+    let (lo, n): (i64, i64) = match attrs.mode {
+        ResizeMode::Linear if aa => {
+            let lo = (-1.0 / sa).floor() as i64 + 1;
+            (lo, 2 - 2 * lo)
+        }
+        ResizeMode::Cubic if aa => {
+            let lo = (-2.0 / sa).floor() as i64 + 1;
+            (lo, 2 - 2 * lo)
+        }
+        ResizeMode::Cubic => (-1, 4),
+        _ => (0, 2),
     };
+    let n = n.clamp(1, 64) as i32;
     let half = n / 2;
-    // Window start: floor(x) - half when x is integral, floor(x) - half + 1 otherwise.
-    let start = b.let_(
-        Type::I32,
-        xi.cast(Scalar::I32) + select(exact, i(-half), i(-half + 1)),
-    );
+    // Window start (the reference's rule): for an even count floor(x) - half when x is
+    // integral, floor(x) - half + 1 otherwise; for an odd count floor(x) - (n-1)/2, plus one
+    // when frac(x) > 0.5.
+    let off = if n % 2 == 0 {
+        select(exact.clone(), i(-half), i(-half + 1))
+    } else {
+        let base = -(n - 1) / 2;
+        select((x.clone() - xi.clone()).le(f(0.5)), i(base), i(base + 1))
+    };
+    let start = b.let_(Type::I32, xi.cast(Scalar::I32) + off);
     match attrs.mode {
         ResizeMode::Nearest => {
             let right = match attrs.nearest {
@@ -281,7 +296,34 @@ fn window(
         }
         ResizeMode::Linear | ResizeMode::Cubic => {
             let r = ratio;
-            let mut w: Vec<Expr> = if attrs.mode == ResizeMode::Linear {
+            let mut w: Vec<Expr> = if aa {
+                let a = attrs.cubic_coeff_a;
+                let mut ws = Vec::new();
+                for k in 0..n as i64 {
+                    let t = b.let_(Type::F32, (f((lo + k) as f32) - r.clone()) * f(sa as f32));
+                    let v = if attrs.mode == ResizeMode::Linear {
+                        (f(1.0) - t.un(UnOp::Abs)).max(f(0.0)).min(f(1.0))
+                    } else {
+                        let t = b.let_(Type::F32, t.un(UnOp::Abs));
+                        let (t2, t3) = (t.clone() * t.clone(), t.clone() * t.clone() * t.clone());
+                        let inner = f(a + 2.0) * t3.clone() - f(a + 3.0) * t2.clone() + f(1.0);
+                        let outer =
+                            f(a) * t3 - f(5.0 * a) * t2 + f(8.0 * a) * t.clone() - f(4.0 * a);
+                        select(
+                            t.clone().le(f(1.0)),
+                            inner,
+                            select(t.lt(f(2.0)), outer, f(0.0)),
+                        )
+                    };
+                    ws.push(b.let_(Type::F32, v));
+                }
+                let sum = ws
+                    .iter()
+                    .skip(1)
+                    .fold(ws[0].clone(), |acc, w| acc + w.clone());
+                let sum = b.let_(Type::F32, sum);
+                ws.into_iter().map(|w| w / sum.clone()).collect()
+            } else if attrs.mode == ResizeMode::Linear {
                 vec![f(1.0) - r.clone(), r]
             } else {
                 let a = f(attrs.cubic_coeff_a);
@@ -386,6 +428,14 @@ mod tests {
                         check(&op, &[Some(x.clone()), None, scales(&s)], &[2], 1);
                     }
                 }
+            }
+        }
+        for mode in [ResizeMode::Linear, ResizeMode::Cubic] {
+            let mut a = attrs(mode, CoordTransform::HalfPixel);
+            a.antialias = true;
+            let op = Op::Resize(Box::new(a));
+            for s in [[1.0, 1.0, 0.6, 0.8], [1.0, 1.0, 0.3, 1.5]] {
+                check(&op, &[Some(iota(&[1, 1, 8, 8])), None, scales(&s)], &[2], 1);
             }
         }
         let mut a = attrs(ResizeMode::Linear, CoordTransform::TfCropAndResize);
