@@ -7,10 +7,7 @@ use optc_ir::{DType, Graph, Tensor};
 use optc_runtime::manifest::HostType;
 use optc_runtime::{Artifact, HostTensor};
 
-/// The runtime's host type of an IR dtype (`None` for dtypes no executor accepts).
-pub fn host_type(dt: DType) -> Option<HostType> {
-    compile::host_type(dt)
-}
+pub use crate::compile::host_type;
 
 /// The IR dtype of a runtime host type.
 pub fn ir_dtype(ht: HostType) -> DType {

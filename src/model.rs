@@ -59,14 +59,25 @@ pub fn random_inputs(
     seed: u64,
     shapes: &BTreeMap<String, usize>,
 ) -> Result<Vec<Tensor>> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    g.inputs()
+    let specs = g
+        .inputs()
         .iter()
-        .map(|&v| {
-            let shape = input_shape(g, v, shapes)?;
+        .map(|&v| Ok((g.ty(v).dtype, input_shape(g, v, shapes)?)))
+        .collect::<Result<Vec<_>>>()?;
+    random_tensors(&specs, seed)
+}
+
+/// Seeded random tensors of the given dtypes and shapes, drawn as [`random_inputs`] draws them
+/// (one generator over all tensors, in order), so a model and its artifact get the same inputs
+/// from the same seed.
+pub fn random_tensors(specs: &[(DType, Vec<usize>)], seed: u64) -> Result<Vec<Tensor>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    specs
+        .iter()
+        .map(|(dtype, shape)| {
+            let (dtype, shape) = (*dtype, shape.clone());
             let n = optc_ir::tensor::checked_numel(&shape)
                 .map_err(|e| Error::BadInput(e.to_string()))?;
-            let dtype = g.ty(v).dtype;
             let t = if dtype.is_float() {
                 let vals: Vec<f64> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
                 Tensor::from_vec(shape, vals).map(|t| t.cast(dtype))
@@ -97,37 +108,40 @@ pub fn read_inputs(g: &Graph, dir: &Path) -> Result<Vec<Tensor>> {
     g.inputs()
         .iter()
         .enumerate()
-        .map(|(i, &v)| {
-            let name = &g.value(v).name;
-            let safe: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_alphanumeric() || c == '_' || c == '.' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let candidates = [
-                format!("input_{i}.pb"),
-                format!("input_{i}.npy"),
-                format!("{safe}.npy"),
-                format!("{safe}.pb"),
-            ];
-            let path = candidates
-                .iter()
-                .map(|c| dir.join(c))
-                .find(|p| p.is_file())
-                .ok_or_else(|| {
-                    Error::BadInput(format!(
-                        "no file for input '{name}' (#{i}) in {}",
-                        dir.display()
-                    ))
-                })?;
-            Ok(crate::io::load_tensor(&path)?.1)
-        })
+        .map(|(i, &v)| read_input(dir, i, &g.value(v).name))
         .collect()
+}
+
+/// Reads input `i` named `name` from a folder: `input_<i>.pb`, `input_<i>.npy`, `<name>.npy` or
+/// `<name>.pb` (characters other than alphanumerics, `_` and `.` in the name become `_`).
+pub fn read_input(dir: &Path, i: usize, name: &str) -> Result<Tensor> {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let candidates = [
+        format!("input_{i}.pb"),
+        format!("input_{i}.npy"),
+        format!("{safe}.npy"),
+        format!("{safe}.pb"),
+    ];
+    let path = candidates
+        .iter()
+        .map(|c| dir.join(c))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::BadInput(format!(
+                "no file for input '{name}' (#{i}) in {}",
+                dir.display()
+            ))
+        })?;
+    Ok(crate::io::load_tensor(&path)?.1)
 }
 
 /// Reads the expected outputs `output_<i>.pb` of a backend-test data folder.

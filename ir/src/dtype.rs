@@ -235,7 +235,7 @@ impl fmt::Display for DType {
 /// A Rust scalar type that can be the element of a [`crate::Tensor`].
 ///
 /// `bool` tensors use [`Bool8`] elements. Conversions go through `f64` (floats) or `i64`
-/// (integers); `from_f64` and `from_i64` round exactly once. `u64` values above 2^63 go
+/// (integers); `round_from_f64` and `from_i64` round exactly once. `u64` values above 2^63 go
 /// through `to_i64` wrapped (two's complement), which [`crate::Tensor::cast`] accounts for.
 /// The storage-only dtypes ([`DType::is_lowp`]) have no `Elem` type of their own.
 pub trait Elem:
@@ -245,9 +245,13 @@ pub trait Elem:
     const DTYPE: DType;
     /// Converts to f64 (ONNX Cast semantics for floats and integers).
     fn to_f64(self) -> f64;
-    /// Converts from f64: floats round to nearest, integers truncate toward zero and wrap
-    /// like a C cast of an in-range value (out-of-range values saturate).
-    fn from_f64(v: f64) -> Self;
+    /// Converts from f64: floats round to nearest (once), integers truncate toward zero and
+    /// wrap like a C cast of an in-range value (out-of-range values saturate).
+    ///
+    /// Not named `from_f64` on purpose: `half::f16`/`bf16` have an inherent `from_f64` that
+    /// rounds wrongly, and inside [`dispatch!`] bodies (where the element type is a concrete
+    /// alias) `T::from_f64` would silently pick it over the trait method.
+    fn round_from_f64(v: f64) -> Self;
     /// Converts to i64 exactly for integer types (floats truncate).
     fn to_i64(self) -> i64;
     /// Converts from i64 exactly where representable (integers wrap, floats round).
@@ -261,7 +265,7 @@ macro_rules! int_elem {
         impl Elem for $t {
             const DTYPE: DType = DType::$d;
             fn to_f64(self) -> f64 { self as f64 }
-            fn from_f64(v: f64) -> Self { v as $t }
+            fn round_from_f64(v: f64) -> Self { v as $t }
             fn to_i64(self) -> i64 { self as i64 }
             fn from_i64(v: i64) -> Self { v as $t }
             fn zero() -> Self { 0 }
@@ -275,7 +279,7 @@ impl Elem for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
-    fn from_f64(v: f64) -> Self {
+    fn round_from_f64(v: f64) -> Self {
         v as f32
     }
     fn to_i64(self) -> i64 {
@@ -294,7 +298,7 @@ impl Elem for f64 {
     fn to_f64(self) -> f64 {
         self
     }
-    fn from_f64(v: f64) -> Self {
+    fn round_from_f64(v: f64) -> Self {
         v
     }
     fn to_i64(self) -> i64 {
@@ -313,7 +317,7 @@ impl Elem for f16 {
     fn to_f64(self) -> f64 {
         f16::to_f64(self)
     }
-    fn from_f64(v: f64) -> Self {
+    fn round_from_f64(v: f64) -> Self {
         f16::from_f32(f64_to_f32_odd(v))
     }
     fn to_i64(self) -> i64 {
@@ -332,7 +336,7 @@ impl Elem for bf16 {
     fn to_f64(self) -> f64 {
         bf16::to_f64(self)
     }
-    fn from_f64(v: f64) -> Self {
+    fn round_from_f64(v: f64) -> Self {
         bf16::from_f32(f64_to_f32_odd(v))
     }
     fn to_i64(self) -> i64 {
@@ -382,9 +386,9 @@ pub fn i128_to_f64_odd(v: i128) -> f64 {
 /// A 64-bit integer (widened to i128) → an element of float type `T`, rounded once.
 pub fn int_to_float<T: Elem>(v: i128) -> T {
     if T::DTYPE == DType::F64 {
-        <T as crate::dtype::Elem>::from_f64(v as f64)
+        T::round_from_f64(v as f64)
     } else {
-        <T as crate::dtype::Elem>::from_f64(i128_to_f64_odd(v))
+        T::round_from_f64(i128_to_f64_odd(v))
     }
 }
 
@@ -417,7 +421,7 @@ impl Elem for Bool8 {
     fn to_f64(self) -> f64 {
         self.get() as u8 as f64
     }
-    fn from_f64(v: f64) -> Self {
+    fn round_from_f64(v: f64) -> Self {
         Bool8((v != 0.0) as u8)
     }
     fn to_i64(self) -> i64 {
@@ -614,12 +618,12 @@ mod tests {
         // 1 + 2^-11 is a tie between f16 1.0 and 1.0009766; a tiny excess must round up, which
         // a double rounding through f32 would lose.
         let v = 1.0 + 2f64.powi(-11) + 2f64.powi(-40);
-        assert_eq!(<f16 as Elem>::from_f64(v), f16::from_f32(1.000_976_6));
-        assert_eq!(<f16 as Elem>::from_f64(1.0 + 2f64.powi(-11)), f16::ONE);
+        assert_eq!(f16::round_from_f64(v), f16::from_f32(1.000_976_6));
+        assert_eq!(f16::round_from_f64(1.0 + 2f64.powi(-11)), f16::ONE);
         let v = 1.0 + 2f64.powi(-8) + 2f64.powi(-40);
-        assert_eq!(<bf16 as Elem>::from_f64(v), bf16::from_f32(1.0078125));
+        assert_eq!(bf16::round_from_f64(v), bf16::from_f32(1.0078125));
         assert!((f64_to_f32_odd(0.1) as f64 - 0.1).abs() < 1e-8);
-        assert!(<f16 as Elem>::from_f64(1e10).is_infinite());
+        assert!(f16::round_from_f64(1e10).is_infinite());
         // 2^62 + 2^54 + 1 is just above the bf16 tie 2^62 + 2^54: it rounds up, although the
         // nearest f64 is the tie itself.
         let i = (1i64 << 62) + (1 << 54) + 1;

@@ -492,7 +492,7 @@ impl Tensor {
                 let out: Vec<D> = if int_src {
                     src.iter().map(|x| D::from_i64(x.to_i64())).collect()
                 } else {
-                    src.iter().map(|x| <D as crate::dtype::Elem>::from_f64(x.to_f64())).collect()
+                    src.iter().map(|x| D::round_from_f64(x.to_f64())).collect()
                 };
                 Tensor { dtype, shape, storage: storage_of(out) }
             })

@@ -185,7 +185,7 @@ pub fn f(v: f32) -> Expr {
 pub fn lit(s: Scalar, v: f64) -> Expr {
     match s {
         Scalar::F32 => Expr::F32(v as f32),
-        Scalar::F16 => Expr::F16(half::f16::from_f64(v).to_f32()),
+        Scalar::F16 => Expr::F16(<half::f16 as optc_ir::Elem>::round_from_f64(v).to_f32()),
         Scalar::I32 => Expr::I32(v as i32),
         Scalar::U32 => Expr::U32(v as u32),
         Scalar::Bool => Expr::Bool(v != 0.0),

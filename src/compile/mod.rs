@@ -208,7 +208,8 @@ pub fn specialize(
     Ok(ng)
 }
 
-pub(crate) fn host_type(dt: DType) -> Option<HostType> {
+/// The runtime's host type of an IR dtype (`None` for dtypes no executor accepts).
+pub fn host_type(dt: DType) -> Option<HostType> {
     Some(match dt {
         DType::F32 => HostType::F32,
         DType::F16 => HostType::F16,
@@ -223,7 +224,6 @@ pub(crate) fn host_type(dt: DType) -> Option<HostType> {
         DType::I64 => HostType::I64,
         DType::U64 => HostType::U64,
         DType::Bool => HostType::Bool,
-        #[allow(unreachable_patterns)]
         _ => return None,
     })
 }
@@ -286,12 +286,6 @@ enum Home {
     Weight(usize),
     /// An arena buffer.
     Buf(usize),
-}
-
-struct Buf {
-    bytes: u64,
-    first: usize,
-    last: usize,
 }
 
 /// Compiles a verified graph for `opts.target`.
@@ -385,7 +379,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
     // 3. Lower.
     let mut homes: BTreeMap<ValueId, Home> = BTreeMap::new();
     let mut weights_vals: Vec<ValueId> = Vec::new();
-    let mut bufs: Vec<Buf> = Vec::new();
+    let mut bufs: Vec<plan::Interval> = Vec::new();
     let bytes_of = |d: &TensorDesc| -> u64 {
         d.numel() as u64 * device_type(d.dtype).map_or(4, |t| t.size() as u64)
     };
@@ -403,14 +397,13 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
             )]));
         }
         homes.insert(v, Home::Buf(bufs.len()));
-        bufs.push(Buf {
+        bufs.push(plan::Interval {
             bytes: bytes_of(&d),
             first: 0,
             last: 0,
         });
     }
     struct Pending {
-        step: usize,
         node_label: String,
         launch: optc_kernels::lower::KernelLaunch,
         args: Vec<Home>,
@@ -486,7 +479,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
             } else {
                 let d = outputs[slot].as_ref().expect("described above");
                 homes.insert(*o, Home::Buf(bufs.len()));
-                bufs.push(Buf {
+                bufs.push(plan::Interval {
                     bytes: bytes_of(d),
                     first: step,
                     last: step,
@@ -495,7 +488,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
         }
         let temp_base = bufs.len();
         for t in &lowered.temps {
-            bufs.push(Buf {
+            bufs.push(plan::Interval {
                 bytes: bytes_of(t),
                 first: step,
                 last: step,
@@ -530,7 +523,6 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
                 args.push(h);
             }
             pending.push(Pending {
-                step,
                 node_label: label.clone(),
                 launch,
                 args,
@@ -554,15 +546,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
     lap("lower", &mut passes);
 
     // 4. Plan memory.
-    let intervals: Vec<plan::Interval> = bufs
-        .iter()
-        .map(|b| plan::Interval {
-            bytes: b.bytes,
-            first: b.first,
-            last: b.last,
-        })
-        .collect();
-    let arena = plan::plan(&intervals);
+    let arena = plan::plan(&bufs);
     let mut weights = Vec::new();
     let mut weight_locs = Vec::new();
     for &v in &weights_vals {
@@ -646,7 +630,6 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
                 id
             }
         };
-        let _ = p.step;
         launches.push(Launch {
             kernel: kid,
             bindings,

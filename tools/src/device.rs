@@ -135,43 +135,29 @@ fn session(dev: &Device, artifact: &Artifact) -> Result<Session> {
 /// Reads inputs for an artifact from a folder (input_<i>.pb or .npy), or makes seeded random
 /// ones from the manifest.
 fn artifact_inputs(m: &Manifest, dir: Option<&Path>, seed: u64) -> Result<Vec<HostTensor>> {
-    let mut out = Vec::new();
-    for (i, info) in m.inputs.iter().enumerate() {
-        let t = match dir {
-            Some(d) => {
-                let pb = d.join(format!("input_{i}.pb"));
-                let npy = d.join(format!("input_{i}.npy"));
-                let named = d.join(format!("{}.npy", info.name));
-                let f = [pb, npy, named]
-                    .into_iter()
-                    .find(|p| p.is_file())
-                    .ok_or_else(|| {
-                        Exit(
-                            EXIT_INPUT,
-                            format!(
-                                "{}: no input_{i}.pb, input_{i}.npy or {}.npy for input '{}'",
-                                d.display(),
-                                info.name,
-                                info.name
-                            ),
-                        )
-                    })?;
-                optc::io::load_tensor(&f)?.1
-            }
-            None => {
-                let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
-                let dt = optc::exec::ir_dtype(info.dtype);
-                let mut g = optc::ir::Graph::new();
-                let v = g
-                    .add_input(info.name.clone(), optc::ir::TensorType::fixed(dt, &shape))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let _ = v;
-                optc::model::random_inputs(&g, seed + i as u64, &BTreeMap::new())?.remove(0)
-            }
-        };
-        out.push(optc::exec::to_host(&t)?);
-    }
-    Ok(out)
+    let tensors = match dir {
+        Some(d) => m
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, info)| optc::model::read_input(d, i, &info.name))
+            .collect::<optc::Result<Vec<_>>>()?,
+        None => {
+            let specs: Vec<_> = m
+                .inputs
+                .iter()
+                .map(|info| {
+                    let shape = info.shape.iter().map(|&d| d as usize).collect();
+                    (optc::exec::ir_dtype(info.dtype), shape)
+                })
+                .collect();
+            optc::model::random_tensors(&specs, seed)?
+        }
+    };
+    Ok(tensors
+        .iter()
+        .map(optc::exec::to_host)
+        .collect::<optc::Result<_>>()?)
 }
 
 /// `optc run` on wgpu: an artifact, or a model compiled on the fly.

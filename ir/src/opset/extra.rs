@@ -521,9 +521,9 @@ pub fn eval(
                 let y: Vec<T> = x.view::<T>().iter().map(|&v| {
                     let f = v.to_f64();
                     if f < -l {
-                        <T as crate::dtype::Elem>::from_f64(f + b)
+                        T::round_from_f64(f + b)
                     } else if f > l {
-                        <T as crate::dtype::Elem>::from_f64(f - b)
+                        T::round_from_f64(f - b)
                     } else {
                         T::zero()
                     }
@@ -998,7 +998,7 @@ fn from_i64_bits(dtype: DType, shape: Vec<usize>, v: &[u64]) -> Result<Tensor, E
 /// Applies `f` to every element of a float tensor in f64, rounding once to its dtype.
 fn map_float(x: &Tensor, f: impl Fn(f64) -> f64) -> Result<Tensor, EvalError> {
     crate::dispatch_float!(x.dtype(), T => {
-        let y: Vec<T> = x.view::<T>().iter().map(|&v| <T as crate::dtype::Elem>::from_f64(f(v.to_f64()))).collect();
+        let y: Vec<T> = x.view::<T>().iter().map(|&v| T::round_from_f64(f(v.to_f64()))).collect();
         Ok(Tensor::from_vec(x.shape().to_vec(), y)?)
     }, else Err(inv(format!("expected a float tensor, got {}", x.dtype()))))
 }
@@ -1073,12 +1073,12 @@ fn cumprod(
                     let idx = (o * n + j) * inner + i;
                     let xv = v[idx];
                     if exclusive {
-                        y[idx] = if float { <T as crate::dtype::Elem>::from_f64(pf) } else { T::from_i64(pi) };
+                        y[idx] = if float { T::round_from_f64(pf) } else { T::from_i64(pi) };
                     }
                     pf *= xv.to_f64();
                     pi = pi.wrapping_mul(xv.to_i64());
                     if !exclusive {
-                        y[idx] = if float { <T as crate::dtype::Elem>::from_f64(pf) } else { T::from_i64(pi) };
+                        y[idx] = if float { T::round_from_f64(pf) } else { T::from_i64(pi) };
                     }
                 }
             }

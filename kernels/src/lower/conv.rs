@@ -19,7 +19,7 @@
 //! workgroups of 256.
 
 use super::common::{self, flat_index, grid_1d, guard, to_storage, unravel};
-use super::gemm::{self, Addend, Im2col, Operand, Problem, Source};
+use super::gemm::{self, Addend, Operand, Problem, Source};
 use super::{
     Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar, storage_scalar,
 };
@@ -214,14 +214,7 @@ fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerErr
             k_stride: pin,
         }
     } else {
-        Source::Im2col(Im2col {
-            input: g.input,
-            output: g.output,
-            kernel: g.kernel,
-            stride: g.stride,
-            dilation: g.dilation,
-            pad: [g.pad[0] as usize, g.pad[1] as usize, g.pad[2] as usize],
-        })
+        Source::Im2col(g.clone())
     };
     let kdim = cg * kk;
     let mut p = Problem {

@@ -95,18 +95,20 @@ fn operand(ctx: &LowerCtx<'_>, k: usize) -> Result<Operand, LowerError> {
     })
 }
 
-/// True where the f32 `x` is NaN, by its bits (WGSL lets compilers assume floats are never
-/// NaN, so `x != x` may be folded away).
-pub fn is_nan(x: Expr) -> Expr {
-    Expr::Bitcast(Scalar::U32, Box::new(x))
-        .and(u(0x7fff_ffff))
-        .gt(u(0x7f80_0000))
+/// True where `x` is NaN ([`UnOp::IsNan`]: the printers test the bits, since WGSL lets
+/// compilers assume floats are never NaN).
+fn is_nan(x: Expr) -> Expr {
+    x.un(UnOp::IsNan)
 }
 
-/// True where the f32 `x` is +inf (`sign` 1) or -inf (`sign` -1), by its bits.
+/// True where `x` is +inf (`sign` 1) or -inf (`sign` -1).
 fn is_inf(x: Expr, sign: i32) -> Expr {
-    let bits = if sign > 0 { 0x7f80_0000 } else { 0xff80_0000 };
-    Expr::Bitcast(Scalar::U32, Box::new(x)).eq_(u(bits))
+    let side = if sign > 0 {
+        x.clone().gt(f(0.0))
+    } else {
+        x.clone().lt(f(0.0))
+    };
+    x.un(UnOp::IsInf).and(side)
 }
 
 /// `a > b ? a : b` with NaN propagating from either side.

@@ -143,22 +143,9 @@ impl GemmConfig {
 }
 
 /// Convolution input read as the implicit im2col matrix: row = output pixel, k = (input
-/// channel, kernel taps) flattened.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Im2col {
-    /// Input spatial sizes (3 axes, leading unit axes for 1-D/2-D).
-    pub input: [usize; 3],
-    /// Output spatial sizes.
-    pub output: [usize; 3],
-    /// Kernel sizes.
-    pub kernel: [usize; 3],
-    /// Strides.
-    pub stride: [usize; 3],
-    /// Dilations.
-    pub dilation: [usize; 3],
-    /// Padding before each axis.
-    pub pad: [usize; 3],
-}
+/// channel, kernel taps) flattened. The geometry is the conv template's (3 spatial axes, leading
+/// unit axes for 1-D/2-D).
+pub type Im2col = super::conv::Geom;
 
 /// How an operand's elements are addressed.
 #[derive(Clone, Debug, PartialEq)]
@@ -799,43 +786,80 @@ fn batch_strides(in_batch: &[usize], in_strides: &[usize], out_batch: &[usize]) 
         .collect()
 }
 
+/// The shapes of a numpy MatMul: operands padded to rank ≥ 2 (a 1-D A is a row, a 1-D B a
+/// column), the broadcast batch dims, and M, K, N.
+struct MatMulDims {
+    a2: Vec<usize>,
+    b2: Vec<usize>,
+    batch: Vec<usize>,
+    m: usize,
+    k: usize,
+    n: usize,
+}
+
+/// Checks and resolves the shapes of a MatMul-like op with operands `a`, `b` and output `out`.
+fn matmul_dims(
+    ctx: &LowerCtx<'_>,
+    a: &[usize],
+    b: &[usize],
+    out: &[usize],
+) -> Result<MatMulDims, LowerError> {
+    if a.is_empty() || b.is_empty() {
+        return Err(ctx.invalid("MatMul operands must have rank ≥ 1"));
+    }
+    let a2 = if a.len() == 1 {
+        vec![1, a[0]]
+    } else {
+        a.to_vec()
+    };
+    let b2 = if b.len() == 1 {
+        vec![b[0], 1]
+    } else {
+        b.to_vec()
+    };
+    let (ra, rb) = (a2.len(), b2.len());
+    let (m, k) = (a2[ra - 2], a2[ra - 1]);
+    let (kb, n) = (b2[rb - 2], b2[rb - 1]);
+    if k != kb {
+        return Err(ctx.invalid(format!("inner dims differ: {a:?} {b:?}")));
+    }
+    let brank = (ra - 2).max(rb - 2);
+    let batch: Vec<usize> = (0..brank)
+        .map(|d| {
+            let ad = (d + ra - 2).checked_sub(brank).map_or(1, |j| a2[j]);
+            let bd = (d + rb - 2).checked_sub(brank).map_or(1, |j| b2[j]);
+            ad.max(bd)
+        })
+        .collect();
+    if batch.iter().product::<usize>() * m * n != out.iter().product::<usize>() {
+        return Err(ctx.invalid(format!("output {out:?} does not match")));
+    }
+    Ok(MatMulDims {
+        a2,
+        b2,
+        batch,
+        m,
+        k,
+        n,
+    })
+}
+
 /// MatMul: numpy batch broadcasting; 1-D operands become a row (A) or column (B).
 pub fn lower_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     let a = ctx.input(0)?;
     let bd = ctx.input(1)?;
     let out = ctx.output(0)?;
     let cs = compute_scalar(out.dtype).unwrap_or(Scalar::F32);
-    if a.shape.is_empty() || bd.shape.is_empty() {
-        return Err(ctx.invalid("MatMul operands must have rank ≥ 1"));
-    }
-    let a2 = if a.shape.len() == 1 {
-        vec![1, a.shape[0]]
-    } else {
-        a.shape.clone()
-    };
-    let b2 = if bd.shape.len() == 1 {
-        vec![bd.shape[0], 1]
-    } else {
-        bd.shape.clone()
-    };
+    let MatMulDims {
+        a2,
+        b2,
+        batch,
+        m,
+        k,
+        n,
+    } = matmul_dims(ctx, &a.shape, &bd.shape, &out.shape)?;
     let (ra, rb) = (a2.len(), b2.len());
-    let (m, k) = (a2[ra - 2], a2[ra - 1]);
-    let (kb, n) = (b2[rb - 2], b2[rb - 1]);
-    if k != kb {
-        return Err(ctx.invalid(format!("inner dims differ: {:?} {:?}", a.shape, bd.shape)));
-    }
-    let brank = (ra - 2).max(rb - 2);
-    let mut batch = vec![1usize; brank];
-    for (d, x) in batch.iter_mut().enumerate() {
-        let ad = (d + ra - 2).checked_sub(brank).map(|j| a2[j]).unwrap_or(1);
-        let bdv = (d + rb - 2).checked_sub(brank).map(|j| b2[j]).unwrap_or(1);
-        *x = ad.max(bdv);
-    }
-    let numel = batch.iter().product::<usize>() * m * n;
-    if numel != out.numel() {
-        return Err(ctx.invalid(format!("output {:?} does not match", out.shape)));
-    }
-    if numel == 0 {
+    if out.numel() == 0 {
         return Ok(Lowered::default());
     }
     if cs != Scalar::F32 {
@@ -1138,35 +1162,16 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     let a = ctx.input(ai)?;
     let bd = ctx.input(bi)?;
     let out = ctx.output(0)?;
-    if a.shape.is_empty() || bd.shape.is_empty() {
-        return Err(ctx.invalid("operands must have rank ≥ 1"));
-    }
-    let a2 = if a.shape.len() == 1 {
-        vec![1, a.shape[0]]
-    } else {
-        a.shape.clone()
-    };
-    let b2 = if bd.shape.len() == 1 {
-        vec![bd.shape[0], 1]
-    } else {
-        bd.shape.clone()
-    };
+    let MatMulDims {
+        a2,
+        b2,
+        batch,
+        m,
+        k,
+        n,
+    } = matmul_dims(ctx, &a.shape, &bd.shape, &out.shape)?;
     let (ra, rb) = (a2.len(), b2.len());
-    let (m, k, n) = (a2[ra - 2], a2[ra - 1], b2[rb - 1]);
-    if b2[rb - 2] != k {
-        return Err(ctx.invalid("inner dims differ"));
-    }
-    let brank = (ra - 2).max(rb - 2);
-    let mut batch = vec![1usize; brank];
-    for (d, x) in batch.iter_mut().enumerate() {
-        let ad = (d + ra - 2).checked_sub(brank).map(|j| a2[j]).unwrap_or(1);
-        let bdv = (d + rb - 2).checked_sub(brank).map(|j| b2[j]).unwrap_or(1);
-        *x = ad.max(bdv);
-    }
-    let total = batch.iter().product::<usize>() * m * n;
-    if total != out.numel() {
-        return Err(ctx.invalid("output shape does not match"));
-    }
+    let total = out.numel();
     if total == 0 {
         return Ok(Lowered::default());
     }

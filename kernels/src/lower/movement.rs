@@ -136,6 +136,25 @@ fn is_contiguous(dom: &[usize], v: &View) -> bool {
     v.base == 0 && View::contiguous(dom).strides == v.strides
 }
 
+/// The copy of input 0, read through `src`, into output 0 laid out contiguously over `domain`
+/// (Transpose, Slice, Expand, DepthToSpace, SpaceToDepth).
+fn read_into_output(
+    name: String,
+    dtype: DType,
+    domain: &[usize],
+    src: View,
+    tune: Tuning,
+) -> Lowered {
+    lowered(copy_kernel(
+        name,
+        dtype,
+        domain,
+        (Arg::Input(0), src),
+        (Arg::Output(0), View::contiguous(domain)),
+        tune,
+    ))
+}
+
 /// An affine copy `dst[dst_view(c)] = src[src_view(c)]` for every `c` in `domain`; `None` when
 /// the domain is empty.
 pub fn copy_kernel(
@@ -468,14 +487,7 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
                 base: 0,
                 strides: perm.iter().map(|&p| s[p]).collect(),
             };
-            Ok(lowered(copy_kernel(
-                name,
-                x.dtype,
-                &out.shape,
-                (Arg::Input(0), sv),
-                (Arg::Output(0), View::contiguous(&out.shape)),
-                tune,
-            )))
+            Ok(read_into_output(name, x.dtype, &out.shape, sv, tune))
         }
         Op::Slice => {
             let x = ctx.input(0)?;
@@ -519,14 +531,7 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
                     out.shape
                 )));
             }
-            Ok(lowered(copy_kernel(
-                name,
-                x.dtype,
-                &out.shape,
-                (Arg::Input(0), sv),
-                (Arg::Output(0), View::contiguous(&out.shape)),
-                tune,
-            )))
+            Ok(read_into_output(name, x.dtype, &out.shape, sv, tune))
         }
         Op::Expand => {
             let x = ctx.input(0)?;
@@ -542,14 +547,13 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
                     strides[r - k + j] = s[j];
                 }
             }
-            Ok(lowered(copy_kernel(
+            Ok(read_into_output(
                 name,
                 x.dtype,
                 &out.shape,
-                (Arg::Input(0), View { base: 0, strides }),
-                (Arg::Output(0), View::contiguous(&out.shape)),
+                View { base: 0, strides },
                 tune,
-            )))
+            ))
         }
         Op::Tile => {
             let x = ctx.input(0)?;
@@ -586,7 +590,7 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
         }
         Op::DepthToSpace { blocksize, crd } => {
             let x = ctx.input(0)?;
-            let out = ctx.output(0)?;
+            ctx.output(0)?;
             let &[n, c, h, w] = x.shape.as_slice() else {
                 return Err(ctx.invalid("input must be 4-D"));
             };
@@ -603,15 +607,13 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
                 let s = istrides(&[n, b, b, c2, h, w]);
                 vec![s[0], s[3], s[4], s[1], s[5], s[2]]
             };
-            let _ = out;
-            Ok(lowered(copy_kernel(
+            Ok(read_into_output(
                 name,
                 x.dtype,
                 &dom,
-                (Arg::Input(0), View { base: 0, strides }),
-                (Arg::Output(0), View::contiguous(&dom)),
+                View { base: 0, strides },
                 tune,
-            )))
+            ))
         }
         Op::SpaceToDepth { blocksize } => {
             let x = ctx.input(0)?;
@@ -626,14 +628,13 @@ pub fn lower_tuned(ctx: &LowerCtx<'_>, tune: Tuning) -> Result<Lowered, LowerErr
             let dom = [n, b, b, c, h2, w2];
             let s = istrides(&[n, c, h2, b, w2, b]);
             let strides = vec![s[0], s[3], s[5], s[1], s[2], s[4]];
-            Ok(lowered(copy_kernel(
+            Ok(read_into_output(
                 name,
                 x.dtype,
                 &dom,
-                (Arg::Input(0), View { base: 0, strides }),
-                (Arg::Output(0), View::contiguous(&dom)),
+                View { base: 0, strides },
                 tune,
-            )))
+            ))
         }
         Op::Concat { axis } => {
             let out = ctx.output(0)?;

@@ -162,7 +162,7 @@ fn pow_float<T: FloatElem>(a: &Tensor, b: &Tensor) -> Result<Tensor, EvalError> 
 /// Pow with an integer base: exact wrapping powers for non-negative integer exponents,
 /// otherwise computed in f64 and truncated.
 fn pow_int<T: IntElem>(a: &Tensor, b: &Tensor) -> Result<Tensor, EvalError> {
-    let via_f64 = |x: T, e: f64| <T as crate::dtype::Elem>::from_f64(x.to_f64().powf(e));
+    let via_f64 = |x: T, e: f64| T::round_from_f64(x.to_f64().powf(e));
     if b.dtype().is_int() {
         if b.dtype() == DType::U64 {
             return map2(a, b, |x: T, e: u64| x.wpow(e));

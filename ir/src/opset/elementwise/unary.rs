@@ -128,9 +128,7 @@ fn int_unary<T: IntElem>(op: UnaryOp, x: &Tensor) -> Result<Tensor, EvalError> {
         Neg => map_tensor(x, |v: T| v.wneg()),
         Sign => map_tensor(x, |v: T| v.signum()),
         Relu => map_tensor(x, |v: T| if v < T::ZERO { T::ZERO } else { v }),
-        Erf => map_tensor(x, |v: T| {
-            <T as crate::dtype::Elem>::from_f64(libm::erf(v.to_f64()))
-        }),
+        Erf => map_tensor(x, |v: T| T::round_from_f64(libm::erf(v.to_f64()))),
         _ => Err(EvalError::Invalid(format!(
             "{op:?} does not accept {} inputs",
             T::DTYPE

@@ -200,13 +200,9 @@ fn combine<T: Elem>(r: ScatterReduction, old: T, new: T) -> T {
     let float = T::DTYPE.is_float();
     match r {
         ScatterReduction::None => new,
-        ScatterReduction::Add if float => {
-            <T as crate::dtype::Elem>::from_f64(old.to_f64() + new.to_f64())
-        }
+        ScatterReduction::Add if float => T::round_from_f64(old.to_f64() + new.to_f64()),
         ScatterReduction::Add => T::from_i64(old.to_i64().wrapping_add(new.to_i64())),
-        ScatterReduction::Mul if float => {
-            <T as crate::dtype::Elem>::from_f64(old.to_f64() * new.to_f64())
-        }
+        ScatterReduction::Mul if float => T::round_from_f64(old.to_f64() * new.to_f64()),
         ScatterReduction::Mul => T::from_i64(old.to_i64().wrapping_mul(new.to_i64())),
         ScatterReduction::Max => {
             if new > old {

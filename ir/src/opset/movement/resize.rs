@@ -12,7 +12,7 @@
 use super::copy::{by_width, first_word, from_words, words};
 use super::layout::pad_fill;
 use super::{input, invalid, known_ints, norm_axes, ranked, shape_err};
-use crate::dtype::DType;
+use crate::dtype::{DType, Elem};
 use crate::infer::{InferError, InferInput, opt_input};
 use crate::interp::EvalError;
 use crate::ops::{AspectPolicy, CoordTransform, NearestMode, Op, ResizeAttrs, ResizeMode};
@@ -539,7 +539,7 @@ pub(super) fn eval(
                     .collect()
             })
             .collect();
-        let fill = crate::dispatch!(x.dtype(), T => Tensor::scalar(<T as crate::dtype::Elem>::from_f64(ext)));
+        let fill = crate::dispatch!(x.dtype(), T => Tensor::scalar(T::round_from_f64(ext)));
         return by_width!(x.dtype(), W => {
             let c: W = first_word(&fill);
             let v = pad_fill(&words::<W>(x), x.shape(), &maps, &p.out, c, n);
@@ -562,9 +562,9 @@ pub(super) fn eval(
     };
     crate::dispatch!(dtype, T => {
         let v: Vec<T> = if dtype.is_float() {
-            cur.iter().map(|&v| <T as crate::dtype::Elem>::from_f64(v.clamp(-limit, limit))).collect()
+            cur.iter().map(|&v| T::round_from_f64(v.clamp(-limit, limit))).collect()
         } else {
-            cur.iter().map(|&v| <T as crate::dtype::Elem>::from_f64(v.round_ties_even())).collect()
+            cur.iter().map(|&v| T::round_from_f64(v.round_ties_even())).collect()
         };
         Ok(Tensor::from_vec(p.out, v)?)
     })

@@ -741,7 +741,7 @@ pub(super) fn eval_range(op: &Op, inputs: &[Option<Tensor>]) -> Result<Tensor, E
     crate::dispatch!(dtype, T => {
         let v: Vec<T> = if dtype.is_float() {
             let (s0, d0) = (s.to_f64_vec()[0], d.to_f64_vec()[0]);
-            (0..n).map(|i| <T as crate::dtype::Elem>::from_f64(s0 + i as f64 * d0)).collect()
+            (0..n).map(|i| T::round_from_f64(s0 + i as f64 * d0)).collect()
         } else {
             let (s0, d0) = (s.to_i64_vec()[0], d.to_i64_vec()[0]);
             (0..n)

@@ -3,7 +3,7 @@
 //!
 //! Floats accumulate in f64 and integers in wrapping i64, then round once to the dtype.
 
-use crate::dtype::DType;
+use crate::dtype::{DType, Elem};
 use crate::infer::{InferError, InferInput};
 use crate::interp::EvalError;
 use crate::ops::Op;
@@ -426,7 +426,7 @@ pub(super) fn eval(
         let out = plan.run(&vals, 0.0, |a, b| a * b, |a, b| a + b);
         crate::dispatch!(dtype, T => Ok(vec![Tensor::from_vec(
             out_shape,
-            out.into_iter().map(<T as crate::dtype::Elem>::from_f64).collect::<Vec<T>>(),
+            out.into_iter().map(T::round_from_f64).collect::<Vec<T>>(),
         )?]))
     } else {
         let vals: Vec<Vec<i64>> = ts.iter().map(|t| t.to_i64_vec()).collect();

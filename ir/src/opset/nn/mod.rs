@@ -242,7 +242,7 @@ pub(crate) fn store<F: Real>(
     }
     crate::dispatch!(dtype, T => Ok(Tensor::from_vec(
         shape,
-        v.iter().map(|&x| <T as crate::dtype::Elem>::from_f64(x.wide())).collect::<Vec<T>>(),
+        v.iter().map(|&x| T::round_from_f64(x.wide())).collect::<Vec<T>>(),
     )?))
 }
 

@@ -8,7 +8,7 @@ pub(crate) mod conv;
 pub(crate) mod linear;
 pub(crate) mod matmul;
 
-use crate::dtype::DType;
+use crate::dtype::{DType, Elem};
 use crate::infer::{InferError, InferInput, broadcast_shapes, input, opt_input};
 use crate::interp::EvalError;
 use crate::lowp;
@@ -79,7 +79,7 @@ pub(crate) fn from_f64_as(dtype: DType, shape: Vec<usize>, v: &[f64]) -> Result<
             Tensor::from_vec(shape, v.iter().map(|&x| bf16::from_f32(x as f32)).collect())?
         }
         _ => crate::dispatch!(dtype, T => {
-            Tensor::from_vec(shape, v.iter().map(|&x| <T as crate::dtype::Elem>::from_f64(x)).collect::<Vec<T>>())?
+            Tensor::from_vec(shape, v.iter().map(|&x| T::round_from_f64(x)).collect::<Vec<T>>())?
         }),
     })
 }

@@ -90,7 +90,7 @@ pub(super) fn eval(
         let mut y = vec![T::zero(); v.len()];
         if T::DTYPE.is_float() {
             for_each_block(v, &mut y, block, block, |xb, yb| {
-                scan(xb, yb, n, inner, exclusive, reverse, 0f64, |s, x: T| s + x.to_f64(), <T as crate::dtype::Elem>::from_f64)
+                scan(xb, yb, n, inner, exclusive, reverse, 0f64, |s, x: T| s + x.to_f64(), T::round_from_f64)
             });
         } else {
             for_each_block(v, &mut y, block, block, |xb, yb| {

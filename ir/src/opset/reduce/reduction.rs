@@ -298,7 +298,7 @@ struct BoolFold(ReduceOp);
 
 impl<T: Elem> Fold<T> for FloatFold {
     fn fold<I: Iterator<Item = T> + Clone>(&self, it: I, n: usize) -> T {
-        <T as crate::dtype::Elem>::from_f64(fold_f64(self.0, it.map(Elem::to_f64), n))
+        T::round_from_f64(fold_f64(self.0, it.map(Elem::to_f64), n))
     }
 }
 
@@ -326,10 +326,10 @@ impl<T: Elem> Fold<T> for IntFold {
             ReduceOp::Prod => T::from_i64(it.fold(1i64, |a, x| a.wrapping_mul(x.to_i64()))),
             ReduceOp::Max => it
                 .reduce(|m, x| if x > m { x } else { m })
-                .unwrap_or_else(|| <T as crate::dtype::Elem>::from_f64(f64::NEG_INFINITY)),
+                .unwrap_or_else(|| T::round_from_f64(f64::NEG_INFINITY)),
             ReduceOp::Min => it
                 .reduce(|m, x| if x < m { x } else { m })
-                .unwrap_or_else(|| <T as crate::dtype::Elem>::from_f64(f64::INFINITY)),
+                .unwrap_or_else(|| T::round_from_f64(f64::INFINITY)),
             ReduceOp::Mean => {
                 if n == 0 {
                     return T::zero();
@@ -343,7 +343,7 @@ impl<T: Elem> Fold<T> for IntFold {
                 T::from_i64((s / n as i128) as i64)
             }
             ReduceOp::L2 | ReduceOp::LogSum | ReduceOp::LogSumExp => {
-                <T as crate::dtype::Elem>::from_f64(fold_f64(self.0, it.map(Elem::to_f64), n))
+                T::round_from_f64(fold_f64(self.0, it.map(Elem::to_f64), n))
             }
         }
     }

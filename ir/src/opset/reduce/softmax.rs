@@ -167,11 +167,11 @@ fn normalize_line<F: Real>(log: bool, x: &[F], y: &mut [F]) {
     if log {
         let l = s.ln();
         for o in y.iter_mut() {
-            *o = F::from_f64(o.to_f64() - l);
+            *o = F::round_from_f64(o.to_f64() - l);
         }
     } else {
         for o in y.iter_mut() {
-            *o = F::from_f64(o.to_f64() / s);
+            *o = F::round_from_f64(o.to_f64() / s);
         }
     }
 }
@@ -197,9 +197,9 @@ fn normalize_block<F: Real>(log: bool, x: &[F], y: &mut [F], n: usize, inner: us
     for yr in y.chunks_exact_mut(inner) {
         for i in 0..inner {
             yr[i] = if log {
-                F::from_f64(yr[i].to_f64() - s[i].ln())
+                F::round_from_f64(yr[i].to_f64() - s[i].ln())
             } else {
-                F::from_f64(yr[i].to_f64() / s[i])
+                F::round_from_f64(yr[i].to_f64() / s[i])
             };
         }
     }
@@ -209,7 +209,7 @@ fn normalize_block<F: Real>(log: bool, x: &[F], y: &mut [F], n: usize, inner: us
 fn hardmax<T: Elem>(x: &[T], g: Lines) -> Vec<T> {
     let mut y = vec![T::zero(); x.len()];
     let block = g.n * g.inner;
-    let one = <T as crate::dtype::Elem>::from_f64(1.0);
+    let one = T::round_from_f64(1.0);
     for_each_block(x, &mut y, block, block, |xb, yb| {
         for i in 0..g.inner {
             let j = super::index::arg_best(xb, i, g.inner, g.n, true, false);
