@@ -4,7 +4,7 @@
 
 use crate::infer::{InferError, InferInput, infer as infer_op};
 use crate::interp::{EvalError, eval_op};
-use crate::ops::{Fused, Op, Program};
+use crate::ops::{Fused, Program};
 use crate::tensor::Tensor;
 use crate::types::TensorType;
 
@@ -138,7 +138,7 @@ pub fn eval(f: &Fused, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, EvalErr
 mod tests {
     use super::*;
     use crate::dtype::DType;
-    use crate::ops::{BinaryOp, Step, UnaryOp};
+    use crate::ops::{BinaryOp, Op, Step, UnaryOp};
 
     fn relu_add() -> Fused {
         Fused {
