@@ -22,7 +22,7 @@ use super::common::{self, flat_index, grid_1d, guard, to_storage, unravel};
 use super::epilogue::Epilogue;
 use super::gemm::{self, Addend, Operand, Problem, Source};
 use super::{
-    Arg, KernelLaunch, LowerCtx, LowerError, Lowered, BuildMode, TensorDesc, compute_scalar,
+    Arg, BuildMode, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar,
     storage_scalar,
 };
 use crate::builder::{KernelBuilder, f, i, select, u};

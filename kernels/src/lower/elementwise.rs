@@ -14,9 +14,7 @@ use crate::builder::{KernelBuilder, f, i, lit, select, u};
 use crate::ir::{Access, BinOp, Expr, Scalar, Type, UnOp};
 use optc_ir::dtype::DType;
 use optc_ir::infer::{InferInput, infer};
-use optc_ir::ops::{
-    ActivationOp, BinaryOp, BitwiseOp, Fused, Op, Program, UnaryOp, VariadicOp,
-};
+use optc_ir::ops::{ActivationOp, BinaryOp, BitwiseOp, Fused, Op, Program, UnaryOp, VariadicOp};
 use optc_ir::types::TensorType;
 
 /// Default workgroup size of elementwise kernels.
@@ -529,10 +527,13 @@ fn refuse(op: &Op, what: impl Into<String>) -> LowerError {
 }
 
 fn arg(op: &Op, args: &[ScalarArg], k: usize) -> Result<(Expr, DType), LowerError> {
-    args.get(k).cloned().flatten().ok_or_else(|| LowerError::Invalid {
-        op: op.name(),
-        msg: format!("input {k} is missing"),
-    })
+    args.get(k)
+        .cloned()
+        .flatten()
+        .ok_or_else(|| LowerError::Invalid {
+            op: op.name(),
+            msg: format!("input {k} is missing"),
+        })
 }
 
 /// The scalar code of one elementwise op ([`Program::is_step_op`]: Identity, unary, activation,
@@ -613,7 +614,10 @@ pub fn scalar_op(
                 };
             }
             if *v == VariadicOp::Mean {
-                acc / lit(compute_scalar(out).unwrap_or(Scalar::F32), vals.len() as f64)
+                acc / lit(
+                    compute_scalar(out).unwrap_or(Scalar::F32),
+                    vals.len() as f64,
+                )
             } else {
                 acc
             }
@@ -692,10 +696,12 @@ pub fn eval_program(
             .iter()
             .map(|a| a.and_then(|a| Some((vals.get(a)?.clone(), *dtypes.get(a)?))))
             .collect();
-        let out = *dtypes.get(p.inputs + j).ok_or_else(|| LowerError::Invalid {
-            op: "Fused",
-            msg: "program dtypes do not match its steps".into(),
-        })?;
+        let out = *dtypes
+            .get(p.inputs + j)
+            .ok_or_else(|| LowerError::Invalid {
+                op: "Fused",
+                msg: "program dtypes do not match its steps".into(),
+            })?;
         let cs = compute_scalar(out).ok_or_else(|| LowerError::Unsupported {
             target: "wgsl",
             op: "Fused",

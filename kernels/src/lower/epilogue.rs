@@ -178,9 +178,7 @@ impl Bound<'_> {
     /// dtype) of the output element at flat index `flat` (i32): the result in the compute
     /// scalar of the output dtype.
     pub fn apply(&self, b: &mut KernelBuilder, acc: Expr, flat: &Expr) -> Expr {
-        self.apply_lanes(b, vec![acc], flat)
-            .pop()
-            .unwrap_or(f(0.0))
+        self.apply_lanes(b, vec![acc], flat).pop().unwrap_or(f(0.0))
     }
 
     /// The epilogue applied to the `w = accs.len()` consecutive output elements `flat0 ..
@@ -226,15 +224,13 @@ impl Bound<'_> {
         }
         lanes
             .into_iter()
-            .map(
-                |ins| match eval_program(b, &ep.program, &ep.dtypes, ins) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.err.borrow_mut().get_or_insert(e);
-                        zero_of(ep.out.dtype)
-                    }
-                },
-            )
+            .map(|ins| match eval_program(b, &ep.program, &ep.dtypes, ins) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.err.borrow_mut().get_or_insert(e);
+                    zero_of(ep.out.dtype)
+                }
+            })
             .collect()
     }
 

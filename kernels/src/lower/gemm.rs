@@ -1176,7 +1176,10 @@ pub(crate) fn lower_gemm_with(
                 }
             },
         },
-        out: (Arg::Output(0), ep.as_ref().map_or(out.dtype, |e| e.out.dtype)),
+        out: (
+            Arg::Output(0),
+            ep.as_ref().map_or(out.dtype, |e| e.out.dtype),
+        ),
         out_batch_strides: vec![],
         out_m_stride: n,
         out_n_stride: 1,
@@ -1551,7 +1554,10 @@ pub(crate) fn lower_einsum_with(
                 k_stride: sst(bl, &sb, kc),
             },
         },
-        out: (Arg::Output(0), ep.as_ref().map_or(out.dtype, |e| e.out.dtype)),
+        out: (
+            Arg::Output(0),
+            ep.as_ref().map_or(out.dtype, |e| e.out.dtype),
+        ),
         out_batch_strides: obs,
         out_m_stride: sst(&ol, &so, mc),
         out_n_stride: sst(&ol, &so, nc),

@@ -273,7 +273,12 @@ impl Inv<'_, '_> {
                         .iter()
                         .flatten()
                         .cloned()
-                        .reduce(|a, b| a.into_iter().zip(b).map(|(x, y)| binary(bop, x, y)).collect())
+                        .reduce(|a, b| {
+                            a.into_iter()
+                                .zip(b)
+                                .map(|(x, y)| binary(bop, x, y))
+                                .collect()
+                        })
                         .expect("own lane")
                 }
             }
