@@ -1,6 +1,7 @@
 //! Helpers shared by the templates: launch grids for flat index spaces, index arithmetic
-//! (unravelling a flat index into coordinates, broadcast offsets) and the conversions between a
-//! tensor's device storage and the type kernels compute in.
+//! (unravelling a flat index into coordinates, broadcast offsets from coordinates or straight
+//! from a flat index) and the conversions between a tensor's device storage and the type kernels
+//! compute in.
 
 use super::{compute_scalar, storage_scalar};
 use crate::builder::{KernelBuilder, i, select, u};

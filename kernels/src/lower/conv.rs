@@ -14,6 +14,9 @@
 //! - ConvTranspose, ConvInteger and QLinearConv are direct kernels (one output per thread;
 //!   QLinearConv adds a requantizing pass over the i32 result).
 //!
+//! - A fused epilogue ([`super::epilogue`]) runs at the stores of every float template (through
+//!   the GEMM core for implicit-GEMM and pointwise convs); the integer ones refuse it.
+//!
 //! Tuning space: the GEMM's ([`super::gemm::GemmConfig`]); for depthwise the outputs per thread
 //! along the last axis (1–8, default 4) and the workgroup size (default 64); direct kernels use
 //! workgroups of 256.

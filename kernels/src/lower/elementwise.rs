@@ -4,9 +4,15 @@
 //! Cast, bitwise, Q/DQ, Swish and Shrink all lower here; a fused elementwise kernel is just a
 //! bigger program.
 //!
+//! [`scalar_op`] is the one implementation of each elementwise op's scalar code: single-op
+//! kernels call it once, fused programs ([`eval_program`], used by anchorless fused kernels
+//! ([`lower_program`]) and by anchor epilogues ([`super::epilogue`])) once per step. Inputs that
+//! are known scalars at compile time (Clip bounds, scalar weights) are inlined as literals and
+//! bind no buffer.
+//!
 //! Tuning space: workgroup size (64, 128, 256; default 256).
 
-use super::common::{self, convert, flat_index, grid_1d, guard, load, to_storage, unravel};
+use super::common::{self, convert, flat_index, grid_1d, guard, load, to_storage};
 use super::{
     Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar, storage_scalar,
 };
@@ -36,8 +42,9 @@ pub struct Operand {
 }
 
 /// Builds an elementwise kernel computing `program(values)` for every element of `out`, where
-/// `values[k]` is operand `k`'s element (in its compute scalar, each loaded once). Operands
-/// must broadcast to `out` (numpy rules); an error otherwise, or when `program` fails.
+/// `values[k]` is operand `k`'s element (in its compute scalar, each loaded once, at the
+/// offset [`common::broadcast_flat_offset`] derives from the flat index). Operands must
+/// broadcast to `out` (numpy rules); an error otherwise, or when `program` fails.
 pub fn kernel(
     name: String,
     operands: &[Operand],
@@ -80,28 +87,13 @@ pub fn kernel(
     args.push(out_arg);
     let idx = flat_index(&mut b, grid, wg);
     guard(&mut b, &idx, n);
-    let needs_coords = operands.iter().any(|o| {
-        o.literal.is_none() && o.shape.iter().product::<usize>() != 1 && o.shape != out.shape
-    });
-    let coords = if needs_coords {
-        unravel(&mut b, &idx, &out.shape)
-    } else {
-        Vec::new()
-    };
     let mut vals = Vec::new();
     for (k, o) in operands.iter().enumerate() {
         let (Some(buf), None) = (bufs[k], &o.literal) else {
             vals.push(o.literal.clone().unwrap_or(f(0.0)));
             continue;
         };
-        let numel: usize = o.shape.iter().product();
-        let off = if numel == 1 {
-            i(0)
-        } else if o.shape == out.shape {
-            idx.clone()
-        } else {
-            common::broadcast_offset(&coords, &out.shape, &o.shape)
-        };
+        let off = common::broadcast_flat_offset(&idx, &out.shape, &o.shape);
         let v = load(buf, off, o.dtype);
         let cs = compute_scalar(o.dtype).unwrap_or(Scalar::F32);
         vals.push(b.let_(Type::scalar(cs), v));
@@ -123,6 +115,15 @@ fn operand(ctx: &LowerCtx<'_>, k: usize) -> Result<Operand, LowerError> {
         shape: d.shape.clone(),
         literal: scalar_literal(ctx, k),
     })
+}
+
+/// `e` bound to a local of type `ty`, unless it already is a local or a literal (so that a
+/// value passed from step to step is not copied).
+fn local(b: &mut KernelBuilder, ty: Type, e: Expr) -> Expr {
+    match e {
+        Expr::Var(_) | Expr::F32(_) | Expr::I32(_) | Expr::U32(_) | Expr::Bool(_) => e,
+        _ => b.let_(ty, e),
+    }
 }
 
 /// True where `x` is NaN ([`UnOp::IsNan`]: the printers test the bits, since WGSL lets
@@ -157,7 +158,7 @@ fn min_nan(a: Expr, b: Expr) -> Expr {
 /// `log(1 + u)` accurate for small `u` (Goldberg's trick: the rounding error of `1 + u` is
 /// divided out).
 fn log1p(b: &mut KernelBuilder, u_: Expr) -> Expr {
-    let u_ = b.let_(Type::F32, u_);
+    let u_ = local(b, Type::F32, u_);
     let w = b.let_(Type::F32, f(1.0) + u_.clone());
     let d = b.let_(Type::F32, w.clone() - f(1.0));
     select(
@@ -185,7 +186,7 @@ fn erf(b: &mut KernelBuilder, x: Expr) -> Expr {
 /// which cancels catastrophically near 0 and overflows to NaN for large |x| (lavapipe does
 /// both), so: Cephes' odd polynomial below 0.625, `1 - 2 / (exp(2|x|) + 1)` above.
 fn tanh(b: &mut KernelBuilder, x: Expr) -> Expr {
-    let x = b.let_(Type::F32, x);
+    let x = local(b, Type::F32, x);
     let a = b.let_(Type::F32, x.clone().un(UnOp::Abs));
     let z = b.let_(Type::F32, x.clone() * x.clone());
     let poly = ((((f(-5.704_988_7e-3) * z.clone() + f(2.063_909e-2)) * z.clone()
@@ -208,15 +209,15 @@ fn sigmoid(x: Expr) -> Expr {
 
 /// log(1 + exp(x)), stable for large |x| and accurate for very negative x.
 fn softplus(b: &mut KernelBuilder, x: Expr) -> Expr {
-    let x = b.let_(Type::F32, x);
+    let x = local(b, Type::F32, x);
     let e = (-x.clone().un(UnOp::Abs)).un(UnOp::Exp);
     x.max(f(0.0)) + log1p(b, e)
 }
 
 /// `x ** y` for f32 with the C/numpy rules for negative bases and zero.
 fn pow(b: &mut KernelBuilder, x: Expr, y: Expr) -> Expr {
-    let x = b.let_(Type::F32, x);
-    let y = b.let_(Type::F32, y);
+    let x = local(b, Type::F32, x);
+    let y = local(b, Type::F32, y);
     let r = b.let_(
         Type::F32,
         x.clone().un(UnOp::Abs).bin(BinOp::Pow, y.clone()),
@@ -332,7 +333,7 @@ fn unary(
 }
 
 fn activation(b: &mut KernelBuilder, op: ActivationOp, x: Expr) -> Expr {
-    let x = b.let_(Type::F32, x);
+    let x = local(b, Type::F32, x);
     match op {
         ActivationOp::LeakyRelu { alpha } => select(x.clone().lt(f(0.0)), x.clone() * f(alpha), x),
         ActivationOp::Elu { alpha } => select(
@@ -426,8 +427,8 @@ fn binary(
                 x % y
             } else if float {
                 // numpy's remainder: the sign of the divisor; ±0 follows the divisor.
-                let x = b.let_(Type::F32, x);
-                let y = b.let_(Type::F32, y);
+                let x = local(b, Type::F32, x);
+                let y = local(b, Type::F32, y);
                 let m = b.let_(Type::F32, x.clone() % y.clone());
                 let fix = m
                     .clone()
@@ -477,8 +478,8 @@ fn binary(
             // Shifts that are negative or at least the width give 0 (left) or the sign fill.
             let width = (dt.size() * 8) as i64;
             let signed = cs == Scalar::I32;
-            let x = b.let_(Type::scalar(cs), x);
-            let y = b.let_(Type::scalar(cs), y);
+            let x = local(b, Type::scalar(cs), x);
+            let y = local(b, Type::scalar(cs), y);
             let in_range = if signed {
                 y.clone().ge(i(0)).and(y.clone().lt(i(width as i32)))
             } else {
@@ -565,12 +566,12 @@ pub fn scalar_op(
         }
         Op::Swish { alpha } => {
             need_float()?;
-            let x = b.let_(Type::F32, xv);
+            let x = local(b, Type::F32, xv);
             x.clone() * sigmoid(x * f(*alpha))
         }
         Op::Shrink { bias, lambd } => {
             let cs = compute_scalar(dt).unwrap_or(Scalar::F32);
-            let x = b.let_(Type::scalar(cs), xv);
+            let x = local(b, Type::scalar(cs), xv);
             let xf = if cs == Scalar::F32 {
                 x
             } else {
@@ -718,7 +719,7 @@ pub fn eval_program(
                 msg: format!("step {j} ({op}): {msg}"),
             },
         })?;
-        vals.push(b.let_(Type::scalar(cs), e));
+        vals.push(local(b, Type::scalar(cs), e));
     }
     vals.pop().ok_or_else(|| LowerError::Invalid {
         op: "Fused",
@@ -950,4 +951,305 @@ fn axis_view(
     let mut v = vec![1; rank];
     v[a as usize] = shape[0];
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sim::{rand_t, run_op};
+    use super::*;
+    use optc_ir::tensor::Tensor;
+
+    /// Runs `op` on `ins` (the `consts` known) in the simulator against the reference.
+    fn same(op: &Op, ins: &[Option<Tensor>], consts: &[usize], rtol: f64, atol: f64) {
+        let (got, want) = run_op(op, ins, consts);
+        assert_eq!(got[0].dtype(), want[0].dtype(), "{op:?}");
+        let (g, w) = (got[0].to_f64_vec(), want[0].to_f64_vec());
+        for (k, (a, b)) in g.iter().zip(&w).enumerate() {
+            let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * b.abs();
+            assert!(ok, "{op:?} element {k}: got {a}, want {b}");
+        }
+    }
+
+    fn ints(shape: &[usize], seed: u64, scale: f64, dt: DType) -> Tensor {
+        let v: Vec<i64> = rand_t(shape, seed)
+            .to_f64_vec()
+            .iter()
+            .map(|x| (x * scale).round() as i64)
+            .collect();
+        Tensor::from_vec(shape.to_vec(), v).unwrap().cast(dt)
+    }
+
+    #[test]
+    fn single_ops_share_scalar_op_and_match_the_reference() {
+        use UnaryOp::*;
+        let x = rand_t(&[3, 17], 1);
+        let y = rand_t(&[17], 2);
+        for u in [
+            Abs, Neg, Exp, Log, Sqrt, Reciprocal, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh,
+            Asinh, Acosh, Atanh, Tanh, Sigmoid, Erf, Floor, Ceil, Round, Sign, Relu, Softplus,
+            Softsign, Mish, HardSwish,
+        ] {
+            same(&Op::Unary(u), &[Some(x.clone())], &[], 2e-5, 1e-6);
+        }
+        for a in [
+            ActivationOp::LeakyRelu { alpha: 0.2 },
+            ActivationOp::Elu { alpha: 0.7 },
+            ActivationOp::Selu {
+                alpha: 1.67,
+                gamma: 1.05,
+            },
+            ActivationOp::Celu { alpha: 0.5 },
+            ActivationOp::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            ActivationOp::ThresholdedRelu { alpha: 0.3 },
+            ActivationOp::Gelu { tanh: false },
+            ActivationOp::Gelu { tanh: true },
+        ] {
+            same(&Op::Activation(a), &[Some(x.clone())], &[], 2e-5, 1e-6);
+        }
+        same(
+            &Op::Swish { alpha: 1.5 },
+            &[Some(x.clone())],
+            &[],
+            2e-5,
+            1e-6,
+        );
+        let shrink = Op::Shrink {
+            bias: 0.5,
+            lambd: 0.7,
+        };
+        same(&shrink, &[Some(x.clone())], &[], 0.0, 0.0);
+        same(
+            &shrink,
+            &[Some(ints(&[9], 3, 3.0, DType::I32))],
+            &[],
+            0.0,
+            0.0,
+        );
+        for bop in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Pow,
+            BinaryOp::Mod { fmod: false },
+            BinaryOp::Mod { fmod: true },
+            BinaryOp::Less,
+            BinaryOp::GreaterOrEqual,
+            BinaryOp::Equal,
+            BinaryOp::PRelu,
+        ] {
+            same(
+                &Op::Binary(bop),
+                &[Some(x.clone()), Some(y.clone())],
+                &[],
+                2e-5,
+                1e-6,
+            );
+        }
+        // Integers: i32 and narrow types (wrapping), shifts, integer Pow and Mod.
+        let xi = ints(&[3, 17], 4, 20.0, DType::I32);
+        let yi = ints(&[17], 5, 3.0, DType::I32);
+        let ones = Tensor::from_vec(vec![17], vec![1i32; 17]).unwrap();
+        let yi_nz = Tensor::from_vec(
+            vec![17],
+            yi.to_i64_vec()
+                .iter()
+                .zip(ones.to_i64_vec())
+                .map(|(a, o)| if *a == 0 { o as i32 } else { *a as i32 })
+                .collect::<Vec<i32>>(),
+        )
+        .unwrap();
+        for bop in [
+            BinaryOp::Add,
+            BinaryOp::Mul,
+            BinaryOp::Mod { fmod: false },
+            BinaryOp::Mod { fmod: true },
+            BinaryOp::Pow,
+            BinaryOp::BitShiftLeft,
+            BinaryOp::BitShiftRight,
+        ] {
+            let (x, y) = match bop {
+                BinaryOp::Mod { .. } => (xi.clone(), yi_nz.clone()),
+                // Integer Pow goes through f32: keep results below 2^24.
+                BinaryOp::Pow => (
+                    ints(&[3, 17], 4, 2.5, DType::I32),
+                    Tensor::from_vec(
+                        vec![17],
+                        ints(&[17], 5, 1.5, DType::I32)
+                            .to_i64_vec()
+                            .iter()
+                            .map(|v| v.abs() as i32)
+                            .collect::<Vec<i32>>(),
+                    )
+                    .unwrap(),
+                ),
+                _ => (xi.clone(), yi.clone()),
+            };
+            same(&Op::Binary(bop), &[Some(x), Some(y)], &[], 0.0, 0.0);
+        }
+        let xu = ints(&[3, 17], 6, 60.0, DType::U8);
+        let yu = ints(&[17], 7, 60.0, DType::U8);
+        for bop in [BinaryOp::Add, BinaryOp::Mul, BinaryOp::Sub] {
+            same(
+                &Op::Binary(bop),
+                &[Some(xu.clone()), Some(yu.clone())],
+                &[],
+                0.0,
+                0.0,
+            );
+        }
+        for bw in [BitwiseOp::And, BitwiseOp::Or, BitwiseOp::Xor] {
+            same(
+                &Op::Bitwise(bw),
+                &[Some(xi.clone()), Some(yi.clone())],
+                &[],
+                0.0,
+                0.0,
+            );
+        }
+        same(
+            &Op::Bitwise(BitwiseOp::Not),
+            &[Some(xu.clone())],
+            &[],
+            0.0,
+            0.0,
+        );
+        // Bools.
+        let b1 = Tensor::from_vec(vec![4], vec![0.0f32, 1.0, 0.0, 1.0])
+            .unwrap()
+            .cast(DType::Bool);
+        let b2 = Tensor::from_vec(vec![4], vec![0.0f32, 0.0, 1.0, 1.0])
+            .unwrap()
+            .cast(DType::Bool);
+        for bop in [BinaryOp::And, BinaryOp::Or, BinaryOp::Xor] {
+            same(
+                &Op::Binary(bop),
+                &[Some(b1.clone()), Some(b2.clone())],
+                &[],
+                0.0,
+                0.0,
+            );
+        }
+        same(&Op::Unary(Not), &[Some(b1.clone())], &[], 0.0, 0.0);
+        // Variadic with broadcasting, Where, Cast.
+        let z = rand_t(&[3, 1], 8);
+        for v in [
+            VariadicOp::Sum,
+            VariadicOp::Mean,
+            VariadicOp::Max,
+            VariadicOp::Min,
+        ] {
+            same(
+                &Op::Variadic(v),
+                &[Some(x.clone()), Some(y.clone()), Some(z.clone())],
+                &[],
+                1e-6,
+                1e-6,
+            );
+        }
+        let c = Tensor::from_vec(vec![17], (0..17).map(|k| (k % 3) as f32).collect())
+            .unwrap()
+            .cast(DType::Bool);
+        same(
+            &Op::Where,
+            &[Some(c), Some(x.clone()), Some(z.clone())],
+            &[],
+            0.0,
+            0.0,
+        );
+        // (Negative floats to unsigned integers are implementation-defined: not checked.)
+        for to in [DType::I32, DType::F16, DType::Bool, DType::I8] {
+            same(&Op::Cast { to }, &[Some(x.clone())], &[], 0.0, 0.0);
+        }
+        let xabs = Tensor::from_vec(
+            vec![3, 17],
+            x.to_f64_vec()
+                .iter()
+                .map(|v| (v.abs() * 100.0) as f32)
+                .collect::<Vec<f32>>(),
+        )
+        .unwrap();
+        same(&Op::Cast { to: DType::U8 }, &[Some(xabs)], &[], 0.0, 0.0);
+        same(
+            &Op::Cast { to: DType::F32 },
+            &[Some(xi.clone())],
+            &[],
+            0.0,
+            0.0,
+        );
+    }
+
+    #[test]
+    fn clip_bounds_known_at_compile_time_are_literals() {
+        let x = rand_t(&[5, 8], 9);
+        let ins = [
+            Some(x.clone()),
+            Some(Tensor::scalar(-0.5f32)),
+            Some(Tensor::scalar(1.0f32)),
+        ];
+        same(&Op::Clip, &ins, &[1, 2], 0.0, 0.0);
+        same(&Op::Clip, &ins, &[], 0.0, 0.0);
+        same(
+            &Op::Clip,
+            &[Some(x), None, Some(Tensor::scalar(0.25f32))],
+            &[2],
+            0.0,
+            0.0,
+        );
+        let descs: Vec<Option<TensorDesc>> = ins
+            .iter()
+            .map(|t| {
+                t.as_ref()
+                    .map(|t| TensorDesc::new(t.dtype(), t.shape().to_vec()))
+            })
+            .collect();
+        let values: Vec<Option<&Tensor>> = vec![None, ins[1].as_ref(), ins[2].as_ref()];
+        let outs = [descs[0].clone()];
+        let ctx = LowerCtx {
+            op: &Op::Clip,
+            name: "n0",
+            inputs: &descs,
+            values: &values,
+            outputs: &outs,
+        };
+        let l = lower(&ctx).unwrap();
+        assert_eq!(l.launches[0].args, [Arg::Input(0), Arg::Output(0)]);
+    }
+
+    #[test]
+    fn refusals_name_the_op() {
+        let mut b = KernelBuilder::new("t", [1, 1, 1]);
+        let x = Some((i(1), DType::I64));
+        let e = scalar_op(
+            &mut b,
+            &Op::Unary(UnaryOp::Neg),
+            std::slice::from_ref(&x),
+            DType::I64,
+        );
+        assert!(matches!(e, Err(LowerError::Unsupported { op: "Neg", .. })));
+        let e = scalar_op(
+            &mut b,
+            &Op::Activation(ActivationOp::Elu { alpha: 1.0 }),
+            &[x],
+            DType::I64,
+        );
+        assert!(matches!(e, Err(LowerError::Unsupported { op: "Elu", .. })));
+        let e = scalar_op(
+            &mut b,
+            &Op::MatMul,
+            &[Some((f(1.0), DType::F32))],
+            DType::F32,
+        );
+        assert!(matches!(e, Err(LowerError::Invalid { .. })));
+        let e = scalar_op(
+            &mut b,
+            &Op::Binary(BinaryOp::Add),
+            &[Some((f(1.0), DType::F32))],
+            DType::F32,
+        );
+        assert!(matches!(e, Err(LowerError::Invalid { .. })));
+    }
 }

@@ -2,6 +2,8 @@
 //! lower to it — MatMul (numpy batch broadcasting, 1-D operands), Gemm (alpha, beta, transA,
 //! transB, broadcast C), and the integer MatMulInteger / QLinearMatMul (a direct dot kernel).
 //! Conv (see [`super::conv`]) reuses the same core through the [`Source::Im2col`] operand.
+//! A fused elementwise program ([`Problem::epilogue`], see [`super::epilogue`]) runs at every
+//! store of the core (per lane of vec4 stores) and of the integer dot kernel.
 //!
 //! Design (register tiling, see /work/shared/docs/lavapipe.md): every thread computes a
 //! `tile_m × tile_n` block of C in vec4 accumulators, stepping K by `k_step` (4 when the
