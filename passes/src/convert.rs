@@ -236,6 +236,11 @@ pub fn export(
                         outputs[s as usize] = Some(name);
                     }
                 }
+                // Output 0 always exists (templates and the IR treat it as the main result).
+                if outputs[0].is_none() {
+                    let n = format!("{}_{i}_out0", ir_op.name().to_ascii_lowercase());
+                    outputs[0] = Some(unique(&n, &mut used));
+                }
                 let (_, ov) = g
                     .add_node(format!("opt{node_count}"), ir_op, inputs, outputs)
                     .map_err(gerr)?;
