@@ -33,10 +33,9 @@ pub fn check(p: &Program) -> Result<(), String> {
 
 /// The program inputs of `f` given the fused op's inputs: the anchor's output (when there is
 /// an anchor) followed by the extra inputs.
-fn split<'a, T>(
-    f: &Fused,
-    inputs: &'a [Option<T>],
-) -> Result<(&'a [Option<T>], &'a [Option<T>]), String> {
+type Halves<'a, T> = (&'a [Option<T>], &'a [Option<T>]);
+
+fn split<'a, T>(f: &Fused, inputs: &'a [Option<T>]) -> Result<Halves<'a, T>, String> {
     if f.anchor.is_some() {
         if inputs.len() < f.anchor_inputs {
             return Err(format!(
