@@ -68,9 +68,10 @@
 //! - f32 arithmetic: `add/sub/mul/div.rn.f32` (`.rn` also keeps ptxas from contracting a
 //!   multiply and an add into an fma the IR did not ask for), `fma.rn.f32`, `sqrt.rn.f32`,
 //!   `rsqrt.approx.f32`, `min/max.f32` (a NaN operand yields the other operand, as WGSL's
-//!   `min`/`max` may; templates that must propagate NaN test for it explicitly). `Rem` is WGSL's
-//!   `a - b * trunc(a / b)` (with an fma). `!=` on floats is the unordered `setp.neu` (true for
-//!   NaN, as in WGSL); the other comparisons are ordered.
+//!   `min`/`max` may; templates that must propagate NaN test for it explicitly). `Rem` is C's
+//!   `fmod` as the IR says, exact while |a / b| < 2^24 (`a - trunc(a / b) * b` in an fma, with a
+//!   one-step correction of a rounded-up quotient). `!=` on floats is the unordered `setp.neu`
+//!   (true for NaN, as in WGSL); the other comparisons are ordered.
 //! - Transcendentals, with WGSL's accuracy or better: `exp(x)` = `ex2.approx(x * log2 e)`;
 //!   `log(x)` = `lg2.approx(x) * ln 2`, except on (√½, √2) where a Cephes polynomial in `x - 1`
 //!   keeps the *relative* error small (lg2.approx's error is absolute); `pow(x, y)` =
@@ -400,7 +401,7 @@ const TP8: f32 = 0.414_213_57;
 /// Cephes asinf.
 const ASIN_P: [f32; 5] = [
     4.216_32e-2,
-    2.418_131_1e-2,
+    2.418_131e-2,
     4.547_002_6e-2,
     7.495_300_3e-2,
     1.666_675_2e-1,
@@ -409,12 +410,14 @@ const ASIN_P: [f32; 5] = [
 const SINH_P: [f32; 3] = [2.037_219_1e-4, 8.330_284e-3, 1.666_671_6e-1];
 const TANH_P: [f32; 5] = [
     -5.704_988_7e-3,
-    2.063_908_9e-2,
+    2.063_909e-2,
     -5.373_971_6e-2,
     1.333_144_2e-1,
-    -3.333_328_2e-1,
+    -3.333_328e-1,
 ];
-const ASINH_P: [f32; 4] = [2.012_2e-2, -4.269_934e-2, 7.484_758_6e-2, -1.666_628_8e-1];
+const ASINH_P: [f32; 4] = [2.012_2e-2, -4.269_934e-2, 7.484_759e-2, -1.666_628_8e-1];
+// The last coefficient is Cephes' fit, close to (but not) √2.
+#[allow(clippy::approx_constant)]
 const ACOSH_P: [f32; 5] = [
     1.759_688_1e-3,
     -7.527_288_7e-3,
@@ -1440,6 +1443,28 @@ impl Printer<'_> {
         self.f2("copysign.f32", x, &r)
     }
 
+    /// C `fmod`, exact while |x / y| < 2^24: `x - t·y` with `t = trunc(x / y)` is exact in an
+    /// fma when `t` is right; a rounded-up quotient shows as a remainder of the wrong sign and
+    /// is corrected once.
+    fn fmod(&mut self, x: &Op, y: &Op) -> Op {
+        let q = self.f2("div.rn.f32", x, y);
+        let t = self.f1("cvt.rzi.f32.f32", &q);
+        let nt = self.f1("neg.f32", &t);
+        let r = self.f3("fma.rn.f32", &nt, y, x);
+        let rx = self.f2("copysign.f32", x, &r);
+        let wrong = self.p2("setp.neu.f32", &rx, &r);
+        let one = self.f2("copysign.f32", &t, &fk(1.0));
+        let t2 = self.f2("sub.rn.f32", &t, &one);
+        let nt2 = self.f1("neg.f32", &t2);
+        let r2 = self.f3("fma.rn.f32", &nt2, y, x);
+        let r = self.fsel(&wrong, &r2, &r);
+        // The result has the dividend's sign (also when it is zero); fmod(x, ±inf) = x.
+        let r = self.f2("copysign.f32", x, &r);
+        let ay = self.f1("abs.f32", y);
+        let yinf = self.p2("setp.eq.f32", &ay, &fk(f32::INFINITY));
+        self.fsel(&yinf, x, &r)
+    }
+
     fn atan2(&mut self, y: &Op, x: &Op) -> Op {
         let q = self.f2("div.rn.f32", y, x);
         let at = self.atan(&q);
@@ -1447,8 +1472,11 @@ impl Printer<'_> {
         let pi_y = self.f2("copysign.f32", y, &fk(PI));
         let w = self.fsel(&xneg, &pi_y, &fk(0.0));
         let r = self.f2("add.rn.f32", &at, &w);
-        let y0 = self.p2("setp.eq.f32", y, &fk(0.0));
+        // x = ±0: ±π/2 by the sign of y (y / -0 would flip it); both zero: y.
         let x0 = self.p2("setp.eq.f32", x, &fk(0.0));
+        let half_pi = self.f2("copysign.f32", y, &fk(PIO2));
+        let r = self.fsel(&x0, &half_pi, &r);
+        let y0 = self.p2("setp.eq.f32", y, &fk(0.0));
         let both = self.p2("and.pred", &y0, &x0);
         self.fsel(&both, y, &r)
     }
@@ -1618,12 +1646,7 @@ impl Printer<'_> {
             BinOp::Sub => self.f2("sub.rn.f32", x, y),
             BinOp::Mul => self.f2("mul.rn.f32", x, y),
             BinOp::Div => self.f2("div.rn.f32", x, y),
-            BinOp::Rem => {
-                let q = self.f2("div.rn.f32", x, y);
-                let t = self.f1("cvt.rzi.f32.f32", &q);
-                let nt = self.f1("neg.f32", &t);
-                self.f3("fma.rn.f32", &nt, y, x)
-            }
+            BinOp::Rem => self.fmod(x, y),
             BinOp::Min => self.f2("min.f32", x, y),
             BinOp::Max => self.f2("max.f32", x, y),
             BinOp::Pow => {
