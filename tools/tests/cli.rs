@@ -363,5 +363,9 @@ fn ptx_targets_compile_emit_ptx_and_refuse_to_run() {
         "/dev/null",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("unsupported on sm_90a"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unsupported on sm_90a"),
+        "{}",
+        stderr(&o)
+    );
 }
