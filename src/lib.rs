@@ -13,3 +13,4 @@ pub mod stats;
 
 pub use error::{Error, Result};
 pub use optc_ir as ir;
+pub use optc_passes as passes;

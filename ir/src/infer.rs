@@ -134,6 +134,7 @@ pub fn infer(
             loss::infer(op, inputs, num_outputs)?
         }
         Op::CastExt { .. } => elementwise::infer(op, inputs, num_outputs)?,
+        Op::Fused(f) => fused::infer(f, inputs)?,
     };
     if let Some(msg) = crate::lowp::refuse(op, out.iter().map(|t| t.dtype)) {
         return Err(InferError::Unsupported(msg));

@@ -164,6 +164,7 @@ pub fn eval_op(
             loss::eval(op, inputs, num_outputs)
         }
         Op::CastExt { .. } => elementwise::eval(op, inputs, num_outputs),
+        Op::Fused(f) => fused::eval(f, inputs),
     }
 }
 

@@ -794,6 +794,94 @@ pub enum Op {
         /// FLOAT8E8M0 targets: rounding of the mantissa.
         round_mode: crate::lowp::E8m0Round,
     },
+    /// A fused kernel chosen by the optimizer (`optc-passes`): an optional anchor op followed by
+    /// an elementwise program. Inputs: the anchor's inputs, then the program's extra inputs.
+    /// Outputs: Y. See [`Fused`].
+    Fused(Box<Fused>),
+}
+
+/// One step of a [`Program`]: an elementwise op applied (with numpy broadcasting) to earlier
+/// values of the program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// The op; [`Program::is_step_op`] says which ops may appear.
+    pub op: Op,
+    /// Its inputs as program value numbers (`None` for absent optional inputs).
+    pub args: Vec<Option<usize>>,
+}
+
+/// A straight-line elementwise program. Value `k < inputs` is program input `k`; value
+/// `inputs + j` is the result of step `j`; the result is the last step's value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// Number of program inputs.
+    pub inputs: usize,
+    /// The steps, in order; at least one.
+    pub steps: Vec<Step>,
+}
+
+impl Program {
+    /// True for ops that a program step may hold: single-output elementwise ops whose output
+    /// element depends only on the same (broadcast) element of each input.
+    pub fn is_step_op(op: &Op) -> bool {
+        matches!(
+            op,
+            Op::Identity
+                | Op::Unary(_)
+                | Op::Activation(_)
+                | Op::Binary(_)
+                | Op::Variadic(_)
+                | Op::Clip
+                | Op::Where
+                | Op::Cast { .. }
+                | Op::Bitwise(_)
+                | Op::Swish { .. }
+                | Op::Shrink { .. }
+        )
+    }
+
+    /// The value number of the program's result.
+    pub fn result(&self) -> usize {
+        self.inputs + self.steps.len() - 1
+    }
+
+    /// A short text form: `Relu(Add(x0, x1))`-style, one line, steps shared by reference
+    /// (`s2`) when used twice.
+    pub fn describe(&self) -> String {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(j, s)| {
+                let args: Vec<String> = s
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        None => "_".to_string(),
+                        Some(v) if *v < self.inputs => format!("x{v}"),
+                        Some(v) => format!("s{}", v - self.inputs),
+                    })
+                    .collect();
+                format!("s{j}={}({})", s.op.name(), args.join(","))
+            })
+            .collect();
+        steps.join("; ")
+    }
+}
+
+/// A fused kernel: `program(anchor(inputs[..anchor_inputs]), inputs[anchor_inputs..])`, or
+/// `program(inputs)` without an anchor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fused {
+    /// The op computed first (Conv, Gemm, MatMul: the kernel's main loop), whose output is
+    /// program input 0; `None` for a pure elementwise kernel.
+    pub anchor: Option<Op>,
+    /// How many of the fused op's inputs belong to the anchor (absent optional ones included).
+    pub anchor_inputs: usize,
+    /// The elementwise program. With an anchor, program input 0 is the anchor's output and
+    /// program input `k ≥ 1` is fused input `anchor_inputs + k - 1`; without one, program input
+    /// `k` is fused input `k`. The anchor's output is never broadcast larger by the program.
+    pub program: Program,
 }
 
 impl Op {
@@ -969,6 +1057,7 @@ impl Op {
             Op::NegativeLogLikelihoodLoss { .. } => "NegativeLogLikelihoodLoss",
             Op::SoftmaxCrossEntropyLoss { .. } => "SoftmaxCrossEntropyLoss",
             Op::CastExt { .. } => "Cast",
+            Op::Fused(_) => "Fused",
         }
     }
 

@@ -31,6 +31,9 @@ use std::time::Instant;
 /// Largest folded value (elements) the compiler evaluates at compile time.
 pub const MAX_FOLD_ELEMENTS: usize = 1 << 26;
 
+/// The default optimization level.
+pub const DEFAULT_OPT_LEVEL: u8 = 2;
+
 /// Compiler options.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -44,6 +47,9 @@ pub struct Options {
     /// calls them: axes, pads, target shapes, sizes…); they become constants and leave the
     /// artifact's inputs.
     pub const_inputs: BTreeMap<String, Tensor>,
+    /// Optimization level: 0 lowers one kernel per op; 1 canonicalizes; 2 and 3 also fuse
+    /// (`optc-passes`).
+    pub opt_level: u8,
 }
 
 impl Options {
@@ -54,6 +60,7 @@ impl Options {
             shapes: BTreeMap::new(),
             input_shapes: None,
             const_inputs: BTreeMap::new(),
+            opt_level: DEFAULT_OPT_LEVEL,
         }
     }
 }
@@ -113,6 +120,8 @@ pub struct Compiled {
     pub weights: Vec<u8>,
     /// Stage timings.
     pub passes: Vec<PassTime>,
+    /// What the optimizer did (`None` at `-O0`).
+    pub optimized: Option<optc_passes::Report>,
 }
 
 /// Rebuilds `g` with static input shapes so that inference makes every shape static.
@@ -315,62 +324,20 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
     lap("specialize", &mut passes);
 
     // 2. Fold everything computable at compile time.
-    let order = g
-        .topo_order()
-        .ok_or_else(|| CompileError::Graph("the graph has a cycle".into()))?;
-    let mut folded: BTreeMap<ValueId, Tensor> = BTreeMap::new();
-    let mut run_nodes = Vec::new();
-    for &n in &order {
-        let node = g.node(n);
-        let known = |v: &ValueId| g.value_of(*v).is_some() || folded.contains_key(v);
-        let all_known =
-            node.inputs.iter().flatten().all(known) && !matches!(node.op, Op::If { .. });
-        let outs_known = node
-            .outputs
-            .iter()
-            .flatten()
-            .all(|v| g.value_of(*v).is_some());
-        if outs_known {
-            continue;
-        }
-        let small = node.outputs.iter().flatten().all(|v| {
-            g.ty(*v)
-                .shape
-                .as_static()
-                .is_some_and(|s| s.iter().product::<usize>() <= MAX_FOLD_ELEMENTS)
-        });
-        if all_known && small {
-            let args: Vec<Option<Tensor>> = node
-                .inputs
-                .iter()
-                .map(|v| {
-                    v.map(|v| {
-                        g.value_of(v)
-                            .cloned()
-                            .or_else(|| folded.get(&v).cloned())
-                            .expect("known")
-                    })
-                })
-                .collect();
-            match optc_ir::interp::eval_op(&node.op, &args, node.outputs.len()) {
-                Ok(outs) => {
-                    for (o, t) in node.outputs.iter().zip(outs) {
-                        if let Some(o) = o {
-                            folded.insert(*o, t);
-                        }
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    return Err(CompileError::Graph(format!(
-                        "node '{}' ({}): folding failed: {e}",
-                        node.name,
-                        node.op.name()
-                    )));
-                }
-            }
-        }
-        run_nodes.push(n);
+    let (mut folded, mut run_nodes) = fold(&g)?;
+    lap("fold", &mut passes);
+
+    // 3. Optimize (e-graph stages and extraction), then fold the weight arithmetic the
+    //    rewrites wrote (BatchNorm folded into Conv weights, reshaped scales).
+    let mut g = g;
+    let mut optimized = None;
+    if opts.opt_level >= 1 {
+        let o = run_optimizer(&g, &folded, opts)?;
+        g = o.graph;
+        optimized = Some(o.report);
+        lap("optimize", &mut passes);
+        (folded, run_nodes) = fold(&g)?;
+        lap("fold", &mut passes);
     }
     let const_of = |v: ValueId| g.value_of(v).or_else(|| folded.get(&v));
     lap("fold", &mut passes);
@@ -693,7 +660,112 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
         sources,
         weights,
         passes,
+        optimized,
     })
+}
+
+fn run_optimizer(
+    g: &Graph,
+    folded: &BTreeMap<ValueId, Tensor>,
+    opts: &Options,
+) -> Result<optc_passes::Optimized, CompileError> {
+    let mut po = optc_passes::Options::new(opts.opt_level, opts.target.name());
+    po.legal = Some(std::sync::Arc::new(fused_legal));
+    optc_passes::optimize(g, folded, &po).map_err(|e| match e {
+        optc_passes::PassError::Graph(m) => CompileError::Graph(m),
+        optc_passes::PassError::Internal(m) => CompileError::Internal(m),
+    })
+}
+
+/// The graph the compiler lowers: `g` specialised, folded and optimized at `opts.opt_level`,
+/// with the optimizer's report (`None` at `-O0`). `optc inspect --stage optimized` shows it,
+/// and tests run it on the reference interpreter against the original.
+pub fn optimized_graph(
+    g: &Graph,
+    opts: &Options,
+) -> Result<(Graph, Option<optc_passes::Report>), CompileError> {
+    let g = specialize(
+        g,
+        &opts.shapes,
+        opts.input_shapes.as_deref(),
+        &opts.const_inputs,
+    )?;
+    if opts.opt_level == 0 {
+        return Ok((g, None));
+    }
+    let (folded, _) = fold(&g)?;
+    let o = run_optimizer(&g, &folded, opts)?;
+    Ok((o.graph, Some(o.report)))
+}
+
+/// Whether the kernel templates compile fused op `f` (input types `tys`) as one kernel.
+fn fused_legal(f: &optc_ir::ops::Fused, tys: &[Option<TensorType>]) -> bool {
+    let _ = (f, tys);
+    false
+}
+
+/// Evaluates on the reference interpreter every node whose inputs are all known at compile
+/// time; returns those values and the nodes left to run, in order.
+#[allow(clippy::type_complexity)]
+pub fn fold(g: &Graph) -> Result<(BTreeMap<ValueId, Tensor>, Vec<optc_ir::NodeId>), CompileError> {
+    let order = g
+        .topo_order()
+        .ok_or_else(|| CompileError::Graph("the graph has a cycle".into()))?;
+    let mut folded: BTreeMap<ValueId, Tensor> = BTreeMap::new();
+    let mut run_nodes = Vec::new();
+    for &n in &order {
+        let node = g.node(n);
+        let known = |v: &ValueId| g.value_of(*v).is_some() || folded.contains_key(v);
+        let all_known =
+            node.inputs.iter().flatten().all(known) && !matches!(node.op, Op::If { .. });
+        let outs_known = node
+            .outputs
+            .iter()
+            .flatten()
+            .all(|v| g.value_of(*v).is_some());
+        if outs_known {
+            continue;
+        }
+        let small = node.outputs.iter().flatten().all(|v| {
+            g.ty(*v)
+                .shape
+                .as_static()
+                .is_some_and(|s| s.iter().product::<usize>() <= MAX_FOLD_ELEMENTS)
+        });
+        if all_known && small {
+            let args: Vec<Option<Tensor>> = node
+                .inputs
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        g.value_of(v)
+                            .cloned()
+                            .or_else(|| folded.get(&v).cloned())
+                            .expect("known")
+                    })
+                })
+                .collect();
+            match optc_ir::interp::eval_op(&node.op, &args, node.outputs.len()) {
+                Ok(outs) => {
+                    for (o, t) in node.outputs.iter().zip(outs) {
+                        if let Some(o) = o {
+                            folded.insert(*o, t);
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    return Err(CompileError::Graph(format!(
+                        "node '{}' ({}): folding failed: {e}",
+                        node.name,
+                        node.op.name()
+                    )));
+                }
+            }
+        }
+        run_nodes.push(n);
+    }
+    Ok((folded, run_nodes))
 }
 
 /// The PTX target of a CUDA target (`None` for WGSL).

@@ -3,7 +3,7 @@
 //! compile to PTX artifacts; running them exits with code 3 (no CUDA executor in this build).
 
 use crate::{EXIT_CHECK, EXIT_DEVICE, EXIT_INPUT, Exit, available_threads, load_inputs, summary};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use optc::compare::{Tolerance, compare};
 use optc::compile::{Compiled, Options};
 use optc::ir::Tensor;
@@ -49,10 +49,81 @@ fn parse_target(s: &str) -> Result<Target> {
     s.parse::<Target>().map_err(|e| Exit(EXIT_INPUT, e).into())
 }
 
+static OPT_LEVEL: std::sync::atomic::AtomicU8 =
+    std::sync::atomic::AtomicU8::new(optc::compile::DEFAULT_OPT_LEVEL);
+
+/// Sets the optimization level (`-O`) of every compilation this command makes.
+pub fn set_opt_level(level: u8) {
+    OPT_LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn options(target: Target, shapes: &BTreeMap<String, usize>) -> Options {
     let mut o = Options::new(target);
     o.shapes = shapes.clone();
+    o.opt_level = OPT_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
     o
+}
+
+fn parse_level(s: &str) -> Result<u8> {
+    let d = s.trim_start_matches(['O', 'o', '-']);
+    match d.parse::<u8>() {
+        Ok(l) if l <= 3 => Ok(l),
+        _ => bail!(Exit(
+            EXIT_INPUT,
+            format!("--compare {s}: expected an optimization level O0..O3")
+        )),
+    }
+}
+
+/// `optc inspect --stage optimized`: the optimized graph, its fusion groups and the e-graph
+/// stages.
+pub fn inspect_optimized(
+    path: &Path,
+    shapes: &BTreeMap<String, usize>,
+    json_out: bool,
+) -> Result<u8> {
+    let model = optc::model::load(path)?;
+    let o = options(Target::Wgsl, shapes);
+    let (g, report) =
+        optc::compile::optimized_graph(&model.graph, &o).map_err(optc::Error::from)?;
+    if json_out {
+        let ops = optc::stats::op_histogram(&g);
+        println!(
+            "{}",
+            json!({"stage": "optimized", "model": path.display().to_string(), "opt_level": o.opt_level,
+                   "nodes": g.num_nodes(), "ops": ops,
+                   "groups": report.as_ref().map(|r| &r.groups),
+                   "egraph": report.as_ref().map(|r| &r.stages),
+                   "cost_model": report.as_ref().map(|r| &r.cost_model),
+                   "optimize_ms": report.as_ref().map(|r| r.ms)})
+        );
+    } else {
+        print!("{}", optc::ir::print::print(&g, "main"));
+        if let Some(r) = &report {
+            for s in &r.stages {
+                eprintln!(
+                    "stage {}: {} e-nodes, {} classes, {} iterations, stop {}, {:.1} ms (+{:.1} ms extraction), cost {:.0} µs",
+                    s.name,
+                    s.nodes,
+                    s.classes,
+                    s.iterations,
+                    s.stop_reason,
+                    s.ms,
+                    s.extract_ms,
+                    s.cost_us
+                );
+            }
+            eprintln!(
+                "-O{}: {} nodes -> {}, {} fused kernels, {:.1} ms",
+                r.level,
+                r.nodes_before,
+                r.nodes_after,
+                r.groups.len(),
+                r.ms
+            );
+        }
+    }
+    Ok(0)
 }
 
 fn model_name(path: &Path) -> String {
@@ -116,7 +187,10 @@ pub fn compile_cmd(
                    "launches": m.launches.len(), "artifact_bytes": bytes, "compile_ms": ms,
                    "arena_bytes": m.arena_bytes, "weights_bytes": m.weights_bytes,
                    "live_peak_bytes": m.memory.live_peak_bytes, "intermediates_bytes": m.memory.intermediates_bytes,
-                   "passes": compiled.passes})
+                   "passes": compiled.passes, "opt_level": compiled.optimized.as_ref().map_or(0, |r| r.level),
+                   "fused_kernels": compiled.optimized.as_ref().map(|r| r.groups.len()),
+                   "egraph": compiled.optimized.as_ref().map(|r| &r.stages),
+                   "optimize_ms": compiled.optimized.as_ref().map(|r| r.ms)})
         );
     } else {
         eprintln!(
@@ -396,7 +470,6 @@ fn with_all_outputs(g: &optc::ir::Graph) -> optc::ir::Graph {
     g2.set_outputs(outs);
     g2
 }
-
 /// `optc inspect --stage kernels` (a model is compiled first).
 pub fn inspect_kernels(
     path: &Path,
@@ -450,55 +523,49 @@ pub fn inspect_kernels(
     Ok(0)
 }
 
-/// `optc bench --target wgsl`.
-pub fn bench_device(
-    path: &Path,
-    target: &str,
-    selector: Option<&str>,
+/// `optc bench` extras: a second optimization level to compare with, and a baseline file.
+pub struct BenchExtra<'a> {
+    /// Level to compare with (`O0`).
+    pub compare: Option<&'a str>,
+    /// A saved `bench --json` result.
+    pub baseline: Option<&'a Path>,
+    /// Allowed slowdown against the baseline.
+    pub threshold: f64,
+}
+
+struct Timing {
+    median_ms: f64,
+    min_ms: f64,
+    upload_us: f64,
+    readback_us: f64,
+    submit_us: f64,
+    load_ms: f64,
+    first_run_ms: f64,
+    device_ms: Option<f64>,
+    launches: usize,
+    kernels: Vec<(String, usize, Option<f64>)>,
+}
+
+fn time_artifact(
+    dev: &Device,
+    artifact: &Artifact,
+    host: &[HostTensor],
     runs: usize,
-    inputs: Option<&Path>,
-    shapes: &BTreeMap<String, usize>,
-    json_out: bool,
-) -> Result<u8> {
-    let target = parse_target(target)?;
-    if target.is_cuda() {
-        return Err(no_cuda(target));
-    }
-    let (artifact, host, compile_ms) = if is_artifact(path) {
-        let a = Artifact::load(path).map_err(optc::Error::from)?;
-        if a.manifest.target.is_cuda() {
-            return Err(no_cuda(a.manifest.target));
-        }
-        a.check_target(target).map_err(optc::Error::from)?;
-        let h = artifact_inputs(&a.manifest, inputs, 0)?;
-        (a, h, None)
-    } else {
-        let model = optc::model::load(path)?;
-        let ins = load_inputs(&model, inputs, 0, shapes)?;
-        let mut o = options(target, shapes);
-        o.input_shapes = Some(ins.iter().map(|t| t.shape().to_vec()).collect());
-        let t = Instant::now();
-        let (a, _) = optc::exec::compile_artifact(&model.graph, &model_name(path), &o)?;
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        let h = optc::exec::manifest_inputs(&model.graph, &a.manifest, &ins)?;
-        (a, h, Some(ms))
-    };
-    let dev = open(selector)?;
+) -> Result<Timing> {
     let t = Instant::now();
-    let mut s = session(&dev, &artifact)?;
+    let mut s = session(dev, artifact)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     // The first run includes the driver's JIT of every kernel.
     let t = Instant::now();
-    s.run(&host).map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+    s.run(host).map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
     let first_run_ms = t.elapsed().as_secs_f64() * 1e3;
-    let runs = runs.max(20);
     let mut timings = Vec::new();
     for _ in 0..2 {
-        s.run(&host).map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+        s.run(host).map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
     }
     for _ in 0..runs {
         let (_, t) = s
-            .run_timed(&host)
+            .run_timed(host)
             .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
         timings.push(t);
     }
@@ -506,16 +573,8 @@ pub fn bench_device(
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let median_ms = med(timings.iter().map(|t| t.total_us / 1e3).collect());
-    let min_ms = timings
-        .iter()
-        .map(|t| t.total_us / 1e3)
-        .fold(f64::INFINITY, f64::min);
-    let upload_us = med(timings.iter().map(|t| t.upload_us).collect());
-    let readback_us = med(timings.iter().map(|t| t.readback_us).collect());
-    let submit_us = med(timings.iter().map(|t| t.submit_wait_us).collect());
     let profile = s
-        .profile(&host, runs.min(20))
+        .profile(host, runs.min(20))
         .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
     // Per-kernel table: launches of the same kernel summed per run.
     let mut per_kernel: BTreeMap<String, (usize, f64, bool)> = BTreeMap::new();
@@ -536,37 +595,189 @@ pub fn bench_device(
             .total_cmp(&a.2.unwrap_or(0.0))
             .then(a.0.cmp(&b.0))
     });
+    Ok(Timing {
+        median_ms: med(timings.iter().map(|t| t.total_us / 1e3).collect()),
+        min_ms: timings
+            .iter()
+            .map(|t| t.total_us / 1e3)
+            .fold(f64::INFINITY, f64::min),
+        upload_us: med(timings.iter().map(|t| t.upload_us).collect()),
+        readback_us: med(timings.iter().map(|t| t.readback_us).collect()),
+        submit_us: med(timings.iter().map(|t| t.submit_wait_us).collect()),
+        load_ms,
+        first_run_ms,
+        device_ms: profile.median_device_us.map(|u| u / 1e3),
+        launches: artifact.manifest.launches.len(),
+        kernels,
+    })
+}
+
+/// Slowdowns against a saved `bench --json` result: the model's median, and every kernel
+/// (by name) that took at least 1% of the baseline's device time.
+fn regressions(base: &serde_json::Value, t: &Timing, threshold: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    let limit = 1.0 + threshold;
+    if let Some(b) = base["median_ms"].as_f64() {
+        if t.median_ms > b * limit {
+            out.push(format!(
+                "model median {:.3} ms vs baseline {b:.3} ms (+{:.0}%)",
+                t.median_ms,
+                (t.median_ms / b - 1.0) * 100.0
+            ));
+        }
+    }
+    let total_us = base["device_ms"].as_f64().map_or(0.0, |d| d * 1e3);
+    if let Some(ks) = base["kernels"].as_array() {
+        for k in ks {
+            let (Some(name), Some(bus)) = (k["name"].as_str(), k["median_us"].as_f64()) else {
+                continue;
+            };
+            if bus < 0.01 * total_us {
+                continue;
+            }
+            if let Some((_, _, Some(us))) = t.kernels.iter().find(|(n, _, _)| n == name) {
+                if *us > bus * limit {
+                    out.push(format!(
+                        "kernel {name}: {us:.1} µs vs baseline {bus:.1} µs (+{:.0}%)",
+                        (us / bus - 1.0) * 100.0
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `optc bench --target T` (or on an artifact).
+#[allow(clippy::too_many_arguments)]
+pub fn bench_device(
+    path: &Path,
+    target: &str,
+    selector: Option<&str>,
+    runs: usize,
+    inputs: Option<&Path>,
+    shapes: &BTreeMap<String, usize>,
+    json_out: bool,
+    extra: &BenchExtra<'_>,
+) -> Result<u8> {
+    let target = parse_target(target)?;
+    if target.is_cuda() {
+        return Err(no_cuda(target));
+    }
+    let base = match extra.baseline {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading baseline {}", p.display()))?;
+            Some(
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| Exit(EXIT_INPUT, format!("baseline {}: {e}", p.display())))?,
+            )
+        }
+        None => None,
+    };
+    let compare_level = extra.compare.map(parse_level).transpose()?;
+    let mut other: Option<(Artifact, Vec<HostTensor>)> = None;
+    let (artifact, host, compile_ms) = if is_artifact(path) {
+        if compare_level.is_some() {
+            bail!(Exit(
+                EXIT_INPUT,
+                "--compare needs a model, not an artifact".to_string()
+            ));
+        }
+        let a = Artifact::load(path).map_err(optc::Error::from)?;
+        if a.manifest.target.is_cuda() {
+            return Err(no_cuda(a.manifest.target));
+        }
+        a.check_target(target).map_err(optc::Error::from)?;
+        let h = artifact_inputs(&a.manifest, inputs, 0)?;
+        (a, h, None)
+    } else {
+        let model = optc::model::load(path)?;
+        let ins = load_inputs(&model, inputs, 0, shapes)?;
+        let mut o = options(target, shapes);
+        o.input_shapes = Some(ins.iter().map(|t| t.shape().to_vec()).collect());
+        let t = Instant::now();
+        let (a, _) = optc::exec::compile_artifact(&model.graph, &model_name(path), &o)?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let h = optc::exec::manifest_inputs(&model.graph, &a.manifest, &ins)?;
+        if let Some(l) = compare_level {
+            o.opt_level = l;
+            let (b, _) = optc::exec::compile_artifact(&model.graph, &model_name(path), &o)?;
+            let hb = optc::exec::manifest_inputs(&model.graph, &b.manifest, &ins)?;
+            other = Some((b, hb));
+        }
+        (a, h, Some(ms))
+    };
+    let dev = open(selector)?;
+    let runs = runs.max(20);
+    let t = time_artifact(&dev, &artifact, &host, runs)?;
+    let cmp = match &other {
+        Some((b, hb)) => Some(time_artifact(&dev, b, hb, runs)?),
+        None => None,
+    };
+    let level = OPT_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
+    let regressed = base
+        .as_ref()
+        .map(|b| regressions(b, &t, extra.threshold))
+        .unwrap_or_default();
     let info = dev.info();
     if json_out {
+        let compare = cmp.as_ref().map(|c| {
+            json!({"level": compare_level, "median_ms": c.median_ms, "launches": c.launches,
+                   "device_ms": c.device_ms, "speedup": c.median_ms / t.median_ms})
+        });
         println!(
             "{}",
             json!({"model": path.display().to_string(), "target": target.name(), "backend": "wgpu", "device": info.name,
-                   "median_ms": median_ms, "min_ms": min_ms, "runs": runs, "compile_ms": compile_ms, "load_ms": load_ms,
-                   "first_run_ms": first_run_ms, "upload_us": upload_us, "submit_wait_us": submit_us, "readback_us": readback_us,
-                   "device_ms": profile.median_device_us.map(|u| u / 1e3), "threads": available_threads(),
-                   "kernels": kernels.iter().map(|(k, n, us)| json!({"name": k, "launches": n, "median_us": us})).collect::<Vec<_>>(),
-                   "compare": null})
+                   "opt_level": level, "launches": t.launches,
+                   "median_ms": t.median_ms, "min_ms": t.min_ms, "runs": runs, "compile_ms": compile_ms, "load_ms": t.load_ms,
+                   "first_run_ms": t.first_run_ms, "upload_us": t.upload_us, "submit_wait_us": t.submit_us, "readback_us": t.readback_us,
+                   "device_ms": t.device_ms, "threads": available_threads(),
+                   "kernels": t.kernels.iter().map(|(k, n, us)| json!({"name": k, "launches": n, "median_us": us})).collect::<Vec<_>>(),
+                   "compare": compare, "regressions": base.as_ref().map(|_| &regressed)})
         );
     } else {
         println!(
-            "{}: median {median_ms:.3} ms, min {min_ms:.3} ms over {runs} runs on {} (upload {upload_us:.0} µs, submit+wait {submit_us:.0} µs, readback {readback_us:.0} µs)",
+            "{} -O{level}: median {:.3} ms, min {:.3} ms over {runs} runs on {}, {} launches (upload {:.0} µs, submit+wait {:.0} µs, readback {:.0} µs)",
             path.display(),
-            info.name
+            t.median_ms,
+            t.min_ms,
+            info.name,
+            t.launches,
+            t.upload_us,
+            t.submit_us,
+            t.readback_us
         );
         println!(
-            "compile {} ms, load {load_ms:.1} ms (pipelines), first run {first_run_ms:.1} ms (driver JIT)",
-            compile_ms.map_or("-".to_string(), |m| format!("{m:.1}"))
+            "compile {} ms, load {:.1} ms (pipelines), first run {:.1} ms (driver JIT)",
+            compile_ms.map_or("-".to_string(), |m| format!("{m:.1}")),
+            t.load_ms,
+            t.first_run_ms
         );
-        if let Some(d) = profile.median_device_us {
-            println!("device time {:.3} ms; slowest kernels:", d / 1e3);
+        if let (Some(c), Some(l)) = (&cmp, compare_level) {
+            println!(
+                "-O{l}: median {:.3} ms, {} launches -> speedup of -O{level} over -O{l}: {:.2}x",
+                c.median_ms,
+                c.launches,
+                c.median_ms / t.median_ms
+            );
         }
-        for (k, n, us) in kernels.iter().take(15) {
+        if let Some(d) = t.device_ms {
+            println!("device time {d:.3} ms; slowest kernels:");
+        }
+        for (k, n, us) in t.kernels.iter().take(15) {
             println!(
                 "  {:>10} µs  {:>3}x  {k}",
                 us.map_or("-".into(), |u| format!("{u:.1}")),
                 n
             );
         }
+        for r in &regressed {
+            eprintln!("regression: {r}");
+        }
+    }
+    if !regressed.is_empty() {
+        return Ok(1);
     }
     Ok(0)
 }

@@ -46,7 +46,7 @@ enum BackendArg {
 enum Stage {
     /// The imported graph.
     Import,
-    /// After optimisation (not built yet).
+    /// After the optimizer (`-O`): the graph, fusion groups and e-graph stages.
     Optimized,
     /// Generated kernels and launches (compiles for --target).
     Kernels,
@@ -56,6 +56,9 @@ enum Stage {
 enum Cmd {
     /// Compile a model into one artifact file.
     Compile {
+        /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
+        #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
+        opt_level: u8,
         /// An ONNX model (or a folder holding model.onnx).
         model: PathBuf,
         /// Target: wgsl, sm_80, sm_86, sm_89, sm_90, sm_90a.
@@ -78,6 +81,9 @@ enum Cmd {
     /// Compile a model and compare the device's results with the reference interpreter and
     /// with expected outputs.
     Verify {
+        /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
+        #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
+        opt_level: u8,
         /// An ONNX model (or a folder holding model.onnx).
         model: PathBuf,
         /// Target: wgsl.
@@ -104,6 +110,9 @@ enum Cmd {
     },
     /// Show a model's graph, op counts, parameters and FLOPs, or an artifact's kernels.
     Inspect {
+        /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
+        #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
+        opt_level: u8,
         /// An ONNX model or an artifact.
         model: PathBuf,
         /// Which stage to show.
@@ -121,6 +130,9 @@ enum Cmd {
     },
     /// Run a model or an artifact on inputs (from a folder, or seeded random ones).
     Run {
+        /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
+        #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
+        opt_level: u8,
         /// An ONNX model or an artifact (artifacts run on wgpu).
         model: PathBuf,
         /// Executor.
@@ -177,6 +189,19 @@ enum Cmd {
     /// Time a model: warm-up, then the median of several runs (and a per-kernel table on a
     /// device).
     Bench {
+        /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
+        #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
+        opt_level: u8,
+        /// Also compile at this level (e.g. `O0`) and report the speedup, measured in the same run.
+        #[arg(long)]
+        compare: Option<String>,
+        /// A saved `bench --json` result: exit 1 when the median or any kernel got slower than
+        /// it by more than --threshold.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Allowed slowdown against --baseline (0.10 = 10%).
+        #[arg(long, default_value_t = 0.10)]
+        threshold: f64,
         /// An ONNX model or an artifact.
         model: PathBuf,
         /// Executor (`--target wgsl` implies wgpu).
@@ -267,21 +292,26 @@ fn one_line(e: &anyhow::Error) -> String {
 fn dispatch(cmd: Cmd) -> Result<u8> {
     match cmd {
         Cmd::Compile {
+            opt_level,
             model,
             target,
             output,
             shape,
             emit_dir,
             json,
-        } => device::compile_cmd(
-            &model,
-            &target,
-            output.as_deref(),
-            &shape.into_iter().collect(),
-            emit_dir.as_deref(),
-            json,
-        ),
+        } => {
+            device::set_opt_level(opt_level);
+            device::compile_cmd(
+                &model,
+                &target,
+                output.as_deref(),
+                &shape.into_iter().collect(),
+                emit_dir.as_deref(),
+                json,
+            )
+        }
         Cmd::Verify {
+            opt_level,
             model,
             target,
             data,
@@ -290,30 +320,38 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             shape,
             per_layer,
             json,
-        } => device::verify_cmd(
-            &model,
-            &target,
-            data.as_deref(),
-            device.as_deref(),
-            seed,
-            &shape.into_iter().collect(),
-            per_layer,
-            json,
-        ),
+        } => {
+            device::set_opt_level(opt_level);
+            device::verify_cmd(
+                &model,
+                &target,
+                data.as_deref(),
+                device.as_deref(),
+                seed,
+                &shape.into_iter().collect(),
+                per_layer,
+                json,
+            )
+        }
         Cmd::Inspect {
+            opt_level,
             model,
             stage,
             target,
             shape,
             json,
         } => {
-            if stage == Stage::Kernels || device::is_artifact(&model) {
+            device::set_opt_level(opt_level);
+            if stage == Stage::Optimized && !device::is_artifact(&model) {
+                device::inspect_optimized(&model, &shape.into_iter().collect(), json)
+            } else if stage == Stage::Kernels || device::is_artifact(&model) {
                 device::inspect_kernels(&model, &target, &shape.into_iter().collect(), json)
             } else {
                 inspect(&model, stage, json)
             }
         }
         Cmd::Run {
+            opt_level,
             model,
             backend,
             device,
@@ -325,6 +363,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             json,
         } => {
             let shapes = shape.into_iter().collect();
+            device::set_opt_level(opt_level);
             if backend == BackendArg::Wgpu || device::is_artifact(&model) {
                 device::run_device(
                     &model,
@@ -382,6 +421,10 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             )
         }
         Cmd::Bench {
+            opt_level,
+            compare,
+            baseline,
+            threshold,
             model,
             backend,
             target,
@@ -392,7 +435,12 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             json,
         } => {
             let shapes = shape.into_iter().collect();
-            if target.is_some() || backend == BackendArg::Wgpu || device::is_artifact(&model) {
+            device::set_opt_level(opt_level);
+            if target.is_some()
+                || compare.is_some()
+                || backend == BackendArg::Wgpu
+                || device::is_artifact(&model)
+            {
                 device::bench_device(
                     &model,
                     target.as_deref().unwrap_or("wgsl"),
@@ -401,6 +449,11 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
                     inputs.as_deref(),
                     &shapes,
                     json,
+                    &device::BenchExtra {
+                        compare: compare.as_deref(),
+                        baseline: baseline.as_deref(),
+                        threshold,
+                    },
                 )
             } else {
                 require_reference(backend)?;

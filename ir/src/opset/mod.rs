@@ -8,6 +8,7 @@
 pub mod control;
 pub mod elementwise;
 pub mod extra;
+pub mod fused;
 pub mod loss;
 pub mod movement;
 pub mod nn;

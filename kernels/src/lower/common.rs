@@ -1,6 +1,7 @@
 //! Helpers shared by the templates: launch grids for flat index spaces, index arithmetic
-//! (unravelling a flat index into coordinates, broadcast offsets) and the conversions between a
-//! tensor's device storage and the type kernels compute in.
+//! (unravelling a flat index into coordinates, broadcast offsets from coordinates or straight
+//! from a flat index) and the conversions between a tensor's device storage and the type kernels
+//! compute in.
 
 use super::{compute_scalar, storage_scalar};
 use crate::builder::{KernelBuilder, i, select, u};
@@ -104,6 +105,90 @@ pub fn broadcast_offset(coords: &[Expr], out_shape: &[usize], in_shape: &[usize]
         }
     }
     dot_strides(&cs, &ss)
+}
+
+/// True when `in_shape` broadcasts (numpy rules) to `out_shape` without enlarging it: no more
+/// dims, and each dim equal to the output's or 1.
+pub fn broadcasts_to(in_shape: &[usize], out_shape: &[usize]) -> bool {
+    in_shape.len() <= out_shape.len()
+        && in_shape
+            .iter()
+            .rev()
+            .zip(out_shape.iter().rev())
+            .all(|(&a, &o)| a == o || a == 1)
+}
+
+/// The runs of an input of `in_shape` broadcast to `out_shape` (which it must
+/// [broadcast to](broadcasts_to)): maximal groups of consecutive output dims of size > 1 along
+/// which the input is not broadcast, as `(output stride of the run's last dim, product of the
+/// output dims before the run, product of the run's dims, input stride of the run's last dim)`.
+/// Dims of output size 1 belong to no run and split none.
+fn runs(out_shape: &[usize], in_shape: &[usize]) -> Vec<(usize, usize, usize, usize)> {
+    let r = out_shape.len();
+    let mut aligned = vec![1; r - in_shape.len().min(r)];
+    aligned.extend(in_shape.iter().copied());
+    let ost = strides(out_shape);
+    let ist = strides(&aligned);
+    let mut out = Vec::new();
+    // (first dim, last dim) of the open run.
+    let mut open: Option<(usize, usize)> = None;
+    let close = |run: (usize, usize), out: &mut Vec<(usize, usize, usize, usize)>| {
+        let (d0, d1) = run;
+        let before: usize = out_shape[..d0].iter().product();
+        let span: usize = out_shape[d0..=d1].iter().product();
+        out.push((ost[d1], before, span, ist[d1]));
+    };
+    for d in 0..r {
+        if out_shape[d] == 1 {
+            continue;
+        }
+        if aligned[d] == out_shape[d] {
+            open = Some(match open {
+                Some((d0, _)) => (d0, d),
+                None => (d, d),
+            });
+        } else if let Some(run) = open.take() {
+            close(run, &mut out);
+        }
+    }
+    if let Some(run) = open {
+        close(run, &mut out);
+    }
+    out
+}
+
+/// The flat offset into an input of shape `in_shape` broadcast (numpy rules) to the element of
+/// flat index `flat` of an output of shape `out_shape`, computed from the flat index with one
+/// division and one remainder per run of non-broadcast dims (see [`broadcasts_to`], which the
+/// shapes must satisfy): the same shape gives `flat` itself, a per-channel `[C, 1, 1]` operand
+/// of an `[N, C, H, W]` output `(flat / (H·W)) % C`, a scalar 0.
+pub fn broadcast_flat_offset(flat: &Expr, out_shape: &[usize], in_shape: &[usize]) -> Expr {
+    let mut acc: Option<Expr> = None;
+    for (ostride, before, span, istride) in runs(out_shape, in_shape) {
+        let mut e = flat.clone();
+        if ostride != 1 {
+            e = e / i(ostride as i32);
+        }
+        if before != 1 {
+            e = e % i(span as i32);
+        }
+        if istride != 1 {
+            e = e * i(istride as i32);
+        }
+        acc = Some(match acc {
+            None => e,
+            Some(a) => a + e,
+        });
+    }
+    acc.unwrap_or(i(0))
+}
+
+/// True when the broadcast offset ([`broadcast_flat_offset`]) is the same for the `w` flat
+/// indices `w·q .. w·q + w` (the lanes of an aligned vector store).
+pub fn lane_invariant(out_shape: &[usize], in_shape: &[usize], w: usize) -> bool {
+    runs(out_shape, in_shape)
+        .iter()
+        .all(|&(ostride, _, _, _)| ostride % w == 0)
 }
 
 /// Converts a value loaded from a buffer of `dtype` to the scalar kernels compute in.

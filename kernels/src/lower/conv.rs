@@ -14,14 +14,19 @@
 //! - ConvTranspose, ConvInteger and QLinearConv are direct kernels (one output per thread;
 //!   QLinearConv adds a requantizing pass over the i32 result).
 //!
+//! - A fused epilogue ([`super::epilogue`]) runs at the stores of every float template (through
+//!   the GEMM core for implicit-GEMM and pointwise convs); the integer ones refuse it.
+//!
 //! Tuning space: the GEMM's ([`super::gemm::GemmConfig`]); for depthwise the outputs per thread
 //! along the last axis (1–8, default 4) and the workgroup size (default 64); direct kernels use
 //! workgroups of 256.
 
 use super::common::{self, flat_index, grid_1d, guard, to_storage, unravel};
+use super::epilogue::Epilogue;
 use super::gemm::{self, Addend, Operand, Problem, Source};
 use super::{
-    Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar, storage_scalar,
+    Arg, BuildMode, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar,
+    storage_scalar,
 };
 use crate::builder::{KernelBuilder, f, i, select, u};
 use crate::ir::{Access, Expr, Scalar, Type};
@@ -172,16 +177,35 @@ fn conv_geom(
 
 /// Lowers Conv, ConvTranspose, ConvInteger and QLinearConv.
 pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    lower_with(ctx, None, BuildMode::Build)
+}
+
+/// [`lower`] with an optional fused epilogue (applied at every store of the float templates;
+/// ConvInteger and QLinearConv refuse one).
+pub(crate) fn lower_with(
+    ctx: &LowerCtx<'_>,
+    ep: Option<Epilogue>,
+    mode: BuildMode,
+) -> Result<Lowered, LowerError> {
+    let quant = matches!(ctx.op, Op::ConvInteger(_) | Op::QLinearConv(_));
+    if quant && ep.is_some() {
+        return Err(ctx.unsupported("with a fused epilogue"));
+    }
     match ctx.op {
-        Op::Conv(attrs) => lower_conv(ctx, attrs),
-        Op::ConvTranspose { conv, .. } => lower_conv_transpose(ctx, conv),
+        Op::Conv(attrs) => lower_conv(ctx, attrs, ep, mode),
+        Op::ConvTranspose { conv, .. } => lower_conv_transpose(ctx, conv, ep.as_ref()),
         Op::ConvInteger(attrs) => lower_quant_conv(ctx, attrs, false),
         Op::QLinearConv(attrs) => lower_quant_conv(ctx, attrs, true),
         _ => Err(ctx.invalid("not a convolution")),
     }
 }
 
-fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerError> {
+fn lower_conv(
+    ctx: &LowerCtx<'_>,
+    attrs: &ConvAttrs,
+    ep: Option<Epilogue>,
+    mode: BuildMode,
+) -> Result<Lowered, LowerError> {
     let x = ctx.input(0)?;
     let w = ctx.input(1)?;
     let y = ctx.output(0)?;
@@ -200,8 +224,12 @@ fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerErr
     let bias = ctx.opt_input(2);
     let (cg, mg) = (c / group, m / group);
     if cg == 1 && group > 1 {
+        if let Some(e) = &ep {
+            e.check_bindings(ctx, 3 + bias.is_some() as usize)?;
+        }
+        let dims = DwDims { n, m, mg };
         return Ok(Lowered {
-            launches: vec![depthwise(ctx, &g, n, m, mg, bias)],
+            launches: vec![depthwise(ctx, &g, dims, bias, ep.as_ref())?],
             ..Lowered::default()
         });
     }
@@ -239,7 +267,7 @@ fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerErr
                 k_stride: 1,
             },
         },
-        out: (Arg::Output(0), y.dtype),
+        out: (Arg::Output(0), ep.as_ref().map_or(y.dtype, |e| e.out.dtype)),
         out_batch_strides: vec![m * pout, mg * pout],
         out_m_stride: 1,
         out_n_stride: pout,
@@ -252,6 +280,7 @@ fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerErr
             batch_strides: vec![0, mg],
             scale: 1.0,
         }),
+        epilogue: ep,
     };
     if pointwise {
         // 1×1: rows = output channels (weights, vec4 along K, shared across lanes), columns =
@@ -268,22 +297,27 @@ fn lower_conv(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerErr
             ad.n_stride = 0;
         }
     }
-    Ok(Lowered {
-        launches: vec![gemm::lower_problem(ctx, &p)?],
-        ..Lowered::default()
-    })
+    gemm::problem_launches(ctx, &p, mode)
 }
 
-/// Depthwise conv: output channel `o` reads input channel `o / mg`; each thread computes
-/// [`DW_TILE`] consecutive outputs along the last axis.
-fn depthwise(
-    ctx: &LowerCtx<'_>,
-    g: &Geom,
+/// Images, output channels and output channels per group of a depthwise conv.
+struct DwDims {
     n: usize,
     m: usize,
     mg: usize,
+}
+
+/// Depthwise conv: output channel `o` reads input channel `o / mg`; each thread computes
+/// [`DW_TILE`] consecutive outputs along the last axis, then applies the epilogue (if any) to
+/// each before storing it.
+fn depthwise(
+    ctx: &LowerCtx<'_>,
+    g: &Geom,
+    dims: DwDims,
     bias: Option<&TensorDesc>,
-) -> KernelLaunch {
+    ep: Option<&Epilogue>,
+) -> Result<KernelLaunch, LowerError> {
+    let DwDims { n, m, mg } = dims;
     let x = &ctx.inputs[0]
         .as_ref()
         .map(|d| d.dtype)
@@ -292,10 +326,15 @@ fn depthwise(
         .as_ref()
         .map(|d| d.dtype)
         .unwrap_or(DType::F32);
-    let ydt = ctx.outputs[0]
-        .as_ref()
-        .map(|d| d.dtype)
-        .unwrap_or(DType::F32);
+    let ydt = ep.map_or_else(
+        || {
+            ctx.outputs[0]
+                .as_ref()
+                .map(|d| d.dtype)
+                .unwrap_or(DType::F32)
+        },
+        |e| e.out.dtype,
+    );
     let tile = DW_TILE.min(g.output[2]);
     let tiles_w = g.output[2].div_ceil(tile);
     // Thread space: (n, m, od, oh, w tile).
@@ -312,6 +351,7 @@ fn depthwise(
         args.push(Arg::Input(2));
         b.buffer("bias", st(bd.dtype), Access::Read)
     });
+    let ep = ep.map(|e| e.bind(&mut b, &mut args));
     let ob = b.buffer("y", st(ydt), Access::ReadWrite);
     args.push(Arg::Output(0));
     let t = flat_index(&mut b, grid, wg);
@@ -422,11 +462,16 @@ fn depthwise(
     );
     for (t, a) in acc.iter().enumerate() {
         let store = |b: &mut KernelBuilder| {
-            b.store(
-                ob,
-                obase.clone() + i(t as i32),
-                to_storage(Expr::Var(*a), ydt),
-            )
+            let off = if t == 0 {
+                obase.clone()
+            } else {
+                b.let_(Type::I32, obase.clone() + i(t as i32))
+            };
+            let v = match &ep {
+                Some(e) => e.apply(b, Expr::Var(*a), &off),
+                None => Expr::Var(*a),
+            };
+            b.store(ob, off, to_storage(v, ydt))
         };
         if g.output[2] % tile == 0 {
             store(&mut b);
@@ -434,11 +479,14 @@ fn depthwise(
             b.if_((ow0.clone() + i(t as i32)).lt(i(g.output[2] as i32)), store);
         }
     }
-    KernelLaunch {
+    if let Some(e) = ep {
+        e.finish()?;
+    }
+    Ok(KernelLaunch {
         kernel: b.finish(),
         args,
         grid,
-    }
+    })
 }
 
 /// Window loops of a direct conv: calls `body(b, input_flat_offset_within_plane, tap_index)`
@@ -506,7 +554,11 @@ fn taps(
     rec(b, g, o, transpose, 0, i(0), i(0), body);
 }
 
-fn lower_conv_transpose(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered, LowerError> {
+fn lower_conv_transpose(
+    ctx: &LowerCtx<'_>,
+    attrs: &ConvAttrs,
+    ep: Option<&Epilogue>,
+) -> Result<Lowered, LowerError> {
     let x = ctx.input(0)?;
     let w = ctx.input(1)?;
     let y = ctx.output(0)?;
@@ -526,6 +578,10 @@ fn lower_conv_transpose(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered
     }
     let cg = c / group;
     let bias = ctx.opt_input(2);
+    if let Some(e) = ep {
+        e.check_bindings(ctx, 3 + bias.is_some() as usize)?;
+    }
+    let ydt = ep.map_or(y.dtype, |e| e.out.dtype);
     let total = y.numel();
     let wg = 256;
     let grid = grid_1d(total, wg);
@@ -538,7 +594,8 @@ fn lower_conv_transpose(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered
         args.push(Arg::Input(2));
         b.buffer("bias", st(bd.dtype), Access::Read)
     });
-    let ob = b.buffer("y", st(y.dtype), Access::ReadWrite);
+    let ep = ep.map(|e| e.bind(&mut b, &mut args));
+    let ob = b.buffer("y", st(ydt), Access::ReadWrite);
     args.push(Arg::Output(0));
     let t = flat_index(&mut b, grid, wg);
     guard(&mut b, &t, total);
@@ -568,7 +625,14 @@ fn lower_conv_transpose(ctx: &LowerCtx<'_>, attrs: &ConvAttrs) -> Result<Lowered
             b.assign(acc, xv.fma(wv, Expr::Var(acc)));
         });
     });
-    b.store(ob, t, to_storage(Expr::Var(acc), y.dtype));
+    let v = match &ep {
+        Some(e) => e.apply(&mut b, Expr::Var(acc), &t),
+        None => Expr::Var(acc),
+    };
+    b.store(ob, t, to_storage(v, ydt));
+    if let Some(e) = ep {
+        e.finish()?;
+    }
     Ok(Lowered {
         launches: vec![KernelLaunch {
             kernel: b.finish(),

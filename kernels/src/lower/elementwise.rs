@@ -4,16 +4,24 @@
 //! Cast, bitwise, Q/DQ, Swish and Shrink all lower here; a fused elementwise kernel is just a
 //! bigger program.
 //!
+//! [`scalar_op`] is the one implementation of each elementwise op's scalar code: single-op
+//! kernels call it once, fused programs ([`eval_program`], used by anchorless fused kernels
+//! ([`lower_program`]) and by anchor epilogues ([`super::epilogue`])) once per step. Inputs that
+//! are known scalars at compile time (Clip bounds, scalar weights) are inlined as literals and
+//! bind no buffer.
+//!
 //! Tuning space: workgroup size (64, 128, 256; default 256).
 
-use super::common::{self, convert, flat_index, grid_1d, guard, load, to_storage, unravel};
+use super::common::{self, convert, flat_index, grid_1d, guard, load, to_storage};
 use super::{
     Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar, storage_scalar,
 };
 use crate::builder::{KernelBuilder, f, i, lit, select, u};
 use crate::ir::{Access, BinOp, Expr, Scalar, Type, UnOp};
 use optc_ir::dtype::DType;
-use optc_ir::ops::{ActivationOp, BinaryOp, BitwiseOp, Op, UnaryOp, VariadicOp};
+use optc_ir::infer::{InferInput, infer};
+use optc_ir::ops::{ActivationOp, BinaryOp, BitwiseOp, Fused, Op, Program, UnaryOp, VariadicOp};
+use optc_ir::types::TensorType;
 
 /// Default workgroup size of elementwise kernels.
 pub const WORKGROUP: u32 = 256;
@@ -28,17 +36,33 @@ pub struct Operand {
     pub dtype: DType,
     /// The shape it broadcasts from.
     pub shape: Vec<usize>,
+    /// Its single element as a literal (in its compute scalar) when it is a known scalar: it
+    /// then binds no buffer.
+    pub literal: Option<Expr>,
 }
 
 /// Builds an elementwise kernel computing `program(values)` for every element of `out`, where
-/// `values[k]` is operand `k`'s element (in its compute scalar).
+/// `values[k]` is operand `k`'s element (in its compute scalar, each loaded once, at the
+/// offset [`common::broadcast_flat_offset`] derives from the flat index). Operands must
+/// broadcast to `out` (numpy rules); an error otherwise, or when `program` fails.
 pub fn kernel(
     name: String,
     operands: &[Operand],
     out: &TensorDesc,
     out_arg: Arg,
-    program: impl FnOnce(&mut KernelBuilder, Vec<Expr>) -> Expr,
-) -> KernelLaunch {
+    program: impl FnOnce(&mut KernelBuilder, Vec<Expr>) -> Result<Expr, LowerError>,
+) -> Result<KernelLaunch, LowerError> {
+    for o in operands {
+        if !common::broadcasts_to(&o.shape, &out.shape) {
+            return Err(LowerError::Invalid {
+                op: "elementwise",
+                msg: format!(
+                    "operand of shape {:?} does not broadcast to {:?}",
+                    o.shape, out.shape
+                ),
+            });
+        }
+    }
     let n = out.numel();
     let wg = WORKGROUP;
     let grid = grid_1d(n, wg);
@@ -46,8 +70,16 @@ pub fn kernel(
     let mut args = Vec::new();
     let mut bufs = Vec::new();
     for (k, o) in operands.iter().enumerate() {
+        if o.literal.is_some() {
+            bufs.push(None);
+            continue;
+        }
         let s = storage_scalar(o.dtype).unwrap_or(Scalar::F32);
-        bufs.push(b.buffer(format!("in{k}"), Type::scalar(s), Access::Read));
+        bufs.push(Some(b.buffer(
+            format!("in{k}"),
+            Type::scalar(s),
+            Access::Read,
+        )));
         args.push(o.arg);
     }
     let out_s = storage_scalar(out.dtype).unwrap_or(Scalar::F32);
@@ -55,35 +87,24 @@ pub fn kernel(
     args.push(out_arg);
     let idx = flat_index(&mut b, grid, wg);
     guard(&mut b, &idx, n);
-    let needs_coords = operands
-        .iter()
-        .any(|o| o.shape.iter().product::<usize>() != 1 && o.shape != out.shape);
-    let coords = if needs_coords {
-        unravel(&mut b, &idx, &out.shape)
-    } else {
-        Vec::new()
-    };
     let mut vals = Vec::new();
     for (k, o) in operands.iter().enumerate() {
-        let numel: usize = o.shape.iter().product();
-        let off = if numel == 1 {
-            i(0)
-        } else if o.shape == out.shape {
-            idx.clone()
-        } else {
-            common::broadcast_offset(&coords, &out.shape, &o.shape)
+        let (Some(buf), None) = (bufs[k], &o.literal) else {
+            vals.push(o.literal.clone().unwrap_or(f(0.0)));
+            continue;
         };
-        let v = load(bufs[k], off, o.dtype);
+        let off = common::broadcast_flat_offset(&idx, &out.shape, &o.shape);
+        let v = load(buf, off, o.dtype);
         let cs = compute_scalar(o.dtype).unwrap_or(Scalar::F32);
         vals.push(b.let_(Type::scalar(cs), v));
     }
-    let value = program(&mut b, vals);
+    let value = program(&mut b, vals)?;
     b.store(ob, idx, to_storage(value, out.dtype));
-    KernelLaunch {
+    Ok(KernelLaunch {
         kernel: b.finish(),
         args,
         grid,
-    }
+    })
 }
 
 fn operand(ctx: &LowerCtx<'_>, k: usize) -> Result<Operand, LowerError> {
@@ -92,7 +113,17 @@ fn operand(ctx: &LowerCtx<'_>, k: usize) -> Result<Operand, LowerError> {
         arg: Arg::Input(k),
         dtype: d.dtype,
         shape: d.shape.clone(),
+        literal: scalar_literal(ctx, k),
     })
+}
+
+/// `e` bound to a local of type `ty`, unless it already is a local or a literal (so that a
+/// value passed from step to step is not copied).
+fn local(b: &mut KernelBuilder, ty: Type, e: Expr) -> Expr {
+    match e {
+        Expr::Var(_) | Expr::F32(_) | Expr::I32(_) | Expr::U32(_) | Expr::Bool(_) => e,
+        _ => b.let_(ty, e),
+    }
 }
 
 /// True where `x` is NaN ([`UnOp::IsNan`]: the printers test the bits, since WGSL lets
@@ -127,7 +158,7 @@ fn min_nan(a: Expr, b: Expr) -> Expr {
 /// `log(1 + u)` accurate for small `u` (Goldberg's trick: the rounding error of `1 + u` is
 /// divided out).
 fn log1p(b: &mut KernelBuilder, u_: Expr) -> Expr {
-    let u_ = b.let_(Type::F32, u_);
+    let u_ = local(b, Type::F32, u_);
     let w = b.let_(Type::F32, f(1.0) + u_.clone());
     let d = b.let_(Type::F32, w.clone() - f(1.0));
     select(
@@ -155,7 +186,7 @@ fn erf(b: &mut KernelBuilder, x: Expr) -> Expr {
 /// which cancels catastrophically near 0 and overflows to NaN for large |x| (lavapipe does
 /// both), so: Cephes' odd polynomial below 0.625, `1 - 2 / (exp(2|x|) + 1)` above.
 fn tanh(b: &mut KernelBuilder, x: Expr) -> Expr {
-    let x = b.let_(Type::F32, x);
+    let x = local(b, Type::F32, x);
     let a = b.let_(Type::F32, x.clone().un(UnOp::Abs));
     let z = b.let_(Type::F32, x.clone() * x.clone());
     let poly = ((((f(-5.704_988_7e-3) * z.clone() + f(2.063_909e-2)) * z.clone()
@@ -178,15 +209,15 @@ fn sigmoid(x: Expr) -> Expr {
 
 /// log(1 + exp(x)), stable for large |x| and accurate for very negative x.
 fn softplus(b: &mut KernelBuilder, x: Expr) -> Expr {
-    let x = b.let_(Type::F32, x);
+    let x = local(b, Type::F32, x);
     let e = (-x.clone().un(UnOp::Abs)).un(UnOp::Exp);
     x.max(f(0.0)) + log1p(b, e)
 }
 
 /// `x ** y` for f32 with the C/numpy rules for negative bases and zero.
 fn pow(b: &mut KernelBuilder, x: Expr, y: Expr) -> Expr {
-    let x = b.let_(Type::F32, x);
-    let y = b.let_(Type::F32, y);
+    let x = local(b, Type::F32, x);
+    let y = local(b, Type::F32, y);
     let r = b.let_(
         Type::F32,
         x.clone().un(UnOp::Abs).bin(BinOp::Pow, y.clone()),
@@ -206,8 +237,8 @@ fn pow(b: &mut KernelBuilder, x: Expr, y: Expr) -> Expr {
 }
 
 fn unary(
-    ctx: &LowerCtx<'_>,
     b: &mut KernelBuilder,
+    whole: &Op,
     op: UnaryOp,
     x: Expr,
     dt: DType,
@@ -217,13 +248,13 @@ fn unary(
         if b {
             Ok(())
         } else {
-            Err(ctx.unsupported(format!("needs {}", dt.name())))
+            Err(refuse(whole, format!("needs {}", dt.name())))
         }
     };
     Ok(match op {
         UnaryOp::Abs => {
             if dt == DType::I64 {
-                return Err(ctx.unsupported("needs int64 arithmetic"));
+                return Err(refuse(whole, "needs int64 arithmetic"));
             }
             if compute_scalar(dt) == Some(Scalar::U32) {
                 x
@@ -233,7 +264,7 @@ fn unary(
         }
         UnaryOp::Neg => {
             if dt == DType::I64 {
-                return Err(ctx.unsupported("needs int64 arithmetic"));
+                return Err(refuse(whole, "needs int64 arithmetic"));
             }
             -x
         }
@@ -290,14 +321,19 @@ fn unary(
                 UnaryOp::HardSwish => {
                     x.clone() * (x * f(1.0 / 6.0) + f(0.5)).max(f(0.0)).min(f(1.0))
                 }
-                _ => return Err(ctx.invalid(format!("unexpected unary op {op:?}"))),
+                _ => {
+                    return Err(LowerError::Invalid {
+                        op: whole.name(),
+                        msg: format!("unexpected unary op {op:?}"),
+                    });
+                }
             }
         }
     })
 }
 
 fn activation(b: &mut KernelBuilder, op: ActivationOp, x: Expr) -> Expr {
-    let x = b.let_(Type::F32, x);
+    let x = local(b, Type::F32, x);
     match op {
         ActivationOp::LeakyRelu { alpha } => select(x.clone().lt(f(0.0)), x.clone() * f(alpha), x),
         ActivationOp::Elu { alpha } => select(
@@ -346,8 +382,8 @@ fn activation(b: &mut KernelBuilder, op: ActivationOp, x: Expr) -> Expr {
 }
 
 fn binary(
-    ctx: &LowerCtx<'_>,
     b: &mut KernelBuilder,
+    whole: &Op,
     op: BinaryOp,
     x: Expr,
     y: Expr,
@@ -366,7 +402,7 @@ fn binary(
             | BinaryOp::Mod { .. }
     );
     if arith && dt == DType::I64 {
-        return Err(ctx.unsupported("needs int64 arithmetic"));
+        return Err(refuse(whole, "needs int64 arithmetic"));
     }
     Ok(match op {
         BinaryOp::Add => x + y,
@@ -391,8 +427,8 @@ fn binary(
                 x % y
             } else if float {
                 // numpy's remainder: the sign of the divisor; ±0 follows the divisor.
-                let x = b.let_(Type::F32, x);
-                let y = b.let_(Type::F32, y);
+                let x = local(b, Type::F32, x);
+                let y = local(b, Type::F32, y);
                 let m = b.let_(Type::F32, x.clone() % y.clone());
                 let fix = m
                     .clone()
@@ -442,8 +478,8 @@ fn binary(
             // Shifts that are negative or at least the width give 0 (left) or the sign fill.
             let width = (dt.size() * 8) as i64;
             let signed = cs == Scalar::I32;
-            let x = b.let_(Type::scalar(cs), x);
-            let y = b.let_(Type::scalar(cs), y);
+            let x = local(b, Type::scalar(cs), x);
+            let y = local(b, Type::scalar(cs), y);
             let in_range = if signed {
                 y.clone().ge(i(0)).and(y.clone().lt(i(width as i32)))
             } else {
@@ -479,6 +515,244 @@ fn binary(
     })
 }
 
+/// One input of a scalar op: its value (in the compute scalar of its dtype) and its graph
+/// dtype; `None` for an absent optional input.
+pub type ScalarArg = Option<(Expr, DType)>;
+
+fn refuse(op: &Op, what: impl Into<String>) -> LowerError {
+    LowerError::Unsupported {
+        target: "wgsl",
+        op: op.name(),
+        what: what.into(),
+    }
+}
+
+fn arg(op: &Op, args: &[ScalarArg], k: usize) -> Result<(Expr, DType), LowerError> {
+    args.get(k)
+        .cloned()
+        .flatten()
+        .ok_or_else(|| LowerError::Invalid {
+            op: op.name(),
+            msg: format!("input {k} is missing"),
+        })
+}
+
+/// The scalar code of one elementwise op ([`Program::is_step_op`]: Identity, unary, activation,
+/// binary, variadic, Clip, Where, Cast, bitwise, Swish, Shrink) applied to one element of each
+/// input, producing one element of dtype `out` in its compute scalar. The single source of the
+/// elementwise semantics: single-op kernels and fused programs ([`eval_program`]) both call it.
+/// Refusals (int64 arithmetic, math on integers) name `op`.
+pub fn scalar_op(
+    b: &mut KernelBuilder,
+    op: &Op,
+    args: &[ScalarArg],
+    out: DType,
+) -> Result<Expr, LowerError> {
+    let x = arg(op, args, 0)?;
+    let (xv, dt) = x.clone();
+    let need_float = || {
+        if dt.is_float() {
+            Ok(())
+        } else {
+            Err(refuse(op, format!("needs {}", dt.name())))
+        }
+    };
+    Ok(match op {
+        Op::Identity => xv,
+        Op::Unary(u) => unary(b, op, *u, xv, dt)?,
+        Op::Activation(a) => {
+            need_float()?;
+            activation(b, *a, xv)
+        }
+        Op::Swish { alpha } => {
+            need_float()?;
+            let x = local(b, Type::F32, xv);
+            x.clone() * sigmoid(x * f(*alpha))
+        }
+        Op::Shrink { bias, lambd } => {
+            let cs = compute_scalar(dt).unwrap_or(Scalar::F32);
+            let x = local(b, Type::scalar(cs), xv);
+            let xf = if cs == Scalar::F32 {
+                x
+            } else {
+                x.cast(Scalar::F32)
+            };
+            let r = select(
+                xf.clone().lt(f(-*lambd)),
+                xf.clone() + f(*bias),
+                select(xf.clone().gt(f(*lambd)), xf - f(*bias), f(0.0)),
+            );
+            if cs == Scalar::F32 { r } else { r.cast(cs) }
+        }
+        Op::Binary(bop) => {
+            let (yv, dty) = arg(op, args, 1)?;
+            binary(b, op, *bop, xv, yv, dt, dty)?
+        }
+        Op::Bitwise(bw) => {
+            let y = || arg(op, args, 1).map(|a| a.0);
+            let r = match bw {
+                BitwiseOp::And => xv.and(y()?),
+                BitwiseOp::Or => xv.or(y()?),
+                BitwiseOp::Xor => xv.bin(BinOp::Xor, y()?),
+                BitwiseOp::Not => xv.un(UnOp::Not),
+            };
+            common::wrap_int(r, dt)
+        }
+        Op::Variadic(v) => {
+            if out == DType::I64 && matches!(v, VariadicOp::Sum | VariadicOp::Mean) {
+                return Err(refuse(op, "needs int64 arithmetic"));
+            }
+            let vals: Vec<Expr> = args.iter().flatten().map(|a| a.0.clone()).collect();
+            let float = out.is_float();
+            let mut acc = xv;
+            for x in &vals[1..] {
+                acc = match v {
+                    VariadicOp::Sum | VariadicOp::Mean => acc + x.clone(),
+                    VariadicOp::Max if float => max_nan(acc, x.clone()),
+                    VariadicOp::Min if float => min_nan(acc, x.clone()),
+                    VariadicOp::Max => acc.max(x.clone()),
+                    VariadicOp::Min => acc.min(x.clone()),
+                };
+            }
+            if *v == VariadicOp::Mean {
+                acc / lit(
+                    compute_scalar(out).unwrap_or(Scalar::F32),
+                    vals.len() as f64,
+                )
+            } else {
+                acc
+            }
+        }
+        Op::Clip => {
+            let mut r = xv;
+            if let Some((lo, _)) = args.get(1).cloned().flatten() {
+                r = select(r.clone().lt(lo.clone()), lo, r);
+            }
+            if let Some((hi, _)) = args.get(2).cloned().flatten() {
+                r = select(r.clone().gt(hi.clone()), hi, r);
+            }
+            r
+        }
+        Op::Where => select(xv, arg(op, args, 1)?.0, arg(op, args, 2)?.0),
+        Op::Cast { to } => convert(xv, dt, *to),
+        _ => {
+            return Err(LowerError::Invalid {
+                op: op.name(),
+                msg: "not a scalar elementwise op".into(),
+            });
+        }
+    })
+}
+
+/// The dtype of every value of `p` (program inputs first, then one per step) given the
+/// inputs' dtypes, by the IR's own inference on each step.
+pub fn program_dtypes(p: &Program, inputs: &[DType]) -> Result<Vec<DType>, LowerError> {
+    let bad = |msg: String| LowerError::Invalid { op: "Fused", msg };
+    optc_ir::opset::fused::check(p).map_err(bad)?;
+    if inputs.len() != p.inputs {
+        return Err(bad(format!(
+            "program takes {} inputs, {} given",
+            p.inputs,
+            inputs.len()
+        )));
+    }
+    let mut tys: Vec<TensorType> = inputs.iter().map(|&d| TensorType::fixed(d, &[])).collect();
+    for (j, s) in p.steps.iter().enumerate() {
+        let ins: Vec<Option<InferInput<'_>>> = s
+            .args
+            .iter()
+            .map(|a| {
+                a.map(|a| InferInput {
+                    ty: &tys[a],
+                    value: None,
+                })
+            })
+            .collect();
+        let t = infer(&s.op, &ins, 1)
+            .map_err(|e| bad(format!("step {j} ({}): {e}", s.op.name())))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad(format!("step {j} ({}) has no output", s.op.name())))?;
+        tys.push(TensorType::fixed(t.dtype, &[]));
+    }
+    Ok(tys.into_iter().map(|t| t.dtype).collect())
+}
+
+/// Evaluates program `p` in the kernel being built: `inputs[k]` is program input `k`'s value in
+/// its compute scalar, `dtypes` the dtypes [`program_dtypes`] gave. Each step's result is bound
+/// to a local in its compute scalar, so a value used by several steps is computed once; values
+/// stay in registers at compute precision (f32 for f16 intermediates: a fused program rounds
+/// only its result to the output dtype, where the unfused graph rounded every f16
+/// intermediate). Returns the result's value.
+pub fn eval_program(
+    b: &mut KernelBuilder,
+    p: &Program,
+    dtypes: &[DType],
+    inputs: Vec<Expr>,
+) -> Result<Expr, LowerError> {
+    let mut vals = inputs;
+    for (j, s) in p.steps.iter().enumerate() {
+        let args: Vec<ScalarArg> = s
+            .args
+            .iter()
+            .map(|a| a.and_then(|a| Some((vals.get(a)?.clone(), *dtypes.get(a)?))))
+            .collect();
+        let out = *dtypes
+            .get(p.inputs + j)
+            .ok_or_else(|| LowerError::Invalid {
+                op: "Fused",
+                msg: "program dtypes do not match its steps".into(),
+            })?;
+        let cs = compute_scalar(out).ok_or_else(|| LowerError::Unsupported {
+            target: "wgsl",
+            op: "Fused",
+            what: format!("step {j} ({}) needs {}", s.op.name(), out.name()),
+        })?;
+        let e = scalar_op(b, &s.op, &args, out).map_err(|e| match e {
+            LowerError::Unsupported { target, op, what } => LowerError::Unsupported {
+                target,
+                op: "Fused",
+                what: format!("step {j} ({op}) {what}"),
+            },
+            LowerError::Invalid { op, msg } => LowerError::Invalid {
+                op: "Fused",
+                msg: format!("step {j} ({op}): {msg}"),
+            },
+        })?;
+        vals.push(local(b, Type::scalar(cs), e));
+    }
+    vals.pop().ok_or_else(|| LowerError::Invalid {
+        op: "Fused",
+        msg: "program has no steps".into(),
+    })
+}
+
+/// A zero of `dtype`'s compute scalar (placeholder values for checking a program).
+pub(crate) fn zero_of(dtype: DType) -> Expr {
+    match compute_scalar(dtype) {
+        Some(Scalar::Bool) => Expr::Bool(false),
+        Some(s) => lit(s, 0.0),
+        None => f(0.0),
+    }
+}
+
+/// The single element of a compile-time constant input as a literal in its compute scalar,
+/// when it has exactly one element that the literal holds exactly (integers in i32/u32 range).
+pub fn scalar_literal(ctx: &LowerCtx<'_>, k: usize) -> Option<Expr> {
+    let t = ctx.value(k)?;
+    if t.shape().iter().product::<usize>() != 1 {
+        return None;
+    }
+    let dt = t.dtype();
+    Some(match compute_scalar(dt)? {
+        Scalar::F32 => Expr::F32(*t.to_f64_vec().first()? as f32),
+        Scalar::I32 => Expr::I32(i32::try_from(*t.to_i64_vec().first()?).ok()?),
+        Scalar::U32 => Expr::U32(u32::try_from(*t.to_i64_vec().first()?).ok()?),
+        Scalar::Bool => Expr::Bool(*t.to_i64_vec().first()? != 0),
+        Scalar::F16 => return None,
+    })
+}
+
 /// Lowers an elementwise op.
 pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     let out = ctx.output(0)?.clone();
@@ -508,161 +782,30 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                     &[],
                     mask,
                     Arg::Output(1),
-                    |_, _| Expr::Bool(true),
-                ));
+                    |_, _| Ok(Expr::Bool(true)),
+                )?);
             }
             return Ok(l);
         }
-        Op::Unary(op) => {
-            let x = operand(ctx, 0)?;
-            let dt = x.dtype;
-            let mut err = None;
-            let l = kernel(name, &[x], &out, Arg::Output(0), |b, v| {
-                unary(ctx, b, *op, v[0].clone(), dt).unwrap_or_else(|e| {
-                    err = Some(e);
-                    f(0.0)
-                })
-            });
-            if let Some(e) = err {
-                return Err(e);
-            }
-            l
-        }
-        Op::Activation(op) => {
-            let x = operand(ctx, 0)?;
-            if !x.dtype.is_float() {
-                return Err(ctx.unsupported(format!("needs {}", x.dtype.name())));
-            }
-            kernel(name, &[x], &out, Arg::Output(0), |b, v| {
-                activation(b, *op, v[0].clone())
-            })
-        }
-        Op::Swish { alpha } => {
-            let x = operand(ctx, 0)?;
-            let alpha = *alpha;
-            kernel(name, &[x], &out, Arg::Output(0), |b, v| {
-                let x = b.let_(Type::F32, v[0].clone());
-                x.clone() * sigmoid(x * f(alpha))
-            })
-        }
-        Op::Shrink { bias, lambd } => {
-            let x = operand(ctx, 0)?;
-            let dt = x.dtype;
-            let (bias, lambd) = (*bias as f64, *lambd as f64);
-            kernel(name, &[x], &out, Arg::Output(0), |b, v| {
-                let cs = compute_scalar(dt).unwrap_or(Scalar::F32);
-                let x = b.let_(Type::scalar(cs), v[0].clone());
-                let (xf, lo, hi) = if cs == Scalar::F32 {
-                    (x.clone(), f(-lambd as f32), f(lambd as f32))
-                } else {
-                    (
-                        x.clone().cast(Scalar::F32),
-                        f(-lambd as f32),
-                        f(lambd as f32),
-                    )
-                };
-                let r = select(
-                    xf.clone().lt(lo),
-                    xf.clone() + f(bias as f32),
-                    select(xf.clone().gt(hi), xf - f(bias as f32), f(0.0)),
-                );
-                if cs == Scalar::F32 { r } else { r.cast(cs) }
-            })
-        }
-        Op::Binary(op) => {
-            let (x, y) = (operand(ctx, 0)?, operand(ctx, 1)?);
-            let (dt, dty) = (x.dtype, y.dtype);
-            let mut err = None;
-            let l = kernel(name, &[x, y], &out, Arg::Output(0), |b, v| {
-                binary(ctx, b, *op, v[0].clone(), v[1].clone(), dt, dty).unwrap_or_else(|e| {
-                    err = Some(e);
-                    f(0.0)
-                })
-            });
-            if let Some(e) = err {
-                return Err(e);
-            }
-            l
-        }
-        Op::Bitwise(op) => {
-            let n = if *op == BitwiseOp::Not { 1 } else { 2 };
-            let ops: Vec<Operand> = (0..n).map(|k| operand(ctx, k)).collect::<Result<_, _>>()?;
-            let dt = ops[0].dtype;
-            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
-                let r = match op {
-                    BitwiseOp::And => v[0].clone().and(v[1].clone()),
-                    BitwiseOp::Or => v[0].clone().or(v[1].clone()),
-                    BitwiseOp::Xor => v[0].clone().bin(BinOp::Xor, v[1].clone()),
-                    BitwiseOp::Not => v[0].clone().un(UnOp::Not),
-                };
-                common::wrap_int(r, dt)
-            })
-        }
-        Op::Variadic(op) => {
-            let ops: Vec<Operand> = (0..ctx.inputs.len())
-                .map(|k| operand(ctx, k))
+        op if Program::is_step_op(op) => {
+            // Every present input is an operand (a literal when it is a known scalar).
+            let present: Vec<usize> = (0..ctx.inputs.len())
+                .filter(|&k| ctx.opt_input(k).is_some())
+                .collect();
+            let ops: Vec<Operand> = present
+                .iter()
+                .map(|&k| operand(ctx, k))
                 .collect::<Result<_, _>>()?;
-            let dt = out.dtype;
-            if dt == DType::I64 && matches!(op, VariadicOp::Sum | VariadicOp::Mean) {
-                return Err(ctx.unsupported("needs int64 arithmetic"));
-            }
-            let count = ops.len();
-            let float = dt.is_float();
-            // At most this many inputs per kernel (devices bind few storage buffers); longer
-            // lists are folded in chunks through the output.
-            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
-                let mut acc = v[0].clone();
-                for x in &v[1..] {
-                    acc = match op {
-                        VariadicOp::Sum | VariadicOp::Mean => acc + x.clone(),
-                        VariadicOp::Max if float => max_nan(acc, x.clone()),
-                        VariadicOp::Min if float => min_nan(acc, x.clone()),
-                        VariadicOp::Max => acc.max(x.clone()),
-                        VariadicOp::Min => acc.min(x.clone()),
-                    };
+            let dts: Vec<DType> = ops.iter().map(|o| o.dtype).collect();
+            let n_in = ctx.inputs.len();
+            let out_dt = out.dtype;
+            kernel(name, &ops, &out, Arg::Output(0), |b, v| {
+                let mut args: Vec<ScalarArg> = vec![None; n_in];
+                for ((&k, e), &dt) in present.iter().zip(v).zip(&dts) {
+                    args[k] = Some((e, dt));
                 }
-                if *op == VariadicOp::Mean {
-                    acc / lit(compute_scalar(dt).unwrap_or(Scalar::F32), count as f64)
-                } else {
-                    acc
-                }
-            })
-        }
-        Op::Clip => {
-            let x = operand(ctx, 0)?;
-            let dt = x.dtype;
-            let mut ops = vec![x];
-            let lo = ctx.opt_input(1).map(|_| operand(ctx, 1)).transpose()?;
-            let hi = ctx.opt_input(2).map(|_| operand(ctx, 2)).transpose()?;
-            let (has_lo, has_hi) = (lo.is_some(), hi.is_some());
-            ops.extend(lo);
-            ops.extend(hi);
-            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
-                let mut r = v[0].clone();
-                let mut k = 1;
-                if has_lo {
-                    r = select(r.clone().lt(v[k].clone()), v[k].clone(), r);
-                    k += 1;
-                }
-                if has_hi {
-                    r = select(r.clone().gt(v[k].clone()), v[k].clone(), r);
-                }
-                let _ = dt;
-                r
-            })
-        }
-        Op::Where => {
-            let ops = vec![operand(ctx, 0)?, operand(ctx, 1)?, operand(ctx, 2)?];
-            kernel(name, &ops, &out, Arg::Output(0), |_, v| {
-                select(v[0].clone(), v[1].clone(), v[2].clone())
-            })
-        }
-        Op::Cast { to } => {
-            let x = operand(ctx, 0)?;
-            let (from, to) = (x.dtype, *to);
-            kernel(name, &[x], &out, Arg::Output(0), |_, v| {
-                convert(v[0].clone(), from, to)
-            })
+                scalar_op(b, op, &args, out_dt)
+            })?
         }
         Op::QuantizeLinear {
             axis, block_size, ..
@@ -694,8 +837,8 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                 if has_zp {
                     q = q + v[2].clone().cast(Scalar::F32);
                 }
-                q.max(f(qmin)).min(f(qmax)).cast(cs)
-            })
+                Ok(q.max(f(qmin)).min(f(qmax)).cast(cs))
+            })?
         }
         Op::DequantizeLinear { axis, block_size } => {
             if *block_size != 0 {
@@ -719,15 +862,67 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                     x = x - v[2].clone().cast(Scalar::F32);
                 }
                 let r = x * v[1].clone();
-                if out_f16 {
+                Ok(if out_f16 {
                     r.cast(Scalar::F16).cast(Scalar::F32)
                 } else {
                     r
-                }
-            })
+                })
+            })?
         }
         _ => return Err(ctx.invalid("not an elementwise op")),
     };
+    Ok(Lowered {
+        launches: vec![launch],
+        ..Lowered::default()
+    })
+}
+
+/// Lowers an anchorless fused op: program input `k` is input `k`; one elementwise kernel loads
+/// each input the program reads once (known scalars inlined as literals), evaluates the steps
+/// in order in registers ([`eval_program`]) and stores the result.
+pub fn lower_program(ctx: &LowerCtx<'_>, f: &Fused) -> Result<Lowered, LowerError> {
+    let p = &f.program;
+    let out = ctx.output(0)?.clone();
+    if ctx.inputs.len() != p.inputs {
+        return Err(ctx.invalid(format!(
+            "the program takes {} inputs, the op has {}",
+            p.inputs,
+            ctx.inputs.len()
+        )));
+    }
+    let all: Vec<Operand> = (0..p.inputs)
+        .map(|k| operand(ctx, k))
+        .collect::<Result<_, _>>()?;
+    let dtypes = program_dtypes(p, &all.iter().map(|o| o.dtype).collect::<Vec<_>>())?;
+    if dtypes.last() != Some(&out.dtype) {
+        return Err(ctx.invalid(format!(
+            "the program gives {}, the output is {}",
+            dtypes.last().map_or("nothing", |d| d.name()),
+            out.dtype.name()
+        )));
+    }
+    // Only the inputs some step reads are operands.
+    let used: Vec<usize> = (0..p.inputs)
+        .filter(|&k| p.steps.iter().any(|s| s.args.contains(&Some(k))))
+        .collect();
+    let ops: Vec<Operand> = used.iter().map(|&k| all[k].clone()).collect();
+    let bindings = 1 + ops.iter().filter(|o| o.literal.is_none()).count();
+    if bindings > super::epilogue::MAX_BINDINGS {
+        return Err(ctx.unsupported(format!(
+            "needing {bindings} bindings (at most {})",
+            super::epilogue::MAX_BINDINGS
+        )));
+    }
+    if out.numel() == 0 {
+        return Ok(Lowered::default());
+    }
+    let launch = kernel(ctx.kname("fused"), &ops, &out, Arg::Output(0), |b, v| {
+        let mut ins: Vec<Expr> = all.iter().map(|o| zero_of(o.dtype)).collect();
+        for (&k, e) in used.iter().zip(v) {
+            ins[k] = e;
+        }
+        eval_program(b, p, &dtypes, ins)
+    })?;
     Ok(Lowered {
         launches: vec![launch],
         ..Lowered::default()
@@ -756,4 +951,305 @@ fn axis_view(
     let mut v = vec![1; rank];
     v[a as usize] = shape[0];
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sim::{rand_t, run_op};
+    use super::*;
+    use optc_ir::tensor::Tensor;
+
+    /// Runs `op` on `ins` (the `consts` known) in the simulator against the reference.
+    fn same(op: &Op, ins: &[Option<Tensor>], consts: &[usize], rtol: f64, atol: f64) {
+        let (got, want) = run_op(op, ins, consts);
+        assert_eq!(got[0].dtype(), want[0].dtype(), "{op:?}");
+        let (g, w) = (got[0].to_f64_vec(), want[0].to_f64_vec());
+        for (k, (a, b)) in g.iter().zip(&w).enumerate() {
+            let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * b.abs();
+            assert!(ok, "{op:?} element {k}: got {a}, want {b}");
+        }
+    }
+
+    fn ints(shape: &[usize], seed: u64, scale: f64, dt: DType) -> Tensor {
+        let v: Vec<i64> = rand_t(shape, seed)
+            .to_f64_vec()
+            .iter()
+            .map(|x| (x * scale).round() as i64)
+            .collect();
+        Tensor::from_vec(shape.to_vec(), v).unwrap().cast(dt)
+    }
+
+    #[test]
+    fn single_ops_share_scalar_op_and_match_the_reference() {
+        use UnaryOp::*;
+        let x = rand_t(&[3, 17], 1);
+        let y = rand_t(&[17], 2);
+        for u in [
+            Abs, Neg, Exp, Log, Sqrt, Reciprocal, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh,
+            Asinh, Acosh, Atanh, Tanh, Sigmoid, Erf, Floor, Ceil, Round, Sign, Relu, Softplus,
+            Softsign, Mish, HardSwish,
+        ] {
+            same(&Op::Unary(u), &[Some(x.clone())], &[], 2e-5, 1e-6);
+        }
+        for a in [
+            ActivationOp::LeakyRelu { alpha: 0.2 },
+            ActivationOp::Elu { alpha: 0.7 },
+            ActivationOp::Selu {
+                alpha: 1.67,
+                gamma: 1.05,
+            },
+            ActivationOp::Celu { alpha: 0.5 },
+            ActivationOp::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            ActivationOp::ThresholdedRelu { alpha: 0.3 },
+            ActivationOp::Gelu { tanh: false },
+            ActivationOp::Gelu { tanh: true },
+        ] {
+            same(&Op::Activation(a), &[Some(x.clone())], &[], 2e-5, 1e-6);
+        }
+        same(
+            &Op::Swish { alpha: 1.5 },
+            &[Some(x.clone())],
+            &[],
+            2e-5,
+            1e-6,
+        );
+        let shrink = Op::Shrink {
+            bias: 0.5,
+            lambd: 0.7,
+        };
+        same(&shrink, &[Some(x.clone())], &[], 0.0, 0.0);
+        same(
+            &shrink,
+            &[Some(ints(&[9], 3, 3.0, DType::I32))],
+            &[],
+            0.0,
+            0.0,
+        );
+        for bop in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Pow,
+            BinaryOp::Mod { fmod: false },
+            BinaryOp::Mod { fmod: true },
+            BinaryOp::Less,
+            BinaryOp::GreaterOrEqual,
+            BinaryOp::Equal,
+            BinaryOp::PRelu,
+        ] {
+            same(
+                &Op::Binary(bop),
+                &[Some(x.clone()), Some(y.clone())],
+                &[],
+                2e-5,
+                1e-6,
+            );
+        }
+        // Integers: i32 and narrow types (wrapping), shifts, integer Pow and Mod.
+        let xi = ints(&[3, 17], 4, 20.0, DType::I32);
+        let yi = ints(&[17], 5, 3.0, DType::I32);
+        let ones = Tensor::from_vec(vec![17], vec![1i32; 17]).unwrap();
+        let yi_nz = Tensor::from_vec(
+            vec![17],
+            yi.to_i64_vec()
+                .iter()
+                .zip(ones.to_i64_vec())
+                .map(|(a, o)| if *a == 0 { o as i32 } else { *a as i32 })
+                .collect::<Vec<i32>>(),
+        )
+        .unwrap();
+        for bop in [
+            BinaryOp::Add,
+            BinaryOp::Mul,
+            BinaryOp::Mod { fmod: false },
+            BinaryOp::Mod { fmod: true },
+            BinaryOp::Pow,
+            BinaryOp::BitShiftLeft,
+            BinaryOp::BitShiftRight,
+        ] {
+            let (x, y) = match bop {
+                BinaryOp::Mod { .. } => (xi.clone(), yi_nz.clone()),
+                // Integer Pow goes through f32: keep results below 2^24.
+                BinaryOp::Pow => (
+                    ints(&[3, 17], 4, 2.5, DType::I32),
+                    Tensor::from_vec(
+                        vec![17],
+                        ints(&[17], 5, 1.5, DType::I32)
+                            .to_i64_vec()
+                            .iter()
+                            .map(|v| v.abs() as i32)
+                            .collect::<Vec<i32>>(),
+                    )
+                    .unwrap(),
+                ),
+                _ => (xi.clone(), yi.clone()),
+            };
+            same(&Op::Binary(bop), &[Some(x), Some(y)], &[], 0.0, 0.0);
+        }
+        let xu = ints(&[3, 17], 6, 60.0, DType::U8);
+        let yu = ints(&[17], 7, 60.0, DType::U8);
+        for bop in [BinaryOp::Add, BinaryOp::Mul, BinaryOp::Sub] {
+            same(
+                &Op::Binary(bop),
+                &[Some(xu.clone()), Some(yu.clone())],
+                &[],
+                0.0,
+                0.0,
+            );
+        }
+        for bw in [BitwiseOp::And, BitwiseOp::Or, BitwiseOp::Xor] {
+            same(
+                &Op::Bitwise(bw),
+                &[Some(xi.clone()), Some(yi.clone())],
+                &[],
+                0.0,
+                0.0,
+            );
+        }
+        same(
+            &Op::Bitwise(BitwiseOp::Not),
+            &[Some(xu.clone())],
+            &[],
+            0.0,
+            0.0,
+        );
+        // Bools.
+        let b1 = Tensor::from_vec(vec![4], vec![0.0f32, 1.0, 0.0, 1.0])
+            .unwrap()
+            .cast(DType::Bool);
+        let b2 = Tensor::from_vec(vec![4], vec![0.0f32, 0.0, 1.0, 1.0])
+            .unwrap()
+            .cast(DType::Bool);
+        for bop in [BinaryOp::And, BinaryOp::Or, BinaryOp::Xor] {
+            same(
+                &Op::Binary(bop),
+                &[Some(b1.clone()), Some(b2.clone())],
+                &[],
+                0.0,
+                0.0,
+            );
+        }
+        same(&Op::Unary(Not), &[Some(b1.clone())], &[], 0.0, 0.0);
+        // Variadic with broadcasting, Where, Cast.
+        let z = rand_t(&[3, 1], 8);
+        for v in [
+            VariadicOp::Sum,
+            VariadicOp::Mean,
+            VariadicOp::Max,
+            VariadicOp::Min,
+        ] {
+            same(
+                &Op::Variadic(v),
+                &[Some(x.clone()), Some(y.clone()), Some(z.clone())],
+                &[],
+                1e-6,
+                1e-6,
+            );
+        }
+        let c = Tensor::from_vec(vec![17], (0..17).map(|k| (k % 3) as f32).collect())
+            .unwrap()
+            .cast(DType::Bool);
+        same(
+            &Op::Where,
+            &[Some(c), Some(x.clone()), Some(z.clone())],
+            &[],
+            0.0,
+            0.0,
+        );
+        // (Negative floats to unsigned integers are implementation-defined: not checked.)
+        for to in [DType::I32, DType::F16, DType::Bool, DType::I8] {
+            same(&Op::Cast { to }, &[Some(x.clone())], &[], 0.0, 0.0);
+        }
+        let xabs = Tensor::from_vec(
+            vec![3, 17],
+            x.to_f64_vec()
+                .iter()
+                .map(|v| (v.abs() * 100.0) as f32)
+                .collect::<Vec<f32>>(),
+        )
+        .unwrap();
+        same(&Op::Cast { to: DType::U8 }, &[Some(xabs)], &[], 0.0, 0.0);
+        same(
+            &Op::Cast { to: DType::F32 },
+            &[Some(xi.clone())],
+            &[],
+            0.0,
+            0.0,
+        );
+    }
+
+    #[test]
+    fn clip_bounds_known_at_compile_time_are_literals() {
+        let x = rand_t(&[5, 8], 9);
+        let ins = [
+            Some(x.clone()),
+            Some(Tensor::scalar(-0.5f32)),
+            Some(Tensor::scalar(1.0f32)),
+        ];
+        same(&Op::Clip, &ins, &[1, 2], 0.0, 0.0);
+        same(&Op::Clip, &ins, &[], 0.0, 0.0);
+        same(
+            &Op::Clip,
+            &[Some(x), None, Some(Tensor::scalar(0.25f32))],
+            &[2],
+            0.0,
+            0.0,
+        );
+        let descs: Vec<Option<TensorDesc>> = ins
+            .iter()
+            .map(|t| {
+                t.as_ref()
+                    .map(|t| TensorDesc::new(t.dtype(), t.shape().to_vec()))
+            })
+            .collect();
+        let values: Vec<Option<&Tensor>> = vec![None, ins[1].as_ref(), ins[2].as_ref()];
+        let outs = [descs[0].clone()];
+        let ctx = LowerCtx {
+            op: &Op::Clip,
+            name: "n0",
+            inputs: &descs,
+            values: &values,
+            outputs: &outs,
+        };
+        let l = lower(&ctx).unwrap();
+        assert_eq!(l.launches[0].args, [Arg::Input(0), Arg::Output(0)]);
+    }
+
+    #[test]
+    fn refusals_name_the_op() {
+        let mut b = KernelBuilder::new("t", [1, 1, 1]);
+        let x = Some((i(1), DType::I64));
+        let e = scalar_op(
+            &mut b,
+            &Op::Unary(UnaryOp::Neg),
+            std::slice::from_ref(&x),
+            DType::I64,
+        );
+        assert!(matches!(e, Err(LowerError::Unsupported { op: "Neg", .. })));
+        let e = scalar_op(
+            &mut b,
+            &Op::Activation(ActivationOp::Elu { alpha: 1.0 }),
+            &[x],
+            DType::I64,
+        );
+        assert!(matches!(e, Err(LowerError::Unsupported { op: "Elu", .. })));
+        let e = scalar_op(
+            &mut b,
+            &Op::MatMul,
+            &[Some((f(1.0), DType::F32))],
+            DType::F32,
+        );
+        assert!(matches!(e, Err(LowerError::Invalid { .. })));
+        let e = scalar_op(
+            &mut b,
+            &Op::Binary(BinaryOp::Add),
+            &[Some((f(1.0), DType::F32))],
+            DType::F32,
+        );
+        assert!(matches!(e, Err(LowerError::Invalid { .. })));
+    }
 }

@@ -2,6 +2,8 @@
 //! lower to it — MatMul (numpy batch broadcasting, 1-D operands), Gemm (alpha, beta, transA,
 //! transB, broadcast C), and the integer MatMulInteger / QLinearMatMul (a direct dot kernel).
 //! Conv (see [`super::conv`]) reuses the same core through the [`Source::Im2col`] operand.
+//! A fused elementwise program ([`Problem::epilogue`], see [`super::epilogue`]) runs at every
+//! store of the core (per lane of vec4 stores) and of the integer dot kernel.
 //!
 //! Design (register tiling, see /work/shared/docs/lavapipe.md): every thread computes a
 //! `tile_m × tile_n` block of C in vec4 accumulators, stepping K by `k_step` (4 when the
@@ -23,7 +25,10 @@
 //! k_step 4, workgroup 64, shrunk for small M/N — the 45 GFLOP/s design on lavapipe.
 
 use super::common::{self, flat_index, grid_1d, strides, to_storage, unravel};
-use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, compute_scalar, storage_scalar};
+use super::epilogue::Epilogue;
+use super::{
+    Arg, BuildMode, KernelLaunch, LowerCtx, LowerError, Lowered, compute_scalar, storage_scalar,
+};
 use crate::builder::{KernelBuilder, f, i, lit, select, u};
 use crate::ir::{Access, Builtin, Expr, Scalar, SubgroupOp, Type};
 use optc_ir::dtype::DType;
@@ -221,6 +226,11 @@ pub struct Problem {
     pub alpha: f32,
     /// Added after scaling (Gemm's `beta * C`, a bias).
     pub addend: Option<Addend>,
+    /// A fused elementwise program applied to each output value (after alpha and the addend)
+    /// before it is stored; `out` then has the program's result dtype. Its operands are
+    /// addressed by the output's flat index, so the output must be dense in the order of the
+    /// op's output shape (true of every op lowered here).
+    pub epilogue: Option<Epilogue>,
 }
 
 /// How a fragment of one operand is loaded: units of rows, each unit giving packets.
@@ -489,6 +499,7 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         args.push(c.arg);
         b.buffer("c", Type::scalar(s), Access::Read)
     });
+    let ep = p.epilogue.as_ref().map(|e| e.bind(&mut b, &mut args));
     let out_s = storage_scalar(p.out.1).unwrap_or(Scalar::F32);
     let out_vec = cfg.vector
         && out_s == Scalar::F32
@@ -736,6 +747,11 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                     b.if_(n.clone().lt(i(p.n as i32)), |b| {
                         let vals: Vec<Expr> = (0..4).map(addv).collect();
                         let off = out_off(b, 0);
+                        // The epilogue per lane (the output is dense: offset = flat index).
+                        let vals = match &ep {
+                            Some(e) => e.apply_lanes(b, vals, &off),
+                            None => vals,
+                        };
                         b.store(obuf, off / i(4), Expr::Vector(vals));
                     });
                 } else {
@@ -744,12 +760,19 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                         b.if_(nl.lt(i(p.n as i32)), |b| {
                             let val = addv(l);
                             let off = out_off(b, l);
+                            let val = match &ep {
+                                Some(e) => e.apply(b, val, &off),
+                                None => val,
+                            };
                             b.store(obuf, off, to_storage(val, p.out.1));
                         });
                     }
                 }
             }
         });
+    }
+    if let Some(e) = ep {
+        e.finish().map_err(|e| e.to_string())?;
     }
     Ok(KernelLaunch {
         kernel: b.finish(),
@@ -769,6 +792,32 @@ pub fn lower_problem(ctx: &LowerCtx<'_>, p: &Problem) -> Result<KernelLaunch, Lo
     let nb: usize = p.batch.iter().product();
     let cfg = GemmConfig::heuristic(nb, p.m, p.n, p.k);
     build(ctx.kname("gemm"), p, &cfg).map_err(|e| ctx.invalid(e))
+}
+
+/// [`lower_problem`] as a lowering's launches; with [`BuildMode::Check`] only what can make it fail
+/// is checked (the bindings and the heuristic configuration), and no kernel is built.
+pub(crate) fn problem_launches(
+    ctx: &LowerCtx<'_>,
+    p: &Problem,
+    mode: BuildMode,
+) -> Result<Lowered, LowerError> {
+    if let Some(e) = &p.epilogue {
+        e.check_bindings(ctx, 3 + p.addend.is_some() as usize)?;
+    }
+    let launches = match mode {
+        BuildMode::Build => vec![lower_problem(ctx, p)?],
+        BuildMode::Check => {
+            let nb: usize = p.batch.iter().product();
+            GemmConfig::heuristic(nb, p.m, p.n, p.k)
+                .validate()
+                .map_err(|e| ctx.invalid(e))?;
+            Vec::new()
+        }
+    };
+    Ok(Lowered {
+        launches,
+        ..Lowered::default()
+    })
 }
 
 /// Row-major strides of `shape` placed against the output batch dims (right-aligned), with 0
@@ -846,10 +895,21 @@ fn matmul_dims(
 
 /// MatMul: numpy batch broadcasting; 1-D operands become a row (A) or column (B).
 pub fn lower_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    lower_matmul_with(ctx, None, BuildMode::Build)
+}
+
+/// [`lower_matmul`] with an optional fused epilogue (float: the GEMM core; integer: the dot
+/// kernel).
+pub(crate) fn lower_matmul_with(
+    ctx: &LowerCtx<'_>,
+    ep: Option<Epilogue>,
+    mode: BuildMode,
+) -> Result<Lowered, LowerError> {
     let a = ctx.input(0)?;
     let bd = ctx.input(1)?;
     let out = ctx.output(0)?;
     let cs = compute_scalar(out.dtype).unwrap_or(Scalar::F32);
+    let out_dt = ep.as_ref().map_or(out.dtype, |e| e.out.dtype);
     let MatMulDims {
         a2,
         b2,
@@ -866,8 +926,19 @@ pub fn lower_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         if out.dtype == DType::I64 {
             return Err(ctx.unsupported("needs int64 arithmetic"));
         }
+        if let Some(e) = &ep {
+            e.check_bindings(ctx, 3)?;
+        }
+        let shapes = DotShapes {
+            a2: &a2,
+            b2: &b2,
+            batch: &batch,
+            m,
+            n,
+            k,
+        };
         return Ok(Lowered {
-            launches: vec![dot_kernel(ctx, &a2, &b2, &batch, m, n, k, cs, out.dtype)],
+            launches: vec![dot_kernel(ctx, &shapes, cs, out.dtype, ep.as_ref())?],
             ..Lowered::default()
         });
     }
@@ -898,32 +969,45 @@ pub fn lower_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                 k_stride: n,
             },
         },
-        out: (Arg::Output(0), out.dtype),
+        out: (Arg::Output(0), out_dt),
         out_batch_strides: strides(&batch).iter().map(|s| s * m * n).collect(),
         out_m_stride: n,
         out_n_stride: 1,
         alpha: 1.0,
         addend: None,
+        epilogue: ep,
     };
-    Ok(Lowered {
-        launches: vec![lower_problem(ctx, &p)?],
-        ..Lowered::default()
-    })
+    problem_launches(ctx, &p, mode)
 }
 
-/// One output element per thread: `out = Σ_k a·b` in integer arithmetic (MatMul on integers).
-#[allow(clippy::too_many_arguments)]
-fn dot_kernel(
-    ctx: &LowerCtx<'_>,
-    a2: &[usize],
-    b2: &[usize],
-    batch: &[usize],
+/// The shapes of an integer MatMul's dot kernel (see [`MatMulDims`]).
+struct DotShapes<'a> {
+    a2: &'a [usize],
+    b2: &'a [usize],
+    batch: &'a [usize],
     m: usize,
     n: usize,
     k: usize,
+}
+
+/// One output element per thread: `out = epilogue(Σ_k a·b)` in integer arithmetic (MatMul on
+/// integers); `acc_dt` is the MatMul's output dtype.
+fn dot_kernel(
+    ctx: &LowerCtx<'_>,
+    sh: &DotShapes<'_>,
     cs: Scalar,
-    out_dt: DType,
-) -> KernelLaunch {
+    acc_dt: DType,
+    ep: Option<&Epilogue>,
+) -> Result<KernelLaunch, LowerError> {
+    let DotShapes {
+        a2,
+        b2,
+        batch,
+        m,
+        n,
+        k,
+    } = *sh;
+    let out_dt = ep.map_or(acc_dt, |e| e.out.dtype);
     let a = ctx.inputs[0].as_ref().map(|d| d.dtype).unwrap_or(out_dt);
     let bdt = ctx.inputs[1].as_ref().map(|d| d.dtype).unwrap_or(out_dt);
     let total = batch.iter().product::<usize>() * m * n;
@@ -940,11 +1024,14 @@ fn dot_kernel(
         Type::scalar(storage_scalar(bdt).unwrap_or(cs)),
         Access::Read,
     );
+    let mut args = vec![Arg::Input(0), Arg::Input(1)];
+    let ep = ep.map(|e| e.bind(&mut b, &mut args));
     let ob = b.buffer(
         "out",
         Type::scalar(storage_scalar(out_dt).unwrap_or(cs)),
         Access::ReadWrite,
     );
+    args.push(Arg::Output(0));
     let t = flat_index(&mut b, grid, wg);
     common::guard(&mut b, &t, total);
     let mut oshape = batch.to_vec();
@@ -971,16 +1058,32 @@ fn dot_kernel(
         let bv = common::load(bb, b_off.clone() + kk * i(n as i32), bdt);
         b.assign(acc, Expr::Var(acc) + av * bv);
     });
-    b.store(ob, t, to_storage(Expr::Var(acc), out_dt));
-    KernelLaunch {
-        kernel: b.finish(),
-        args: vec![Arg::Input(0), Arg::Input(1), Arg::Output(0)],
-        grid,
+    let v = match &ep {
+        Some(e) => e.apply(&mut b, Expr::Var(acc), &t),
+        None => Expr::Var(acc),
+    };
+    b.store(ob, t, to_storage(v, out_dt));
+    if let Some(e) = ep {
+        e.finish()?;
     }
+    Ok(KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    })
 }
 
 /// Gemm: `alpha · op(A) · op(B) + beta · C` with C broadcast to `[M, N]`.
 pub fn lower_gemm(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    lower_gemm_with(ctx, None, BuildMode::Build)
+}
+
+/// [`lower_gemm`] with an optional fused epilogue.
+pub(crate) fn lower_gemm_with(
+    ctx: &LowerCtx<'_>,
+    ep: Option<Epilogue>,
+    mode: BuildMode,
+) -> Result<Lowered, LowerError> {
     let Op::Gemm {
         alpha,
         beta,
@@ -1075,17 +1178,18 @@ pub fn lower_gemm(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                 }
             },
         },
-        out: (Arg::Output(0), out.dtype),
+        out: (
+            Arg::Output(0),
+            ep.as_ref().map_or(out.dtype, |e| e.out.dtype),
+        ),
         out_batch_strides: vec![],
         out_m_stride: n,
         out_n_stride: 1,
         alpha: *alpha,
         addend,
+        epilogue: ep,
     };
-    Ok(Lowered {
-        launches: vec![lower_problem(ctx, &p)?],
-        ..Lowered::default()
-    })
+    problem_launches(ctx, &p, mode)
 }
 
 /// A per-tensor / per-row / per-column quantisation parameter: which binding, and how it is
@@ -1319,6 +1423,15 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
 /// repeated letters (diagonals), letters summed out of one operand, size broadcasting and other
 /// operand counts are refused.
 pub fn lower_einsum(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    lower_einsum_with(ctx, None, BuildMode::Build)
+}
+
+/// [`lower_einsum`] with an optional fused epilogue.
+pub(crate) fn lower_einsum_with(
+    ctx: &LowerCtx<'_>,
+    ep: Option<Epilogue>,
+    mode: BuildMode,
+) -> Result<Lowered, LowerError> {
     let Op::Einsum { equation } = ctx.op else {
         return Err(ctx.invalid("not an Einsum"));
     };
@@ -1443,17 +1556,18 @@ pub fn lower_einsum(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                 k_stride: sst(bl, &sb, kc),
             },
         },
-        out: (Arg::Output(0), out.dtype),
+        out: (
+            Arg::Output(0),
+            ep.as_ref().map_or(out.dtype, |e| e.out.dtype),
+        ),
         out_batch_strides: obs,
         out_m_stride: sst(&ol, &so, mc),
         out_n_stride: sst(&ol, &so, nc),
         alpha: 1.0,
         addend: None,
+        epilogue: ep,
     };
-    Ok(Lowered {
-        launches: vec![lower_problem(ctx, &p)?],
-        ..Lowered::default()
-    })
+    problem_launches(ctx, &p, mode)
 }
 
 #[cfg(test)]

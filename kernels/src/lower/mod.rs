@@ -11,10 +11,17 @@
 //! are u32 0/1. Kernels compute floats in f32, signed integers in i32, unsigned in u32.
 //!
 //! Every template module documents its tuning space; the defaults here are heuristics.
+//!
+//! Fused kernels ([`Op::Fused`], chosen by the optimizer) lower in [`fused`]: an elementwise
+//! program becomes one elementwise kernel, and a program on an anchor (Conv, ConvTranspose,
+//! Gemm, MatMul, Einsum) becomes the anchor's kernel with an [`epilogue::Epilogue`] applied at
+//! its stores. [`fused::supports_fused`] tells the optimizer exactly which fusions lower.
 
 pub mod common;
 pub mod conv;
 pub mod elementwise;
+pub mod epilogue;
+pub mod fused;
 pub mod gather;
 pub mod gemm;
 pub mod movement;
@@ -215,13 +222,29 @@ pub fn compute_scalar(dtype: DType) -> Option<Scalar> {
     })
 }
 
-/// Lowers one op.
-pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+/// Whether a lowering builds its kernels or only checks that building them would succeed
+/// (for [`fused::check_fused`]: the expensive GEMM kernel is then not built).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BuildMode {
+    /// Build the kernels.
+    Build,
+    /// Only check.
+    Check,
+}
+
+/// Refuses ops with an input or output dtype the device cannot store.
+fn check_storage(ctx: &LowerCtx<'_>) -> Result<(), LowerError> {
     for d in ctx.inputs.iter().chain(ctx.outputs.iter()).flatten() {
         if storage_scalar(d.dtype).is_none() {
             return Err(ctx.unsupported(format!("needs {}", d.dtype.name())));
         }
     }
+    Ok(())
+}
+
+/// Lowers one op.
+pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    check_storage(ctx)?;
     match ctx.op {
         Op::Identity | Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => {
             Ok(Lowered {
@@ -291,6 +314,7 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         | Op::LpPool { .. }
         | Op::GlobalAveragePool
         | Op::GlobalMaxPool => pool::lower(ctx),
+        Op::Fused(_) => fused::lower_fused(ctx),
         _ => Err(ctx.unsupported("has no kernel template yet")),
     }
 }

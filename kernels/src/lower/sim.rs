@@ -1,11 +1,14 @@
 //! A test-only executor of the kernel IR on the CPU, shared by the template families' unit
 //! tests, used to check kernels against
 //! the reference interpreter before a device backend exists. Kernels without barriers run their
-//! invocations one after another; kernels with barriers run each workgroup's invocations as OS
-//! threads meeting at a barrier that exited invocations leave. Subgroup operations are not
-//! supported. Lowered ops run end to end through [`run_op`].
+//! invocations one after another; kernels with barriers or subgroup operations run each
+//! workgroup's invocations as OS threads meeting at a barrier that exited invocations leave.
+//! Subgroups are [`SUBGROUP`] consecutive local invocations (lavapipe's size, the smallest the
+//! templates accept); a subgroup operation is an exchange among the subgroup's live
+//! invocations: each deposits its value, they meet, each reads what it needs, they meet again.
+//! Lowered ops run end to end through [`run_op`].
 
-use crate::ir::{Access, BinOp, Builtin, Expr, Kernel, Scalar, Stmt, UnOp};
+use crate::ir::{Access, BinOp, Builtin, Expr, Kernel, Scalar, Stmt, SubgroupOp, UnOp};
 use crate::lower::{Arg, LowerCtx, TensorDesc, lower, storage_scalar};
 use optc_ir::ops::Op;
 use optc_ir::tensor::Tensor;
@@ -94,10 +97,20 @@ impl Bar {
     }
 }
 
+/// Lanes per subgroup in the simulator.
+pub const SUBGROUP: u32 = 8;
+
+/// One subgroup's exchange: a barrier among its live invocations and a value slot per lane.
+struct Sub {
+    bar: Bar,
+    slots: Mutex<Vec<Option<V>>>,
+}
+
 struct Mem<'a> {
     bufs: &'a Mutex<Vec<Vec<S>>>,
     shared: &'a Mutex<Vec<Vec<S>>>,
     bar: Option<&'a Bar>,
+    subs: &'a [Sub],
 }
 
 struct Inv<'k, 'a> {
@@ -129,7 +142,7 @@ pub fn run(k: &Kernel, grid: [u32; 3], bufs: Vec<Vec<S>>) -> Vec<Vec<S>> {
     let bufs = Mutex::new(bufs);
     let wg = k.workgroup;
     let threads = (wg[0] * wg[1] * wg[2]) as usize;
-    let sync = has_barrier(&k.body);
+    let sync = has_barrier(&k.body) || k.uses_subgroups();
     for wz in 0..grid[2] {
         for wy in 0..grid[1] {
             for wx in 0..grid[0] {
@@ -143,10 +156,23 @@ pub fn run(k: &Kernel, grid: [u32; 3], bufs: Vec<Vec<S>>) -> Vec<Vec<S>> {
                     state: Mutex::new((threads, 0, 0)),
                     cv: Condvar::new(),
                 };
+                let subs: Vec<Sub> = (0..threads.div_ceil(SUBGROUP as usize))
+                    .map(|g| {
+                        let live = (threads - g * SUBGROUP as usize).min(SUBGROUP as usize);
+                        Sub {
+                            bar: Bar {
+                                state: Mutex::new((live, 0, 0)),
+                                cv: Condvar::new(),
+                            },
+                            slots: Mutex::new(vec![None; SUBGROUP as usize]),
+                        }
+                    })
+                    .collect();
                 let mem = Mem {
                     bufs: &bufs,
                     shared: &shared,
                     bar: sync.then_some(&bar),
+                    subs: &subs,
                 };
                 let lids: Vec<[u32; 3]> = (0..threads as u32)
                     .map(|t| [t % wg[0], (t / wg[0]) % wg[1], t / (wg[0] * wg[1])])
@@ -163,6 +189,8 @@ pub fn run(k: &Kernel, grid: [u32; 3], bufs: Vec<Vec<S>>) -> Vec<Vec<S>> {
                     inv.block(&k.body);
                     if let Some(b) = mem.bar {
                         b.leave();
+                        let (sg, _) = inv.subgroup();
+                        mem.subs[sg].bar.leave();
                     }
                 };
                 if sync {
@@ -207,6 +235,59 @@ fn conv(s: Scalar, v: S) -> S {
 }
 
 impl Inv<'_, '_> {
+    fn local_index(&self) -> u32 {
+        let wg = self.k.workgroup;
+        self.lid[0] + wg[0] * (self.lid[1] + wg[1] * self.lid[2])
+    }
+
+    /// (subgroup within the workgroup, lane within the subgroup).
+    fn subgroup(&self) -> (usize, usize) {
+        let l = self.local_index();
+        ((l / SUBGROUP) as usize, (l % SUBGROUP) as usize)
+    }
+
+    /// A subgroup operation: deposit `v`, meet the subgroup's live lanes, compute, meet again.
+    fn exchange(&mut self, op: SubgroupOp, v: V, src: Option<u32>) -> V {
+        let (sg, lane) = self.subgroup();
+        let sub = &self.mem.subs[sg];
+        sub.slots.lock().unwrap()[lane] = Some(v);
+        sub.bar.wait();
+        let r = {
+            let slots = sub.slots.lock().unwrap();
+            match op {
+                SubgroupOp::Shuffle | SubgroupOp::Broadcast => {
+                    let s = src.expect("shuffle lane") as usize;
+                    slots
+                        .get(s)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| panic!("{}: lane {s} is not active", self.k.name))
+                }
+                SubgroupOp::Add | SubgroupOp::Max | SubgroupOp::Min => {
+                    let bop = match op {
+                        SubgroupOp::Add => BinOp::Add,
+                        SubgroupOp::Max => BinOp::Max,
+                        _ => BinOp::Min,
+                    };
+                    slots
+                        .iter()
+                        .flatten()
+                        .cloned()
+                        .reduce(|a, b| {
+                            a.into_iter()
+                                .zip(b)
+                                .map(|(x, y)| binary(bop, x, y))
+                                .collect()
+                        })
+                        .expect("own lane")
+                }
+            }
+        };
+        sub.bar.wait();
+        sub.slots.lock().unwrap()[lane] = None;
+        r
+    }
+
     fn block(&mut self, body: &[Stmt]) -> Flow {
         for s in body {
             match self.stmt(s) {
@@ -317,12 +398,11 @@ impl Inv<'_, '_> {
                         self.wid[*a as usize] * wg[*a as usize] + self.lid[*a as usize]
                     }
                     Builtin::LocalId(a) => self.lid[*a as usize],
-                    Builtin::LocalIndex => {
-                        self.lid[0] + wg[0] * (self.lid[1] + wg[1] * self.lid[2])
-                    }
+                    Builtin::LocalIndex => self.local_index(),
                     Builtin::WorkgroupId(a) => self.wid[*a as usize],
                     Builtin::NumWorkgroups(a) => self.grid[*a as usize],
-                    _ => panic!("sim: subgroups unsupported"),
+                    Builtin::SubgroupLane => self.subgroup().1 as u32,
+                    Builtin::SubgroupSize => SUBGROUP,
                 };
                 vec![S::U(v)]
             }
@@ -397,7 +477,11 @@ impl Inv<'_, '_> {
             Expr::Vector(xs) => xs.iter().map(|x| self.eval(x)[0]).collect(),
             Expr::Splat(n, x) => vec![self.eval(x)[0]; *n as usize],
             Expr::Lane(x, j) => vec![self.eval(x)[*j as usize]],
-            Expr::Subgroup { .. } => panic!("sim: subgroups unsupported"),
+            Expr::Subgroup { op, value, lane } => {
+                let v = self.eval(value);
+                let src = lane.as_ref().map(|l| self.eval(l)[0].u());
+                self.exchange(*op, v, src)
+            }
         }
     }
 }
@@ -414,6 +498,14 @@ fn unary(op: UnOp, v: S) -> S {
             UnOp::Sin => S::F(x.sin()),
             UnOp::Cos => S::F(x.cos()),
             UnOp::Tan => S::F(x.tan()),
+            UnOp::Asin => S::F(x.asin()),
+            UnOp::Acos => S::F(x.acos()),
+            UnOp::Atan => S::F(x.atan()),
+            UnOp::Sinh => S::F(x.sinh()),
+            UnOp::Cosh => S::F(x.cosh()),
+            UnOp::Asinh => S::F(x.asinh()),
+            UnOp::Acosh => S::F(x.acosh()),
+            UnOp::Atanh => S::F(x.atanh()),
             UnOp::Tanh => S::F(x.tanh()),
             UnOp::Floor => S::F(x.floor()),
             UnOp::Ceil => S::F(x.ceil()),

@@ -1,0 +1,186 @@
+//! Kernel-fusion speedups a CI tracks, on the wgpu device (lavapipe in CI): each graph is
+//! compiled at -O0 (one kernel per op) and at -O2 (fused) and timed in the same run.
+//!
+//! - `chain8`: an 8-op elementwise chain over 16M f32 elements;
+//! - `gemm_bias_gelu`: MatMul 512×512×512 + bias + Gelu (fused epilogue vs three kernels);
+//! - `softmax` and `layernorm`: the single-op kernels on [4096, 1024] (no fusion applies; the
+//!   fused-vs-decomposed comparison is the decomposed exporter pattern, which the optimizer
+//!   does not yet recognise).
+//!
+//! `cargo bench --bench fusion` (needs a wgpu adapter: `scripts/setup-vulkan.sh`).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use optc::compile::Options;
+use optc::ir::ops::{ActivationOp, BinaryOp, NormOp, UnaryOp};
+use optc::ir::{Graph, Op, Tensor, TensorType, ValueId};
+use optc_runtime::Target;
+use optc_runtime::wgpu_exec::{Device, Session};
+use std::time::Duration;
+
+struct G {
+    g: Graph,
+    k: usize,
+}
+
+impl G {
+    fn op(&mut self, op: Op, ins: Vec<Option<ValueId>>) -> ValueId {
+        self.k += 1;
+        let (_, o) = self
+            .g
+            .add_node(
+                format!("n{}", self.k),
+                op,
+                ins,
+                vec![Some(format!("v{}", self.k))],
+            )
+            .unwrap();
+        o[0].unwrap()
+    }
+    fn konst(&mut self, t: Tensor) -> ValueId {
+        self.k += 1;
+        self.g.add_const(format!("c{}", self.k), t).unwrap()
+    }
+}
+
+fn rand(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn chain8() -> (Graph, Vec<Tensor>) {
+    let n = 16 << 20;
+    let mut b = G {
+        g: Graph::new(),
+        k: 0,
+    };
+    let x =
+        b.g.add_input("x", TensorType::fixed(optc::ir::DType::F32, &[n]))
+            .unwrap();
+    let half = b.konst(Tensor::scalar(0.5f32));
+    let mut v = b.op(Op::Binary(BinaryOp::Mul), vec![Some(x), Some(half)]);
+    v = b.op(Op::Binary(BinaryOp::Add), vec![Some(v), Some(half)]);
+    v = b.op(Op::Unary(UnaryOp::Relu), vec![Some(v)]);
+    v = b.op(Op::Unary(UnaryOp::Sigmoid), vec![Some(v)]);
+    v = b.op(Op::Binary(BinaryOp::Mul), vec![Some(v), Some(x)]);
+    v = b.op(Op::Unary(UnaryOp::Neg), vec![Some(v)]);
+    v = b.op(Op::Unary(UnaryOp::Abs), vec![Some(v)]);
+    v = b.op(Op::Binary(BinaryOp::Sub), vec![Some(v), Some(half)]);
+    b.g.set_outputs(vec![v]);
+    (b.g, vec![Tensor::from_vec(vec![n], rand(n, 1)).unwrap()])
+}
+
+fn gemm_bias_gelu() -> (Graph, Vec<Tensor>) {
+    let n = 512;
+    let mut b = G {
+        g: Graph::new(),
+        k: 0,
+    };
+    let x =
+        b.g.add_input("x", TensorType::fixed(optc::ir::DType::F32, &[n, n]))
+            .unwrap();
+    let w = b.konst(Tensor::from_vec(vec![n, n], rand(n * n, 2)).unwrap());
+    let bias = b.konst(Tensor::from_vec(vec![n], rand(n, 3)).unwrap());
+    let m = b.op(Op::MatMul, vec![Some(x), Some(w)]);
+    let a = b.op(Op::Binary(BinaryOp::Add), vec![Some(m), Some(bias)]);
+    let y = b.op(
+        Op::Activation(ActivationOp::Gelu { tanh: false }),
+        vec![Some(a)],
+    );
+    b.g.set_outputs(vec![y]);
+    (
+        b.g,
+        vec![Tensor::from_vec(vec![n, n], rand(n * n, 4)).unwrap()],
+    )
+}
+
+fn row_op(op: Op, extra: bool) -> (Graph, Vec<Tensor>) {
+    let (r, c) = (4096, 1024);
+    let mut b = G {
+        g: Graph::new(),
+        k: 0,
+    };
+    let x =
+        b.g.add_input("x", TensorType::fixed(optc::ir::DType::F32, &[r, c]))
+            .unwrap();
+    let mut ins = vec![Some(x)];
+    if extra {
+        ins.push(Some(
+            b.konst(Tensor::from_vec(vec![c], rand(c, 5)).unwrap()),
+        ));
+        ins.push(Some(
+            b.konst(Tensor::from_vec(vec![c], rand(c, 6)).unwrap()),
+        ));
+    }
+    let y = b.op(op, ins);
+    b.g.set_outputs(vec![y]);
+    (
+        b.g,
+        vec![Tensor::from_vec(vec![r, c], rand(r * c, 7)).unwrap()],
+    )
+}
+
+fn session(
+    dev: &Device,
+    g: &Graph,
+    level: u8,
+    inputs: &[Tensor],
+) -> (Session, Vec<optc_runtime::HostTensor>, usize) {
+    let mut o = Options::new(Target::Wgsl);
+    o.opt_level = level;
+    let (a, _) = optc::exec::compile_artifact(g, "bench", &o).unwrap();
+    let host = optc::exec::manifest_inputs(g, &a.manifest, inputs).unwrap();
+    let launches = a.manifest.launches.len();
+    (Session::new(dev, &a).unwrap(), host, launches)
+}
+
+fn bench(c: &mut Criterion) {
+    let dev = Device::open(None).expect("a wgpu adapter (scripts/setup-vulkan.sh)");
+    let cases: Vec<(&str, (Graph, Vec<Tensor>))> = vec![
+        ("chain8_16M", chain8()),
+        ("gemm512_bias_gelu", gemm_bias_gelu()),
+        (
+            "softmax_4096x1024",
+            row_op(
+                Op::Softmax {
+                    axis: -1,
+                    legacy: false,
+                },
+                false,
+            ),
+        ),
+        (
+            "layernorm_4096x1024",
+            row_op(
+                Op::Norm {
+                    op: NormOp::LayerNormalization { axis: -1 },
+                    epsilon: 1e-5,
+                },
+                true,
+            ),
+        ),
+    ];
+    for (name, (g, inputs)) in cases {
+        let mut grp = c.benchmark_group(name);
+        grp.sample_size(10)
+            .measurement_time(Duration::from_secs(5))
+            .warm_up_time(Duration::from_secs(1));
+        for level in [0u8, 2] {
+            let (mut s, host, launches) = session(&dev, &g, level, &inputs);
+            s.run(&host).unwrap();
+            grp.bench_function(format!("O{level}_{launches}launches"), |bch| {
+                bch.iter(|| s.run(&host).unwrap())
+            });
+        }
+        grp.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,251 @@
+//! Canonicalisation rules (stage 1): remove no-ops, compose transposes and reshape chains,
+//! fold inference BatchNormalization into the preceding Conv or turn it into a per-channel
+//! multiply-add that the fusion stage can fuse. Weight arithmetic is written as ordinary ops
+//! over weights: the compiler's constant folder evaluates it after extraction, so the e-graph
+//! never holds tensor data.
+
+use super::{Ctx, Rule, add_op, add_weight, op_node, shape, weight};
+use crate::cost::is_alias;
+use crate::lang::{EG, Node};
+use egg::Id;
+use optc_ir::ops::{BinaryOp, NormOp, UnaryOp};
+use optc_ir::{DType, Op, Tensor};
+
+/// All canonicalisation rules.
+pub fn rules() -> Vec<Box<dyn Rule>> {
+    vec![
+        Box::new(RemoveIdentity),
+        Box::new(TransposeTranspose),
+        Box::new(AliasChain),
+        Box::new(BnIntoConv),
+        Box::new(BnToAffine),
+    ]
+}
+
+/// `Identity(x) = x`; inference `Dropout(x) = x` (output 0, training mode absent or false).
+pub struct RemoveIdentity;
+
+impl Rule for RemoveIdentity {
+    fn name(&self) -> &'static str {
+        "remove-identity"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        let Some((op, slot, _, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        match op {
+            Op::Identity => vec![args[0]],
+            Op::Dropout if slot == 0 => {
+                let training = args.get(2).is_some_and(|&t| {
+                    if eg[t].data.ty.is_none() {
+                        return false;
+                    }
+                    match weight(eg, t) {
+                        Some(w) => w.to_f64_vec().first().is_some_and(|&v| v != 0.0),
+                        None => true,
+                    }
+                });
+                if training { vec![] } else { vec![args[0]] }
+            }
+            _ => vec![],
+        }
+    }
+}
+
+fn perm_of(perm: &Option<Vec<usize>>, rank: usize) -> Vec<usize> {
+    perm.clone().unwrap_or_else(|| (0..rank).rev().collect())
+}
+
+/// `Transpose(Transpose(x, p1), p2) = Transpose(x, p1∘p2)`, and `= x` when that is the
+/// identity permutation.
+pub struct TransposeTranspose;
+
+impl Rule for TransposeTranspose {
+    fn name(&self) -> &'static str {
+        "transpose-transpose"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::Transpose { perm: p2 }, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        let inner: Vec<Node> = eg[args[0]].nodes.clone();
+        let mut out = Vec::new();
+        for n in &inner {
+            let Some((Op::Transpose { perm: p1 }, 0, 1, iargs)) = op_node(eg, n) else {
+                continue;
+            };
+            let Some(rank) = shape(eg, iargs[0]).map(|s| s.len()) else {
+                continue;
+            };
+            let (p1, p2) = (perm_of(&p1, rank), perm_of(&p2, rank));
+            if p1.len() != rank || p2.len() != rank {
+                continue;
+            }
+            let p: Vec<usize> = p2.iter().map(|&j| p1[j]).collect();
+            if p.iter().enumerate().all(|(i, &j)| i == j) {
+                out.push(iargs[0]);
+            } else {
+                out.push(add_op(eg, Op::Transpose { perm: Some(p) }, vec![iargs[0]]));
+            }
+        }
+        out
+    }
+}
+
+/// A chain of aliasing reshapes (Reshape, Flatten, Squeeze, Unsqueeze) over `x` is one
+/// `Reshape(x, static shape)`, and `x` itself when the shape is unchanged.
+pub struct AliasChain;
+
+impl Rule for AliasChain {
+    fn name(&self) -> &'static str {
+        "reshape-chain"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, class: Id, node: &Node) -> Vec<Id> {
+        let Some((op, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        if !is_alias(&op) || matches!(op, Op::Identity) {
+            return vec![];
+        }
+        let Some(out) = shape(eg, class) else {
+            return vec![];
+        };
+        let x = args[0];
+        if shape(eg, x).as_ref() == Some(&out) {
+            return vec![x];
+        }
+        let inner: Vec<Node> = eg[x].nodes.clone();
+        let mut res = Vec::new();
+        for n in &inner {
+            let Some((iop, 0, 1, iargs)) = op_node(eg, n) else {
+                continue;
+            };
+            if !is_alias(&iop) || matches!(iop, Op::Identity) {
+                continue;
+            }
+            let dims: Vec<i64> = out.iter().map(|&d| d as i64).collect();
+            let Ok(t) = Tensor::from_vec(vec![dims.len()], dims) else {
+                continue;
+            };
+            let s = add_weight(eg, t);
+            res.push(add_op(
+                eg,
+                Op::Reshape { allowzero: true },
+                vec![iargs[0], s],
+            ));
+        }
+        res
+    }
+}
+
+/// The per-channel scale `s / sqrt(var + eps)` and shift `B - mean * scale` of an inference
+/// BatchNormalization, as ops over its (constant) parameters.
+fn bn_affine(eg: &mut EG, args: &[Id], eps: f32) -> Option<(Id, Id)> {
+    if args.len() < 5 || !args[1..5].iter().all(|&a| eg[a].data.konst) {
+        return None;
+    }
+    let dt = eg[args[1]].data.ty.as_ref()?.dtype;
+    let eps_t = Tensor::scalar(eps).cast(dt);
+    let e = add_weight(eg, eps_t);
+    let ve = add_op(eg, Op::Binary(BinaryOp::Add), vec![args[4], e]);
+    let sd = add_op(eg, Op::Unary(UnaryOp::Sqrt), vec![ve]);
+    let scale = add_op(eg, Op::Binary(BinaryOp::Div), vec![args[1], sd]);
+    let ms = add_op(eg, Op::Binary(BinaryOp::Mul), vec![args[3], scale]);
+    let shift = add_op(eg, Op::Binary(BinaryOp::Sub), vec![args[2], ms]);
+    Some((scale, shift))
+}
+
+fn reshape_to(eg: &mut EG, x: Id, dims: &[usize]) -> Id {
+    let d: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    let t = Tensor::from_vec(vec![d.len()], d).expect("a 1-D shape tensor");
+    let s = add_weight(eg, t);
+    add_op(eg, Op::Reshape { allowzero: true }, vec![x, s])
+}
+
+fn bn_node(eg: &EG, node: &Node) -> Option<(f32, Vec<Id>)> {
+    match op_node(eg, node)? {
+        (
+            Op::Norm {
+                op: NormOp::BatchNormalization,
+                epsilon,
+            },
+            0,
+            _,
+            args,
+        ) => Some((epsilon, args)),
+        _ => None,
+    }
+}
+
+/// `BN(Conv(x, W, b)) = Conv(x, W * scale[:,None,..], (b - mean) * scale + B)`.
+pub struct BnIntoConv;
+
+impl Rule for BnIntoConv {
+    fn name(&self) -> &'static str {
+        "bn-into-conv"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        let Some((eps, args)) = bn_node(eg, node) else {
+            return vec![];
+        };
+        let inner: Vec<Node> = eg[args[0]].nodes.clone();
+        let mut res = Vec::new();
+        for n in &inner {
+            let Some((conv @ Op::Conv(_), 0, 1, cargs)) = op_node(eg, n) else {
+                continue;
+            };
+            let w = cargs[1];
+            let Some(wshape) = shape(eg, w) else { continue };
+            let bias = cargs.get(2).copied().filter(|&b| eg[b].data.ty.is_some());
+            if !eg[w].data.konst || bias.is_some_and(|b| !eg[b].data.konst) {
+                continue;
+            }
+            let Some((scale, shift)) = bn_affine(eg, &args, eps) else {
+                continue;
+            };
+            let mut sdims = vec![1; wshape.len()];
+            sdims[0] = wshape[0];
+            let s4 = reshape_to(eg, scale, &sdims);
+            let w2 = add_op(eg, Op::Binary(BinaryOp::Mul), vec![w, s4]);
+            let b2 = match bias {
+                Some(b) => {
+                    let bs = add_op(eg, Op::Binary(BinaryOp::Mul), vec![b, scale]);
+                    add_op(eg, Op::Binary(BinaryOp::Add), vec![bs, shift])
+                }
+                None => shift,
+            };
+            res.push(add_op(eg, conv, vec![cargs[0], w2, b2]));
+        }
+        res
+    }
+}
+
+/// `BN(x) = x * scale[c] + shift[c]` (per channel, broadcast over the spatial dims): an
+/// elementwise form the fusion stage can fold into a producer's epilogue.
+pub struct BnToAffine;
+
+impl Rule for BnToAffine {
+    fn name(&self) -> &'static str {
+        "bn-to-affine"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        let Some((eps, args)) = bn_node(eg, node) else {
+            return vec![];
+        };
+        let Some(xs) = shape(eg, args[0]) else {
+            return vec![];
+        };
+        if xs.len() < 2 || eg[args[0]].data.ty.as_ref().map(|t| t.dtype) == Some(DType::F64) {
+            return vec![];
+        }
+        let Some((scale, shift)) = bn_affine(eg, &args, eps) else {
+            return vec![];
+        };
+        let mut cdims = vec![1; xs.len() - 1];
+        cdims[0] = xs[1];
+        let s = reshape_to(eg, scale, &cdims);
+        let t = reshape_to(eg, shift, &cdims);
+        let m = add_op(eg, Op::Binary(BinaryOp::Mul), vec![args[0], s]);
+        vec![add_op(eg, Op::Binary(BinaryOp::Add), vec![m, t])]
+    }
+}

@@ -1,0 +1,320 @@
+//! Fusion rules (stage 2). Every elementwise op and every anchor op (Conv, Gemm, MatMul) also
+//! gets its one-kernel [`Op::Fused`] form; then a fused kernel reading a value that another
+//! fused kernel computes gets a merged form that computes it in registers: elementwise chains
+//! grow into one program, and programs fold into an anchor's epilogue (bias, BatchNorm scale,
+//! activation, residual add, clip). Each merged kernel must pass the backend's legality check
+//! and the input/step guards. Whether a fusion pays — an intermediate another consumer still
+//! needs is then computed twice — is left to DAG extraction.
+
+use super::{Ctx, Rule, add_op, op_node, shape};
+use crate::lang::{EG, Node};
+use egg::Id;
+use optc_ir::ops::{Fused, Program, Step};
+use optc_ir::{Op, TensorType};
+
+/// All fusion rules.
+pub fn rules() -> Vec<Box<dyn Rule>> {
+    vec![
+        Box::new(ElementwiseAsProgram),
+        Box::new(AnchorAsProgram),
+        Box::new(FuseProducer),
+    ]
+}
+
+fn is_anchor(op: &Op) -> bool {
+    matches!(op, Op::Conv(_) | Op::Gemm { .. } | Op::MatMul)
+}
+
+/// A reference to a value while a fused program is being built.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ref {
+    Anchor,
+    Extra(usize),
+    Step(usize),
+}
+
+/// A fused kernel under construction: anchor, distinct extra inputs, steps.
+#[derive(Clone, Debug, Default)]
+struct Builder {
+    anchor: Option<(Op, Vec<Id>)>,
+    extras: Vec<Id>,
+    steps: Vec<(Op, Vec<Option<Ref>>)>,
+}
+
+impl Builder {
+    fn extra(&mut self, id: Id) -> Ref {
+        match self.extras.iter().position(|&e| e == id) {
+            Some(k) => Ref::Extra(k),
+            None => {
+                self.extras.push(id);
+                Ref::Extra(self.extras.len() - 1)
+            }
+        }
+    }
+
+    /// Appends fused op `f` (inputs `ins`); program input `replace.0` of `f` is given by
+    /// `replace.1` instead of an input. Returns `f`'s result.
+    fn append(
+        &mut self,
+        eg: &EG,
+        f: &Fused,
+        ins: &[Id],
+        replace: Option<(usize, Ref)>,
+    ) -> Option<Ref> {
+        let mut vals: Vec<Ref> = Vec::new();
+        let extras = if let Some(a) = &f.anchor {
+            if self.anchor.is_some() {
+                return None;
+            }
+            self.anchor = Some((a.clone(), ins[..f.anchor_inputs].to_vec()));
+            vals.push(Ref::Anchor);
+            &ins[f.anchor_inputs..]
+        } else {
+            ins
+        };
+        for (k, &e) in extras.iter().enumerate() {
+            let pi = vals.len();
+            let _ = k;
+            match replace {
+                Some((r, v)) if r == pi => vals.push(v),
+                _ => vals.push(self.extra(eg.find(e))),
+            }
+        }
+        for s in &f.program.steps {
+            let args: Vec<Option<Ref>> = s.args.iter().map(|a| a.map(|a| vals[a])).collect();
+            if matches!(s.op, Op::Identity) {
+                vals.push(args[0]?);
+            } else {
+                self.steps.push((s.op.clone(), args));
+                vals.push(Ref::Step(self.steps.len() - 1));
+            }
+        }
+        vals.last().copied()
+    }
+
+    /// The fused op and its inputs, in a canonical form: steps in depth-first post-order from
+    /// the result (dead steps dropped), extra inputs sorted by class id. The same fused
+    /// computation reached by different merge orders is then the same e-node.
+    fn finish(self, result: Ref) -> (Fused, Vec<Id>) {
+        // Steps reachable from the result, in post-order.
+        let mut order: Vec<usize> = Vec::new();
+        let mut state = vec![0u8; self.steps.len()];
+        let mut stack: Vec<(usize, bool)> = Vec::new();
+        if let Ref::Step(j) = result {
+            stack.push((j, false));
+        }
+        while let Some((j, done)) = stack.pop() {
+            if done {
+                if state[j] != 2 {
+                    state[j] = 2;
+                    order.push(j);
+                }
+                continue;
+            }
+            if state[j] != 0 {
+                continue;
+            }
+            state[j] = 1;
+            stack.push((j, true));
+            for a in self.steps[j].1.iter().rev().flatten() {
+                if let Ref::Step(k) = a {
+                    if state[*k] == 0 {
+                        stack.push((*k, false));
+                    }
+                }
+            }
+        }
+        // Extras used, sorted by class id.
+        let mut used: Vec<usize> = Vec::new();
+        let mut mark = |r: &Ref| {
+            if let Ref::Extra(k) = r {
+                if !used.contains(k) {
+                    used.push(*k);
+                }
+            }
+        };
+        mark(&result);
+        for &j in &order {
+            self.steps[j].1.iter().flatten().for_each(&mut mark);
+        }
+        used.sort_by_key(|&k| self.extras[k]);
+        let base = usize::from(self.anchor.is_some());
+        let inputs = base + used.len();
+        let step_pos: Vec<Option<usize>> = {
+            let mut p = vec![None; self.steps.len()];
+            for (i, &j) in order.iter().enumerate() {
+                p[j] = Some(i);
+            }
+            p
+        };
+        let num = |r: Ref| match r {
+            Ref::Anchor => 0,
+            Ref::Extra(k) => base + used.iter().position(|&u| u == k).expect("marked"),
+            Ref::Step(j) => inputs + step_pos[j].expect("reachable"),
+        };
+        let mut steps: Vec<Step> = order
+            .iter()
+            .map(|&j| Step {
+                op: self.steps[j].0.clone(),
+                args: self.steps[j].1.iter().map(|a| a.map(num)).collect(),
+            })
+            .collect();
+        // The result must be the last step.
+        if steps.is_empty() || num(result) != inputs + steps.len() - 1 {
+            steps.push(Step {
+                op: Op::Identity,
+                args: vec![Some(num(result))],
+            });
+        }
+        let (anchor, anchor_ins) = match self.anchor {
+            Some((op, ins)) => (Some(op), ins),
+            None => (None, Vec::new()),
+        };
+        let mut ids = anchor_ins.clone();
+        ids.extend(used.iter().map(|&k| self.extras[k]));
+        (
+            Fused {
+                anchor,
+                anchor_inputs: anchor_ins.len(),
+                program: Program { inputs, steps },
+            },
+            ids,
+        )
+    }
+}
+
+fn legal(eg: &EG, ctx: &Ctx, f: &Fused, ids: &[Id]) -> bool {
+    if f.program.steps.len() > ctx.max_fused_steps
+        || f.program.inputs - usize::from(f.anchor.is_some()) > ctx.max_fused_inputs
+    {
+        return false;
+    }
+    let tys: Vec<Option<TensorType>> = ids.iter().map(|&i| eg[i].data.ty.clone()).collect();
+    // Programs must type-check: an ill-typed merge is dropped, not added.
+    let ins: Vec<Option<optc_ir::infer::InferInput<'_>>> = tys
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .map(|t| optc_ir::infer::InferInput { ty: t, value: None })
+        })
+        .collect();
+    if optc_ir::infer::infer(&Op::Fused(Box::new(f.clone())), &ins, 1).is_err() {
+        return false;
+    }
+    ctx.legal.as_ref().is_none_or(|l| l(f, &tys))
+}
+
+/// `op(xs) = Fused{program: [op]}(xs)` for every single-output elementwise op.
+pub struct ElementwiseAsProgram;
+
+impl Rule for ElementwiseAsProgram {
+    fn name(&self) -> &'static str {
+        "elementwise-as-program"
+    }
+    fn apply(&self, eg: &mut EG, ctx: &Ctx, class: Id, node: &Node) -> Vec<Id> {
+        let Some((op, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        if eg[class].data.konst || !Program::is_step_op(&op) || matches!(op, Op::Identity) {
+            return vec![];
+        }
+        let mut b = Builder::default();
+        let refs: Vec<Option<Ref>> = args
+            .iter()
+            .map(|&a| eg[a].data.ty.is_some().then(|| b.extra(eg.find(a))))
+            .collect();
+        b.steps.push((op, refs));
+        let (f, ids) = b.finish(Ref::Step(0));
+        if !legal(eg, ctx, &f, &ids) {
+            return vec![];
+        }
+        vec![add_op(eg, Op::Fused(Box::new(f)), ids)]
+    }
+}
+
+/// `anchor(xs) = Fused{anchor, program: [Identity]}(xs)` for Conv, Gemm and MatMul: the form
+/// epilogues merge into.
+pub struct AnchorAsProgram;
+
+impl Rule for AnchorAsProgram {
+    fn name(&self) -> &'static str {
+        "anchor-as-program"
+    }
+    fn apply(&self, eg: &mut EG, ctx: &Ctx, class: Id, node: &Node) -> Vec<Id> {
+        let Some((op, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        if eg[class].data.konst || !is_anchor(&op) {
+            return vec![];
+        }
+        let f = Fused {
+            anchor: Some(op),
+            anchor_inputs: args.len(),
+            program: Program {
+                inputs: 1,
+                steps: vec![Step {
+                    op: Op::Identity,
+                    args: vec![Some(0)],
+                }],
+            },
+        };
+        if !legal(eg, ctx, &f, &args) {
+            return vec![];
+        }
+        vec![add_op(eg, Op::Fused(Box::new(f)), args)]
+    }
+}
+
+/// `Fused{P}(.., y, ..)` where `y = Fused{Q}(zs)`: one kernel computing `Q` in registers. At
+/// most one anchor, and an anchored producer's output must have the consumer's output shape
+/// (epilogues never broadcast the anchor).
+pub struct FuseProducer;
+
+impl Rule for FuseProducer {
+    fn name(&self) -> &'static str {
+        "fuse-producer"
+    }
+    fn apply(&self, eg: &mut EG, ctx: &Ctx, class: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::Fused(pf), 0, 1, pins)) = op_node(eg, node) else {
+            return vec![];
+        };
+        if eg[class].data.konst {
+            return vec![];
+        }
+        let out_shape = shape(eg, class);
+        let base = if pf.anchor.is_some() {
+            pf.anchor_inputs
+        } else {
+            0
+        };
+        let mut res = Vec::new();
+        for (pos, &inp) in pins.iter().enumerate().skip(base) {
+            if eg[inp].data.konst {
+                continue;
+            }
+            let cands: Vec<Node> = eg[inp].nodes.clone();
+            for cn in &cands {
+                let Some((Op::Fused(cf), 0, 1, cins)) = op_node(eg, cn) else {
+                    continue;
+                };
+                if cf.anchor.is_some() && (pf.anchor.is_some() || shape(eg, inp) != out_shape) {
+                    continue;
+                }
+                let mut b = Builder::default();
+                let Some(r) = b.append(eg, &cf, &cins, None) else {
+                    continue;
+                };
+                let prog_pos = pos - base + usize::from(pf.anchor.is_some());
+                let Some(result) = b.append(eg, &pf, &pins, Some((prog_pos, r))) else {
+                    continue;
+                };
+                let (f, ids) = b.finish(result);
+                if !legal(eg, ctx, &f, &ids) {
+                    continue;
+                }
+                res.push(add_op(eg, Op::Fused(Box::new(f)), ids));
+            }
+        }
+        res
+    }
+}
