@@ -1,8 +1,9 @@
 //! The PTX backend checked by NVIDIA's assembler: every shared model (../shared/models, or
 //! `$OPTC_MODELS`) compiled for sm_80, sm_86, sm_89 and sm_90, each kernel written to a temp
 //! folder as `<kernel>.ptx` (what `optc compile --emit-dir` writes) and assembled with
-//! `ptxas -arch=sm_XX`; and every kernel of the ONNX node tests that pass on wgpu
-//! (`tests/conformance/wgpu.expected`) compiled for sm_89 and assembled likewise.
+//! `ptxas -arch=sm_XX`; and every distinct kernel of the ONNX node tests that pass on wgpu
+//! (`tests/conformance/wgpu.expected`) compiled for sm_89 at -O0 and at the default level and
+//! assembled likewise.
 //!
 //! Fails (does not skip) when ptxas is missing: `scripts/setup-ptxas.sh` installs it into
 //! `.venv` (CI runs it); `$OPTC_PTXAS` overrides the path. Any ptxas error fails the test.
@@ -151,43 +152,68 @@ fn node_test_kernels_assemble_for_sm89() {
     let start = Instant::now();
     let mut files = Vec::new();
     let mut failures = Vec::new();
+    let mut other = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let default_level = optc::compile::Options::new(Target::Sm89).opt_level;
     for (i, name) in passing.iter().enumerate() {
         let t = dir.join(name);
         let model = optc::model::load(&t.join("model.onnx")).unwrap();
         let inputs = optc::model::read_inputs(&model.graph, &t.join("test_data_set_0")).unwrap();
-        let mut opts = optc::compile::Options::new(Target::Sm89);
-        opts.input_shapes = Some(inputs.iter().map(|x| x.shape().to_vec()).collect());
-        for v in optc::compile::shape_inputs(&model.graph) {
-            if let Some(k) = model.graph.inputs().iter().position(|&x| x == v) {
-                opts.const_inputs
-                    .insert(model.graph.value(v).name.clone(), inputs[k].clone());
+        // Unoptimized (every single-op template) and at the default level (fused kernels).
+        for level in [0, default_level] {
+            let mut opts = optc::compile::Options::new(Target::Sm89);
+            opts.opt_level = level;
+            opts.input_shapes = Some(inputs.iter().map(|x| x.shape().to_vec()).collect());
+            for v in optc::compile::shape_inputs(&model.graph) {
+                if let Some(k) = model.graph.inputs().iter().position(|&x| x == v) {
+                    opts.const_inputs
+                        .insert(model.graph.value(v).name.clone(), inputs[k].clone());
+                }
+            }
+            let compiled = match optc::compile::compile(&model.graph, name, &opts) {
+                Ok(c) => c,
+                // The PTX printer's refusals (`sm_89: kernel ...`) fail this test; other compile
+                // errors are the conformance tests' business and only reported here.
+                Err(optc::compile::CompileError::Internal(m)) if m.starts_with("sm_89: ") => {
+                    failures.push(format!("{name} -O{level}: {m}"));
+                    continue;
+                }
+                Err(e) => {
+                    other.push(format!("{name} -O{level}: {e}"));
+                    continue;
+                }
+            };
+            for k in &compiled.manifest.kernels {
+                let src = &compiled.sources[k.source as usize];
+                // Entry names are unique within a model: compare texts without the name, and
+                // prefix the test index and level for one ptxas run.
+                if !seen.insert(src.replace(&k.name, "K")) {
+                    continue;
+                }
+                let unique = format!("t{i}_o{level}_{}", k.name);
+                let src = src.replacen(
+                    &format!(".entry {}(", k.name),
+                    &format!(".entry {unique}("),
+                    1,
+                );
+                let f = tmp.join(format!("{unique}.ptx"));
+                std::fs::write(&f, src).unwrap();
+                files.push(f);
             }
         }
-        let compiled = match optc::compile::compile(&model.graph, name, &opts) {
-            Ok(c) => c,
-            Err(e) => {
-                failures.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        for k in &compiled.manifest.kernels {
-            // Entry names are unique within a model; prefix the test index for one ptxas run.
-            let unique = format!("t{i}_{}", k.name);
-            let src = compiled.sources[k.source as usize].replacen(
-                &format!(".entry {}(", k.name),
-                &format!(".entry {unique}("),
-                1,
-            );
-            let f = tmp.join(format!("{unique}.ptx"));
-            std::fs::write(&f, src).unwrap();
-            files.push(f);
-        }
+    }
+    if !other.is_empty() {
+        eprintln!(
+            "\n!!!!!!!! {} node-test compiles failed outside the PTX printer (the conformance tests own them):\n{}\n",
+            other.len(),
+            other.join("\n")
+        );
     }
     let compile_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     failures.extend(assemble(&bin, &files, PtxTarget::Sm89, &tmp, 128));
     eprintln!(
-        "{} node tests: {} kernels compiled in {compile_s:.1} s, assembled for sm_89 in {:.1} s",
+        "{} node tests at -O0 and the default level: {} distinct kernels compiled in {compile_s:.1} s, assembled for sm_89 in {:.1} s",
         passing.len(),
         files.len(),
         start.elapsed().as_secs_f64()
