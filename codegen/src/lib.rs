@@ -8,7 +8,9 @@
 //! - [`wgsl`]: WGSL for WebGPU/wgpu (and lavapipe in CI). [`wgsl::emit_wgsl`] prints a kernel,
 //!   [`wgsl::validate_wgsl`] runs naga's WGSL front end and validator over the text, exactly as
 //!   wgpu would before creating a pipeline.
-//! - `ptx` (to come, as `codegen/src/ptx.rs`): PTX text for the CUDA driver.
+//! - [`ptx`]: PTX text for the CUDA driver (sm_80, sm_86, sm_89, sm_90, sm_90a).
+//!   [`ptx::emit_ptx`] prints a kernel; [`ptxas`] finds NVIDIA's PTX assembler and assembles
+//!   printed modules with it (tests and CI use it to prove the text is valid PTX).
 //!
 //! Every printer first runs [`check::check`], a type and scope checker for the IR, so a
 //! malformed kernel is reported in IR terms (naming the kernel and the problem) rather than as
@@ -19,9 +21,12 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod ptx;
+pub mod ptxas;
 pub mod wgsl;
 
 pub use check::check;
+pub use ptx::{PtxError, PtxTarget, emit_ptx};
 pub use wgsl::{emit_wgsl, validate_wgsl};
 
 /// Why a kernel could not be printed (or the printed text was rejected).

@@ -477,8 +477,9 @@ impl Printer<'_> {
     }
 }
 
-/// The literal bounds of a `For` that may be fully unrolled (see the module docs).
-fn unrollable(
+/// The literal bounds of a `For` that may be fully unrolled (see the module docs); the PTX
+/// printer unrolls exactly the same loops.
+pub(crate) fn unrollable(
     var: optc_kernels::ir::Var,
     start: &Expr,
     end: &Expr,

@@ -8,14 +8,14 @@
 //! Shapes are compile-time constants: optc compiles ahead of time for static shapes, so sizes,
 //! strides and offsets are literals and kernels take no parameters.
 //!
-//! How the PTX printer will map the pieces (see ARCHITECTURE.md):
-//! - expression trees → SSA registers (`%f`, `%r`, `%p`), one instruction per node;
-//! - [`Stmt::For`]/[`Stmt::If`] → labelled branches; `unroll` → `.pragma "nounroll"` absent;
-//! - [`Builtin`] → `%tid`, `%ctaid`, `%ntid`, `%laneid`;
+//! How the PTX printer (`optc_codegen::ptx`) maps the pieces (see ARCHITECTURE.md):
+//! - expression trees → SSA registers (`%f`, `%h`, `%r`, `%rd`, `%p`), one instruction per node;
+//! - [`Stmt::For`]/[`Stmt::If`] → labelled branches; `unroll` → full unroll (as in WGSL);
+//! - [`Builtin`] → `%tid`, `%ctaid`, `%ntid`, `%nctaid`, `%laneid`;
 //! - shared arrays → `.shared` declarations; [`Stmt::Barrier`] → `bar.sync 0`;
 //! - [`Expr::Subgroup`] → `shfl.sync`/`redux.sync`;
-//! - [`Stmt::Mma`] → `ldmatrix` + `mma.sync.aligned.m16n8k16` (WGSL has no matrix units: the WGSL
-//!   printer refuses it and templates emit tiled FMA loops for WGSL instead);
+//! - [`Stmt::Mma`] → `mma.sync.aligned.m16n8k16` (WGSL has no matrix units: the WGSL printer
+//!   refuses it and templates emit tiled FMA loops for WGSL instead);
 //! - [`Stmt::AsyncCopy`] → `cp.async.ca.shared.global` + `cp.async.wait_all` (WGSL: a plain
 //!   load/store pair, which is what the WGSL printer emits).
 

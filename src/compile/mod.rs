@@ -8,11 +8,16 @@
 //! 3. **lower**: every remaining node becomes kernels through the templates of `optc-kernels`
 //!    (or an alias of its input's buffer, for reshapes);
 //! 4. **plan**: activation buffers get arena offsets by lifetime ([`plan`]);
-//! 5. **codegen**: kernels are printed (WGSL), validated, and deduplicated by text.
+//! 5. **codegen**: kernels are printed (WGSL, validated with naga; or PTX for the `sm_*`
+//!    targets) and deduplicated by text.
+//!
+//! Lowering is target-neutral: the same templates feed both printers (a subgroup is a warp of
+//! 32 lanes on CUDA, which satisfies every template's subgroup-size assumption).
 
 pub mod plan;
 
 use crate::model;
+use optc_codegen::ptx::PtxTarget;
 use optc_ir::{DType, Graph, Op, Tensor, TensorType, ValueId};
 use optc_kernels::ir::{Access, Kernel};
 use optc_kernels::lower::{self, Arg, LowerCtx, LowerError, TensorDesc};
@@ -299,12 +304,6 @@ enum Home {
 
 /// Compiles a verified graph for `opts.target`.
 pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, CompileError> {
-    if opts.target != Target::Wgsl {
-        return Err(CompileError::Target(
-            opts.target,
-            "the PTX backend is not implemented yet; use --target wgsl".into(),
-        ));
-    }
     let mut passes = Vec::new();
     let mut t0 = Instant::now();
     let mut lap = |name: &'static str, passes: &mut Vec<PassTime>| {
@@ -426,6 +425,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
         let lowered = match lower::lower(&ctx) {
             Ok(l) => l,
             Err(e @ LowerError::Unsupported { .. }) => {
+                let e = e.for_target(opts.target.name());
                 unsupported.push(format!("{e} (node '{}')", node.name));
                 continue;
             }
@@ -577,16 +577,18 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
                 .sum(),
         );
         let stem = std::mem::replace(&mut k.name, "main".into());
-        let canon = emit(&k)?;
+        let canon = emit(&k, opts.target)?;
         let kid = match by_text.get(&canon) {
             Some(&id) => id,
             None => {
                 let id = kernels.len() as u32;
                 k.name = format!("k{id}_{stem}");
-                let src = emit(&k)?;
-                optc_codegen::wgsl::validate_wgsl(&src).map_err(|e| {
-                    CompileError::Internal(format!("kernel {} failed validation: {e}", k.name))
-                })?;
+                let src = emit(&k, opts.target)?;
+                if opts.target == Target::Wgsl {
+                    optc_codegen::wgsl::validate_wgsl(&src).map_err(|e| {
+                        CompileError::Internal(format!("kernel {} failed validation: {e}", k.name))
+                    })?;
+                }
                 sources.push(src);
                 kernels.push(KernelInfo {
                     name: k.name.clone(),
@@ -790,8 +792,26 @@ pub fn fold(g: &Graph) -> Result<(BTreeMap<ValueId, Tensor>, Vec<optc_ir::NodeId
     Ok((folded, run_nodes))
 }
 
-fn emit(k: &Kernel) -> Result<String, CompileError> {
-    optc_codegen::wgsl::emit_wgsl(k).map_err(|e| CompileError::Internal(e.to_string()))
+/// The PTX target of a CUDA target (`None` for WGSL).
+pub fn ptx_target(t: Target) -> Option<PtxTarget> {
+    Some(match t {
+        Target::Wgsl => return None,
+        Target::Sm80 => PtxTarget::Sm80,
+        Target::Sm86 => PtxTarget::Sm86,
+        Target::Sm89 => PtxTarget::Sm89,
+        Target::Sm90 => PtxTarget::Sm90,
+        Target::Sm90a => PtxTarget::Sm90a,
+    })
+}
+
+/// Prints one kernel for `target` (WGSL, or PTX for the sm targets). A printer refusal is an
+/// optc bug (templates only emit what every printer can express), hence `Internal`.
+fn emit(k: &Kernel, target: Target) -> Result<String, CompileError> {
+    match ptx_target(target) {
+        None => optc_codegen::wgsl::emit_wgsl(k).map_err(|e| CompileError::Internal(e.to_string())),
+        Some(t) => optc_codegen::ptx::emit_ptx(k, t)
+            .map_err(|e| CompileError::Internal(format!("{target}: {e}"))),
+    }
 }
 
 /// True when input `index` of `op` determines the shape of its outputs (axes, pads, target

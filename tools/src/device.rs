@@ -1,5 +1,6 @@
-//! The device-side commands: `compile`, `verify`, `run` on wgpu (artifacts or models), `bench`
-//! on a target, and `inspect --stage kernels`.
+//! The device-side commands: `compile` (any target: WGSL or PTX), `verify`, `run` on wgpu
+//! (artifacts or models), `bench` on a target, and `inspect --stage kernels`. CUDA targets
+//! compile to PTX artifacts; running them exits with code 3 (no CUDA executor in this build).
 
 use crate::{EXIT_CHECK, EXIT_DEVICE, EXIT_INPUT, Exit, available_threads, load_inputs, summary};
 use anyhow::{Context, Result, bail};
@@ -24,6 +25,19 @@ pub fn is_artifact(path: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok()
         && &magic == b"OPTCART\0"
+}
+
+/// The error for running a CUDA (PTX) artifact or target: this build has no CUDA executor,
+/// which is the "no usable device" exit code 3.
+fn no_cuda(target: Target) -> anyhow::Error {
+    Exit(
+        EXIT_DEVICE,
+        format!(
+            "target {target}: no CUDA device/driver support in this build of optc (PTX artifacts \
+             can be compiled and inspected but not run; run --target wgsl on wgpu)"
+        ),
+    )
+    .into()
 }
 
 /// Opens a wgpu device; exit code 3 when there is none.
@@ -155,8 +169,9 @@ pub fn compile_cmd(
     let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     if let Some(dir) = emit_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let ext = if target.is_cuda() { "ptx" } else { "wgsl" };
         for k in &compiled.manifest.kernels {
-            let f = dir.join(format!("{}.wgsl", k.name));
+            let f = dir.join(format!("{}.{ext}", k.name));
             std::fs::write(&f, &compiled.sources[k.source as usize])
                 .with_context(|| format!("writing {}", f.display()))?;
         }
@@ -248,6 +263,9 @@ pub fn run_device(
 ) -> Result<u8> {
     let (artifact, host) = if is_artifact(path) {
         let a = Artifact::load(path).map_err(optc::Error::from)?;
+        if a.manifest.target.is_cuda() {
+            return Err(no_cuda(a.manifest.target));
+        }
         a.check_target(Target::Wgsl).map_err(optc::Error::from)?;
         let h = artifact_inputs(&a.manifest, inputs, seed)?;
         (a, h)
@@ -323,11 +341,8 @@ pub fn verify_cmd(
     json_out: bool,
 ) -> Result<u8> {
     let target = parse_target(target)?;
-    if target != Target::Wgsl {
-        bail!(Exit(
-            EXIT_INPUT,
-            format!("target {target}: the PTX backend is not implemented yet; use --target wgsl")
-        ));
+    if target.is_cuda() {
+        return Err(no_cuda(target));
     }
     let model = optc::model::load(path)?;
     let g = &model.graph;
@@ -646,6 +661,9 @@ pub fn bench_device(
     extra: &BenchExtra<'_>,
 ) -> Result<u8> {
     let target = parse_target(target)?;
+    if target.is_cuda() {
+        return Err(no_cuda(target));
+    }
     let base = match extra.baseline {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -667,6 +685,9 @@ pub fn bench_device(
             ));
         }
         let a = Artifact::load(path).map_err(optc::Error::from)?;
+        if a.manifest.target.is_cuda() {
+            return Err(no_cuda(a.manifest.target));
+        }
         a.check_target(target).map_err(optc::Error::from)?;
         let h = artifact_inputs(&a.manifest, inputs, 0)?;
         (a, h, None)

@@ -70,7 +70,8 @@ enum Cmd {
         /// Symbolic dim sizes, e.g. `--shape batch=4`.
         #[arg(long, value_parser = parse_dim)]
         shape: Vec<(String, usize)>,
-        /// Also write every kernel source and the manifest into this folder.
+        /// Also write every kernel source (`<kernel>.wgsl` or `<kernel>.ptx`) and the manifest
+        /// into this folder.
         #[arg(long)]
         emit_dir: Option<PathBuf>,
         /// One JSON object on stdout.

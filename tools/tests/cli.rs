@@ -307,3 +307,65 @@ fn verify_and_bench_on_the_device_report_json() {
     assert!(v["median_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(v["kernels"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn ptx_targets_compile_emit_ptx_and_refuse_to_run() {
+    let t = node_test("test_softsign_example");
+    let dir = tmp("ptx");
+    let art = dir.join("softsign.optc");
+    let emit = dir.join("kernels");
+    let o = optc(&[
+        "compile",
+        t.join("model.onnx").to_str().unwrap(),
+        "--target",
+        "sm_89",
+        "-o",
+        art.to_str().unwrap(),
+        "--emit-dir",
+        emit.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["target"], "sm_89");
+    assert_eq!(v["kernels"], 1);
+    let mut names: Vec<String> = std::fs::read_dir(&emit)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[1], "manifest.json");
+    assert!(names[0].ends_with(".ptx"), "{names:?}");
+    let src = std::fs::read_to_string(emit.join(&names[0])).unwrap();
+    assert!(src.contains(".target sm_89\n"), "{src}");
+    // The artifact records its target; no CUDA executor yet: exit code 3, no panic.
+    let o = optc(&["inspect", art.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["target"], "sm_89");
+    for args in [
+        vec!["run", art.to_str().unwrap()],
+        vec!["bench", art.to_str().unwrap()],
+        vec!["verify", t.to_str().unwrap(), "--target", "sm_80"],
+    ] {
+        let o = optc(&args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("no CUDA"), "{}", stderr(&o));
+    }
+    // Lowering refusals name the real target.
+    let o = optc(&[
+        "compile",
+        node_test("test_gridsample").to_str().unwrap(),
+        "--target",
+        "sm_90a",
+        "-o",
+        "/dev/null",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unsupported on sm_90a"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -114,6 +114,20 @@ pub enum LowerError {
     },
 }
 
+impl LowerError {
+    /// The error naming `target` as the target it is unsupported on. Templates are
+    /// target-neutral and [`LowerCtx::unsupported`] names `wgsl`; the compile driver, which
+    /// knows the real target, renames it.
+    pub fn for_target(self, target: &'static str) -> LowerError {
+        match self {
+            LowerError::Unsupported { op, what, .. } => {
+                LowerError::Unsupported { target, op, what }
+            }
+            e => e,
+        }
+    }
+}
+
 /// Everything a template needs to know about one node.
 pub struct LowerCtx<'a> {
     /// The op.
@@ -159,7 +173,8 @@ impl<'a> LowerCtx<'a> {
             None => Err(self.unsupported(format!("with a runtime {what} input"))),
         }
     }
-    /// An `Unsupported` error for this op.
+    /// An `Unsupported` error for this op, naming `wgsl` as the target (the compile driver
+    /// renames it with [`LowerError::for_target`]).
     pub fn unsupported(&self, what: impl Into<String>) -> LowerError {
         LowerError::Unsupported {
             target: "wgsl",
