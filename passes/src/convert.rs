@@ -156,7 +156,9 @@ pub fn export(
         used.insert(n.clone());
     }
     // Which slots of each (op, nout, args) node are used.
-    let mut slots: BTreeMap<(u32, u32, Vec<Id>), Vec<(u32, usize)>> = BTreeMap::new();
+    // (op, nout, args) -> [(slot, expression index)]
+    type Users = Vec<(u32, usize)>;
+    let mut slots: BTreeMap<(u32, u32, Vec<Id>), Users> = BTreeMap::new();
     for (i, n) in nodes.iter().enumerate() {
         if let Node::Op {
             op,
