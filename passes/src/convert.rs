@@ -33,7 +33,7 @@ pub fn import(g: &Graph, known: &BTreeMap<ValueId, Tensor>) -> Result<Imported, 
     let mut of: BTreeMap<ValueId, Id> = BTreeMap::new();
     let mut names = BTreeMap::new();
     let mut input_names = Vec::new();
-    for (k, &v) in g.inputs().iter().enumerate() {
+    for &v in g.inputs() {
         if g.value_of(v).is_some() || known.contains_key(&v) {
             continue;
         }
@@ -42,7 +42,6 @@ pub fn import(g: &Graph, known: &BTreeMap<ValueId, Tensor>) -> Result<Imported, 
         of.insert(v, id);
         names.insert(usize::from(id), g.value(v).name.clone());
         input_names.push(g.value(v).name.clone());
-        let _ = k;
     }
     let absent = expr.add(Node::Absent);
     let order = g

@@ -95,10 +95,9 @@ pub fn is_alias(op: &Op) -> bool {
 fn flops(eg: &EG, op: &Op, args: &[Id], out: Id) -> f64 {
     let n = numel(eg, out);
     match op {
-        Op::Conv(c) => {
-            let w = dims(eg, args[1]);
-            let per: usize = w.iter().skip(1).product();
-            let _ = c;
+        Op::Conv(_) => {
+            // Each output element: Cin/group × kernel multiply-adds (the weight's dims 1..).
+            let per: usize = dims(eg, args[1]).iter().skip(1).product();
             2.0 * n * per as f64
         }
         Op::MatMul | Op::Gemm { .. } => {

@@ -698,34 +698,21 @@ pub fn optimized_graph(
     Ok((o.graph, Some(o.report)))
 }
 
-/// Whether the kernel templates compile fused op `f` (input types `tys`) as one kernel.
-fn fused_legal(f: &optc_ir::ops::Fused, tys: &[Option<TensorType>]) -> bool {
+/// Whether the kernel templates compile fused op `f` (input types `tys`, output type `out`,
+/// inferred by the fusion rule) as one kernel.
+fn fused_legal(f: &optc_ir::ops::Fused, tys: &[Option<TensorType>], out: &TensorType) -> bool {
+    let desc = |t: &TensorType| t.shape.as_static().map(|s| TensorDesc::new(t.dtype, s));
     let mut inputs = Vec::with_capacity(tys.len());
     for t in tys {
         match t {
             None => inputs.push(None),
-            Some(t) => match t.shape.as_static() {
-                Some(s) => inputs.push(Some(TensorDesc::new(t.dtype, s))),
+            Some(t) => match desc(t) {
+                Some(d) => inputs.push(Some(d)),
                 None => return false,
             },
         }
     }
-    let op = Op::Fused(Box::new(f.clone()));
-    let ins: Vec<Option<optc_ir::infer::InferInput<'_>>> = tys
-        .iter()
-        .map(|t| {
-            t.as_ref()
-                .map(|t| optc_ir::infer::InferInput { ty: t, value: None })
-        })
-        .collect();
-    let Ok(out) = optc_ir::infer::infer(&op, &ins, 1) else {
-        return false;
-    };
-    let Some(shape) = out[0].shape.as_static() else {
-        return false;
-    };
-    let output = TensorDesc::new(out[0].dtype, shape);
-    optc_kernels::lower::fused::supports_fused(f, &inputs, &[], &output)
+    desc(out).is_some_and(|o| optc_kernels::lower::fused::supports_fused(f, &inputs, &[], &o))
 }
 
 /// Evaluates on the reference interpreter every node whose inputs are all known at compile

@@ -72,9 +72,8 @@ impl Builder {
         } else {
             ins
         };
-        for (k, &e) in extras.iter().enumerate() {
+        for &e in extras {
             let pi = vals.len();
-            let _ = k;
             match replace {
                 Some((r, v)) if r == pi => vals.push(v),
                 _ => vals.push(self.extra(eg.find(e))),
@@ -198,10 +197,10 @@ fn legal(eg: &EG, ctx: &Ctx, f: &Fused, ids: &[Id]) -> bool {
                 .map(|t| optc_ir::infer::InferInput { ty: t, value: None })
         })
         .collect();
-    if optc_ir::infer::infer(&Op::Fused(Box::new(f.clone())), &ins, 1).is_err() {
+    let Ok(out) = optc_ir::infer::infer(&Op::Fused(Box::new(f.clone())), &ins, 1) else {
         return false;
-    }
-    ctx.legal.as_ref().is_none_or(|l| l(f, &tys))
+    };
+    ctx.legal.as_ref().is_none_or(|l| l(f, &tys, &out[0]))
 }
 
 /// `op(xs) = Fused{program: [op]}(xs)` for every single-output elementwise op.

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Says whether the backend can compile a fused kernel (given its input types, `None` for
-/// absent optional anchor inputs) as one kernel.
-pub type LegalFn = Arc<dyn Fn(&Fused, &[Option<TensorType>]) -> bool + Send + Sync>;
+/// absent optional anchor inputs, and its output type, inferred once by the rule) as one
+/// kernel.
+pub type LegalFn = Arc<dyn Fn(&Fused, &[Option<TensorType>], &TensorType) -> bool + Send + Sync>;
 
 /// What rules may consult.
 pub struct Ctx {
