@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/gen-node-tests.sh
 export OPTC_NODE_TESTS="${OPTC_NODE_TESTS:-$PWD/.cache/onnx-node}"
 
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo fmt --all -- --check </dev/null
+cargo clippy --workspace --all-targets --locked -- -D warnings </dev/null
+cargo test --workspace --locked </dev/null
