@@ -25,6 +25,13 @@ pub struct CostModel {
     pub bytes_per_us: f64,
     /// Arithmetic peak, flops per µs.
     pub flops_per_us: f64,
+    /// Extra cost of an elementwise op that reads the output of a reshape or transpose (for a
+    /// sunk form, [`crate::lang::Meta::preferred`]: on the argument it was sunk onto), µs:
+    /// zero except in the
+    /// layout stage, where it breaks the tie between `E(Reshape(x))` and `Reshape(E(x))`
+    /// (equal work) towards the form in which `E` can fuse into `x`'s producer.
+    #[serde(skip)]
+    pub sink_bias_us: f64,
 }
 
 impl CostModel {
@@ -48,6 +55,7 @@ impl CostModel {
             launch_us,
             bytes_per_us: gbps * 1e3,
             flops_per_us: gflops * 1e3,
+            sink_bias_us: 0.0,
         }
     }
 
@@ -81,6 +89,65 @@ fn dims(eg: &EG, id: Id) -> Vec<usize> {
         .as_ref()
         .and_then(|t| t.shape.as_static())
         .unwrap_or_default()
+}
+
+/// True when class `id` is data movement only: it holds a reshape-like alias or a transpose
+/// and no other op (a class that also holds the producing kernel is not).
+pub fn is_movement_class(eg: &EG, id: Id) -> bool {
+    let mut moved = false;
+    for n in &eg[id].nodes {
+        match n {
+            Node::Op { op, .. } => {
+                let op = eg.analysis.ops.get(*op);
+                if matches!(op, Op::Transpose { .. })
+                    || (is_alias(op) && !matches!(op, Op::Identity))
+                {
+                    moved = true;
+                } else {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    moved
+}
+
+/// How much an elementwise consumer of class `id` gains from being sunk below its data
+/// movement: 1 when `id` is a movement-only class over a Conv/Gemm/MatMul output, 0.1 over an
+/// elementwise output, else 0.
+fn movement_weight(eg: &EG, id: Id) -> f64 {
+    let mut c = eg.find(id);
+    for _ in 0..8 {
+        if eg[c].data.konst || !is_movement_class(eg, c) {
+            return 0.0;
+        }
+        // Follow the first movement node's data input.
+        let Some(next) = eg[c].nodes.iter().find_map(|n| match n {
+            Node::Op { args, .. } => args.first().map(|&a| eg.find(a)).filter(|&a| a != c),
+            _ => None,
+        }) else {
+            return 0.0;
+        };
+        if !is_movement_class(eg, next) {
+            let ops = eg[next].nodes.iter().filter_map(|n| match n {
+                Node::Op { op, .. } => Some(eg.analysis.ops.get(*op)),
+                _ => None,
+            });
+            let mut w: f64 = 0.0;
+            for op in ops {
+                if matches!(op, Op::Conv(_) | Op::Gemm { .. } | Op::MatMul) {
+                    return 1.0;
+                }
+                if optc_ir::ops::Program::is_step_op(op) && !matches!(op, Op::Identity) {
+                    w = 0.1;
+                }
+            }
+            return if eg[next].data.konst { 0.0 } else { w };
+        }
+        c = next;
+    }
+    0.0
 }
 
 /// True for ops that lower to an alias of their input (no kernel).
@@ -145,6 +212,13 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         // The program-as-kernel form of a single op: a hair dearer than the op itself, so
         // that extraction prefers the plain op when nothing is fused into it.
         Op::Fused(f) if f.program.steps.len() == 1 || f.anchor.is_some() => 1e-3,
+        op if model.sink_bias_us > 0.0
+            && optc_ir::ops::Program::is_step_op(op)
+            && args.iter().any(|&a| is_movement_class(eg, a)) =>
+        {
+            let w: f64 = args.iter().map(|&a| movement_weight(eg, a)).sum();
+            model.sink_bias_us * w
+        }
         _ => 0.0,
     };
     model.kernel(b, flops(eg, op, args, class)) + extra

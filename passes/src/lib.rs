@@ -4,9 +4,13 @@
 //! [`optimize`] converts a graph to an e-graph ([`convert`]), and runs the stages of the
 //! optimization level, each on a fresh e-graph with its own node/iteration/time limits and its
 //! stop reason recorded:
-//! 1. **canonicalize** ([`rules::canon`]): no-ops, transpose and reshape chains, BatchNorm
-//!    folded into Conv or made a per-channel multiply-add;
-//! 2. **fusion** ([`rules::fusion`]): elementwise chains grown into one program kernel,
+//! 1. **canonicalize** ([`rules::canon`], [`rules::layout::canon_rules`]): no-ops, transpose
+//!    and reshape chains, transposes of size-1 dims as reshapes, BatchNorm folded into Conv or
+//!    made a per-channel multiply-add;
+//! 2. **layout** ([`rules::layout::sink_rules`]): elementwise ops sunk below reshapes and
+//!    transposes onto the kernel that produced their input (extraction breaks the tie towards
+//!    the sunk form, see [`cost::CostModel::sink_bias_us`]);
+//! 3. **fusion** ([`rules::fusion`]): elementwise chains grown into one program kernel,
 //!    programs folded into Conv/Gemm/MatMul epilogues.
 //!
 //! After each stage the greedy DAG extractor ([`extract`]) picks the cheapest graph under the
@@ -133,13 +137,17 @@ pub fn optimize(
         max_fused_inputs: opts.max_fused_inputs,
         max_fused_steps: opts.max_fused_steps,
     };
-    let canon = rules::canon::rules();
+    let mut canon = rules::canon::rules();
+    canon.extend(rules::layout::canon_rules());
+    let mut layout = rules::layout::sink_rules();
+    layout.extend(rules::canon::rules());
     let fusion = rules::fusion::rules();
     let mut stages: Vec<(&str, &[Box<dyn Rule>])> = Vec::new();
     if opts.level >= 1 {
         stages.push(("canonicalize", &canon));
     }
     if opts.level >= 2 {
+        stages.push(("layout", &layout));
         stages.push(("fusion", &fusion));
     }
     let mut reports = Vec::new();
@@ -163,7 +171,15 @@ pub fn optimize(
             )));
         }
         let te = Instant::now();
-        let ex = extract::extract(&eg, root, &model)
+        let stage_model = if name == "layout" {
+            CostModel {
+                sink_bias_us: 1e-3,
+                ..model.clone()
+            }
+        } else {
+            model.clone()
+        };
+        let ex = extract::extract(&eg, root, &stage_model)
             .map_err(|e| PassError::Internal(format!("stage {name}: extraction: {e}")))?;
         rep.extract_ms = te.elapsed().as_secs_f64() * 1e3;
         rep.cost_us = ex.cost;

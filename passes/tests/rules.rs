@@ -4,7 +4,7 @@
 
 use optc_ir::ops::{ActivationOp, BinaryOp, ConvAttrs, NormOp, UnaryOp, Window};
 use optc_ir::{Graph, Op, Tensor, TensorType, ValueId};
-use optc_passes::rules::{Rule, canon, fusion};
+use optc_passes::rules::{Rule, canon, fusion, layout};
 use optc_passes::testing::check_rules;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -156,6 +156,59 @@ proptest! {
         let bn = b.op(Op::Norm { op: NormOp::BatchNormalization, epsilon: 1e-5 }, vec![Some(y), Some(s), Some(sh), Some(m), Some(v)]);
         let rs = canon_rules();
         b.check(bn, &refs(&rs), &["bn-into-conv", "bn-to-affine"]);
+    }
+
+    #[test]
+    fn transpose_of_unit_dims_is_a_reshape(seed in 0u64..1000, r in 2usize..6) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape: Vec<usize> = (0..r).map(|_| if rng.random_bool(0.5) { 1 } else { rng.random_range(2..4) }).collect();
+        // A random permutation, then the non-unit dims put back in their original order.
+        let mut p = perm(&mut rng, r);
+        let slots: Vec<usize> = (0..r).filter(|&i| shape[p[i]] != 1).collect();
+        let mut big: Vec<usize> = slots.iter().map(|&i| p[i]).collect();
+        big.sort();
+        for (&i, &d) in slots.iter().zip(&big) {
+            p[i] = d;
+        }
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &shape));
+        let t = b.op(Op::Transpose { perm: Some(p) }, vec![Some(x)]);
+        let y = b.op(Op::Unary(UnaryOp::Neg), vec![Some(t)]);
+        let rs = layout::canon_rules();
+        b.check(y, &refs(&rs), &["transpose-unit-dims"]);
+    }
+
+    #[test]
+    fn elementwise_sinks_below_reshape(seed in 0u64..1000, m in 1usize..4, n1 in 1usize..4, n2 in 2usize..4, k in 1usize..4) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut b = B::new();
+        let a = b.input(rand_t(&mut rng, &[m, k]));
+        let w = b.konst(rand_t(&mut rng, &[k, n1 * n2]));
+        let r = b.input(rand_t(&mut rng, &[1, m, n1, n2]));
+        let mm = b.op(Op::MatMul, vec![Some(a), Some(w)]);
+        let s = b.konst(Tensor::from_vec(vec![4], vec![1i64, m as i64, n1 as i64, n2 as i64]).unwrap());
+        let rs4 = b.op(Op::Reshape { allowzero: false }, vec![Some(mm), Some(s)]);
+        // A scalar of higher rank than the GEMM output, and a full-shape residual.
+        let c = b.konst(rand_t(&mut rng, &[1, 1, 1, 1]));
+        let mul = b.op(Op::Binary(BinaryOp::Mul), vec![Some(rs4), Some(c)]);
+        let add = b.op(Op::Binary(BinaryOp::Add), vec![Some(r), Some(mul)]);
+        let rs = layout::sink_rules();
+        b.check(add, &refs(&rs), &["sink-reshape"]);
+    }
+
+    #[test]
+    fn scalar_elementwise_sinks_below_transpose(seed in 0u64..1000, r in 2usize..5) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape: Vec<usize> = (0..r).map(|_| rng.random_range(1..4)).collect();
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &shape));
+        let e = b.op(Op::Unary(UnaryOp::Exp), vec![Some(x)]);
+        let t = b.op(Op::Transpose { perm: Some(perm(&mut rng, r)) }, vec![Some(e)]);
+        let c = b.konst(rand_t(&mut rng, &[]));
+        let mul = b.op(Op::Binary(BinaryOp::Sub), vec![Some(c), Some(t)]);
+        let y = b.op(Op::Unary(UnaryOp::Tanh), vec![Some(mul)]);
+        let rs = layout::sink_rules();
+        b.check(y, &refs(&rs), &["sink-transpose"]);
     }
 
     #[test]

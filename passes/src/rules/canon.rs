@@ -155,7 +155,8 @@ fn bn_affine(eg: &mut EG, args: &[Id], eps: f32) -> Option<(Id, Id)> {
     Some((scale, shift))
 }
 
-fn reshape_to(eg: &mut EG, x: Id, dims: &[usize]) -> Id {
+/// `Reshape(x, dims)` with a static shape weight.
+pub(crate) fn reshape_to(eg: &mut EG, x: Id, dims: &[usize]) -> Id {
     let d: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
     let t = Tensor::from_vec(vec![d.len()], d).expect("a 1-D shape tensor");
     let s = add_weight(eg, t);
