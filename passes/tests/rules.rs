@@ -179,6 +179,39 @@ proptest! {
     }
 
     #[test]
+    fn transpose_moves_through_unit_reshape(seed in 0u64..1000, r in 2usize..5) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape: Vec<usize> = (0..r).map(|_| rng.random_range(1..4)).collect();
+        // Insert two size-1 dims at random places.
+        let mut s4: Vec<usize> = shape.clone();
+        for _ in 0..2 {
+            let at = rng.random_range(0..=s4.len());
+            s4.insert(at, 1);
+        }
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &shape));
+        let t0 = b.op(Op::Transpose { perm: Some(perm(&mut rng, r)) }, vec![Some(x)]);
+        let mut tshape: Vec<usize> = s4.clone();
+        // The reshape keeps t0's non-unit dims in order.
+        let t0_shape: Vec<usize> = {
+            let g = &b.g;
+            g.value(t0).ty.shape.as_static().unwrap()
+        };
+        let mut it = t0_shape.iter().filter(|&&d| d != 1);
+        for d in tshape.iter_mut() {
+            if *d != 1 {
+                *d = *it.next().unwrap();
+            }
+        }
+        let dims = b.konst(Tensor::from_vec(vec![tshape.len()], tshape.iter().map(|&d| d as i64).collect::<Vec<_>>()).unwrap());
+        let re = b.op(Op::Reshape { allowzero: false }, vec![Some(t0), Some(dims)]);
+        let t1 = b.op(Op::Transpose { perm: Some(perm(&mut rng, tshape.len())) }, vec![Some(re)]);
+        let mut rs = layout::canon_rules();
+        rs.extend(canon::rules());
+        b.check(t1, &refs(&rs), &["transpose-through-unit-reshape"]);
+    }
+
+    #[test]
     fn elementwise_sinks_below_reshape(seed in 0u64..1000, m in 1usize..4, n1 in 1usize..4, n2 in 2usize..4, k in 1usize..4) {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut b = B::new();

@@ -25,7 +25,7 @@ use optc_ir::ops::Program;
 
 /// Layout rules of the canonicalisation stage.
 pub fn canon_rules() -> Vec<Box<dyn Rule>> {
-    vec![Box::new(UnitTranspose)]
+    vec![Box::new(UnitTranspose), Box::new(TransposeThroughReshape)]
 }
 
 /// Rules of the layout stage, which runs between canonicalisation and fusion.
@@ -57,6 +57,60 @@ impl Rule for UnitTranspose {
             return vec![];
         }
         vec![reshape_to(eg, args[0], &out)]
+    }
+}
+
+/// `Transpose(Reshape(y), p) = Reshape(Transpose(y, p'), out)` when the reshape only adds or
+/// removes size-1 dims: the transpose then meets `y`'s producer, where `transpose-transpose`
+/// composes it with an earlier transpose (attention's `K` path: head split, then `Kᵀ`).
+pub struct TransposeThroughReshape;
+
+impl Rule for TransposeThroughReshape {
+    fn name(&self) -> &'static str {
+        "transpose-through-unit-reshape"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, class: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::Transpose { perm }, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        let (Some(a), Some(out)) = (shape(eg, args[0]), shape(eg, class)) else {
+            return vec![];
+        };
+        let p = perm.unwrap_or_else(|| (0..a.len()).rev().collect());
+        if p.len() != a.len() || p.iter().any(|&i| i >= a.len()) {
+            return vec![];
+        }
+        let big_a: Vec<usize> = (0..a.len()).filter(|&i| a[i] != 1).collect();
+        // The non-unit dims of the output, as ranks among `a`'s non-unit dims.
+        let order: Vec<usize> = p
+            .iter()
+            .filter(|&&i| a[i] != 1)
+            .map(|i| big_a.iter().position(|j| j == i).expect("non-unit"))
+            .collect();
+        let inner: Vec<Node> = eg[args[0]].nodes.clone();
+        let mut res = Vec::new();
+        for n in &inner {
+            let Some((rop, 0, 1, rargs)) = op_node(eg, n) else {
+                continue;
+            };
+            if !is_alias(&rop) || matches!(rop, Op::Identity) {
+                continue;
+            }
+            let y = rargs[0];
+            let Some(ys) = shape(eg, y) else { continue };
+            let big_y: Vec<usize> = (0..ys.len()).filter(|&j| ys[j] != 1).collect();
+            let same = big_y.len() == big_a.len()
+                && big_y.iter().zip(&big_a).all(|(&j, &i)| ys[j] == a[i]);
+            if !same || ys == a {
+                continue;
+            }
+            // Unit dims first (in order), then the non-unit dims in the output's order.
+            let mut q: Vec<usize> = (0..ys.len()).filter(|&j| ys[j] == 1).collect();
+            q.extend(order.iter().map(|&k| big_y[k]));
+            let t = add_op(eg, Op::Transpose { perm: Some(q) }, vec![y]);
+            res.push(reshape_to(eg, t, &out));
+        }
+        res
     }
 }
 
