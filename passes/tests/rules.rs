@@ -212,6 +212,27 @@ proptest! {
     }
 
     #[test]
+    fn gather_moves_through_transpose(seed in 0u64..1000, r in 2usize..5, neg in any::<bool>()) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape: Vec<usize> = (0..r).map(|_| rng.random_range(1..4)).collect();
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &shape));
+        let p = perm(&mut rng, r);
+        let a = rng.random_range(0..r);
+        let dim = shape[p[a]] as i64;
+        let i = rng.random_range(0..dim);
+        let t = b.op(Op::Transpose { perm: Some(p) }, vec![Some(x)]);
+        // Negative axis and index on odd cases.
+        let idx = b.konst(Tensor::scalar(if neg { i - dim } else { i }));
+        let axis = if neg { a as i64 - r as i64 } else { a as i64 };
+        let g = b.op(Op::Gather { axis }, vec![Some(t), Some(idx)]);
+        let y = b.op(Op::Unary(UnaryOp::Neg), vec![Some(g)]);
+        let mut rs = layout::canon_rules();
+        rs.extend(canon::rules());
+        b.check(y, &refs(&rs), &["gather-through-transpose"]);
+    }
+
+    #[test]
     fn elementwise_sinks_below_reshape(seed in 0u64..1000, m in 1usize..4, n1 in 1usize..4, n2 in 2usize..4, k in 1usize..4) {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut b = B::new();

@@ -25,7 +25,11 @@ use optc_ir::ops::Program;
 
 /// Layout rules of the canonicalisation stage.
 pub fn canon_rules() -> Vec<Box<dyn Rule>> {
-    vec![Box::new(UnitTranspose), Box::new(TransposeThroughReshape)]
+    vec![
+        Box::new(UnitTranspose),
+        Box::new(TransposeThroughReshape),
+        Box::new(GatherThroughTranspose),
+    ]
 }
 
 /// Rules of the layout stage, which runs between canonicalisation and fusion.
@@ -109,6 +113,55 @@ impl Rule for TransposeThroughReshape {
             q.extend(order.iter().map(|&k| big_y[k]));
             let t = add_op(eg, Op::Transpose { perm: Some(q) }, vec![y]);
             res.push(reshape_to(eg, t, &out));
+        }
+        res
+    }
+}
+
+/// `Gather(Transpose(x, p), i, axis a) = Transpose(Gather(x, i, axis p[a]), q)` for a scalar
+/// index `i`: picking one slice commutes with permuting the other axes (ViT's
+/// `Transpose → Gather(q/k/v)` head split), so the transpose can then compose with the ones
+/// that follow.
+pub struct GatherThroughTranspose;
+
+impl Rule for GatherThroughTranspose {
+    fn name(&self) -> &'static str {
+        "gather-through-transpose"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::Gather { axis }, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        if args.len() != 2 || shape(eg, args[1]).is_none_or(|s| !s.is_empty()) {
+            return vec![];
+        }
+        let Some(ds) = shape(eg, args[0]) else {
+            return vec![];
+        };
+        let r = ds.len() as i64;
+        if axis < -r || axis >= r {
+            return vec![];
+        }
+        let a = axis.rem_euclid(r) as usize;
+        let inner: Vec<Node> = eg[args[0]].nodes.clone();
+        let mut res = Vec::new();
+        for n in &inner {
+            let Some((Op::Transpose { perm }, 0, 1, targs)) = op_node(eg, n) else {
+                continue;
+            };
+            let p = perm.unwrap_or_else(|| (0..ds.len()).rev().collect());
+            if p.len() != ds.len() || p.iter().any(|&k| k >= ds.len()) {
+                continue;
+            }
+            let pa = p[a];
+            let q: Vec<usize> = p
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| k != a)
+                .map(|(_, &d)| d - usize::from(d > pa))
+                .collect();
+            let g = add_op(eg, Op::Gather { axis: pa as i64 }, vec![targs[0], args[1]]);
+            res.push(add_op(eg, Op::Transpose { perm: Some(q) }, vec![g]));
         }
         res
     }
