@@ -233,6 +233,29 @@ proptest! {
     }
 
     #[test]
+    fn gather_moves_through_unit_reshape(seed in 0u64..1000, r in 1usize..4) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape: Vec<usize> = (0..r).map(|_| rng.random_range(2..4)).collect();
+        let mut s2 = shape.clone();
+        for _ in 0..2 {
+            let at = rng.random_range(0..=s2.len());
+            s2.insert(at, 1);
+        }
+        let big: Vec<usize> = (0..s2.len()).filter(|&i| s2[i] != 1).collect();
+        let a = big[rng.random_range(0..big.len())];
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &shape));
+        let dims = b.konst(Tensor::from_vec(vec![s2.len()], s2.iter().map(|&d| d as i64).collect::<Vec<_>>()).unwrap());
+        let re = b.op(Op::Reshape { allowzero: false }, vec![Some(x), Some(dims)]);
+        let idx = b.konst(Tensor::scalar(rng.random_range(0..s2[a]) as i64));
+        let g = b.op(Op::Gather { axis: a as i64 }, vec![Some(re), Some(idx)]);
+        let y = b.op(Op::Unary(UnaryOp::Neg), vec![Some(g)]);
+        let mut rs = layout::canon_rules();
+        rs.extend(canon::rules());
+        b.check(y, &refs(&rs), &["gather-through-unit-reshape"]);
+    }
+
+    #[test]
     fn elementwise_sinks_below_reshape(seed in 0u64..1000, m in 1usize..4, n1 in 1usize..4, n2 in 2usize..4, k in 1usize..4) {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut b = B::new();

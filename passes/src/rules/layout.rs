@@ -29,6 +29,7 @@ pub fn canon_rules() -> Vec<Box<dyn Rule>> {
         Box::new(UnitTranspose),
         Box::new(TransposeThroughReshape),
         Box::new(GatherThroughTranspose),
+        Box::new(GatherThroughReshape),
     ]
 }
 
@@ -162,6 +163,67 @@ impl Rule for GatherThroughTranspose {
                 .collect();
             let g = add_op(eg, Op::Gather { axis: pa as i64 }, vec![targs[0], args[1]]);
             res.push(add_op(eg, Op::Transpose { perm: Some(q) }, vec![g]));
+        }
+        res
+    }
+}
+
+/// `Gather(Reshape(z), i, axis a) = Reshape(Gather(z, i, axis a'), out)` for a scalar index
+/// when the reshape only adds or removes size-1 dims and axis `a` is not one of them (`a'` is
+/// the same dim in `z`), so that a gather can meet the transpose under a squeeze.
+pub struct GatherThroughReshape;
+
+impl Rule for GatherThroughReshape {
+    fn name(&self) -> &'static str {
+        "gather-through-unit-reshape"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, class: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::Gather { axis }, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        if args.len() != 2 || shape(eg, args[1]).is_none_or(|s| !s.is_empty()) {
+            return vec![];
+        }
+        let (Some(ds), Some(out)) = (shape(eg, args[0]), shape(eg, class)) else {
+            return vec![];
+        };
+        let r = ds.len() as i64;
+        if axis < -r || axis >= r {
+            return vec![];
+        }
+        let a = axis.rem_euclid(r) as usize;
+        if ds[a] == 1 {
+            return vec![];
+        }
+        // Rank of axis `a` among the non-unit dims.
+        let k = (0..a).filter(|&i| ds[i] != 1).count();
+        let big_d: Vec<usize> = ds.iter().copied().filter(|&d| d != 1).collect();
+        let inner: Vec<Node> = eg[args[0]].nodes.clone();
+        let mut res = Vec::new();
+        for n in &inner {
+            let Some((rop, 0, 1, rargs)) = op_node(eg, n) else {
+                continue;
+            };
+            if !is_alias(&rop) || matches!(rop, Op::Identity) {
+                continue;
+            }
+            let z = rargs[0];
+            let Some(zs) = shape(eg, z) else { continue };
+            let big_z: Vec<usize> = (0..zs.len()).filter(|&j| zs[j] != 1).collect();
+            if zs == ds
+                || big_z.len() != big_d.len()
+                || big_z.iter().zip(&big_d).any(|(&j, &d)| zs[j] != d)
+            {
+                continue;
+            }
+            let g = add_op(
+                eg,
+                Op::Gather {
+                    axis: big_z[k] as i64,
+                },
+                vec![z, args[1]],
+            );
+            res.push(reshape_to(eg, g, &out));
         }
         res
     }
