@@ -409,18 +409,26 @@ fn cuda_runs_or_exits_3_naming_what_is_missing() {
             "compile", m, "--target", "sm_89", "-o", a, "--shape", "batch=2",
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let cases: Vec<(Vec<&str>, &str)> = vec![
+        // (arguments, what the message names, the target it needs; None = the GPU's own).
+        let sm89 = Some(optc_runtime::Target::Sm89);
+        let cases: Vec<(Vec<&str>, &str, Option<optc_runtime::Target>)> = vec![
             (
                 vec!["run", m, "--target", "sm_89", "--shape", "batch=2"],
                 "for sm_89",
+                sm89,
             ),
             (
                 vec!["run", m, "--backend", "cuda", "--shape", "batch=2"],
                 "--backend cuda",
+                None,
             ),
-            (vec!["run", a, "--json"], "sm_89 artifact"),
-            (vec!["run", a, "--cuda-graph"], "sm_89 artifact"),
-            (vec!["bench", a, "--runs", "20", "--json"], "sm_89 artifact"),
+            (vec!["run", a, "--json"], "sm_89 artifact", sm89),
+            (vec!["run", a, "--cuda-graph"], "sm_89 artifact", sm89),
+            (
+                vec!["bench", a, "--runs", "20", "--json"],
+                "sm_89 artifact",
+                sm89,
+            ),
             (
                 vec![
                     "bench",
@@ -432,18 +440,33 @@ fn cuda_runs_or_exits_3_naming_what_is_missing() {
                     "batch=2",
                 ],
                 "for sm_90",
+                Some(optc_runtime::Target::Sm90),
             ),
             (
                 vec!["verify", m, "--target", "sm_80", "--shape", "batch=2"],
                 "for sm_80",
+                Some(optc_runtime::Target::Sm80),
             ),
         ];
-        for (args, what) in cases {
+        for (args, what, needs) in cases {
             let o = optc(&args);
             let e = stderr(&o);
             assert!(!e.contains("panicked"), "{args:?}: {e}");
             match &cuda {
-                Ok(_) => assert_eq!(o.status.code(), Some(0), "{args:?}: {e}"),
+                Ok(d) => {
+                    // A GPU older than the target refuses it (exit 3, naming both).
+                    let info = d.info();
+                    let runs = needs.is_none_or(|t| {
+                        optc_runtime::cuda_exec::check_capability(
+                            t,
+                            &info.name,
+                            info.compute_capability,
+                        )
+                        .is_ok()
+                    });
+                    let code = if runs { 0 } else { 3 };
+                    assert_eq!(o.status.code(), Some(code), "{args:?}: {e}");
+                }
                 Err(err) => {
                     assert_eq!(o.status.code(), Some(3), "{args:?}: {e}");
                     assert!(e.contains(&err.to_string()), "{args:?}: {e}");
@@ -455,7 +478,19 @@ fn cuda_runs_or_exits_3_naming_what_is_missing() {
             }
         }
         if cuda.is_ok() {
-            let o = optc(&["bench", a, "--runs", "20", "--json", "--cuda-graph"]);
+            let o = optc(&[
+                "bench",
+                m,
+                "--backend",
+                "cuda",
+                "--runs",
+                "20",
+                "--json",
+                "--cuda-graph",
+                "--shape",
+                "batch=2",
+            ]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
             let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
             assert_eq!(v["backend"], "cuda");
             assert_eq!(v["cuda_graph"], true);
