@@ -36,7 +36,7 @@ use cudarc::driver::result::{self as cu, DriverError};
 use cudarc::driver::sys;
 use std::ffi::{CString, c_void};
 use std::panic::AssertUnwindSafe;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The oldest driver API the executor accepts, as `cuDriverGetVersion` reports it (12.0: PTX
@@ -282,6 +282,13 @@ struct Context {
     ctx: sys::CUcontext,
 }
 
+// SAFETY: a CUDA context handle is valid on every thread of the process (the driver API is
+// thread-safe); every use here first makes it current on the calling thread. Sessions, which own
+// streams and memory, stay single-threaded (`CudaSession` is neither Send nor Sync).
+unsafe impl Send for Context {}
+// SAFETY: as above; `Context` has no interior mutability.
+unsafe impl Sync for Context {}
+
 impl Context {
     fn make_current(&self) -> Result<(), RuntimeError> {
         // SAFETY: `ctx` is the retained primary context of `dev`.
@@ -303,7 +310,7 @@ impl Drop for Context {
 
 /// An opened CUDA device (its retained primary context).
 pub struct CudaDevice {
-    ctx: Rc<Context>,
+    ctx: Arc<Context>,
     info: CudaDeviceInfo,
 }
 
@@ -356,7 +363,7 @@ impl CudaDevice {
             let dev = cu::device::get(chosen as i32).map_err(device_err(what()))?;
             // SAFETY: `dev` came from cuDeviceGet; released by `Context::drop`.
             let ctx = unsafe { cu::primary_ctx::retain(dev) }.map_err(device_err(what()))?;
-            let ctx = Rc::new(Context { dev, ctx });
+            let ctx = Arc::new(Context { dev, ctx });
             ctx.make_current()?;
             Ok(CudaDevice { ctx, info })
         })
@@ -495,7 +502,7 @@ pub struct CudaSession {
     jit_driver_ms: f64,
     load_time: Duration,
     /// Last, so that it is dropped (and the context released) after everything above.
-    ctx: Rc<Context>,
+    ctx: Arc<Context>,
 }
 
 impl std::fmt::Debug for CudaSession {

@@ -4,12 +4,11 @@
 //! with exit code 3.
 
 use crate::backend::{Dev, Sess, open_cuda};
-use crate::{EXIT_CHECK, EXIT_DEVICE, EXIT_INPUT, Exit, available_threads, load_inputs, summary};
+use crate::{EXIT_CHECK, EXIT_INPUT, Exit, available_threads, load_inputs, summary};
 use anyhow::{Context, Result, bail};
 use optc::compare::{Tolerance, compare};
 use optc::compile::{Compiled, Options};
 use optc::ir::Tensor;
-use optc_runtime::wgpu_exec::Device;
 use optc_runtime::{Artifact, HostTensor, Manifest, Target};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -109,11 +108,6 @@ fn artifact_device(path: &Path, target: Target, selector: Option<&str>) -> Resul
         selector,
         &format!("{target} artifact {}", path.display()),
     )
-}
-
-/// Opens a wgpu device; exit code 3 when there is none.
-pub fn open(selector: Option<&str>) -> Result<Device> {
-    Device::open(selector).map_err(|e| Exit(EXIT_DEVICE, e.to_string()).into())
 }
 
 fn parse_target(s: &str) -> Result<Target> {

@@ -39,7 +39,7 @@ enum BackendArg {
     Reference,
     /// Compiled to WGSL, run through wgpu (Vulkan/Metal/DX12; lavapipe on CPU machines).
     Wgpu,
-    /// Compiled to PTX, run by the CUDA driver (`run`, `verify`, `bench`; needs an NVIDIA GPU).
+    /// Compiled to PTX, run by the CUDA driver (needs an NVIDIA GPU and driver).
     Cuda,
 }
 
@@ -176,7 +176,7 @@ enum Cmd {
         /// Executor.
         #[arg(long, value_enum, default_value = "reference")]
         backend: BackendArg,
-        /// Adapter for --backend wgpu: an index or a name substring.
+        /// Device for --backend wgpu|cuda: an index or a name substring.
         #[arg(long)]
         device: Option<String>,
         /// Only tests whose folder name contains this.
@@ -416,17 +416,17 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         } => {
             let dev = match backend {
                 BackendArg::Reference => None,
-                BackendArg::Wgpu => Some(device::open(device.as_deref())?),
-                BackendArg::Cuda => bail!(Exit(
-                    EXIT_DEVICE,
-                    "conformance --backend cuda is not implemented yet (run single models with \
-                     `optc verify MODEL --target sm_XX`)"
-                        .to_string()
-                )),
+                BackendArg::Wgpu => Some(backend::open_wgpu(device.as_deref())?),
+                BackendArg::Cuda => Some(backend::open_cuda(
+                    device.as_deref(),
+                    &format!("conformance tests in {}", dir.display()),
+                )?),
             };
             let backend = match &dev {
-                Some(d) => Backend::Wgpu(d),
                 None => Backend::Reference,
+                Some(backend::Dev::Wgpu(d)) => Backend::Wgpu(d),
+                #[cfg(feature = "cuda")]
+                Some(backend::Dev::Cuda(d)) => Backend::Cuda(d),
             };
             conformance_cmd(
                 &dir,

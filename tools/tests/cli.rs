@@ -498,6 +498,21 @@ fn cuda_runs_or_exits_3_naming_what_is_missing() {
             assert!(v["device_ms"].as_f64().unwrap() > 0.0, "{v}");
         }
     }
+    // conformance --backend cuda compiles each test for the GPU's own target.
+    let t = node_test("test_relu");
+    let o = optc(&["conformance", t.to_str().unwrap(), "--backend", "cuda"]);
+    let e = stderr(&o);
+    assert!(!e.contains("panicked"), "{e}");
+    match &cuda {
+        Ok(_) => assert_eq!(o.status.code(), Some(0), "{e}"),
+        Err(err) => {
+            assert_eq!(o.status.code(), Some(3), "{e}");
+            assert!(
+                e.contains(&err.to_string()) && e.contains("cannot run conformance tests"),
+                "{e}"
+            );
+        }
+    }
     if let Err(e) = &cuda {
         // This machine has no CUDA: the reason is one of the two the executor reports.
         assert!(
