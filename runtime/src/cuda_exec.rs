@@ -475,6 +475,9 @@ struct LaunchState {
     block: [u32; 3],
     /// One device address per binding (the kernel's `.param .u64` values).
     params: Vec<u64>,
+    /// `cuLaunchKernel`'s argument array: a pointer to each of `params` (its heap buffer never
+    /// moves or changes after load).
+    param_ptrs: Vec<*mut c_void>,
 }
 
 /// Outputs, timing and (when profiled) per-launch and whole-run device times in µs.
@@ -794,19 +797,25 @@ impl CudaSession {
         // Launches.
         for l in &m.launches {
             let k = &m.kernels[l.kernel as usize];
+            let params: Vec<u64> = l
+                .bindings
+                .iter()
+                .map(|b| match b.region {
+                    Region::Arena => arena_ptr + b.offset,
+                    Region::Weights => weights_ptr + b.offset,
+                })
+                .collect();
+            let param_ptrs = params
+                .iter()
+                .map(|p| (p as *const u64).cast_mut().cast())
+                .collect();
             s.launches.push(LaunchState {
                 kernel: l.kernel as usize,
                 function: functions[l.kernel as usize],
                 grid: l.grid,
                 block: k.workgroup,
-                params: l
-                    .bindings
-                    .iter()
-                    .map(|b| match b.region {
-                        Region::Arena => arena_ptr + b.offset,
-                        Region::Weights => weights_ptr + b.offset,
-                    })
-                    .collect(),
+                params,
+                param_ptrs,
             });
         }
         s.load_time = started.elapsed();
@@ -949,24 +958,26 @@ impl CudaSession {
             if l.grid.contains(&0) {
                 continue;
             }
-            let mut params: Vec<*mut c_void> = l
-                .params
-                .iter()
-                .map(|p| (p as *const u64).cast_mut().cast())
-                .collect();
+            debug_assert_eq!(l.param_ptrs.len(), l.params.len());
             // SAFETY: the function takes exactly `params.len()` `.param .u64` values (checked at
-            // load); each points at a live u64 the driver copies at launch; the block matches the
-            // entry's `.reqntid`.
+            // load); `param_ptrs` points at them, alive in `self`, and the driver only reads them
+            // (copying at launch); the block matches the entry's `.reqntid`.
             unsafe {
-                cu::launch_kernel(
+                sys::cuLaunchKernel(
                     l.function,
-                    (l.grid[0], l.grid[1], l.grid[2]),
-                    (l.block[0], l.block[1], l.block[2]),
+                    l.grid[0],
+                    l.grid[1],
+                    l.grid[2],
+                    l.block[0],
+                    l.block[1],
+                    l.block[2],
                     0,
                     self.stream,
-                    &mut params,
+                    l.param_ptrs.as_ptr().cast_mut(),
+                    std::ptr::null_mut(),
                 )
             }
+            .result()
             .map_err(|e| {
                 let m = &self.manifest;
                 RuntimeError::Device(format!(
