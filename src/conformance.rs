@@ -68,6 +68,9 @@ pub enum Backend<'a> {
     Reference,
     /// Compiled to WGSL and run through wgpu on this device.
     Wgpu(&'a optc_runtime::wgpu_exec::Device),
+    /// Compiled to PTX for the device's target and run by the CUDA driver on this device.
+    #[cfg(feature = "cuda")]
+    Cuda(&'a optc_runtime::cuda_exec::CudaDevice),
 }
 
 /// Every test folder (a folder with a `model.onnx`) under `dir`, sorted by path.
@@ -200,7 +203,8 @@ fn run_test_inner(dir: &Path, name: &str, backend: Backend<'_>) -> (Status, Opti
         return (Status::Skipped, Some("no test_data_set_* folder".into()));
     }
     let tol = match (backend, tolerance_for(name)) {
-        (Backend::Wgpu(_), Tolerance::Norms { .. }) => Tolerance::DEVICE_MODEL,
+        (Backend::Reference, t) => t,
+        (_, Tolerance::Norms { .. }) => Tolerance::DEVICE_MODEL,
         (_, t) => t,
     };
     for set in sets {
@@ -230,7 +234,7 @@ fn run_test_inner(dir: &Path, name: &str, backend: Backend<'_>) -> (Status, Opti
                     return (status, Some(format!("{set_name}: {e}")));
                 }
             },
-            Backend::Wgpu(device) => match run_wgpu(device, &model.graph, name, &inputs) {
+            device => match run_device(device, &model.graph, name, &inputs) {
                 Ok(a) => a,
                 Err(e) => {
                     use crate::compile::CompileError as C;
@@ -288,7 +292,28 @@ pub fn run_wgpu(
     name: &str,
     inputs: &[optc_ir::Tensor],
 ) -> Result<Vec<optc_ir::Tensor>, Error> {
-    let mut opts = crate::compile::Options::new(optc_runtime::Target::Wgsl);
+    run_device(Backend::Wgpu(device), g, name, inputs)
+}
+
+/// [`run_wgpu`] for any device backend (the reference backend is refused): WGSL on wgpu, PTX for
+/// the device's own target on CUDA.
+pub fn run_device(
+    backend: Backend<'_>,
+    g: &optc_ir::Graph,
+    name: &str,
+    inputs: &[optc_ir::Tensor],
+) -> Result<Vec<optc_ir::Tensor>, Error> {
+    let target = match backend {
+        Backend::Reference => {
+            return Err(Error::BadInput(
+                "run_device needs a device backend, not the reference interpreter".into(),
+            ));
+        }
+        Backend::Wgpu(_) => optc_runtime::Target::Wgsl,
+        #[cfg(feature = "cuda")]
+        Backend::Cuda(d) => d.target()?,
+    };
+    let mut opts = crate::compile::Options::new(target);
     opts.input_shapes = Some(inputs.iter().map(|t| t.shape().to_vec()).collect());
     for v in crate::compile::shape_inputs(g) {
         if let Some(k) = g.inputs().iter().position(|&x| x == v) {
@@ -297,9 +322,19 @@ pub fn run_wgpu(
         }
     }
     let (artifact, _) = crate::exec::compile_artifact(g, name, &opts)?;
-    let mut session = optc_runtime::wgpu_exec::Session::new(device, &artifact)?;
     let host = crate::exec::manifest_inputs(g, &artifact.manifest, inputs)?;
-    let outs = session.run(&host)?;
+    let outs = match backend {
+        Backend::Wgpu(device) => {
+            optc_runtime::wgpu_exec::Session::new(device, &artifact)?.run(&host)?
+        }
+        #[cfg(feature = "cuda")]
+        Backend::Cuda(device) => {
+            optc_runtime::cuda_exec::CudaSession::new(device, &artifact)?.run(&host)?
+        }
+        Backend::Reference => {
+            return Err(Error::BadInput("run_device needs a device backend".into()));
+        }
+    };
     outs.iter().map(crate::exec::from_host).collect()
 }
 
@@ -328,7 +363,7 @@ pub fn run_all(
     };
     let mut results: Vec<TestResult> = match backend {
         Backend::Reference => tests.par_iter().map(one).collect(),
-        Backend::Wgpu(_) => tests.iter().map(one).collect(),
+        _ => tests.iter().map(one).collect(),
     };
     results.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(results)

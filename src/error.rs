@@ -58,6 +58,7 @@ impl Error {
             Error::Verifier(_) => 1,
             Error::Compile(crate::compile::CompileError::Internal(_)) => 1,
             Error::Runtime(optc_runtime::RuntimeError::NoDevice(_)) => 3,
+            Error::Runtime(optc_runtime::RuntimeError::NoDriver(_)) => 3,
             Error::Runtime(optc_runtime::RuntimeError::Unsupported { .. }) => 3,
             Error::Runtime(optc_runtime::RuntimeError::Artifact(_)) => 2,
             Error::Runtime(optc_runtime::RuntimeError::Input { .. })

@@ -8,6 +8,10 @@ pub enum RuntimeError {
     /// No adapter was found, or none matched the selector. The CLI maps this to exit code 3.
     #[error("no usable device: {0}")]
     NoDevice(String),
+    /// The CUDA driver library (`libcuda.so`) is missing or too old. The CLI maps this to exit
+    /// code 3.
+    #[error("no CUDA driver ({0})")]
+    NoDriver(String),
     /// The device lacks a feature or limit the artifact needs.
     #[error("device '{device}' cannot run this artifact: {message}")]
     Unsupported {

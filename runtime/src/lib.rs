@@ -31,7 +31,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Running it needs a device (with the default `wgpu` feature):
+//! Running it needs a device: [`wgpu_exec`] (the default `wgpu` feature) runs `wgsl` artifacts,
+//! [`cuda_exec`] (the `cuda` feature; the driver is loaded at run time) runs `sm_XX` ones.
+//!
+//! ```no_run
+//! # #[cfg(feature = "cuda")] {
+//! use optc_runtime::cuda_exec::{CudaDevice, CudaSession};
+//!
+//! let artifact = optc_runtime::Artifact::load("model_sm90.optc")?;
+//! // No libcuda.so: Err(RuntimeError::NoDriver); no device: Err(RuntimeError::NoDevice).
+//! let device = CudaDevice::open(None)?; // or Some("1"), Some("H100"); else $OPTC_CUDA_DEVICE
+//! let mut session = CudaSession::new(&device, &artifact)?; // JIT-compiles every PTX module
+//! println!("JIT {:?}", session.jit_time());
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With the default `wgpu` feature:
 //!
 //! ```no_run
 //! # #[cfg(feature = "wgpu")] {
@@ -55,9 +71,12 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+#[cfg(feature = "cuda")]
+pub mod cuda_exec;
 pub mod error;
 pub mod manifest;
 pub mod tensor;
+pub mod timing;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_exec;
 
@@ -68,5 +87,6 @@ pub use manifest::{
     Requirements, Target, TensorInfo,
 };
 pub use tensor::HostTensor;
+pub use timing::{LaunchProfile, Profile, RunTiming};
 #[cfg(feature = "wgpu")]
-pub use wgpu_exec::{Device, DeviceInfo, LaunchProfile, Profile, RunTiming, Session};
+pub use wgpu_exec::{Device, DeviceInfo, Session};

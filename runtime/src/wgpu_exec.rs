@@ -17,6 +17,7 @@ use crate::artifact::Artifact;
 use crate::error::RuntimeError;
 use crate::manifest::{DeviceType, Manifest, Region, Target};
 use crate::tensor::{HostTensor, device_to_host, host_to_device};
+use crate::timing::median;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -198,45 +199,7 @@ impl Device {
     }
 }
 
-/// Wall time of one run, split by phase (microseconds).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct RunTiming {
-    /// Converting inputs and writing them into the arena (`queue.write_buffer`).
-    pub upload_us: f64,
-    /// Encoding, submitting and waiting for the device.
-    pub submit_wait_us: f64,
-    /// Mapping the staging buffer and converting the outputs.
-    pub readback_us: f64,
-    /// The whole run.
-    pub total_us: f64,
-}
-
-/// Timing of one launch over the profiled runs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LaunchProfile {
-    /// The launch label (graph node names and op types).
-    pub label: String,
-    /// The kernel name.
-    pub kernel: String,
-    /// Workgroups launched.
-    pub grid: [u32; 3],
-    /// Median device time in µs, from timestamp queries; `None` without timestamp support.
-    pub median_us: Option<f64>,
-}
-
-/// What [`Session::profile`] measured.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Profile {
-    /// Per launch, in execution order.
-    pub launches: Vec<LaunchProfile>,
-    /// Every profiled run's wall time (after one warm-up run).
-    pub runs: Vec<RunTiming>,
-    /// Median of `runs[..].total_us`, in ms.
-    pub median_wall_ms: f64,
-    /// Median over runs of the device time from the first launch's start to the last one's end,
-    /// in µs; `None` without timestamp support.
-    pub median_device_us: Option<f64>,
-}
+pub use crate::timing::{LaunchProfile, Profile, RunTiming};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum TimestampMode {
@@ -319,18 +282,6 @@ fn scoped<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> (T, Option<String>
         .map(error_text)
         .next();
     (value, errors)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 impl Session {

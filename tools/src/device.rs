@@ -1,13 +1,14 @@
-//! The device-side commands: `compile` (any target: WGSL or PTX), `verify`, `run` on wgpu
-//! (artifacts or models), `bench` on a target, and `inspect --stage kernels`. CUDA targets
-//! compile to PTX artifacts; running them exits with code 3 (no CUDA executor in this build).
+//! The device-side commands: `compile` (any target: WGSL or PTX), `verify`, `run` (artifacts
+//! or models) and `bench` on wgpu (`wgsl`) or CUDA (`sm_XX`), and `inspect --stage kernels`.
+//! CUDA devices are opened before compiling, so a machine without a driver or GPU fails fast
+//! with exit code 3.
 
-use crate::{EXIT_CHECK, EXIT_DEVICE, EXIT_INPUT, Exit, available_threads, load_inputs, summary};
+use crate::backend::{Dev, Sess, open_cuda};
+use crate::{EXIT_CHECK, EXIT_INPUT, Exit, available_threads, load_inputs, summary};
 use anyhow::{Context, Result, bail};
 use optc::compare::{Tolerance, compare};
 use optc::compile::{Compiled, Options};
 use optc::ir::Tensor;
-use optc_runtime::wgpu_exec::{Device, Session};
 use optc_runtime::{Artifact, HostTensor, Manifest, Target};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -27,22 +28,86 @@ pub fn is_artifact(path: &Path) -> bool {
         && &magic == b"OPTCART\0"
 }
 
-/// The error for running a CUDA (PTX) artifact or target: this build has no CUDA executor,
-/// which is the "no usable device" exit code 3.
-fn no_cuda(target: Target) -> anyhow::Error {
-    Exit(
-        EXIT_DEVICE,
-        format!(
-            "target {target}: no CUDA device/driver support in this build of optc (PTX artifacts \
-             can be compiled and inspected but not run; run --target wgsl on wgpu)"
-        ),
-    )
-    .into()
+/// Which executor the command line asked for (`--backend`); `Any` lets the target decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Whatever runs the target (`wgsl` → wgpu, `sm_XX` → CUDA).
+    Any,
+    /// `--backend wgpu`.
+    Wgpu,
+    /// `--backend cuda`.
+    Cuda,
 }
 
-/// Opens a wgpu device; exit code 3 when there is none.
-pub fn open(selector: Option<&str>) -> Result<Device> {
-    Device::open(selector).map_err(|e| Exit(EXIT_DEVICE, e.to_string()).into())
+/// The target to compile a model for: `--target`, else `wgsl`; `None` with `--backend cuda` and
+/// no `--target` (the CUDA device's own). A target the backend cannot run is exit code 2.
+fn model_target(want: Want, target: Option<&str>) -> Result<Option<Target>> {
+    let t = target.map(parse_target).transpose()?;
+    match (want, t) {
+        (Want::Wgpu, Some(t)) if t.is_cuda() => bail!(Exit(
+            EXIT_INPUT,
+            format!("--backend wgpu runs wgsl, not --target {t} (use --backend cuda)")
+        )),
+        (Want::Cuda, Some(t)) if !t.is_cuda() => bail!(Exit(
+            EXIT_INPUT,
+            format!("--backend cuda runs the sm_XX targets, not --target {t}")
+        )),
+        (Want::Cuda, None) => Ok(None),
+        (_, Some(t)) => Ok(Some(t)),
+        (_, None) => Ok(Some(Target::Wgsl)),
+    }
+}
+
+/// Errors (exit code 2) when `--backend` cannot run an artifact of this target.
+fn check_artifact_backend(want: Want, a: &Artifact, path: &Path) -> Result<()> {
+    let t = a.manifest.target;
+    let refused = match want {
+        Want::Wgpu => t.is_cuda().then_some("wgpu"),
+        Want::Cuda => (!t.is_cuda()).then_some("cuda"),
+        Want::Any => None,
+    };
+    if let Some(b) = refused {
+        bail!(Exit(
+            EXIT_INPUT,
+            format!(
+                "{} is a {t} artifact; --backend {b} cannot run it",
+                path.display()
+            )
+        ));
+    }
+    Ok(())
+}
+
+/// For a model: the device when the target is CUDA (opened before compiling, so that a machine
+/// without a GPU fails fast) and the target to compile for.
+fn early_device(
+    path: &Path,
+    want: Want,
+    target: Option<&str>,
+    selector: Option<&str>,
+) -> Result<(Option<Dev>, Target)> {
+    Ok(match model_target(want, target)? {
+        Some(t) if !t.is_cuda() => (None, t),
+        Some(t) => {
+            let what = format!("{} for {t}", path.display());
+            (Some(open_cuda(selector, &what)?), t)
+        }
+        None => {
+            let what = format!("{} with --backend cuda", path.display());
+            let d = open_cuda(selector, &what)?;
+            let t = d.target()?;
+            (Some(d), t)
+        }
+    })
+}
+
+/// The device that runs an artifact of `target`.
+fn artifact_device(path: &Path, target: Target, selector: Option<&str>) -> Result<Dev> {
+    Dev::open(
+        target,
+        selector,
+        &format!("{target} artifact {}", path.display()),
+    )
 }
 
 fn parse_target(s: &str) -> Result<Target> {
@@ -209,18 +274,6 @@ pub fn compile_cmd(
     Ok(0)
 }
 
-fn session(dev: &Device, artifact: &Artifact) -> Result<Session> {
-    Session::new(dev, artifact).map_err(|e| {
-        let code = match e {
-            optc_runtime::RuntimeError::NoDevice(_)
-            | optc_runtime::RuntimeError::Unsupported { .. } => EXIT_DEVICE,
-            optc_runtime::RuntimeError::Artifact(_) => EXIT_INPUT,
-            _ => EXIT_CHECK,
-        };
-        Exit(code, e.to_string()).into()
-    })
-}
-
 /// Reads inputs for an artifact from a folder (input_<i>.pb or .npy), or makes seeded random
 /// ones from the manifest.
 fn artifact_inputs(m: &Manifest, dir: Option<&Path>, seed: u64) -> Result<Vec<HostTensor>> {
@@ -249,10 +302,14 @@ fn artifact_inputs(m: &Manifest, dir: Option<&Path>, seed: u64) -> Result<Vec<Ho
         .collect::<optc::Result<_>>()?)
 }
 
-/// `optc run` on wgpu: an artifact, or a model compiled on the fly.
+/// `optc run` on a device: an artifact (on the executor of its target), or a model compiled on
+/// the fly for `--target` (default `wgsl`; with `--backend cuda`, the CUDA device's target).
 #[allow(clippy::too_many_arguments)]
 pub fn run_device(
     path: &Path,
+    want: Want,
+    target: Option<&str>,
+    cuda_graph: bool,
     selector: Option<&str>,
     inputs: Option<&Path>,
     out_dir: Option<&Path>,
@@ -261,27 +318,35 @@ pub fn run_device(
     shapes: &BTreeMap<String, usize>,
     json_out: bool,
 ) -> Result<u8> {
-    let (artifact, host) = if is_artifact(path) {
+    let (artifact, host, dev) = if is_artifact(path) {
         let a = Artifact::load(path).map_err(optc::Error::from)?;
-        if a.manifest.target.is_cuda() {
-            return Err(no_cuda(a.manifest.target));
+        check_artifact_backend(want, &a, path)?;
+        if let Some(t) = target {
+            a.check_target(parse_target(t)?)
+                .map_err(optc::Error::from)?;
         }
-        a.check_target(Target::Wgsl).map_err(optc::Error::from)?;
+        let dev = artifact_device(path, a.manifest.target, selector)?;
         let h = artifact_inputs(&a.manifest, inputs, seed)?;
-        (a, h)
+        (a, h, dev)
     } else {
+        let (early, target) = early_device(path, want, target, selector)?;
         let model = optc::model::load(path)?;
         let ins = load_inputs(&model, inputs, seed, shapes)?;
-        let mut o = options(Target::Wgsl, shapes);
+        let mut o = options(target, shapes);
         o.input_shapes = Some(ins.iter().map(|t| t.shape().to_vec()).collect());
         let (a, _) = optc::exec::compile_artifact(&model.graph, &model_name(path), &o)?;
         let h = optc::exec::manifest_inputs(&model.graph, &a.manifest, &ins)?;
-        (a, h)
+        let dev = match early {
+            Some(d) => d,
+            None => Dev::open(target, selector, &path.display().to_string())?,
+        };
+        (a, h, dev)
     };
-    let dev = open(selector)?;
-    let mut s = session(&dev, &artifact)?;
+    let mut s = dev.session(&artifact, cuda_graph)?;
     let start = Instant::now();
-    let outs = s.run(&host).map_err(|e| Exit(EXIT_INPUT, e.to_string()))?;
+    let outs = s
+        .run(&host)
+        .map_err(|e| Exit(crate::backend::exit_code(&e), e.to_string()))?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let tensors: Vec<Tensor> = outs
         .iter()
@@ -307,11 +372,12 @@ pub fn run_device(
         .zip(&names)
         .map(|(t, n)| json!({"name": n, "dtype": t.dtype().name(), "shape": t.shape(), "summary": summary(t)}))
         .collect();
-    let info = dev.info();
     if json_out {
         println!(
             "{}",
-            json!({"model": path.display().to_string(), "backend": "wgpu", "device": info.name, "ms": ms, "outputs": outputs})
+            json!({"model": path.display().to_string(), "target": artifact.manifest.target.name(), "backend": dev.backend(),
+                   "device": dev.name(), "device_info": dev.facts(), "ms": ms, "cuda_graph": s.cuda_graph(),
+                   "jit_ms": s.jit_ms().map(|j| j.0), "outputs": outputs})
         );
     } else {
         for o in &outputs {
@@ -323,7 +389,7 @@ pub fn run_device(
                 o["summary"]
             );
         }
-        eprintln!("ran in {ms:.2} ms on {} (wgpu)", info.name);
+        eprintln!("ran in {ms:.2} ms on {} ({})", dev.name(), dev.backend());
     }
     Ok(0)
 }
@@ -340,10 +406,7 @@ pub fn verify_cmd(
     per_layer: bool,
     json_out: bool,
 ) -> Result<u8> {
-    let target = parse_target(target)?;
-    if target.is_cuda() {
-        return Err(no_cuda(target));
-    }
+    let (early, target) = early_device(path, Want::Any, Some(target), selector)?;
     let model = optc::model::load(path)?;
     let g = &model.graph;
     let ins = load_inputs(&model, data, seed, shapes)?;
@@ -362,7 +425,10 @@ pub fn verify_cmd(
     };
     let mut o = options(target, shapes);
     o.input_shapes = Some(ins.iter().map(|t| t.shape().to_vec()).collect());
-    let dev = open(selector)?;
+    let dev = match early {
+        Some(d) => d,
+        None => Dev::open(target, selector, &path.display().to_string())?,
+    };
     // The graph to compile: with --per-layer, every computed value becomes an output.
     let (graph, n_real) = if per_layer {
         (with_all_outputs(g), g.outputs().len())
@@ -370,7 +436,7 @@ pub fn verify_cmd(
         (g.clone(), g.outputs().len())
     };
     let (artifact, _) = optc::exec::compile_artifact(&graph, &model_name(path), &o)?;
-    let mut s = session(&dev, &artifact)?;
+    let mut s = dev.session(&artifact, false)?;
     let outs = s
         .run(&optc::exec::manifest_inputs(g, &artifact.manifest, &ins)?)
         .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
@@ -425,7 +491,7 @@ pub fn verify_cmd(
     if json_out {
         println!(
             "{}",
-            json!({"ok": ok, "target": target.name(), "device": dev.info().name, "outputs": rows, "first_bad_layer": first_bad})
+            json!({"ok": ok, "target": target.name(), "backend": dev.backend(), "device": dev.name(), "outputs": rows, "first_bad_layer": first_bad})
         );
     } else {
         for r in &rows {
@@ -448,7 +514,7 @@ pub fn verify_cmd(
         eprintln!(
             "{} on {} (bound: max abs 1e-3, rel L2 1e-4)",
             if ok { "verified" } else { "MISMATCH" },
-            dev.info().name
+            dev.name()
         );
     }
     Ok(if ok { 0 } else { EXIT_CHECK })
@@ -544,16 +610,20 @@ struct Timing {
     device_ms: Option<f64>,
     launches: usize,
     kernels: Vec<(String, usize, Option<f64>)>,
+    /// PTX JIT wall time and the driver's own JIT figure (CUDA).
+    jit_ms: Option<(f64, f64)>,
+    cuda_graph: bool,
 }
 
 fn time_artifact(
-    dev: &Device,
+    dev: &Dev,
     artifact: &Artifact,
     host: &[HostTensor],
     runs: usize,
+    cuda_graph: bool,
 ) -> Result<Timing> {
     let t = Instant::now();
-    let mut s = session(dev, artifact)?;
+    let mut s: Sess = dev.session(artifact, cuda_graph)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     // The first run includes the driver's JIT of every kernel.
     let t = Instant::now();
@@ -609,6 +679,8 @@ fn time_artifact(
         device_ms: profile.median_device_us.map(|u| u / 1e3),
         launches: artifact.manifest.launches.len(),
         kernels,
+        jit_ms: s.jit_ms(),
+        cuda_graph: s.cuda_graph(),
     })
 }
 
@@ -648,11 +720,13 @@ fn regressions(base: &serde_json::Value, t: &Timing, threshold: f64) -> Vec<Stri
     out
 }
 
-/// `optc bench --target T` (or on an artifact).
+/// `optc bench --target T` (or `--backend wgpu|cuda`, or on an artifact).
 #[allow(clippy::too_many_arguments)]
 pub fn bench_device(
     path: &Path,
-    target: &str,
+    want: Want,
+    target: Option<&str>,
+    cuda_graph: bool,
     selector: Option<&str>,
     runs: usize,
     inputs: Option<&Path>,
@@ -660,10 +734,6 @@ pub fn bench_device(
     json_out: bool,
     extra: &BenchExtra<'_>,
 ) -> Result<u8> {
-    let target = parse_target(target)?;
-    if target.is_cuda() {
-        return Err(no_cuda(target));
-    }
     let base = match extra.baseline {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -677,7 +747,7 @@ pub fn bench_device(
     };
     let compare_level = extra.compare.map(parse_level).transpose()?;
     let mut other: Option<(Artifact, Vec<HostTensor>)> = None;
-    let (artifact, host, compile_ms) = if is_artifact(path) {
+    let (artifact, host, compile_ms, dev) = if is_artifact(path) {
         if compare_level.is_some() {
             bail!(Exit(
                 EXIT_INPUT,
@@ -685,13 +755,16 @@ pub fn bench_device(
             ));
         }
         let a = Artifact::load(path).map_err(optc::Error::from)?;
-        if a.manifest.target.is_cuda() {
-            return Err(no_cuda(a.manifest.target));
+        check_artifact_backend(want, &a, path)?;
+        if let Some(t) = target {
+            a.check_target(parse_target(t)?)
+                .map_err(optc::Error::from)?;
         }
-        a.check_target(target).map_err(optc::Error::from)?;
+        let dev = artifact_device(path, a.manifest.target, selector)?;
         let h = artifact_inputs(&a.manifest, inputs, 0)?;
-        (a, h, None)
+        (a, h, None, dev)
     } else {
+        let (early, target) = early_device(path, want, target, selector)?;
         let model = optc::model::load(path)?;
         let ins = load_inputs(&model, inputs, 0, shapes)?;
         let mut o = options(target, shapes);
@@ -706,13 +779,17 @@ pub fn bench_device(
             let hb = optc::exec::manifest_inputs(&model.graph, &b.manifest, &ins)?;
             other = Some((b, hb));
         }
-        (a, h, Some(ms))
+        let dev = match early {
+            Some(d) => d,
+            None => Dev::open(target, selector, &path.display().to_string())?,
+        };
+        (a, h, Some(ms), dev)
     };
-    let dev = open(selector)?;
+    let target = artifact.manifest.target;
     let runs = runs.max(20);
-    let t = time_artifact(&dev, &artifact, &host, runs)?;
+    let t = time_artifact(&dev, &artifact, &host, runs, cuda_graph)?;
     let cmp = match &other {
-        Some((b, hb)) => Some(time_artifact(&dev, b, hb, runs)?),
+        Some((b, hb)) => Some(time_artifact(&dev, b, hb, runs, cuda_graph)?),
         None => None,
     };
     let level = OPT_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
@@ -720,7 +797,6 @@ pub fn bench_device(
         .as_ref()
         .map(|b| regressions(b, &t, extra.threshold))
         .unwrap_or_default();
-    let info = dev.info();
     if json_out {
         let compare = cmp.as_ref().map(|c| {
             json!({"level": compare_level, "median_ms": c.median_ms, "launches": c.launches,
@@ -728,7 +804,9 @@ pub fn bench_device(
         });
         println!(
             "{}",
-            json!({"model": path.display().to_string(), "target": target.name(), "backend": "wgpu", "device": info.name,
+            json!({"model": path.display().to_string(), "target": target.name(), "backend": dev.backend(), "device": dev.name(),
+                   "device_info": dev.facts(), "cuda_graph": t.cuda_graph,
+                   "jit_ms": t.jit_ms.map(|j| j.0), "jit_driver_ms": t.jit_ms.map(|j| j.1),
                    "opt_level": level, "launches": t.launches,
                    "median_ms": t.median_ms, "min_ms": t.min_ms, "runs": runs, "compile_ms": compile_ms, "load_ms": t.load_ms,
                    "first_run_ms": t.first_run_ms, "upload_us": t.upload_us, "submit_wait_us": t.submit_us, "readback_us": t.readback_us,
@@ -742,18 +820,31 @@ pub fn bench_device(
             path.display(),
             t.median_ms,
             t.min_ms,
-            info.name,
+            dev.name(),
             t.launches,
             t.upload_us,
             t.submit_us,
             t.readback_us
         );
-        println!(
-            "compile {} ms, load {:.1} ms (pipelines), first run {:.1} ms (driver JIT)",
-            compile_ms.map_or("-".to_string(), |m| format!("{m:.1}")),
-            t.load_ms,
-            t.first_run_ms
-        );
+        match t.jit_ms {
+            Some((jit, driver)) => println!(
+                "compile {} ms, load {:.1} ms (PTX JIT {jit:.1} ms, driver-reported {driver:.1} ms), first run {:.1} ms{}",
+                compile_ms.map_or("-".to_string(), |m| format!("{m:.1}")),
+                t.load_ms,
+                t.first_run_ms,
+                if t.cuda_graph {
+                    " (with CUDA graph capture; later runs replay it)"
+                } else {
+                    ""
+                }
+            ),
+            None => println!(
+                "compile {} ms, load {:.1} ms (pipelines), first run {:.1} ms (driver JIT)",
+                compile_ms.map_or("-".to_string(), |m| format!("{m:.1}")),
+                t.load_ms,
+                t.first_run_ms
+            ),
+        }
         if let (Some(c), Some(l)) = (&cmp, compare_level) {
             println!(
                 "-O{l}: median {:.3} ms, {} launches -> speedup of -O{level} over -O{l}: {:.2}x",

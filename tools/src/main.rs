@@ -2,6 +2,7 @@
 //! `conformance`, on the reference interpreter or compiled to WGSL and run through wgpu. See
 //! `../shared/docs/design.md` §2 for the CLI contract and exit codes.
 
+mod backend;
 mod device;
 
 use anyhow::{Context, Result, bail};
@@ -38,7 +39,7 @@ enum BackendArg {
     Reference,
     /// Compiled to WGSL, run through wgpu (Vulkan/Metal/DX12; lavapipe on CPU machines).
     Wgpu,
-    /// CUDA (not built yet).
+    /// Compiled to PTX, run by the CUDA driver (needs an NVIDIA GPU and driver).
     Cuda,
 }
 
@@ -86,13 +87,14 @@ enum Cmd {
         opt_level: u8,
         /// An ONNX model (or a folder holding model.onnx).
         model: PathBuf,
-        /// Target: wgsl.
+        /// Target: wgsl (wgpu) or sm_80/sm_86/sm_89/sm_90/sm_90a (CUDA).
         #[arg(long)]
         target: String,
         /// Folder with input_<i>.pb (and output_<i>.pb expected outputs); default random inputs.
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Adapter: an index or a name substring (default: $OPTC_DEVICE, else the first).
+        /// Device: an index or a name substring (default: $OPTC_DEVICE on wgpu,
+        /// $OPTC_CUDA_DEVICE on CUDA, else the first).
         #[arg(long)]
         device: Option<String>,
         /// Seed for random inputs.
@@ -133,12 +135,19 @@ enum Cmd {
         /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
         #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
         opt_level: u8,
-        /// An ONNX model or an artifact (artifacts run on wgpu).
+        /// An ONNX model or an artifact (wgsl artifacts run on wgpu, sm_XX ones on CUDA).
         model: PathBuf,
         /// Executor.
         #[arg(long, value_enum, default_value = "reference")]
         backend: BackendArg,
-        /// Adapter: an index or a name substring (default: $OPTC_DEVICE, else the first).
+        /// Compile the model for this target and run it on its device (wgsl: wgpu; sm_XX: CUDA).
+        #[arg(long)]
+        target: Option<String>,
+        /// CUDA: capture the whole run into a CUDA graph and replay it.
+        #[arg(long)]
+        cuda_graph: bool,
+        /// Device: an index or a name substring (default: $OPTC_DEVICE on wgpu,
+        /// $OPTC_CUDA_DEVICE on CUDA, else the first).
         #[arg(long)]
         device: Option<String>,
         /// Folder with input_<i>.pb / input_<i>.npy / <name>.npy files.
@@ -167,7 +176,7 @@ enum Cmd {
         /// Executor.
         #[arg(long, value_enum, default_value = "reference")]
         backend: BackendArg,
-        /// Adapter for --backend wgpu: an index or a name substring.
+        /// Device for --backend wgpu|cuda: an index or a name substring.
         #[arg(long)]
         device: Option<String>,
         /// Only tests whose folder name contains this.
@@ -204,13 +213,16 @@ enum Cmd {
         threshold: f64,
         /// An ONNX model or an artifact.
         model: PathBuf,
-        /// Executor (`--target wgsl` implies wgpu).
+        /// Executor (`--target wgsl` implies wgpu, `--target sm_XX` CUDA).
         #[arg(long, value_enum, default_value = "reference")]
         backend: BackendArg,
         /// Compile for this target and run on its device.
         #[arg(long)]
         target: Option<String>,
-        /// Adapter: an index or a name substring.
+        /// CUDA: capture the whole run into a CUDA graph once and time its replays.
+        #[arg(long)]
+        cuda_graph: bool,
+        /// Device: an index or a name substring.
         #[arg(long)]
         device: Option<String>,
         /// Timed runs.
@@ -244,17 +256,11 @@ impl std::fmt::Display for Exit {
 }
 impl std::error::Error for Exit {}
 
-fn require_reference(b: BackendArg) -> Result<()> {
+fn want(b: BackendArg) -> device::Want {
     match b {
-        BackendArg::Reference => Ok(()),
-        other => Err(Exit(
-            EXIT_DEVICE,
-            format!(
-                "backend '{other:?}' is not available in this build of optc (only 'reference' is)"
-            )
-            .to_lowercase(),
-        )
-        .into()),
+        BackendArg::Reference => device::Want::Any,
+        BackendArg::Wgpu => device::Want::Wgpu,
+        BackendArg::Cuda => device::Want::Cuda,
     }
 }
 
@@ -354,6 +360,8 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             opt_level,
             model,
             backend,
+            target,
+            cuda_graph,
             device,
             inputs,
             output_dir,
@@ -364,9 +372,12 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         } => {
             let shapes = shape.into_iter().collect();
             device::set_opt_level(opt_level);
-            if backend == BackendArg::Wgpu || device::is_artifact(&model) {
+            if backend != BackendArg::Reference || target.is_some() || device::is_artifact(&model) {
                 device::run_device(
                     &model,
+                    want(backend),
+                    target.as_deref(),
+                    cuda_graph,
                     device.as_deref(),
                     inputs.as_deref(),
                     output_dir.as_deref(),
@@ -376,7 +387,12 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
                     json,
                 )
             } else {
-                require_reference(backend)?;
+                if cuda_graph {
+                    bail!(Exit(
+                        EXIT_INPUT,
+                        "--cuda-graph needs a CUDA (sm_XX) target".to_string()
+                    ));
+                }
                 run(
                     &model,
                     inputs.as_deref(),
@@ -400,15 +416,17 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         } => {
             let dev = match backend {
                 BackendArg::Reference => None,
-                BackendArg::Wgpu => Some(device::open(device.as_deref())?),
-                BackendArg::Cuda => {
-                    require_reference(backend)?;
-                    None
-                }
+                BackendArg::Wgpu => Some(backend::open_wgpu(device.as_deref())?),
+                BackendArg::Cuda => Some(backend::open_cuda(
+                    device.as_deref(),
+                    &format!("conformance tests in {}", dir.display()),
+                )?),
             };
             let backend = match &dev {
-                Some(d) => Backend::Wgpu(d),
                 None => Backend::Reference,
+                Some(backend::Dev::Wgpu(d)) => Backend::Wgpu(d),
+                #[cfg(feature = "cuda")]
+                Some(backend::Dev::Cuda(d)) => Backend::Cuda(d),
             };
             conformance_cmd(
                 &dir,
@@ -428,6 +446,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             model,
             backend,
             target,
+            cuda_graph,
             device,
             runs,
             inputs,
@@ -438,12 +457,14 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             device::set_opt_level(opt_level);
             if target.is_some()
                 || compare.is_some()
-                || backend == BackendArg::Wgpu
+                || backend != BackendArg::Reference
                 || device::is_artifact(&model)
             {
                 device::bench_device(
                     &model,
-                    target.as_deref().unwrap_or("wgsl"),
+                    want(backend),
+                    target.as_deref(),
+                    cuda_graph,
                     device.as_deref(),
                     runs,
                     inputs.as_deref(),
@@ -456,7 +477,12 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
                     },
                 )
             } else {
-                require_reference(backend)?;
+                if cuda_graph {
+                    bail!(Exit(
+                        EXIT_INPUT,
+                        "--cuda-graph needs a CUDA (sm_XX) target".to_string()
+                    ));
+                }
                 bench(&model, runs, inputs.as_deref(), &shapes, json)
             }
         }

@@ -339,20 +339,24 @@ fn ptx_targets_compile_emit_ptx_and_refuse_to_run() {
     assert!(names[0].ends_with(".ptx"), "{names:?}");
     let src = std::fs::read_to_string(emit.join(&names[0])).unwrap();
     assert!(src.contains(".target sm_89\n"), "{src}");
-    // The artifact records its target; no CUDA executor yet: exit code 3, no panic.
+    // The artifact records its target (running it: `cuda_runs_or_exits_3_naming_what_is_missing`).
     let o = optc(&["inspect", art.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["target"], "sm_89");
-    for args in [
-        vec!["run", art.to_str().unwrap()],
-        vec!["bench", art.to_str().unwrap()],
-        vec!["verify", t.to_str().unwrap(), "--target", "sm_80"],
-    ] {
-        let o = optc(&args);
-        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains("no CUDA"), "{}", stderr(&o));
-    }
+    // wgpu cannot run it, and --cuda-graph needs CUDA: bad usage, exit code 2.
+    let o = optc(&["run", art.to_str().unwrap(), "--backend", "wgpu"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("sm_89 artifact"), "{}", stderr(&o));
+    let o = optc(&[
+        "run",
+        t.to_str().unwrap(),
+        "--target",
+        "wgsl",
+        "--cuda-graph",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--cuda-graph"), "{}", stderr(&o));
     // Lowering refusals name the real target.
     let o = optc(&[
         "compile",
@@ -368,4 +372,156 @@ fn ptx_targets_compile_emit_ptx_and_refuse_to_run() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The shared models folder (`$OPTC_MODELS`, else `../shared/models` beside the checkout).
+fn shared_model(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("OPTC_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/models"));
+    let p = dir.join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "WARNING: shared model {} not found; the CUDA CLI test uses examples/tiny_cnn.onnx only",
+            p.display()
+        );
+        None
+    }
+}
+
+/// `run`/`verify`/`bench` of sm_XX artifacts and targets go to the CUDA executor. Where the
+/// machine has an NVIDIA driver and GPU they must succeed; where it has none (CI) each must exit
+/// with code 3 and say what is missing and what could not run — never panic.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_runs_or_exits_3_naming_what_is_missing() {
+    let cuda = optc_runtime::cuda_exec::CudaDevice::open(None);
+    let dir = tmp("cuda");
+    let mut models = vec![root().join("examples/tiny_cnn.onnx")];
+    models.extend(shared_model("mlp"));
+    for (k, model) in models.iter().enumerate() {
+        let m = model.to_str().unwrap();
+        let art = dir.join(format!("m{k}.optc"));
+        let a = art.to_str().unwrap();
+        let o = optc(&[
+            "compile", m, "--target", "sm_89", "-o", a, "--shape", "batch=2",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        // (arguments, what the message names, the target it needs; None = the GPU's own).
+        let sm89 = Some(optc_runtime::Target::Sm89);
+        let cases: Vec<(Vec<&str>, &str, Option<optc_runtime::Target>)> = vec![
+            (
+                vec!["run", m, "--target", "sm_89", "--shape", "batch=2"],
+                "for sm_89",
+                sm89,
+            ),
+            (
+                vec!["run", m, "--backend", "cuda", "--shape", "batch=2"],
+                "--backend cuda",
+                None,
+            ),
+            (vec!["run", a, "--json"], "sm_89 artifact", sm89),
+            (vec!["run", a, "--cuda-graph"], "sm_89 artifact", sm89),
+            (
+                vec!["bench", a, "--runs", "20", "--json"],
+                "sm_89 artifact",
+                sm89,
+            ),
+            (
+                vec![
+                    "bench",
+                    m,
+                    "--target",
+                    "sm_90",
+                    "--cuda-graph",
+                    "--shape",
+                    "batch=2",
+                ],
+                "for sm_90",
+                Some(optc_runtime::Target::Sm90),
+            ),
+            (
+                vec!["verify", m, "--target", "sm_80", "--shape", "batch=2"],
+                "for sm_80",
+                Some(optc_runtime::Target::Sm80),
+            ),
+        ];
+        for (args, what, needs) in cases {
+            let o = optc(&args);
+            let e = stderr(&o);
+            assert!(!e.contains("panicked"), "{args:?}: {e}");
+            match &cuda {
+                Ok(d) => {
+                    // A GPU older than the target refuses it (exit 3, naming both).
+                    let info = d.info();
+                    let runs = needs.is_none_or(|t| {
+                        optc_runtime::cuda_exec::check_capability(
+                            t,
+                            &info.name,
+                            info.compute_capability,
+                        )
+                        .is_ok()
+                    });
+                    let code = if runs { 0 } else { 3 };
+                    assert_eq!(o.status.code(), Some(code), "{args:?}: {e}");
+                }
+                Err(err) => {
+                    assert_eq!(o.status.code(), Some(3), "{args:?}: {e}");
+                    assert!(e.contains(&err.to_string()), "{args:?}: {e}");
+                    assert!(
+                        e.contains("cannot run") && e.contains(what),
+                        "{args:?}: {e}"
+                    );
+                }
+            }
+        }
+        if cuda.is_ok() {
+            let o = optc(&[
+                "bench",
+                m,
+                "--backend",
+                "cuda",
+                "--runs",
+                "20",
+                "--json",
+                "--cuda-graph",
+                "--shape",
+                "batch=2",
+            ]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v["backend"], "cuda");
+            assert_eq!(v["cuda_graph"], true);
+            assert!(v["jit_ms"].as_f64().unwrap() > 0.0, "{v}");
+            assert!(v["device_ms"].as_f64().unwrap() > 0.0, "{v}");
+        }
+    }
+    // conformance --backend cuda compiles each test for the GPU's own target.
+    let t = node_test("test_relu");
+    let o = optc(&["conformance", t.to_str().unwrap(), "--backend", "cuda"]);
+    let e = stderr(&o);
+    assert!(!e.contains("panicked"), "{e}");
+    match &cuda {
+        Ok(_) => assert_eq!(o.status.code(), Some(0), "{e}"),
+        Err(err) => {
+            assert_eq!(o.status.code(), Some(3), "{e}");
+            assert!(
+                e.contains(&err.to_string()) && e.contains("cannot run conformance tests"),
+                "{e}"
+            );
+        }
+    }
+    if let Err(e) = &cuda {
+        // This machine has no CUDA: the reason is one of the two the executor reports.
+        assert!(
+            matches!(
+                e,
+                optc_runtime::RuntimeError::NoDriver(_) | optc_runtime::RuntimeError::NoDevice(_)
+            ),
+            "{e}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }
