@@ -2,7 +2,8 @@
 //! peak, whichever is larger — plus a fixed launch overhead. Extraction sums it over the
 //! chosen DAG, so a fused kernel saves the launch and the write and read-back of every
 //! intermediate it keeps in registers, while an intermediate that another consumer still needs
-//! is paid for again.
+//! is paid for again. A fused attention kernel is one kernel: its bytes are Q, Kt, V, the score
+//! program's extras and the output — the scores and probabilities are never written.
 //!
 //! Constants: `wgsl` is measured on the CI machine (Mesa lavapipe, 2 cores; see
 //! `../shared/docs/lavapipe.md`): ~45 µs per extra dispatch in one pass, ~4.2 GB/s for a
@@ -114,6 +115,16 @@ fn flops(eg: &EG, op: &Op, args: &[Id], out: Id) -> f64 {
                 .as_ref()
                 .map_or(0.0, |a| flops(eg, a, &args[..f.anchor_inputs], out));
             anchor + n * f.program.steps.len() as f64
+        }
+        Op::FusedAttention(a) => {
+            // Per score: D multiply-adds for Q·Kt, Dv for P·V, the score program, ~4 for the
+            // online softmax (max, exp, sum, rescale).
+            let d = dims(eg, args[0]).last().copied().unwrap_or(1) as f64;
+            let vd = dims(eg, args[2]);
+            let t = vd.iter().rev().nth(1).copied().unwrap_or(1) as f64;
+            let dv = vd.last().copied().unwrap_or(1).max(1) as f64;
+            let steps = a.score.as_ref().map_or(0, |p| p.steps.len()) as f64;
+            n / dv * t * (2.0 * d + 2.0 * dv + steps + 4.0)
         }
         _ => n,
     }
