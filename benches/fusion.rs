@@ -5,7 +5,10 @@
 //! - `gemm_bias_gelu`: MatMul 512×512×512 + bias + Gelu (fused epilogue vs three kernels);
 //! - `softmax` and `layernorm`: the single-op kernels on [4096, 1024] (no fusion applies; the
 //!   fused-vs-decomposed comparison is the decomposed exporter pattern, which the optimizer
-//!   does not yet recognise).
+//!   does not yet recognise);
+//! - `attention_s128` / `attention_s512`: `MatMul(Softmax(Q·Kt), V)` with batch 1, 4 heads,
+//!   head dim 64, at sequence 128 and 512 (-O2: one fused attention kernel; -O0: MatMul,
+//!   Softmax, MatMul).
 //!
 //! `cargo bench --bench fusion` (needs a wgpu adapter: `scripts/setup-vulkan.sh`).
 
@@ -126,6 +129,41 @@ fn row_op(op: Op, extra: bool) -> (Graph, Vec<Tensor>) {
     )
 }
 
+fn attention(seq: usize) -> (Graph, Vec<Tensor>) {
+    let (h, d) = (4, 64);
+    let mut b = G {
+        g: Graph::new(),
+        k: 0,
+    };
+    let f32_in = |b: &mut G, name: &str, shape: &[usize]| {
+        b.g.add_input(name, TensorType::fixed(optc::ir::DType::F32, shape))
+            .unwrap()
+    };
+    let q = f32_in(&mut b, "q", &[1, h, seq, d]);
+    let kt = f32_in(&mut b, "kt", &[1, h, d, seq]);
+    let v = f32_in(&mut b, "v", &[1, h, seq, d]);
+    let s = b.op(Op::MatMul, vec![Some(q), Some(kt)]);
+    let p = b.op(
+        Op::Softmax {
+            axis: -1,
+            legacy: false,
+        },
+        vec![Some(s)],
+    );
+    let y = b.op(Op::MatMul, vec![Some(p), Some(v)]);
+    b.g.set_outputs(vec![y]);
+    let n = h * seq * d;
+    let t = |shape: Vec<usize>, seed| Tensor::from_vec(shape, rand(n, seed)).unwrap();
+    (
+        b.g,
+        vec![
+            t(vec![1, h, seq, d], 8),
+            t(vec![1, h, d, seq], 9),
+            t(vec![1, h, seq, d], 10),
+        ],
+    )
+}
+
 fn session(
     dev: &Device,
     g: &Graph,
@@ -155,6 +193,8 @@ fn bench(c: &mut Criterion) {
                 false,
             ),
         ),
+        ("attention_s128", attention(128)),
+        ("attention_s512", attention(512)),
         (
             "layernorm_4096x1024",
             row_op(
