@@ -8,7 +8,8 @@
 //!   does not yet recognise);
 //! - `attention_s128` / `attention_s512`: `MatMul(Softmax(Q·Kt), V)` with batch 1, 4 heads,
 //!   head dim 64, at sequence 128 and 512 (-O2: one fused attention kernel; -O0: MatMul,
-//!   Softmax, MatMul).
+//!   Softmax, MatMul); `attention_fusedop_*` is the same computation as one `FusedAttention`
+//!   node, so the fused kernel is timed even where the cost model keeps the decomposed ops.
 //!
 //! `cargo bench --bench fusion` (needs a wgpu adapter: `scripts/setup-vulkan.sh`).
 
@@ -164,6 +165,22 @@ fn attention(seq: usize) -> (Graph, Vec<Tensor>) {
     )
 }
 
+/// The same attention as one `FusedAttention` node (the fused kernel, whatever the
+/// optimizer's cost model would choose).
+fn attention_op(seq: usize) -> (Graph, Vec<Tensor>) {
+    let (mut g, inputs) = attention(seq);
+    let ins: Vec<Option<ValueId>> = g.inputs().iter().map(|&v| Some(v)).collect();
+    let op = Op::FusedAttention(Box::new(optc::ir::ops::FusedAttention {
+        score: None,
+        nan_fill_zero: false,
+    }));
+    let (_, o) = g
+        .add_node("fa", op, ins, vec![Some("fa_out".into())])
+        .unwrap();
+    g.set_outputs(vec![o[0].unwrap()]);
+    (g, inputs)
+}
+
 fn session(
     dev: &Device,
     g: &Graph,
@@ -195,6 +212,8 @@ fn bench(c: &mut Criterion) {
         ),
         ("attention_s128", attention(128)),
         ("attention_s512", attention(512)),
+        ("attention_fusedop_s128", attention_op(128)),
+        ("attention_fusedop_s512", attention_op(512)),
         (
             "layernorm_4096x1024",
             row_op(

@@ -197,7 +197,9 @@ fn optimized_ops(g: &Graph, feeds: &[Tensor]) -> Vec<String> {
 #[test]
 fn the_optimizer_fuses_attention_and_falls_back_for_large_heads() {
     let dev = device();
-    let (g, feeds) = decomposed(1, 2, 24, 40, 32);
+    // Small enough that the fused kernel wins on lavapipe's cost model (it is slower than the
+    // decomposed ops on long sequences there: see passes/src/cost.rs).
+    let (g, feeds) = decomposed(1, 2, 8, 9, 16);
     let ops = optimized_ops(&g, &feeds);
     assert_eq!(ops, vec!["FusedAttention"], "{ops:?}");
     run_checked(&dev, "decomposed_fused", &g, &feeds);

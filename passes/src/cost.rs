@@ -26,12 +26,22 @@ pub struct CostModel {
     pub bytes_per_us: f64,
     /// Arithmetic peak, flops per µs.
     pub flops_per_us: f64,
+    /// Arithmetic rate of the fused attention kernel, flops per µs (measured where known:
+    /// the template's one-row-per-invocation loop runs far below the GEMM's rate on lavapipe).
+    pub attention_flops_per_us: f64,
 }
 
 impl CostModel {
     /// The model for `target` (`wgsl`, `sm_80`, `sm_86`, `sm_89`, `sm_90`, `sm_90a`); unknown
     /// targets get the `wgsl` constants.
     pub fn for_target(target: &str) -> CostModel {
+        // Fused attention on lavapipe (benches/fusion.rs attention_s128/s512, 4 heads, head dim
+        // 64): ~1.2 GFLOP/s by `flops` below. No measurement on the sm targets yet: their peak.
+        let attention_gflops = if target.starts_with("sm_") {
+            None
+        } else {
+            Some(1.2)
+        };
         let (launch_us, gbps, gflops) = match target {
             // A100: 2.0 TB/s HBM2e, 19.5 TFLOP/s f32.
             "sm_80" => (4.0, 2000.0, 19_500.0),
@@ -49,6 +59,7 @@ impl CostModel {
             launch_us,
             bytes_per_us: gbps * 1e3,
             flops_per_us: gflops * 1e3,
+            attention_flops_per_us: attention_gflops.unwrap_or(gflops) * 1e3,
         }
     }
 
@@ -158,5 +169,10 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         Op::Fused(f) if f.program.steps.len() == 1 || f.anchor.is_some() => 1e-3,
         _ => 0.0,
     };
-    model.kernel(b, flops(eg, op, args, class)) + extra
+    let fl = flops(eg, op, args, class);
+    if matches!(op, Op::FusedAttention(_)) {
+        // Priced at the attention kernel's own rate.
+        return model.launch_us + (b / model.bytes_per_us).max(fl / model.attention_flops_per_us);
+    }
+    model.kernel(b, fl) + extra
 }
