@@ -5,7 +5,11 @@
 //! - `gemm_bias_gelu`: MatMul 512×512×512 + bias + Gelu (fused epilogue vs three kernels);
 //! - `softmax` and `layernorm`: the single-op kernels on [4096, 1024] (no fusion applies; the
 //!   fused-vs-decomposed comparison is the decomposed exporter pattern, which the optimizer
-//!   does not yet recognise).
+//!   does not yet recognise);
+//! - `attention_s128` / `attention_s512`: `MatMul(Softmax(Q·Kt), V)` with batch 1, 4 heads,
+//!   head dim 64, at sequence 128 and 512 (-O2: one fused attention kernel; -O0: MatMul,
+//!   Softmax, MatMul); `attention_fusedop_*` is the same computation as one `FusedAttention`
+//!   node, so the fused kernel is timed even where the cost model keeps the decomposed ops.
 //!
 //! `cargo bench --bench fusion` (needs a wgpu adapter: `scripts/setup-vulkan.sh`).
 
@@ -126,6 +130,57 @@ fn row_op(op: Op, extra: bool) -> (Graph, Vec<Tensor>) {
     )
 }
 
+fn attention(seq: usize) -> (Graph, Vec<Tensor>) {
+    let (h, d) = (4, 64);
+    let mut b = G {
+        g: Graph::new(),
+        k: 0,
+    };
+    let f32_in = |b: &mut G, name: &str, shape: &[usize]| {
+        b.g.add_input(name, TensorType::fixed(optc::ir::DType::F32, shape))
+            .unwrap()
+    };
+    let q = f32_in(&mut b, "q", &[1, h, seq, d]);
+    let kt = f32_in(&mut b, "kt", &[1, h, d, seq]);
+    let v = f32_in(&mut b, "v", &[1, h, seq, d]);
+    let s = b.op(Op::MatMul, vec![Some(q), Some(kt)]);
+    let p = b.op(
+        Op::Softmax {
+            axis: -1,
+            legacy: false,
+        },
+        vec![Some(s)],
+    );
+    let y = b.op(Op::MatMul, vec![Some(p), Some(v)]);
+    b.g.set_outputs(vec![y]);
+    let n = h * seq * d;
+    let t = |shape: Vec<usize>, seed| Tensor::from_vec(shape, rand(n, seed)).unwrap();
+    (
+        b.g,
+        vec![
+            t(vec![1, h, seq, d], 8),
+            t(vec![1, h, d, seq], 9),
+            t(vec![1, h, seq, d], 10),
+        ],
+    )
+}
+
+/// The same attention as one `FusedAttention` node (the fused kernel, whatever the
+/// optimizer's cost model would choose).
+fn attention_op(seq: usize) -> (Graph, Vec<Tensor>) {
+    let (mut g, inputs) = attention(seq);
+    let ins: Vec<Option<ValueId>> = g.inputs().iter().map(|&v| Some(v)).collect();
+    let op = Op::FusedAttention(Box::new(optc::ir::ops::FusedAttention {
+        score: None,
+        nan_fill_zero: false,
+    }));
+    let (_, o) = g
+        .add_node("fa", op, ins, vec![Some("fa_out".into())])
+        .unwrap();
+    g.set_outputs(vec![o[0].unwrap()]);
+    (g, inputs)
+}
+
 fn session(
     dev: &Device,
     g: &Graph,
@@ -155,6 +210,10 @@ fn bench(c: &mut Criterion) {
                 false,
             ),
         ),
+        ("attention_s128", attention(128)),
+        ("attention_s512", attention(512)),
+        ("attention_fusedop_s128", attention_op(128)),
+        ("attention_fusedop_s512", attention_op(512)),
         (
             "layernorm_4096x1024",
             row_op(

@@ -135,6 +135,7 @@ pub fn infer(
         }
         Op::CastExt { .. } => elementwise::infer(op, inputs, num_outputs)?,
         Op::Fused(f) => fused::infer(f, inputs)?,
+        Op::FusedAttention(a) => attention::infer(a, inputs)?,
     };
     if let Some(msg) = crate::lowp::refuse(op, out.iter().map(|t| t.dtype)) {
         return Err(InferError::Unsupported(msg));

@@ -165,6 +165,7 @@ pub fn eval_op(
         }
         Op::CastExt { .. } => elementwise::eval(op, inputs, num_outputs),
         Op::Fused(f) => fused::eval(f, inputs),
+        Op::FusedAttention(a) => attention::eval(a, inputs),
     }
 }
 

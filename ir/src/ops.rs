@@ -798,6 +798,10 @@ pub enum Op {
     /// an elementwise program. Inputs: the anchor's inputs, then the program's extra inputs.
     /// Outputs: Y. See [`Fused`].
     Fused(Box<Fused>),
+    /// A fused attention kernel chosen by the optimizer: `MatMul(Softmax(score(Q·Kt)), V)` in
+    /// one kernel. Inputs: Q `[.., S, D]`, Kt `[.., D, T]`, V `[.., T, Dv]`, then the score
+    /// program's extra inputs. Outputs: Y `[.., S, Dv]`. See [`FusedAttention`].
+    FusedAttention(Box<FusedAttention>),
 }
 
 /// One step of a [`Program`]: an elementwise op applied (with numpy broadcasting) to earlier
@@ -882,6 +886,21 @@ pub struct Fused {
     /// program input `k ≥ 1` is fused input `anchor_inputs + k - 1`; without one, program input
     /// `k` is fused input `k`. The anchor's output is never broadcast larger by the program.
     pub program: Program,
+}
+
+/// Fused attention: `MatMul(nan_fill(Softmax_{axis=-1}(score(MatMul(Q, Kt), extras))), V)`.
+///
+/// Reference semantics by decomposition (`opset::attention`): the ops it replaced run one after
+/// another, so every rounding of the unfused graph is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedAttention {
+    /// An elementwise program applied to the raw scores `Q·Kt`: program input 0 is the score,
+    /// program input `k ≥ 1` is fused input `2 + k` (extra inputs after Q, Kt and V), broadcast
+    /// to the score shape without enlarging it. `None`: the raw scores are normalised.
+    pub score: Option<Program>,
+    /// The `Where(IsNaN(p), 0, p)` step after the softmax: probabilities that are NaN (rows that
+    /// are all `-inf`, or hold a NaN or `+inf` score) become 0.
+    pub nan_fill_zero: bool,
 }
 
 impl Op {
@@ -1058,6 +1077,7 @@ impl Op {
             Op::SoftmaxCrossEntropyLoss { .. } => "SoftmaxCrossEntropyLoss",
             Op::CastExt { .. } => "Cast",
             Op::Fused(_) => "Fused",
+            Op::FusedAttention(_) => "FusedAttention",
         }
     }
 

@@ -2,7 +2,8 @@
 //! peak, whichever is larger — plus a fixed launch overhead. Extraction sums it over the
 //! chosen DAG, so a fused kernel saves the launch and the write and read-back of every
 //! intermediate it keeps in registers, while an intermediate that another consumer still needs
-//! is paid for again.
+//! is paid for again. A fused attention kernel is one kernel: its bytes are Q, Kt, V, the score
+//! program's extras and the output — the scores and probabilities are never written.
 //!
 //! Constants: `wgsl` is measured on the CI machine (Mesa lavapipe, 2 cores; see
 //! `../shared/docs/lavapipe.md`): ~45 µs per extra dispatch in one pass, ~4.2 GB/s for a
@@ -25,19 +26,30 @@ pub struct CostModel {
     pub bytes_per_us: f64,
     /// Arithmetic peak, flops per µs.
     pub flops_per_us: f64,
-    /// Extra cost of an elementwise op that reads the output of a reshape or transpose (for a
-    /// sunk form, [`crate::lang::Meta::preferred`]: on the argument it was sunk onto), µs:
-    /// zero except in the
-    /// layout stage, where it breaks the tie between `E(Reshape(x))` and `Reshape(E(x))`
-    /// (equal work) towards the form in which `E` can fuse into `x`'s producer.
+    /// Extra cost of an elementwise op per operand that is a reshape or transpose of a
+    /// Conv/Gemm/MatMul output (a tenth of it for one of an elementwise output), µs: zero
+    /// except in the layout stage, where it breaks the tie between `E(Reshape(x))` and
+    /// `Reshape(E(x))` (equal work) towards the form in which `E` can fuse into `x`'s
+    /// producer — and, for a residual `Add(Reshape(gemm), y)`, towards sinking onto the GEMM
+    /// rather than onto `y`.
     #[serde(skip)]
     pub sink_bias_us: f64,
+    /// Arithmetic rate of the fused attention kernel, flops per µs (measured where known:
+    /// the template's one-row-per-invocation loop runs far below the GEMM's rate on lavapipe).
+    pub attention_flops_per_us: f64,
 }
 
 impl CostModel {
     /// The model for `target` (`wgsl`, `sm_80`, `sm_86`, `sm_89`, `sm_90`, `sm_90a`); unknown
     /// targets get the `wgsl` constants.
     pub fn for_target(target: &str) -> CostModel {
+        // Fused attention on lavapipe (benches/fusion.rs attention_s128/s512, 4 heads, head dim
+        // 64): ~1.2 GFLOP/s by `flops` below. No measurement on the sm targets yet: their peak.
+        let attention_gflops = if target.starts_with("sm_") {
+            None
+        } else {
+            Some(1.2)
+        };
         let (launch_us, gbps, gflops) = match target {
             // A100: 2.0 TB/s HBM2e, 19.5 TFLOP/s f32.
             "sm_80" => (4.0, 2000.0, 19_500.0),
@@ -56,6 +68,7 @@ impl CostModel {
             bytes_per_us: gbps * 1e3,
             flops_per_us: gflops * 1e3,
             sink_bias_us: 0.0,
+            attention_flops_per_us: attention_gflops.unwrap_or(gflops) * 1e3,
         }
     }
 
@@ -182,6 +195,16 @@ fn flops(eg: &EG, op: &Op, args: &[Id], out: Id) -> f64 {
                 .map_or(0.0, |a| flops(eg, a, &args[..f.anchor_inputs], out));
             anchor + n * f.program.steps.len() as f64
         }
+        Op::FusedAttention(a) => {
+            // Per score: D multiply-adds for Q·Kt, Dv for P·V, the score program, ~4 for the
+            // online softmax (max, exp, sum, rescale).
+            let d = dims(eg, args[0]).last().copied().unwrap_or(1) as f64;
+            let vd = dims(eg, args[2]);
+            let t = vd.iter().rev().nth(1).copied().unwrap_or(1) as f64;
+            let dv = vd.last().copied().unwrap_or(1).max(1) as f64;
+            let steps = a.score.as_ref().map_or(0, |p| p.steps.len()) as f64;
+            n / dv * t * (2.0 * d + 2.0 * dv + steps + 4.0)
+        }
         _ => n,
     }
 }
@@ -221,5 +244,10 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         }
         _ => 0.0,
     };
-    model.kernel(b, flops(eg, op, args, class)) + extra
+    let fl = flops(eg, op, args, class);
+    if matches!(op, Op::FusedAttention(_)) {
+        // Priced at the attention kernel's own rate.
+        return model.launch_us + (b / model.bytes_per_us).max(fl / model.attention_flops_per_us);
+    }
+    model.kernel(b, fl) + extra
 }

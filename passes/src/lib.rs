@@ -246,6 +246,30 @@ pub fn fusion_groups(g: &Graph) -> Vec<FusionGroup> {
                 ops: steps + usize::from(f.anchor.is_some()),
             });
         }
+        if let optc_ir::Op::FusedAttention(a) = &node.op {
+            let steps = a.score.as_ref().map_or(0, |p| {
+                p.steps
+                    .iter()
+                    .filter(|s| !matches!(s.op, optc_ir::Op::Identity))
+                    .count()
+            });
+            let mut program = a
+                .score
+                .as_ref()
+                .map_or_else(|| "s=x0".to_string(), |p| p.describe());
+            program.push_str("; Softmax");
+            if a.nan_fill_zero {
+                program.push_str("; Where(IsNaN, 0)");
+            }
+            program.push_str("; MatMul(V)");
+            out.push(FusionGroup {
+                output: node.outputs[0].map_or_else(String::new, |v| g.value(v).name.clone()),
+                anchor: Some("FusedAttention".to_string()),
+                program,
+                // MatMul, score steps, Softmax, [IsNaN, Where], MatMul.
+                ops: 3 + steps + if a.nan_fill_zero { 2 } else { 0 },
+            });
+        }
     }
     out
 }

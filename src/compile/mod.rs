@@ -698,9 +698,9 @@ pub fn optimized_graph(
     Ok((o.graph, Some(o.report)))
 }
 
-/// Whether the kernel templates compile fused op `f` (input types `tys`, output type `out`,
-/// inferred by the fusion rule) as one kernel.
-fn fused_legal(f: &optc_ir::ops::Fused, tys: &[Option<TensorType>], out: &TensorType) -> bool {
+/// Whether the kernel templates compile fused op `op` (an `Op::Fused` or `Op::FusedAttention`;
+/// input types `tys`, output type `out`, inferred by the fusion rule) as one kernel.
+fn fused_legal(op: &optc_ir::Op, tys: &[Option<TensorType>], out: &TensorType) -> bool {
     let desc = |t: &TensorType| t.shape.as_static().map(|s| TensorDesc::new(t.dtype, s));
     let mut inputs = Vec::with_capacity(tys.len());
     for t in tys {
@@ -712,7 +712,7 @@ fn fused_legal(f: &optc_ir::ops::Fused, tys: &[Option<TensorType>], out: &Tensor
             },
         }
     }
-    desc(out).is_some_and(|o| optc_kernels::lower::fused::supports_fused(f, &inputs, &[], &o))
+    desc(out).is_some_and(|o| optc_kernels::lower::fused::supports_fused_op(op, &inputs, &[], &o))
 }
 
 /// Evaluates on the reference interpreter every node whose inputs are all known at compile

@@ -5,6 +5,7 @@
 //! node does not use may still be computed). They are exact and straightforward: they are the
 //! oracle every optimisation and kernel is checked against.
 
+pub mod attention;
 pub mod control;
 pub mod elementwise;
 pub mod extra;

@@ -61,6 +61,21 @@ pub fn supports_fused(
     check_fused(&ctx).is_ok()
 }
 
+/// [`supports_fused`] for an [`Op::Fused`], [`super::attention::supports_attention`] for an
+/// [`Op::FusedAttention`]; `false` for any other op. The optimizer's legality callback.
+pub fn supports_fused_op(
+    op: &Op,
+    inputs: &[Option<TensorDesc>],
+    values: &[Option<&Tensor>],
+    output: &TensorDesc,
+) -> bool {
+    match op {
+        Op::Fused(f) => supports_fused(f, inputs, values, output),
+        Op::FusedAttention(a) => super::attention::supports_attention(a, inputs, values, output),
+        _ => false,
+    }
+}
+
 /// The output type of `anchor` on these inputs, by the IR's inference.
 fn anchor_output(
     ctx: &LowerCtx<'_>,

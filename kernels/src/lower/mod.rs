@@ -15,8 +15,11 @@
 //! Fused kernels ([`Op::Fused`], chosen by the optimizer) lower in [`fused`]: an elementwise
 //! program becomes one elementwise kernel, and a program on an anchor (Conv, ConvTranspose,
 //! Gemm, MatMul, Einsum) becomes the anchor's kernel with an [`epilogue::Epilogue`] applied at
-//! its stores. [`fused::supports_fused`] tells the optimizer exactly which fusions lower.
+//! its stores. Fused attention ([`Op::FusedAttention`]) lowers in [`attention`] (one kernel,
+//! online softmax). [`fused::supports_fused_op`] tells the optimizer exactly which fusions
+//! lower.
 
+pub mod attention;
 pub mod common;
 pub mod conv;
 pub mod elementwise;
@@ -315,6 +318,7 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         | Op::GlobalAveragePool
         | Op::GlobalMaxPool => pool::lower(ctx),
         Op::Fused(_) => fused::lower_fused(ctx),
+        Op::FusedAttention(_) => attention::lower_attention(ctx),
         _ => Err(ctx.unsupported("has no kernel template yet")),
     }
 }

@@ -5,12 +5,16 @@
 //! activation, residual add, clip). Each merged kernel must pass the backend's legality check
 //! and the input/step guards. Whether a fusion pays — an intermediate another consumer still
 //! needs is then computed twice — is left to DAG extraction.
+//!
+//! Attention (`MatMul(Softmax_{-1}(S), V)` with `S = MatMul(Q, Kt)` or a MatMul-anchored fused
+//! score kernel, and an optional `Where(IsNaN(p), 0, p)` between) gets its one-kernel
+//! [`Op::FusedAttention`] form ([`FuseAttention`]).
 
 use super::{Ctx, Rule, add_op, op_node, shape};
 use crate::lang::{EG, Node};
 use egg::Id;
-use optc_ir::ops::{Fused, Program, Step};
-use optc_ir::{Op, TensorType};
+use optc_ir::ops::{Fused, FusedAttention, Program, Step, UnaryOp};
+use optc_ir::{DType, Op, TensorType};
 
 /// All fusion rules.
 pub fn rules() -> Vec<Box<dyn Rule>> {
@@ -18,6 +22,7 @@ pub fn rules() -> Vec<Box<dyn Rule>> {
         Box::new(ElementwiseAsProgram),
         Box::new(AnchorAsProgram),
         Box::new(FuseProducer),
+        Box::new(FuseAttention),
     ]
 }
 
@@ -188,6 +193,12 @@ fn legal(eg: &EG, ctx: &Ctx, f: &Fused, ids: &[Id]) -> bool {
     {
         return false;
     }
+    legal_op(eg, ctx, &Op::Fused(Box::new(f.clone())), ids)
+}
+
+/// Whether fused op `op` (a [`Op::Fused`] or [`Op::FusedAttention`]) on classes `ids`
+/// type-checks and the backend compiles it as one kernel.
+fn legal_op(eg: &EG, ctx: &Ctx, op: &Op, ids: &[Id]) -> bool {
     let tys: Vec<Option<TensorType>> = ids.iter().map(|&i| eg[i].data.ty.clone()).collect();
     // Programs must type-check: an ill-typed merge is dropped, not added.
     let ins: Vec<Option<optc_ir::infer::InferInput<'_>>> = tys
@@ -197,10 +208,10 @@ fn legal(eg: &EG, ctx: &Ctx, f: &Fused, ids: &[Id]) -> bool {
                 .map(|t| optc_ir::infer::InferInput { ty: t, value: None })
         })
         .collect();
-    let Ok(out) = optc_ir::infer::infer(&Op::Fused(Box::new(f.clone())), &ins, 1) else {
+    let Ok(out) = optc_ir::infer::infer(op, &ins, 1) else {
         return false;
     };
-    ctx.legal.as_ref().is_none_or(|l| l(f, &tys, &out[0]))
+    ctx.legal.as_ref().is_none_or(|l| l(op, &tys, &out[0]))
 }
 
 /// `op(xs) = Fused{program: [op]}(xs)` for every single-output elementwise op.
@@ -312,6 +323,163 @@ impl Rule for FuseProducer {
                     continue;
                 }
                 res.push(add_op(eg, Op::Fused(Box::new(f)), ids));
+            }
+        }
+        res
+    }
+}
+
+/// `MatMul(P, V)` where `P = Softmax_{-1}(S)`, or `P = Where(IsNaN(p), 0, p)` of that softmax
+/// (as plain ops or as their fused program), and `S = MatMul(Q, Kt)` or
+/// `Fused{anchor: MatMul, program}(Q, Kt, extras)`: one [`FusedAttention`] kernel over
+/// `(Q, Kt, V, extras)`. f32 only, every operand of rank ≥ 2; the NaN step only with a constant
+/// scalar 0 fill.
+pub struct FuseAttention;
+
+/// True when class `id` holds the scalar constant 0 (any float dtype, any rank-0/one-element
+/// form).
+fn is_zero_const(eg: &EG, id: Id) -> bool {
+    super::weight(eg, id).is_some_and(|t| {
+        t.shape().iter().product::<usize>() == 1 && t.to_f64_vec().first() == Some(&0.0)
+    })
+}
+
+/// The Softmax-over-the-last-axis input class of class `id`, if it holds such a softmax.
+fn softmax_input(eg: &EG, id: Id) -> Option<Id> {
+    let rank = shape(eg, id)?.len() as i64;
+    eg[id].nodes.iter().find_map(|n| match op_node(eg, n) {
+        Some((Op::Softmax { axis, legacy }, 0, 1, a)) if a.len() == 1 => {
+            let ax = if axis < 0 { axis + rank } else { axis };
+            // Legacy softmax normalises over all axes from `axis` on: the same when it is the
+            // last one.
+            let _ = legacy;
+            (rank >= 1 && ax == rank - 1).then(|| eg.find(a[0]))
+        }
+        _ => None,
+    })
+}
+
+/// The classes `(softmax input, nan_fill_zero)` that class `id` (the first MatMul operand) may
+/// be the normalised scores of.
+fn attention_probs(eg: &EG, id: Id) -> Vec<(Id, bool)> {
+    let mut out = Vec::new();
+    if let Some(s) = softmax_input(eg, id) {
+        out.push((s, false));
+    }
+    let is_isnan_of = |c: Id, p: Id| {
+        eg[c].nodes.iter().any(|n| {
+            matches!(op_node(eg, n), Some((Op::Unary(UnaryOp::IsNaN), 0, 1, a))
+                if a.len() == 1 && eg.find(a[0]) == p)
+        })
+    };
+    for n in &eg[id].nodes {
+        // (fill class, probability class)
+        let pair = match op_node(eg, n) {
+            Some((Op::Where, 0, 1, a)) if a.len() == 3 => {
+                let (c, fill, p) = (eg.find(a[0]), eg.find(a[1]), eg.find(a[2]));
+                is_isnan_of(c, p).then_some((fill, p))
+            }
+            Some((Op::Fused(f), 0, 1, a)) if f.anchor.is_none() && f.program.inputs == 2 => {
+                let st = &f.program.steps;
+                match st.as_slice() {
+                    [
+                        Step {
+                            op: Op::Unary(UnaryOp::IsNaN),
+                            args: x,
+                        },
+                        Step {
+                            op: Op::Where,
+                            args: w,
+                        },
+                    ] if a.len() == 2 => match (x.as_slice(), w.as_slice()) {
+                        ([Some(pi)], [Some(2), Some(fi), Some(pj)])
+                            if pi == pj && *pi < 2 && *fi < 2 && pi != fi =>
+                        {
+                            Some((eg.find(a[*fi]), eg.find(a[*pi])))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some((fill, p)) = pair {
+            if is_zero_const(eg, fill) {
+                if let Some(s) = softmax_input(eg, p) {
+                    if !out.contains(&(s, true)) {
+                        out.push((s, true));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_f32_rank2(eg: &EG, id: Id) -> bool {
+    eg[id]
+        .data
+        .ty
+        .as_ref()
+        .is_some_and(|t| t.dtype == DType::F32 && t.shape.as_static().is_some_and(|s| s.len() >= 2))
+}
+
+impl Rule for FuseAttention {
+    fn name(&self) -> &'static str {
+        "fuse-attention"
+    }
+    fn apply(&self, eg: &mut EG, ctx: &Ctx, class: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::MatMul, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        if eg[class].data.konst || args.len() != 2 || !is_f32_rank2(eg, class) {
+            return vec![];
+        }
+        let v = eg.find(args[1]);
+        if !is_f32_rank2(eg, v) {
+            return vec![];
+        }
+        let mut res = Vec::new();
+        for (s, nan_fill_zero) in attention_probs(eg, eg.find(args[0])) {
+            let cands: Vec<Node> = eg[s].nodes.clone();
+            for sn in &cands {
+                let (score, sargs) = match op_node(eg, sn) {
+                    Some((Op::MatMul, 0, 1, a)) if a.len() == 2 => (None, a),
+                    Some((Op::Fused(f), 0, 1, a))
+                        if matches!(f.anchor, Some(Op::MatMul)) && f.anchor_inputs == 2 =>
+                    {
+                        // The anchor-as-program form of a plain MatMul is the plain MatMul.
+                        let identity = f.program.inputs == 1
+                            && matches!(f.program.steps.as_slice(),
+                                [Step { op: Op::Identity, args }] if args == &[Some(0)]);
+                        if identity {
+                            (None, a[..2].to_vec())
+                        } else {
+                            (Some(f.program.clone()), a)
+                        }
+                    }
+                    _ => continue,
+                };
+                if score.as_ref().is_some_and(|p| {
+                    p.steps.len() > ctx.max_fused_steps || p.inputs - 1 > ctx.max_fused_inputs
+                }) {
+                    continue;
+                }
+                let (q, kt) = (eg.find(sargs[0]), eg.find(sargs[1]));
+                if !is_f32_rank2(eg, q) || !is_f32_rank2(eg, kt) {
+                    continue;
+                }
+                let mut ids = vec![q, kt, v];
+                ids.extend(sargs[2..].iter().map(|&e| eg.find(e)));
+                let op = Op::FusedAttention(Box::new(FusedAttention {
+                    score,
+                    nan_fill_zero,
+                }));
+                if !legal_op(eg, ctx, &op, &ids) {
+                    continue;
+                }
+                res.push(add_op(eg, op, ids));
             }
         }
         res

@@ -13,17 +13,16 @@ pub mod layout;
 
 use crate::lang::{EG, Node};
 use egg::Id;
-use optc_ir::TensorType;
-use optc_ir::ops::Fused;
+use optc_ir::{Op, TensorType};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Says whether the backend can compile a fused kernel (given its input types, `None` for
-/// absent optional anchor inputs, and its output type, inferred once by the rule) as one
-/// kernel.
-pub type LegalFn = Arc<dyn Fn(&Fused, &[Option<TensorType>], &TensorType) -> bool + Send + Sync>;
+/// Says whether the backend can compile a fused kernel — an [`Op::Fused`] or an
+/// [`Op::FusedAttention`], given its input types (`None` for absent optional anchor inputs) and
+/// its output type, inferred once by the rule — as one kernel.
+pub type LegalFn = Arc<dyn Fn(&Op, &[Option<TensorType>], &TensorType) -> bool + Send + Sync>;
 
 /// What rules may consult.
 pub struct Ctx {

@@ -1,0 +1,497 @@
+//! Fused attention ([`Op::FusedAttention`]): `MatMul(Softmax(score(Q·Kt)), V)` in one launch,
+//! with an online softmax, so neither the scores nor the probabilities go through memory.
+//!
+//! Layout: Q `[.., S, D]`, Kt `[.., D, T]` (K already transposed), V `[.., T, Dv]`, output
+//! `[.., S, Dv]`; batch dims broadcast numpy-style to the output's (which must be the scores'
+//! batch). One invocation per query row, `R` rows per workgroup (grid `[⌈S/R⌉, batch, 1]`).
+//! Each invocation keeps its query row (`D` registers) and its output accumulator (`Dv`
+//! registers). Keys go by tiles of [`TILE`]: the workgroup loads the tile's Kt columns and V
+//! rows cooperatively into workgroup memory, meets at a barrier, and every row then
+//! 1. computes the tile's scores `q·k` (one fused multiply-add chain per key), applies the score
+//!    program (the mask: its extra operands are read with broadcasting through
+//!    [`super::epilogue`], at the score's flat index), flags a NaN or `+inf` score, and keeps
+//!    the scores in workgroup memory with the tile maximum;
+//! 2. rescales its running sum and accumulator by `exp(m_old - m_new)` once per tile, then adds
+//!    `p = exp(s - m_new)` and `p·v` for every key of the tile.
+//!
+//! At the end the row is `acc / sum`. Rows whose reference softmax is NaN — every score `-inf`
+//! (a fully masked row: the sum stays 0), or a NaN or `+inf` score — are written as 0 when the
+//! op has the `Where(IsNaN(p), 0, p)` step (`nan_fill_zero`), NaN otherwise. (The reference then
+//! multiplies the zero row by V, which gives NaN instead of 0 only where V itself holds NaN or
+//! infinity.)
+//!
+//! Precision: the online softmax rounds differently from the decomposed ops (scores in f32
+//! registers, `p` never rounded to memory, the sum in f32); results agree to ~1e-6 relative.
+//!
+//! Limits (checked up front by [`check_attention`], so the optimizer keeps the decomposed ops
+//! otherwise): f32 only, `D, Dv ≤` [`MAX_HEAD_DIM`], at most 65535 batch entries, at most 8
+//! bindings. Tuning space: rows per workgroup `R` (8…64, the next power of two ≥ S, capped at
+//! 64) and the key tile (16); workgroup memory `4·(TILE·(D + Dv) + R·TILE)` ≤ 12 KiB.
+
+use super::common::{broadcast_flat_offset, broadcasts_to, load};
+use super::epilogue::Epilogue;
+use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, check_storage};
+use crate::builder::{KernelBuilder, builtin_i32, f, i, select};
+use crate::ir::{Access, Barrier, Builtin, Expr, Type, UnOp};
+use optc_ir::dtype::DType;
+use optc_ir::ops::{Fused, FusedAttention, Op};
+use optc_ir::tensor::Tensor;
+
+/// Largest head dim (`D` and `Dv`) the template accepts.
+pub const MAX_HEAD_DIM: usize = 64;
+/// Keys per workgroup-memory tile.
+pub const TILE: usize = 16;
+/// Most workgroups along y (one per batch entry).
+const MAX_BATCH: usize = 65535;
+
+/// What the analysis found.
+struct Plan {
+    /// Output batch dims and their product.
+    batch: Vec<usize>,
+    nb: usize,
+    /// Batch dims of Q, Kt, V.
+    in_batch: [Vec<usize>; 3],
+    s: usize,
+    t: usize,
+    d: usize,
+    dv: usize,
+    /// Rows per workgroup.
+    r: usize,
+    ep: Option<Epilogue>,
+}
+
+fn analyse(ctx: &LowerCtx<'_>, a: &FusedAttention) -> Result<Plan, LowerError> {
+    check_storage(ctx)?;
+    let n_extra = optc_ir::opset::attention::num_extras(a);
+    if ctx.inputs.len() != 3 + n_extra {
+        return Err(ctx.invalid(format!(
+            "{} inputs, expected Q, Kt, V and {n_extra} score operands",
+            ctx.inputs.len()
+        )));
+    }
+    let (q, k, v, out) = (ctx.input(0)?, ctx.input(1)?, ctx.input(2)?, ctx.output(0)?);
+    for x in [q, k, v, out] {
+        if x.dtype != DType::F32 {
+            return Err(ctx.unsupported(format!("needs {}", x.dtype.name())));
+        }
+        if x.shape.len() < 2 {
+            return Err(ctx.unsupported("with an operand of rank < 2"));
+        }
+    }
+    let last2 = |x: &TensorDesc| {
+        let r = x.shape.len();
+        (x.shape[r - 2], x.shape[r - 1], x.shape[..r - 2].to_vec())
+    };
+    let (s, d, qb) = last2(q);
+    let (kd, t, kb) = last2(k);
+    let (vt, dv, vb) = last2(v);
+    let (os, odv, batch) = last2(out);
+    if kd != d || vt != t || os != s || odv != dv {
+        return Err(ctx.invalid(format!(
+            "shapes Q {:?}, Kt {:?}, V {:?}, output {:?} do not chain",
+            q.shape, k.shape, v.shape, out.shape
+        )));
+    }
+    if [s, t, d, dv].contains(&0) {
+        return Err(ctx.unsupported("with an empty dimension"));
+    }
+    if d > MAX_HEAD_DIM || dv > MAX_HEAD_DIM {
+        return Err(ctx.unsupported(format!(
+            "with head dims {d}/{dv} (the attention kernel takes at most {MAX_HEAD_DIM})"
+        )));
+    }
+    for x in [&qb, &kb, &vb] {
+        if !broadcasts_to(x, &batch) {
+            return Err(ctx.invalid(format!("batch {x:?} does not broadcast to {batch:?}")));
+        }
+    }
+    // The scores' batch (Q and Kt broadcast together) must be the output's: the score program's
+    // operands are addressed in it.
+    let rank = batch.len();
+    let dim = |x: &[usize], j: usize| {
+        let off = rank - x.len();
+        if j < off { 1 } else { x[j - off] }
+    };
+    if (0..rank).any(|j| dim(&qb, j).max(dim(&kb, j)) != batch[j]) {
+        return Err(ctx.unsupported("with V broadcast over more batch entries than the scores"));
+    }
+    let nb: usize = batch.iter().product();
+    if nb > MAX_BATCH {
+        return Err(ctx.unsupported(format!("with {nb} batch entries (at most {MAX_BATCH})")));
+    }
+    if nb
+        .checked_mul(s)
+        .and_then(|x| x.checked_mul(t.max(dv)))
+        .is_none_or(|x| x > i32::MAX as usize)
+    {
+        return Err(ctx.unsupported("with more than 2^31 scores"));
+    }
+    let ep = match &a.score {
+        None => None,
+        Some(p) => {
+            // The score program as the epilogue of `MatMul(Q, Kt)`, on a context whose inputs
+            // are Q, Kt and the extras and whose output is the scores.
+            let f = Fused {
+                anchor: Some(Op::MatMul),
+                anchor_inputs: 2,
+                program: p.clone(),
+            };
+            let sop = Op::Fused(Box::new(f.clone()));
+            let mut inputs: Vec<Option<TensorDesc>> = vec![Some(q.clone()), Some(k.clone())];
+            inputs.extend(ctx.inputs[3..].iter().cloned());
+            let values: Vec<Option<&Tensor>> = [0, 1]
+                .into_iter()
+                .chain(3..ctx.inputs.len())
+                .map(|j| ctx.value(j))
+                .collect();
+            let mut sshape = batch.clone();
+            sshape.extend([s, t]);
+            let outputs = [Some(TensorDesc::new(DType::F32, sshape))];
+            let sctx = LowerCtx {
+                op: &sop,
+                name: ctx.name,
+                inputs: &inputs,
+                values: &values,
+                outputs: &outputs,
+            };
+            let mut ep = Epilogue::new(&sctx, &f, DType::F32)?;
+            for (k, e) in ep.extras.iter_mut().enumerate() {
+                e.arg = Arg::Input(3 + k);
+            }
+            Some(ep)
+        }
+    };
+    if let Some(ep) = &ep {
+        ep.check_bindings(ctx, 4)?;
+    }
+    let r = s.next_power_of_two().clamp(8, 64);
+    Ok(Plan {
+        batch,
+        nb,
+        in_batch: [qb, kb, vb],
+        s,
+        t,
+        d,
+        dv,
+        r,
+        ep,
+    })
+}
+
+fn attention_of<'a>(ctx: &LowerCtx<'a>) -> Result<&'a FusedAttention, LowerError> {
+    match ctx.op {
+        Op::FusedAttention(a) => Ok(a),
+        _ => Err(ctx.invalid("not a fused attention op")),
+    }
+}
+
+/// `Ok` exactly when [`lower_attention`] accepts this op; builds nothing.
+pub fn check_attention(ctx: &LowerCtx<'_>) -> Result<(), LowerError> {
+    analyse(ctx, attention_of(ctx)?).map(|_| ())
+}
+
+/// Whether the templates lower fused attention op `a` with these input descriptors, known
+/// input contents (`&[]` when none are known) and output descriptor: [`check_attention`] on the
+/// corresponding context.
+pub fn supports_attention(
+    a: &FusedAttention,
+    inputs: &[Option<TensorDesc>],
+    values: &[Option<&Tensor>],
+    output: &TensorDesc,
+) -> bool {
+    let op = Op::FusedAttention(Box::new(a.clone()));
+    let outputs = [Some(output.clone())];
+    let ctx = LowerCtx {
+        op: &op,
+        name: "check",
+        inputs,
+        values,
+        outputs: &outputs,
+    };
+    check_attention(&ctx).is_ok()
+}
+
+/// The element offset of batch entry `bi` (of the output batch `batch`) in an operand whose
+/// batch dims are `in_batch` and whose matrices hold `mat` elements.
+fn batch_offset(bi: &Expr, batch: &[usize], in_batch: &[usize], mat: usize) -> Expr {
+    let off = broadcast_flat_offset(bi, batch, in_batch);
+    if matches!(off, Expr::I32(0)) {
+        off
+    } else {
+        off * i(mat as i32)
+    }
+}
+
+/// Lowers a fused attention op to one kernel launch (see the module docs).
+pub fn lower_attention(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    let a = attention_of(ctx)?;
+    let p = analyse(ctx, a)?;
+    let (s, t, d, dv, r) = (p.s, p.t, p.d, p.dv, p.r);
+    let neg_inf = || f(f32::NEG_INFINITY);
+    let mut b = KernelBuilder::new(ctx.kname("attention"), [r as u32, 1, 1]);
+    let qb = b.buffer("q", Type::F32, Access::Read);
+    let kb = b.buffer("kt", Type::F32, Access::Read);
+    let vb = b.buffer("v", Type::F32, Access::Read);
+    let mut args = vec![Arg::Input(0), Arg::Input(1), Arg::Input(2)];
+    let bound = p.ep.as_ref().map(|e| e.bind(&mut b, &mut args));
+    let ob = b.buffer("y", Type::F32, Access::ReadWrite);
+    args.push(Arg::Output(0));
+    let ks = b.shared("ks", Type::F32, (TILE * d) as u32);
+    let vs = b.shared("vs", Type::F32, (TILE * dv) as u32);
+    let ss = b.shared("ss", Type::F32, (TILE * r) as u32);
+
+    let lid = b.let_(Type::I32, builtin_i32(Builtin::LocalId(0)));
+    let row = b.let_(
+        Type::I32,
+        builtin_i32(Builtin::WorkgroupId(0)) * i(r as i32) + lid.clone(),
+    );
+    let bi = b.let_(Type::I32, builtin_i32(Builtin::WorkgroupId(1)));
+    let valid = b.let_(Type::BOOL, row.clone().lt(i(s as i32)));
+    // Rows past the end load row S-1 (in range) and store nothing.
+    let rowc = b.let_(Type::I32, row.clone().min(i(s as i32 - 1)));
+    let qoff = batch_offset(&bi, &p.batch, &p.in_batch[0], s * d);
+    let qrow = b.let_(Type::I32, qoff + rowc.clone() * i(d as i32));
+    let koff = b.let_(
+        Type::I32,
+        batch_offset(&bi, &p.batch, &p.in_batch[1], d * t),
+    );
+    let voff = b.let_(
+        Type::I32,
+        batch_offset(&bi, &p.batch, &p.in_batch[2], t * dv),
+    );
+    let qv: Vec<Expr> = (0..d)
+        .map(|k| b.let_(Type::F32, load(qb, qrow.clone() + i(k as i32), DType::F32)))
+        .collect();
+    let m = b.var(Type::F32, neg_inf());
+    let l = b.var(Type::F32, f(0.0));
+    let bad = b.var(Type::BOOL, Expr::Bool(false));
+    let acc: Vec<_> = (0..dv).map(|_| b.var(Type::F32, f(0.0))).collect();
+    // Flat index of score (bi, row, 0).
+    let sflat = b.let_(
+        Type::I32,
+        (bi.clone() * i(s as i32) + rowc.clone()) * i(t as i32),
+    );
+
+    b.for_(i(0), i(t as i32), TILE as i32, false, |b, t0| {
+        let t0 = b.let_(Type::I32, t0);
+        // Kt tile: element e = dd·TILE + j is Kt[dd, t0 + j] (runs of TILE consecutive keys).
+        b.for_(
+            lid.clone(),
+            i((TILE * d) as i32),
+            r as i32,
+            false,
+            |b, e| {
+                let dd = b.let_(Type::I32, e.clone() / i(TILE as i32));
+                let j = b.let_(Type::I32, e % i(TILE as i32));
+                let tk = b.let_(Type::I32, t0.clone() + j.clone());
+                let idx = koff.clone() + dd.clone() * i(t as i32) + tk.clone().min(i(t as i32 - 1));
+                let val = select(tk.lt(i(t as i32)), load(kb, idx, DType::F32), f(0.0));
+                b.store_shared(ks, j * i(d as i32) + dd, val);
+            },
+        );
+        // V tile: element e = j·Dv + dd is V[t0 + j, dd] (contiguous).
+        b.for_(
+            lid.clone(),
+            i((TILE * dv) as i32),
+            r as i32,
+            false,
+            |b, e| {
+                let e = b.let_(Type::I32, e);
+                let g = b.let_(Type::I32, t0.clone() * i(dv as i32) + e.clone());
+                let idx = voff.clone() + g.clone().min(i((t * dv) as i32 - 1));
+                let val = select(g.lt(i((t * dv) as i32)), load(vb, idx, DType::F32), f(0.0));
+                b.store_shared(vs, e, val);
+            },
+        );
+        b.barrier(Barrier::Workgroup);
+        let n = b.let_(Type::I32, (i(t as i32) - t0.clone()).min(i(TILE as i32)));
+        b.if_(valid.clone(), |b| {
+            let tmax = b.var(Type::F32, neg_inf());
+            b.for_(i(0), n.clone(), 1, false, |b, j| {
+                let j = b.let_(Type::I32, j);
+                let sv = b.var(Type::F32, f(0.0));
+                let kbase = b.let_(Type::I32, j.clone() * i(d as i32));
+                for (k, qk) in qv.iter().enumerate() {
+                    let kk = Expr::load_shared(ks, kbase.clone() + i(k as i32));
+                    b.assign(sv, qk.clone().fma(kk, Expr::Var(sv)));
+                }
+                let mut sc = Expr::Var(sv);
+                if let Some(bound) = &bound {
+                    let flat = b.let_(Type::I32, sflat.clone() + t0.clone() + j.clone());
+                    sc = bound.apply(b, sc, &flat);
+                }
+                let sc = b.let_(Type::F32, sc);
+                let nonfinite = sc
+                    .clone()
+                    .un(UnOp::IsNan)
+                    .or(sc.clone().un(UnOp::IsInf).and(sc.clone().gt(f(0.0))));
+                let isbad = b.let_(Type::BOOL, nonfinite);
+                b.assign(bad, Expr::Var(bad).or(isbad.clone()));
+                let s2 = b.let_(Type::F32, select(isbad, neg_inf(), sc));
+                b.store_shared(ss, j * i(r as i32) + lid.clone(), s2.clone());
+                b.assign(tmax, Expr::Var(tmax).max(s2));
+            });
+            // Scores are finite or -inf here, so the maximum is -inf exactly when every score
+            // so far is.
+            let mnew = b.let_(Type::F32, Expr::Var(m).max(Expr::Var(tmax)));
+            let dead = b.let_(Type::BOOL, mnew.clone().un(UnOp::IsInf));
+            let alpha = b.let_(
+                Type::F32,
+                select(
+                    dead.clone(),
+                    f(1.0),
+                    (Expr::Var(m) - mnew.clone()).un(UnOp::Exp),
+                ),
+            );
+            b.assign(l, Expr::Var(l) * alpha.clone());
+            for &c in &acc {
+                b.assign(c, Expr::Var(c) * alpha.clone());
+            }
+            b.for_(i(0), n.clone(), 1, false, |b, j| {
+                let j = b.let_(Type::I32, j);
+                let sj = Expr::load_shared(ss, j.clone() * i(r as i32) + lid.clone());
+                let pj = b.let_(
+                    Type::F32,
+                    select(dead.clone(), f(0.0), (sj - mnew.clone()).un(UnOp::Exp)),
+                );
+                b.assign(l, Expr::Var(l) + pj.clone());
+                let vbase = b.let_(Type::I32, j * i(dv as i32));
+                for (k, &c) in acc.iter().enumerate() {
+                    let vv = Expr::load_shared(vs, vbase.clone() + i(k as i32));
+                    b.assign(c, pj.clone().fma(vv, Expr::Var(c)));
+                }
+            });
+            b.assign(m, mnew);
+        });
+        b.barrier(Barrier::Workgroup);
+    });
+
+    let fill = if a.nan_fill_zero { f(0.0) } else { f(f32::NAN) };
+    b.if_(valid, |b| {
+        let fail = b.let_(Type::BOOL, Expr::Var(bad).or(Expr::Var(l).eq_(f(0.0))));
+        let inv = b.let_(Type::F32, f(1.0) / Expr::Var(l));
+        let obase = b.let_(Type::I32, (bi * i(s as i32) + row) * i(dv as i32));
+        for (k, &c) in acc.iter().enumerate() {
+            let v = select(fail.clone(), fill.clone(), Expr::Var(c) * inv.clone());
+            b.store(ob, obase.clone() + i(k as i32), v);
+        }
+    });
+    if let Some(bound) = bound {
+        bound.finish()?;
+    }
+    Ok(Lowered {
+        launches: vec![KernelLaunch {
+            kernel: b.finish(),
+            args,
+            grid: [s.div_ceil(r) as u32, p.nb as u32, 1],
+        }],
+        ..Lowered::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::sim::{assert_close, rand_t, run_op};
+    use optc_ir::ops::{BinaryOp, Program, Step};
+
+    fn op(score: Option<Program>, nan_fill_zero: bool) -> Op {
+        Op::FusedAttention(Box::new(FusedAttention {
+            score,
+            nan_fill_zero,
+        }))
+    }
+
+    fn add_mask() -> Program {
+        Program {
+            inputs: 2,
+            steps: vec![Step {
+                op: Op::Binary(BinaryOp::Add),
+                args: vec![Some(0), Some(1)],
+            }],
+        }
+    }
+
+    #[test]
+    fn plain_attention_matches_reference() {
+        for (batch, s, t, d, dv) in [
+            (vec![2usize, 3], 5usize, 7usize, 4usize, 3usize),
+            (vec![], 40, 33, 16, 8),
+            (vec![1], 70, 18, 64, 64),
+        ] {
+            let sh = |a: usize, b: usize| {
+                let mut x = batch.clone();
+                x.extend([a, b]);
+                x
+            };
+            let q = rand_t(&sh(s, d), 1);
+            let k = rand_t(&sh(d, t), 2);
+            let v = rand_t(&sh(t, dv), 3);
+            let o = op(None, false);
+            let (got, want) = run_op(&o, &[Some(q), Some(k), Some(v)], &[]);
+            assert_close(&got[0], &want[0], &format!("{batch:?} {s} {t} {d} {dv}"));
+        }
+    }
+
+    #[test]
+    fn masked_rows_and_nan_fill_match_reference() {
+        // [2, 3, S, T] scores; the mask [2, 1, S, T] holds -inf at some keys and whole rows.
+        let (s, t, d) = (9usize, 21usize, 8usize);
+        let q = rand_t(&[2, 3, s, d], 4);
+        let k = rand_t(&[2, 3, d, t], 5);
+        let v = rand_t(&[2, 3, t, d], 6);
+        let mut mask = vec![0f32; 2 * s * t];
+        for (n, m) in mask.iter_mut().enumerate() {
+            let (row, col) = ((n / t) % s, n % t);
+            if row == 2 || (row + col) % 3 == 0 {
+                *m = f32::NEG_INFINITY;
+            }
+        }
+        let mask = Tensor::from_vec(vec![2, 1, s, t], mask).unwrap();
+        for fill in [true, false] {
+            let o = op(Some(add_mask()), fill);
+            let ins = [
+                Some(q.clone()),
+                Some(k.clone()),
+                Some(v.clone()),
+                Some(mask.clone()),
+            ];
+            let (got, want) = run_op(&o, &ins, &[]);
+            assert_close(&got[0], &want[0], &format!("fill {fill}"));
+            let w = want[0].to_f64_vec();
+            // Row 2 of every head is fully masked.
+            assert_eq!(w[2 * d..3 * d].iter().all(|x| *x == 0.0), fill);
+        }
+    }
+
+    #[test]
+    fn rejects_large_head_dims_and_other_dtypes() {
+        let a = FusedAttention {
+            score: None,
+            nan_fill_zero: false,
+        };
+        let dsc = |s: &[usize]| Some(TensorDesc::new(DType::F32, s.to_vec()));
+        let ok = supports_attention(
+            &a,
+            &[dsc(&[2, 4, 64]), dsc(&[2, 64, 5]), dsc(&[2, 5, 64])],
+            &[],
+            &TensorDesc::new(DType::F32, vec![2, 4, 64]),
+        );
+        assert!(ok);
+        let big = supports_attention(
+            &a,
+            &[dsc(&[2, 4, 128]), dsc(&[2, 128, 5]), dsc(&[2, 5, 8])],
+            &[],
+            &TensorDesc::new(DType::F32, vec![2, 4, 8]),
+        );
+        assert!(!big);
+        let f16 = |s: &[usize]| Some(TensorDesc::new(DType::F16, s.to_vec()));
+        let half = supports_attention(
+            &a,
+            &[f16(&[4, 8]), f16(&[8, 5]), f16(&[5, 8])],
+            &[],
+            &TensorDesc::new(DType::F16, vec![4, 8]),
+        );
+        assert!(!half);
+    }
+}
