@@ -38,6 +38,69 @@ pub fn sink_rules() -> Vec<Box<dyn Rule>> {
     vec![Box::new(SinkReshape), Box::new(SinkTranspose)]
 }
 
+/// `perm` of a rank-`rank` transpose with the default (reversal) filled in; `None` when it is
+/// not a permutation of that rank.
+fn full_perm(perm: Option<Vec<usize>>, rank: usize) -> Option<Vec<usize>> {
+    let p = perm.unwrap_or_else(|| (0..rank).rev().collect());
+    (p.len() == rank && p.iter().all(|&i| i < rank)).then_some(p)
+}
+
+/// Positions of the dims of `s` other than 1.
+fn big_dims(s: &[usize]) -> Vec<usize> {
+    (0..s.len()).filter(|&i| s[i] != 1).collect()
+}
+
+fn numel(s: &[usize]) -> usize {
+    s.iter().product()
+}
+
+/// The data inputs of the reshape-like aliases (Reshape, Flatten, Squeeze, Unsqueeze) in class
+/// `id`.
+fn reshape_inputs(eg: &EG, id: Id) -> Vec<Id> {
+    eg[id]
+        .nodes
+        .iter()
+        .filter_map(|n| match op_node(eg, n)? {
+            (op, 0, 1, args) if is_alias(&op) && !matches!(op, Op::Identity) => Some(args[0]),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The inputs `y` (with their shapes) of the reshapes in class `id` (shape `s`) that only add
+/// or remove size-1 dims: `y` has `s`'s dims other than 1, in order, and is not `s` itself.
+fn unit_reshape_inputs(eg: &EG, id: Id, s: &[usize]) -> Vec<(Id, Vec<usize>)> {
+    let big: Vec<usize> = s.iter().copied().filter(|&d| d != 1).collect();
+    reshape_inputs(eg, id)
+        .into_iter()
+        .filter_map(|y| {
+            let ys = shape(eg, y)?;
+            let same = ys
+                .iter()
+                .copied()
+                .filter(|&d| d != 1)
+                .eq(big.iter().copied());
+            (same && ys != s).then_some((y, ys))
+        })
+        .collect()
+}
+
+/// The axis (normalised), data and index of a Gather by a scalar index.
+fn scalar_gather(eg: &EG, node: &Node) -> Option<(usize, Id, Id, Vec<usize>)> {
+    let (Op::Gather { axis }, 0, 1, args) = op_node(eg, node)? else {
+        return None;
+    };
+    if args.len() != 2 || !shape(eg, args[1])?.is_empty() {
+        return None;
+    }
+    let ds = shape(eg, args[0])?;
+    let r = ds.len() as i64;
+    if axis < -r || axis >= r {
+        return None;
+    }
+    Some((axis.rem_euclid(r) as usize, args[0], args[1], ds))
+}
+
 /// `Transpose(x, p) = Reshape(x, out)` when `p` keeps the order of the dimensions of size
 /// other than 1 (it only moves size-1 dims, so memory order is unchanged).
 pub struct UnitTranspose;
@@ -53,10 +116,9 @@ impl Rule for UnitTranspose {
         let (Some(xs), Some(out)) = (shape(eg, args[0]), shape(eg, class)) else {
             return vec![];
         };
-        let perm = perm.unwrap_or_else(|| (0..xs.len()).rev().collect());
-        if perm.len() != xs.len() || perm.iter().any(|&p| p >= xs.len()) {
+        let Some(perm) = full_perm(perm, xs.len()) else {
             return vec![];
-        }
+        };
         let moved: Vec<usize> = perm.iter().copied().filter(|&p| xs[p] != 1).collect();
         if !moved.windows(2).all(|w| w[0] < w[1]) {
             return vec![];
@@ -81,34 +143,18 @@ impl Rule for TransposeThroughReshape {
         let (Some(a), Some(out)) = (shape(eg, args[0]), shape(eg, class)) else {
             return vec![];
         };
-        let p = perm.unwrap_or_else(|| (0..a.len()).rev().collect());
-        if p.len() != a.len() || p.iter().any(|&i| i >= a.len()) {
+        let Some(p) = full_perm(perm, a.len()) else {
             return vec![];
-        }
-        let big_a: Vec<usize> = (0..a.len()).filter(|&i| a[i] != 1).collect();
+        };
+        let big_a = big_dims(&a);
         // The non-unit dims of the output, as ranks among `a`'s non-unit dims.
         let order: Vec<usize> = p
             .iter()
-            .filter(|&&i| a[i] != 1)
-            .map(|i| big_a.iter().position(|j| j == i).expect("non-unit"))
+            .filter_map(|i| big_a.iter().position(|j| j == i))
             .collect();
-        let inner: Vec<Node> = eg[args[0]].nodes.clone();
         let mut res = Vec::new();
-        for n in &inner {
-            let Some((rop, 0, 1, rargs)) = op_node(eg, n) else {
-                continue;
-            };
-            if !is_alias(&rop) || matches!(rop, Op::Identity) {
-                continue;
-            }
-            let y = rargs[0];
-            let Some(ys) = shape(eg, y) else { continue };
-            let big_y: Vec<usize> = (0..ys.len()).filter(|&j| ys[j] != 1).collect();
-            let same = big_y.len() == big_a.len()
-                && big_y.iter().zip(&big_a).all(|(&j, &i)| ys[j] == a[i]);
-            if !same || ys == a {
-                continue;
-            }
+        for (y, ys) in unit_reshape_inputs(eg, args[0], &a) {
+            let big_y = big_dims(&ys);
             // Unit dims first (in order), then the non-unit dims in the output's order.
             let mut q: Vec<usize> = (0..ys.len()).filter(|&j| ys[j] == 1).collect();
             q.extend(order.iter().map(|&k| big_y[k]));
@@ -130,30 +176,18 @@ impl Rule for GatherThroughTranspose {
         "gather-through-transpose"
     }
     fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
-        let Some((Op::Gather { axis }, 0, 1, args)) = op_node(eg, node) else {
+        let Some((a, data, idx, ds)) = scalar_gather(eg, node) else {
             return vec![];
         };
-        if args.len() != 2 || shape(eg, args[1]).is_none_or(|s| !s.is_empty()) {
-            return vec![];
-        }
-        let Some(ds) = shape(eg, args[0]) else {
-            return vec![];
-        };
-        let r = ds.len() as i64;
-        if axis < -r || axis >= r {
-            return vec![];
-        }
-        let a = axis.rem_euclid(r) as usize;
-        let inner: Vec<Node> = eg[args[0]].nodes.clone();
+        let inner: Vec<Node> = eg[data].nodes.clone();
         let mut res = Vec::new();
         for n in &inner {
             let Some((Op::Transpose { perm }, 0, 1, targs)) = op_node(eg, n) else {
                 continue;
             };
-            let p = perm.unwrap_or_else(|| (0..ds.len()).rev().collect());
-            if p.len() != ds.len() || p.iter().any(|&k| k >= ds.len()) {
+            let Some(p) = full_perm(perm, ds.len()) else {
                 continue;
-            }
+            };
             let pa = p[a];
             let q: Vec<usize> = p
                 .iter()
@@ -161,7 +195,7 @@ impl Rule for GatherThroughTranspose {
                 .filter(|&(k, _)| k != a)
                 .map(|(_, &d)| d - usize::from(d > pa))
                 .collect();
-            let g = add_op(eg, Op::Gather { axis: pa as i64 }, vec![targs[0], args[1]]);
+            let g = add_op(eg, Op::Gather { axis: pa as i64 }, vec![targs[0], idx]);
             res.push(add_op(eg, Op::Transpose { perm: Some(q) }, vec![g]));
         }
         res
@@ -178,59 +212,25 @@ impl Rule for GatherThroughReshape {
         "gather-through-unit-reshape"
     }
     fn apply(&self, eg: &mut EG, _: &Ctx, class: Id, node: &Node) -> Vec<Id> {
-        let Some((Op::Gather { axis }, 0, 1, args)) = op_node(eg, node) else {
+        let Some((a, data, idx, ds)) = scalar_gather(eg, node) else {
             return vec![];
         };
-        if args.len() != 2 || shape(eg, args[1]).is_none_or(|s| !s.is_empty()) {
-            return vec![];
-        }
-        let (Some(ds), Some(out)) = (shape(eg, args[0]), shape(eg, class)) else {
+        let Some(out) = shape(eg, class) else {
             return vec![];
         };
-        let r = ds.len() as i64;
-        if axis < -r || axis >= r {
-            return vec![];
-        }
-        let a = axis.rem_euclid(r) as usize;
         if ds[a] == 1 {
             return vec![];
         }
         // Rank of axis `a` among the non-unit dims.
         let k = (0..a).filter(|&i| ds[i] != 1).count();
-        let big_d: Vec<usize> = ds.iter().copied().filter(|&d| d != 1).collect();
-        let inner: Vec<Node> = eg[args[0]].nodes.clone();
         let mut res = Vec::new();
-        for n in &inner {
-            let Some((rop, 0, 1, rargs)) = op_node(eg, n) else {
-                continue;
-            };
-            if !is_alias(&rop) || matches!(rop, Op::Identity) {
-                continue;
-            }
-            let z = rargs[0];
-            let Some(zs) = shape(eg, z) else { continue };
-            let big_z: Vec<usize> = (0..zs.len()).filter(|&j| zs[j] != 1).collect();
-            if zs == ds
-                || big_z.len() != big_d.len()
-                || big_z.iter().zip(&big_d).any(|(&j, &d)| zs[j] != d)
-            {
-                continue;
-            }
-            let g = add_op(
-                eg,
-                Op::Gather {
-                    axis: big_z[k] as i64,
-                },
-                vec![z, args[1]],
-            );
+        for (z, zs) in unit_reshape_inputs(eg, data, &ds) {
+            let axis = big_dims(&zs)[k] as i64;
+            let g = add_op(eg, Op::Gather { axis }, vec![z, idx]);
             res.push(reshape_to(eg, g, &out));
         }
         res
     }
-}
-
-fn numel(s: &[usize]) -> usize {
-    s.iter().product()
 }
 
 /// True when the data movement (reshapes, transposes) under class `id` ends at a kernel that
@@ -253,19 +253,6 @@ fn fusable_below(eg: &EG, id: Id, depth: usize) -> bool {
     })
 }
 
-/// The single-output elementwise op of `node` (not constant), its arguments and the output
-/// shape.
-fn elementwise(eg: &EG, class: Id, node: &Node) -> Option<(Op, Vec<Id>, Vec<usize>)> {
-    let (op, 0, 1, args) = op_node(eg, node)? else {
-        return None;
-    };
-    if eg[class].data.konst || !Program::is_step_op(&op) || matches!(op, Op::Identity) {
-        return None;
-    }
-    let out = shape(eg, class)?;
-    Some((op, args, out))
-}
-
 /// A scalar operand, made to broadcast against rank `rank`: itself when its rank is at most
 /// `rank`, else reshaped to rank 0.
 fn scalar_operand(eg: &mut EG, a: Id, rank: usize) -> Option<Id> {
@@ -280,6 +267,81 @@ fn scalar_operand(eg: &mut EG, a: Id, rank: usize) -> Option<Id> {
     })
 }
 
+/// The data movement an elementwise op is sunk below.
+enum Movement {
+    /// A reshape-like alias: full-shape operands are reshaped along (free).
+    Reshape,
+    /// A transpose (permutation): other operands must be scalars.
+    Transpose(Op),
+}
+
+/// Both sink rules: for each operand of the elementwise `node` that is (in its class) a
+/// movement of a value `x` sitting on a fusable producer, `node`'s op applied to `x` (the
+/// other operands adapted), with the movement re-applied on top.
+fn sink(eg: &mut EG, class: Id, node: &Node, transpose: bool) -> Vec<Id> {
+    let Some((op, 0, 1, args)) = op_node(eg, node) else {
+        return vec![];
+    };
+    if eg[class].data.konst || !Program::is_step_op(&op) || matches!(op, Op::Identity) {
+        return vec![];
+    }
+    let Some(out) = shape(eg, class) else {
+        return vec![];
+    };
+    let mut res = Vec::new();
+    for (pos, &a) in args.iter().enumerate() {
+        if eg[a].data.konst || shape(eg, a).as_ref() != Some(&out) {
+            continue;
+        }
+        let moved: Vec<(Id, Movement)> = if transpose {
+            eg[a]
+                .nodes
+                .iter()
+                .filter_map(|n| match op_node(eg, n)? {
+                    (t @ Op::Transpose { .. }, 0, 1, targs) => {
+                        Some((targs[0], Movement::Transpose(t)))
+                    }
+                    _ => None,
+                })
+                .collect()
+        } else {
+            reshape_inputs(eg, a)
+                .into_iter()
+                .map(|x| (x, Movement::Reshape))
+                .collect()
+        };
+        'movement: for (x, how) in moved {
+            let Some(xs) = shape(eg, x) else { continue };
+            let is_reshape = matches!(how, Movement::Reshape);
+            if (is_reshape && (xs == out || numel(&xs) != numel(&out))) || !fusable_below(eg, x, 0)
+            {
+                continue;
+            }
+            let mut new_args = Vec::with_capacity(args.len());
+            for (j, &b) in args.iter().enumerate() {
+                let nb = if j == pos {
+                    x
+                } else if eg[b].data.ty.is_none() {
+                    b
+                } else if is_reshape && shape(eg, b).as_ref() == Some(&out) {
+                    reshape_to(eg, b, &xs)
+                } else if let Some(s) = scalar_operand(eg, b, xs.len()) {
+                    s
+                } else {
+                    continue 'movement;
+                };
+                new_args.push(nb);
+            }
+            let e = add_op(eg, op.clone(), new_args);
+            res.push(match how {
+                Movement::Reshape => reshape_to(eg, e, &out),
+                Movement::Transpose(t) => add_op(eg, t, vec![e]),
+            });
+        }
+    }
+    res
+}
+
 /// `E(.., Reshape(x), ..) = Reshape(E(.., x, ..), out)`.
 pub struct SinkReshape;
 
@@ -288,51 +350,7 @@ impl Rule for SinkReshape {
         "sink-reshape"
     }
     fn apply(&self, eg: &mut EG, _: &Ctx, class: Id, node: &Node) -> Vec<Id> {
-        let Some((op, args, out)) = elementwise(eg, class, node) else {
-            return vec![];
-        };
-        let mut res = Vec::new();
-        for (pos, &a) in args.iter().enumerate() {
-            if eg[a].data.konst || shape(eg, a).as_ref() != Some(&out) {
-                continue;
-            }
-            let inner: Vec<Node> = eg[a].nodes.clone();
-            for n in &inner {
-                let Some((rop, 0, 1, rargs)) = op_node(eg, n) else {
-                    continue;
-                };
-                if !is_alias(&rop) || matches!(rop, Op::Identity) {
-                    continue;
-                }
-                let x = rargs[0];
-                let Some(xs) = shape(eg, x) else { continue };
-                if xs == out || numel(&xs) != numel(&out) || !fusable_below(eg, x, 0) {
-                    continue;
-                }
-                let mut new_args = Vec::with_capacity(args.len());
-                let mut ok = true;
-                for (j, &b) in args.iter().enumerate() {
-                    if j == pos {
-                        new_args.push(x);
-                    } else if eg[b].data.ty.is_none() {
-                        new_args.push(b);
-                    } else if shape(eg, b).as_ref() == Some(&out) {
-                        new_args.push(reshape_to(eg, b, &xs));
-                    } else if let Some(s) = scalar_operand(eg, b, xs.len()) {
-                        new_args.push(s);
-                    } else {
-                        ok = false;
-                        break;
-                    }
-                }
-                if !ok {
-                    continue;
-                }
-                let e = add_op(eg, op.clone(), new_args);
-                res.push(reshape_to(eg, e, &out));
-            }
-        }
-        res
+        sink(eg, class, node, false)
     }
 }
 
@@ -344,45 +362,6 @@ impl Rule for SinkTranspose {
         "sink-transpose"
     }
     fn apply(&self, eg: &mut EG, _: &Ctx, class: Id, node: &Node) -> Vec<Id> {
-        let Some((op, args, out)) = elementwise(eg, class, node) else {
-            return vec![];
-        };
-        let mut res = Vec::new();
-        for (pos, &a) in args.iter().enumerate() {
-            if eg[a].data.konst || shape(eg, a).as_ref() != Some(&out) {
-                continue;
-            }
-            let inner: Vec<Node> = eg[a].nodes.clone();
-            for n in &inner {
-                let Some((top @ Op::Transpose { .. }, 0, 1, targs)) = op_node(eg, n) else {
-                    continue;
-                };
-                let x = targs[0];
-                let Some(xs) = shape(eg, x) else { continue };
-                if !fusable_below(eg, x, 0) {
-                    continue;
-                }
-                let mut new_args = Vec::with_capacity(args.len());
-                let mut ok = true;
-                for (j, &b) in args.iter().enumerate() {
-                    if j == pos {
-                        new_args.push(x);
-                    } else if eg[b].data.ty.is_none() {
-                        new_args.push(b);
-                    } else if let Some(s) = scalar_operand(eg, b, xs.len()) {
-                        new_args.push(s);
-                    } else {
-                        ok = false;
-                        break;
-                    }
-                }
-                if !ok {
-                    continue;
-                }
-                let e = add_op(eg, op.clone(), new_args);
-                res.push(add_op(eg, top, vec![e]));
-            }
-        }
-        res
+        sink(eg, class, node, true)
     }
 }
