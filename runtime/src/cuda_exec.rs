@@ -31,7 +31,7 @@ use crate::artifact::Artifact;
 use crate::error::RuntimeError;
 use crate::manifest::{Region, Target};
 use crate::tensor::{HostTensor, device_to_host, host_to_device};
-use crate::timing::{LaunchProfile, Profile, RunTiming, median};
+use crate::timing::{Profile, RunTiming, Samples};
 use cudarc::driver::result::{self as cu, DriverError};
 use cudarc::driver::sys;
 use std::ffi::{CString, c_void};
@@ -882,41 +882,12 @@ impl CudaSession {
     /// events. Profiled runs launch eagerly, also when CUDA-graph replay is on.
     pub fn profile(&mut self, inputs: &[HostTensor], runs: usize) -> Result<Profile, RuntimeError> {
         self.run_guarded(inputs, true)?;
-        let n = self.launches.len();
-        let mut per_launch: Vec<Vec<f64>> = vec![Vec::new(); n];
-        let mut device_total = Vec::new();
-        let mut timings = Vec::new();
+        let mut samples = Samples::new(self.launches.len());
         for _ in 0..runs.max(1) {
             let (_, timing, stamps) = self.run_guarded(inputs, true)?;
-            timings.push(timing);
-            if let Some((each, total)) = stamps {
-                for (v, us) in per_launch.iter_mut().zip(each) {
-                    v.push(us);
-                }
-                if n > 0 {
-                    device_total.push(total);
-                }
-            }
+            samples.push(timing, stamps);
         }
-        let launches = self
-            .manifest
-            .launches
-            .iter()
-            .zip(per_launch.iter_mut())
-            .map(|(l, v)| LaunchProfile {
-                label: l.label.clone(),
-                kernel: self.manifest.kernels[l.kernel as usize].name.clone(),
-                grid: l.grid,
-                median_us: (!v.is_empty()).then(|| median(v)),
-            })
-            .collect();
-        let mut totals: Vec<f64> = timings.iter().map(|t| t.total_us / 1000.0).collect();
-        Ok(Profile {
-            launches,
-            median_wall_ms: median(&mut totals),
-            median_device_us: (!device_total.is_empty()).then(|| median(&mut device_total)),
-            runs: timings,
-        })
+        Ok(samples.finish(&self.manifest))
     }
 
     fn run_guarded(

@@ -2,6 +2,8 @@
 //! per-launch profile `optc bench` prints (device times from wgpu timestamp queries or CUDA
 //! events).
 
+use crate::manifest::Manifest;
+
 /// Wall time of one run, split by phase (microseconds).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RunTiming {
@@ -42,6 +44,62 @@ pub struct Profile {
     /// Median over runs of the device time from the first launch's start to the last one's end,
     /// in µs; `None` without timestamp support.
     pub median_device_us: Option<f64>,
+}
+
+/// The measurements of an executor's `profile` loop, one run at a time, summarised into a
+/// [`Profile`] (shared by the wgpu and CUDA executors).
+pub(crate) struct Samples {
+    per_launch: Vec<Vec<f64>>,
+    device_total: Vec<f64>,
+    runs: Vec<RunTiming>,
+}
+
+impl Samples {
+    /// No runs yet, for `launches` launches per run.
+    pub(crate) fn new(launches: usize) -> Samples {
+        Samples {
+            per_launch: vec![Vec::new(); launches],
+            device_total: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// One run: its wall timing and, where the device timed it, each launch's device time and
+    /// the span from the first launch's start to the last one's end (µs).
+    pub(crate) fn push(&mut self, timing: RunTiming, device: Option<(Vec<f64>, f64)>) {
+        self.runs.push(timing);
+        if let Some((each, total)) = device {
+            for (v, us) in self.per_launch.iter_mut().zip(each) {
+                v.push(us);
+            }
+            if !self.per_launch.is_empty() {
+                self.device_total.push(total);
+            }
+        }
+    }
+
+    /// Medians per launch (labelled from `manifest`) and over runs.
+    pub(crate) fn finish(mut self, manifest: &Manifest) -> Profile {
+        let launches = manifest
+            .launches
+            .iter()
+            .zip(self.per_launch.iter_mut())
+            .map(|(l, v)| LaunchProfile {
+                label: l.label.clone(),
+                kernel: manifest.kernels[l.kernel as usize].name.clone(),
+                grid: l.grid,
+                median_us: (!v.is_empty()).then(|| median(v)),
+            })
+            .collect();
+        let mut totals: Vec<f64> = self.runs.iter().map(|t| t.total_us / 1000.0).collect();
+        Profile {
+            launches,
+            median_wall_ms: median(&mut totals),
+            median_device_us: (!self.device_total.is_empty())
+                .then(|| median(&mut self.device_total)),
+            runs: self.runs,
+        }
+    }
 }
 
 /// The median of `v` (sorted in place); 0 for an empty slice.

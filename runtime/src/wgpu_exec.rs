@@ -17,7 +17,7 @@ use crate::artifact::Artifact;
 use crate::error::RuntimeError;
 use crate::manifest::{DeviceType, Manifest, Region, Target};
 use crate::tensor::{HostTensor, device_to_host, host_to_device};
-use crate::timing::median;
+use crate::timing::Samples;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -566,44 +566,23 @@ impl Session {
         let stamped = self.timestamp_mode != TimestampMode::None;
         self.run_inner(inputs, stamped)?;
         let n = self.launches.len();
-        let mut per_launch: Vec<Vec<f64>> = vec![Vec::new(); n];
-        let mut device_total = Vec::new();
-        let mut timings = Vec::new();
+        let mut samples = Samples::new(n);
         for _ in 0..runs.max(1) {
             let (_, timing, ticks) = self.run_inner(inputs, stamped)?;
-            timings.push(timing);
-            if let Some(t) = ticks {
+            let device = ticks.map(|t| {
                 let us = |a: u64, b: u64| b.saturating_sub(a) as f64 * self.period_ns / 1000.0;
-                for (i, v) in per_launch.iter_mut().enumerate() {
-                    v.push(match self.timestamp_mode {
+                let each = (0..n)
+                    .map(|i| match self.timestamp_mode {
                         TimestampMode::InsidePasses => us(t[i], t[i + 1]),
                         _ => us(t[2 * i], t[2 * i + 1]),
-                    });
-                }
-                if n > 0 {
-                    device_total.push(us(t[0], t[t.len() - 1]));
-                }
-            }
+                    })
+                    .collect();
+                let total = if n > 0 { us(t[0], t[t.len() - 1]) } else { 0.0 };
+                (each, total)
+            });
+            samples.push(timing, device);
         }
-        let launches = self
-            .manifest
-            .launches
-            .iter()
-            .zip(per_launch.iter_mut())
-            .map(|(l, v)| LaunchProfile {
-                label: l.label.clone(),
-                kernel: self.manifest.kernels[l.kernel as usize].name.clone(),
-                grid: l.grid,
-                median_us: (!v.is_empty()).then(|| median(v)),
-            })
-            .collect();
-        let mut totals: Vec<f64> = timings.iter().map(|t| t.total_us / 1000.0).collect();
-        Ok(Profile {
-            launches,
-            median_wall_ms: median(&mut totals),
-            median_device_us: (!device_total.is_empty()).then(|| median(&mut device_total)),
-            runs: timings,
-        })
+        Ok(samples.finish(&self.manifest))
     }
 
     fn timestamp_buffers(&mut self) -> Option<&TimestampBuffers> {

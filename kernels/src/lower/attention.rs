@@ -200,15 +200,7 @@ pub fn supports_attention(
     output: &TensorDesc,
 ) -> bool {
     let op = Op::FusedAttention(Box::new(a.clone()));
-    let outputs = [Some(output.clone())];
-    let ctx = LowerCtx {
-        op: &op,
-        name: "check",
-        inputs,
-        values,
-        outputs: &outputs,
-    };
-    check_attention(&ctx).is_ok()
+    super::fused::supports_fused_op(&op, inputs, values, output)
 }
 
 /// The element offset of batch entry `bi` (of the output batch `batch`) in an operand whose

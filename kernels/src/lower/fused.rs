@@ -49,29 +49,30 @@ pub fn supports_fused(
     values: &[Option<&Tensor>],
     output: &TensorDesc,
 ) -> bool {
-    let op = Op::Fused(Box::new(f.clone()));
-    let outputs = [Some(output.clone())];
-    let ctx = LowerCtx {
-        op: &op,
-        name: "check",
-        inputs,
-        values,
-        outputs: &outputs,
-    };
-    check_fused(&ctx).is_ok()
+    supports_fused_op(&Op::Fused(Box::new(f.clone())), inputs, values, output)
 }
 
-/// [`supports_fused`] for an [`Op::Fused`], [`super::attention::supports_attention`] for an
-/// [`Op::FusedAttention`]; `false` for any other op. The optimizer's legality callback.
+/// Whether the WGSL target lowers fused op `op` as one kernel: [`check_fused`] for an
+/// [`Op::Fused`], [`super::attention::check_attention`] for an [`Op::FusedAttention`], on the
+/// [`LowerCtx`] of these descriptors (see [`supports_fused`]); `false` for any other op. The
+/// optimizer's legality callback.
 pub fn supports_fused_op(
     op: &Op,
     inputs: &[Option<TensorDesc>],
     values: &[Option<&Tensor>],
     output: &TensorDesc,
 ) -> bool {
+    let outputs = [Some(output.clone())];
+    let ctx = LowerCtx {
+        op,
+        name: "check",
+        inputs,
+        values,
+        outputs: &outputs,
+    };
     match op {
-        Op::Fused(f) => supports_fused(f, inputs, values, output),
-        Op::FusedAttention(a) => super::attention::supports_attention(a, inputs, values, output),
+        Op::Fused(_) => check_fused(&ctx).is_ok(),
+        Op::FusedAttention(_) => super::attention::check_attention(&ctx).is_ok(),
         _ => false,
     }
 }
