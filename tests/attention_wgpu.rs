@@ -5,75 +5,18 @@
 //! not skip) when no adapter exists.
 
 use optc_ir::ops::{BinaryOp, FusedAttention, Program, Step, UnaryOp};
-use optc_ir::{DType, Graph, Op, Tensor, TensorType};
+use optc_ir::{DType, Graph, Op, Tensor};
 use optc_runtime::Target;
 use optc_runtime::wgpu_exec::Device;
 
-/// Deterministic values in [-2, 2).
-fn rand(shape: &[usize], seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-        })
-        .collect();
-    Tensor::from_vec(shape.to_vec(), v).unwrap()
-}
-
-fn device() -> Device {
-    Device::open(None)
-        .unwrap_or_else(|e| panic!("{e}: install a Vulkan driver (scripts/setup-vulkan.sh)"))
-}
-
-fn compare(name: &str, got: &Tensor, want: &Tensor) {
-    assert_eq!(got.shape(), want.shape(), "{name}");
-    let (gv, wv) = (got.to_f64_vec(), want.to_f64_vec());
-    for (k, (a, b)) in gv.iter().zip(&wv).enumerate() {
-        let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-5 + 1e-4 * b.abs();
-        assert!(ok, "{name}: element {k}: got {a}, want {b}");
-    }
-}
-
-/// A graph of `ins` (those in `consts` as constants) and one node per `(op, args)`; the last
-/// node's output is the graph output. Returns the graph and the fed inputs.
-fn graph(ins: &[Tensor], consts: &[usize], nodes: &[(Op, Vec<usize>)]) -> (Graph, Vec<Tensor>) {
-    let mut g = Graph::new();
-    let mut vals = Vec::new();
-    let mut feeds = Vec::new();
-    for (k, t) in ins.iter().enumerate() {
-        let v = if consts.contains(&k) {
-            g.add_const(format!("c{k}"), t.clone()).unwrap()
-        } else {
-            feeds.push(t.clone());
-            g.add_input(format!("x{k}"), TensorType::fixed(t.dtype(), t.shape()))
-                .unwrap()
-        };
-        vals.push(v);
-    }
-    for (j, (op, args)) in nodes.iter().enumerate() {
-        let (_, outs) = g
-            .add_node(
-                format!("n{j}"),
-                op.clone(),
-                args.iter().map(|&a| Some(vals[a])).collect(),
-                vec![Some(format!("v{j}"))],
-            )
-            .unwrap();
-        vals.push(outs[0].unwrap());
-    }
-    g.set_outputs(vec![*vals.last().unwrap()]);
-    (g, feeds)
-}
+mod common;
+use common::{assert_close, device, graph, rand};
 
 fn run_checked(dev: &Device, name: &str, g: &Graph, feeds: &[Tensor]) {
     let want = optc_ir::run(g, feeds).unwrap();
     let got =
         optc::conformance::run_wgpu(dev, g, name, feeds).unwrap_or_else(|e| panic!("{name}: {e}"));
-    compare(name, &got[0], &want[0]);
+    assert_close(name, &got[0], &want[0], 1e-4, 1e-5);
 }
 
 /// BERT's mask program: `score + Where(And(row_ok, key_ok), 0, -inf)`.

@@ -6,7 +6,10 @@
 use optc_ir::ops::{
     ActivationOp, AutoPad, BinaryOp, ConvAttrs, Fused, Program, Step, UnaryOp, VariadicOp, Window,
 };
-use optc_ir::{DType, Graph, Op, Tensor, TensorType};
+use optc_ir::{DType, Op, Tensor};
+
+mod common;
+use common::{assert_close, device, graph, rand};
 
 fn st(op: Op, args: &[usize]) -> Step {
     Step {
@@ -40,21 +43,6 @@ fn conv(k: usize, pad: usize, group: usize) -> Op {
     })
 }
 
-/// Deterministic values in [-2, 2).
-fn rand(shape: &[usize], seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-        })
-        .collect();
-    Tensor::from_vec(shape.to_vec(), v).unwrap()
-}
-
 /// Runs the one-node graph of `op` on `ins` (inputs `consts` are constants) on the device and
 /// compares with the reference within `atol + rtol·|want|`.
 fn check(
@@ -68,38 +56,15 @@ fn check(
 ) {
     let want = optc_ir::interp::eval_op(&op, &ins.iter().cloned().map(Some).collect::<Vec<_>>(), 1)
         .unwrap();
-    let mut g = Graph::new();
-    let mut vals = Vec::new();
-    let mut feeds = Vec::new();
-    for (k, t) in ins.iter().enumerate() {
-        let v = if consts.contains(&k) {
-            g.add_const(format!("c{k}"), t.clone()).unwrap()
-        } else {
-            feeds.push(t.clone());
-            g.add_input(format!("x{k}"), TensorType::fixed(t.dtype(), t.shape()))
-                .unwrap()
-        };
-        vals.push(Some(v));
-    }
-    let (_, outs) = g
-        .add_node("fused", op, vals, vec![Some("y".into())])
-        .unwrap();
-    g.set_outputs(vec![outs[0].unwrap()]);
+    let (g, feeds) = graph(ins, consts, &[(op, (0..ins.len()).collect())]);
     let got = optc::conformance::run_wgpu(device, &g, name, &feeds)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(got[0].dtype(), want[0].dtype(), "{name}");
-    assert_eq!(got[0].shape(), want[0].shape(), "{name}");
-    let (gv, wv) = (got[0].to_f64_vec(), want[0].to_f64_vec());
-    for (k, (a, b)) in gv.iter().zip(&wv).enumerate() {
-        let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs();
-        assert!(ok, "{name}: element {k}: got {a}, want {b}");
-    }
+    assert_close(name, &got[0], &want[0], rtol, atol);
 }
 
 #[test]
 fn fused_kernels_match_the_reference_on_wgpu() {
-    let device = optc_runtime::wgpu_exec::Device::open(None)
-        .unwrap_or_else(|e| panic!("{e}: install a Vulkan driver (scripts/setup-vulkan.sh)"));
+    let device = device();
     // Eight elementwise steps over a tensor, a per-channel operand and a scalar.
     let chain = fused(
         None,

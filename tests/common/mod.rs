@@ -1,4 +1,5 @@
-//! Shared helpers of the integration tests: where the test data lives.
+//! Shared helpers of the integration tests: where the test data lives, deterministic random
+//! tensors, small graphs, the wgpu device and value comparison.
 
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
@@ -83,4 +84,82 @@ pub fn check_node_tests(backend: optc::conformance::Backend<'_>, file: &str, min
         lines.join("\n")
     );
     assert!(p >= min_pass, "only {p} node tests pass on {file}");
+}
+
+/// Deterministic values in [-2, 2).
+pub fn rand(shape: &[usize], seed: u64) -> optc_ir::Tensor {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect();
+    optc_ir::Tensor::from_vec(shape.to_vec(), v).unwrap()
+}
+
+/// The first wgpu adapter; panics (the test fails, it does not skip) when there is none.
+pub fn device() -> optc_runtime::wgpu_exec::Device {
+    optc_runtime::wgpu_exec::Device::open(None)
+        .unwrap_or_else(|e| panic!("{e}: install a Vulkan driver (scripts/setup-vulkan.sh)"))
+}
+
+/// Asserts `got` matches `want` element by element within `atol + rtol·|want|` (NaN matches
+/// NaN), with the same dtype and shape.
+pub fn assert_close(
+    name: &str,
+    got: &optc_ir::Tensor,
+    want: &optc_ir::Tensor,
+    rtol: f64,
+    atol: f64,
+) {
+    assert_eq!(got.dtype(), want.dtype(), "{name}");
+    assert_eq!(got.shape(), want.shape(), "{name}");
+    let (gv, wv) = (got.to_f64_vec(), want.to_f64_vec());
+    for (k, (a, b)) in gv.iter().zip(&wv).enumerate() {
+        let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs();
+        assert!(ok, "{name}: element {k}: got {a}, want {b}");
+    }
+}
+
+/// A graph of `ins` (those in `consts` as constants) and one node per `(op, args)` (`args`
+/// index the inputs, then earlier nodes' outputs); the last node's output is the graph output.
+/// Returns the graph and the fed inputs.
+pub fn graph(
+    ins: &[optc_ir::Tensor],
+    consts: &[usize],
+    nodes: &[(optc_ir::Op, Vec<usize>)],
+) -> (optc_ir::Graph, Vec<optc_ir::Tensor>) {
+    let mut g = optc_ir::Graph::new();
+    let mut vals = Vec::new();
+    let mut feeds = Vec::new();
+    for (k, t) in ins.iter().enumerate() {
+        let v = if consts.contains(&k) {
+            g.add_const(format!("c{k}"), t.clone()).unwrap()
+        } else {
+            feeds.push(t.clone());
+            g.add_input(
+                format!("x{k}"),
+                optc_ir::TensorType::fixed(t.dtype(), t.shape()),
+            )
+            .unwrap()
+        };
+        vals.push(v);
+    }
+    for (j, (op, args)) in nodes.iter().enumerate() {
+        let (_, outs) = g
+            .add_node(
+                format!("n{j}"),
+                op.clone(),
+                args.iter().map(|&a| Some(vals[a])).collect(),
+                vec![Some(format!("v{j}"))],
+            )
+            .unwrap();
+        vals.push(outs[0].unwrap());
+    }
+    g.set_outputs(vec![*vals.last().unwrap()]);
+    (g, feeds)
 }
