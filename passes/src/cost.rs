@@ -72,10 +72,6 @@ impl CostModel {
         }
     }
 
-    /// The roofline time of one kernel, µs.
-    pub fn kernel(&self, bytes: f64, flops: f64) -> f64 {
-        self.launch_us + (bytes / self.bytes_per_us).max(flops / self.flops_per_us)
-    }
 }
 
 /// Bytes of class `id`'s value (0 for absent inputs).
@@ -244,10 +240,10 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         }
         _ => 0.0,
     };
-    let fl = flops(eg, op, args, class);
-    if matches!(op, Op::FusedAttention(_)) {
-        // Priced at the attention kernel's own rate.
-        return model.launch_us + (b / model.bytes_per_us).max(fl / model.attention_flops_per_us);
-    }
-    model.kernel(b, fl) + extra
+    // The attention template has its own (measured) arithmetic rate.
+    let rate = match op {
+        Op::FusedAttention(_) => model.attention_flops_per_us,
+        _ => model.flops_per_us,
+    };
+    model.launch_us + (b / model.bytes_per_us).max(flops(eg, op, args, class) / rate) + extra
 }
