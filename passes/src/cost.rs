@@ -71,7 +71,6 @@ impl CostModel {
             attention_flops_per_us: attention_gflops.unwrap_or(gflops) * 1e3,
         }
     }
-
 }
 
 /// Bytes of class `id`'s value (0 for absent inputs).
