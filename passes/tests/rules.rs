@@ -51,6 +51,11 @@ impl B {
         self.k += 1;
         self.g.add_const(format!("c{}", self.k), t).unwrap()
     }
+    /// A constant 1-D i64 shape tensor holding `dims`.
+    fn shape_const(&mut self, dims: &[usize]) -> ValueId {
+        let d: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        self.konst(Tensor::from_vec(vec![d.len()], d).unwrap())
+    }
     fn op(&mut self, op: Op, ins: Vec<Option<ValueId>>) -> ValueId {
         self.k += 1;
         let (_, o) = self
@@ -84,6 +89,16 @@ fn canon_rules() -> Vec<Box<dyn Rule>> {
 
 fn refs(v: &[Box<dyn Rule>]) -> Vec<&dyn Rule> {
     v.iter().map(|r| r.as_ref()).collect()
+}
+
+/// `shape` with `k` size-1 dims inserted at random places.
+fn with_units(rng: &mut StdRng, shape: &[usize], k: usize) -> Vec<usize> {
+    let mut s = shape.to_vec();
+    for _ in 0..k {
+        let at = rng.random_range(0..=s.len());
+        s.insert(at, 1);
+    }
+    s
 }
 
 fn perm(rng: &mut StdRng, r: usize) -> Vec<usize> {
@@ -182,12 +197,7 @@ proptest! {
     fn transpose_moves_through_unit_reshape(seed in 0u64..1000, r in 2usize..5) {
         let mut rng = StdRng::seed_from_u64(seed);
         let shape: Vec<usize> = (0..r).map(|_| rng.random_range(1..4)).collect();
-        // Insert two size-1 dims at random places.
-        let mut s4: Vec<usize> = shape.clone();
-        for _ in 0..2 {
-            let at = rng.random_range(0..=s4.len());
-            s4.insert(at, 1);
-        }
+        let s4 = with_units(&mut rng, &shape, 2);
         let mut b = B::new();
         let x = b.input(rand_t(&mut rng, &shape));
         let t0 = b.op(Op::Transpose { perm: Some(perm(&mut rng, r)) }, vec![Some(x)]);
@@ -203,7 +213,7 @@ proptest! {
                 *d = *it.next().unwrap();
             }
         }
-        let dims = b.konst(Tensor::from_vec(vec![tshape.len()], tshape.iter().map(|&d| d as i64).collect::<Vec<_>>()).unwrap());
+        let dims = b.shape_const(&tshape);
         let re = b.op(Op::Reshape { allowzero: false }, vec![Some(t0), Some(dims)]);
         let t1 = b.op(Op::Transpose { perm: Some(perm(&mut rng, tshape.len())) }, vec![Some(re)]);
         let mut rs = layout::canon_rules();
@@ -236,16 +246,12 @@ proptest! {
     fn gather_moves_through_unit_reshape(seed in 0u64..1000, r in 1usize..4) {
         let mut rng = StdRng::seed_from_u64(seed);
         let shape: Vec<usize> = (0..r).map(|_| rng.random_range(2..4)).collect();
-        let mut s2 = shape.clone();
-        for _ in 0..2 {
-            let at = rng.random_range(0..=s2.len());
-            s2.insert(at, 1);
-        }
+        let s2 = with_units(&mut rng, &shape, 2);
         let big: Vec<usize> = (0..s2.len()).filter(|&i| s2[i] != 1).collect();
         let a = big[rng.random_range(0..big.len())];
         let mut b = B::new();
         let x = b.input(rand_t(&mut rng, &shape));
-        let dims = b.konst(Tensor::from_vec(vec![s2.len()], s2.iter().map(|&d| d as i64).collect::<Vec<_>>()).unwrap());
+        let dims = b.shape_const(&s2);
         let re = b.op(Op::Reshape { allowzero: false }, vec![Some(x), Some(dims)]);
         let idx = b.konst(Tensor::scalar(rng.random_range(0..s2[a]) as i64));
         let g = b.op(Op::Gather { axis: a as i64 }, vec![Some(re), Some(idx)]);
@@ -263,7 +269,7 @@ proptest! {
         let w = b.konst(rand_t(&mut rng, &[k, n1 * n2]));
         let r = b.input(rand_t(&mut rng, &[1, m, n1, n2]));
         let mm = b.op(Op::MatMul, vec![Some(a), Some(w)]);
-        let s = b.konst(Tensor::from_vec(vec![4], vec![1i64, m as i64, n1 as i64, n2 as i64]).unwrap());
+        let s = b.shape_const(&[1, m, n1, n2]);
         let rs4 = b.op(Op::Reshape { allowzero: false }, vec![Some(mm), Some(s)]);
         // A scalar of higher rank than the GEMM output, and a full-shape residual.
         let c = b.konst(rand_t(&mut rng, &[1, 1, 1, 1]));
