@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 scripts/gen-node-tests.sh
 export OPTC_NODE_TESTS="${OPTC_NODE_TESTS:-$PWD/.cache/onnx-node}"
 
-cargo fmt --all -- --check </dev/null
-cargo clippy --workspace --all-targets --locked -- -D warnings </dev/null
-cargo test --workspace --locked </dev/null
+# Where /dev/null is a regular file (it has been on CI; see .ci/run), whatever an earlier step's
+# build scripts wrote there is read back as stdin by cargo's `rustc -` target-info probe. Empty it
+# before each cargo step.
+fresh_null() { [[ -c /dev/null ]] || : >/dev/null; }
+
+fresh_null && cargo fmt --all -- --check </dev/null
+fresh_null && cargo clippy --workspace --all-targets --locked -- -D warnings </dev/null
+fresh_null && cargo test --workspace --locked </dev/null
