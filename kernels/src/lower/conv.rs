@@ -853,6 +853,16 @@ mod tests {
         assert_eq!(k.buffers[0].elem, Type::F32);
         assert_eq!(k.buffers[1].elem, Type::vec(Scalar::F32, 4));
         assert!(k.uses_subgroups());
+        // The NCHW output is column-major for the GEMM (rows = pixels): 3136 rows store vec4
+        // runs of four pixels.
+        assert_eq!(k.buffers[3].elem, Type::vec(Scalar::F32, 4));
+        // 7×7 = 49 pixels: not a multiple of 4, scalar stores.
+        let l = lower_op(
+            conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 1),
+            &[&[1, 8, 7, 7], &[16, 8, 3, 3], &[16]],
+            &[1, 16, 7, 7],
+        );
+        assert_eq!(l.launches[0].kernel.buffers[3].elem, Type::F32);
     }
 
     #[test]

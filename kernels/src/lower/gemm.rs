@@ -507,9 +507,19 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         && p.n % 4 == 0
         && p.out_m_stride % 4 == 0
         && all_div4(&p.out_batch_strides);
+    // Column-major outputs (a conv's NCHW output: rows are pixels, contiguous) store vec4 runs
+    // of four rows instead of scalars, and load a per-column bias once per column.
+    let out_mvec = !out_vec
+        && cfg.vector
+        && out_s == Scalar::F32
+        && p.out_m_stride == 1
+        && p.m % 4 == 0
+        && tm % 4 == 0
+        && p.out_n_stride % 4 == 0
+        && all_div4(&p.out_batch_strides);
     let obuf = b.buffer(
         "out",
-        if out_vec {
+        if out_vec || out_mvec {
             Type::vec(out_s, 4)
         } else {
             Type::scalar(out_s)
@@ -712,64 +722,111 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         Type::I32,
         common::dot_strides(&bcoords, &p.out_batch_strides),
     );
-    for r in 0..tm {
-        let m = m0.clone() + i(r as i32);
-        b.if_(m.clone().lt(i(p.m as i32)), |b| {
-            for c4 in 0..tn / 4 {
-                let n = n0.clone() + i((c4 * 4) as i32);
-                let mut v = Expr::Var(acc[r as usize][c4 as usize]);
-                if p.alpha != 1.0 {
-                    v = v * Expr::Splat(4, Box::new(f(p.alpha)));
-                }
-                let v = b.let_(Type::vec(cs, 4), v);
-                let addv = |l: u32| -> Expr {
-                    let base = comp(&v, 4, l);
-                    match (&p.addend, cbuf) {
-                        (Some(c), Some(cb)) => {
-                            let idx = common::dot_strides(
-                                &[m.clone(), n.clone() + i(l as i32)],
-                                &[c.m_stride, c.n_stride],
-                            ) + common::dot_strides(&bcoords, &c.batch_strides);
-                            let cv = common::load(cb, idx, c.dtype);
-                            let cv = if c.scale == 1.0 { cv } else { cv * f(c.scale) };
-                            base + cv
-                        }
-                        _ => base,
+    let addend = |m: &Expr, n: &Expr| -> Option<Expr> {
+        let (c, cb) = (p.addend.as_ref()?, cbuf?);
+        let idx = common::dot_strides(&[m.clone(), n.clone()], &[c.m_stride, c.n_stride])
+            + common::dot_strides(&bcoords, &c.batch_strides);
+        let cv = common::load(cb, idx, c.dtype);
+        Some(if c.scale == 1.0 { cv } else { cv * f(c.scale) })
+    };
+    if out_mvec {
+        for col in 0..tn {
+            let n = b.let_(Type::I32, n0.clone() + i(col as i32));
+            b.if_(n.clone().lt(i(p.n as i32)), |b| {
+                // A bias that only depends on the column: one load for all rows.
+                let col_add = match &p.addend {
+                    Some(c) if c.m_stride == 0 => {
+                        addend(&i(0), &n).map(|cv| b.let_(Type::scalar(cs), cv))
                     }
+                    _ => None,
                 };
-                let out_off = |b: &mut KernelBuilder, l: u32| {
-                    let e = ob_base.clone()
-                        + m.clone() * i(p.out_m_stride as i32)
-                        + (n.clone() + i(l as i32)) * i(p.out_n_stride as i32);
-                    b.let_(Type::I32, e)
-                };
-                if out_vec {
-                    b.if_(n.clone().lt(i(p.n as i32)), |b| {
-                        let vals: Vec<Expr> = (0..4).map(addv).collect();
-                        let off = out_off(b, 0);
-                        // The epilogue per lane (the output is dense: offset = flat index).
+                for r4 in 0..tm / 4 {
+                    let m = b.let_(Type::I32, m0.clone() + i((r4 * 4) as i32));
+                    b.if_(m.clone().lt(i(p.m as i32)), |b| {
+                        let vals: Vec<Expr> = (0..4)
+                            .map(|l| {
+                                let acc_v =
+                                    Expr::Var(acc[(r4 * 4 + l) as usize][(col / 4) as usize]);
+                                let mut v = comp(&acc_v, 4, col % 4);
+                                if p.alpha != 1.0 {
+                                    v = v * f(p.alpha);
+                                }
+                                let add = match &col_add {
+                                    Some(cv) => Some(cv.clone()),
+                                    None => addend(&(m.clone() + i(l as i32)), &n),
+                                };
+                                match add {
+                                    Some(cv) => v + cv,
+                                    None => v,
+                                }
+                            })
+                            .collect();
+                        let off = b.let_(
+                            Type::I32,
+                            ob_base.clone() + m.clone() + n.clone() * i(p.out_n_stride as i32),
+                        );
                         let vals = match &ep {
                             Some(e) => e.apply_lanes(b, vals, &off),
                             None => vals,
                         };
                         b.store(obuf, off / i(4), Expr::Vector(vals));
                     });
-                } else {
-                    for l in 0..4 {
-                        let nl = n.clone() + i(l as i32);
-                        b.if_(nl.lt(i(p.n as i32)), |b| {
-                            let val = addv(l);
-                            let off = out_off(b, l);
-                            let val = match &ep {
-                                Some(e) => e.apply(b, val, &off),
-                                None => val,
+                }
+            });
+        }
+    }
+    if !out_mvec {
+        for r in 0..tm {
+            let m = m0.clone() + i(r as i32);
+            b.if_(m.clone().lt(i(p.m as i32)), |b| {
+                for c4 in 0..tn / 4 {
+                    let n = n0.clone() + i((c4 * 4) as i32);
+                    let mut v = Expr::Var(acc[r as usize][c4 as usize]);
+                    if p.alpha != 1.0 {
+                        v = v * Expr::Splat(4, Box::new(f(p.alpha)));
+                    }
+                    let v = b.let_(Type::vec(cs, 4), v);
+                    let addv = |l: u32| -> Expr {
+                        let base = comp(&v, 4, l);
+                        match addend(&m, &(n.clone() + i(l as i32))) {
+                            Some(cv) => base + cv,
+                            None => base,
+                        }
+                    };
+                    let out_off = |b: &mut KernelBuilder, l: u32| {
+                        let e = ob_base.clone()
+                            + m.clone() * i(p.out_m_stride as i32)
+                            + (n.clone() + i(l as i32)) * i(p.out_n_stride as i32);
+                        b.let_(Type::I32, e)
+                    };
+                    if out_vec {
+                        b.if_(n.clone().lt(i(p.n as i32)), |b| {
+                            let vals: Vec<Expr> = (0..4).map(addv).collect();
+                            let off = out_off(b, 0);
+                            // The epilogue per lane (the output is dense: offset = flat index).
+                            let vals = match &ep {
+                                Some(e) => e.apply_lanes(b, vals, &off),
+                                None => vals,
                             };
-                            b.store(obuf, off, to_storage(val, p.out.1));
+                            b.store(obuf, off / i(4), Expr::Vector(vals));
                         });
+                    } else {
+                        for l in 0..4 {
+                            let nl = n.clone() + i(l as i32);
+                            b.if_(nl.lt(i(p.n as i32)), |b| {
+                                let val = addv(l);
+                                let off = out_off(b, l);
+                                let val = match &ep {
+                                    Some(e) => e.apply(b, val, &off),
+                                    None => val,
+                                };
+                                b.store(obuf, off, to_storage(val, p.out.1));
+                            });
+                        }
                     }
                 }
-            }
-        });
+            });
+        }
     }
     if let Some(e) = ep {
         e.finish().map_err(|e| e.to_string())?;
