@@ -25,19 +25,23 @@ pub fn ir_dtype(ht: HostType) -> DType {
         HostType::I64 => DType::I64,
         HostType::U64 => DType::U64,
         HostType::Bool => DType::Bool,
+        HostType::F8e4m3fn => DType::F8E4M3FN,
+        HostType::F8e4m3fnuz => DType::F8E4M3FNUZ,
+        HostType::F8e5m2 => DType::F8E5M2,
+        HostType::F8e5m2fnuz => DType::F8E5M2FNUZ,
+        HostType::F8e8m0 => DType::F8E8M0,
+        HostType::F4e2m1 => DType::F4E2M1,
+        HostType::I4 => DType::I4,
+        HostType::U4 => DType::U4,
+        HostType::I2 => DType::I2,
+        HostType::U2 => DType::U2,
     }
 }
 
 /// An IR tensor as a host tensor.
 pub fn to_host(t: &Tensor) -> Result<HostTensor> {
-    let dtype = host_type(t.dtype()).ok_or_else(|| {
-        Error::BadInput(format!(
-            "dtype {} cannot be passed to a device",
-            t.dtype().name()
-        ))
-    })?;
     Ok(HostTensor {
-        dtype,
+        dtype: host_type(t.dtype()),
         shape: t.shape().iter().map(|&d| d as u64).collect(),
         data: t.bytes().to_vec(),
     })
@@ -46,7 +50,13 @@ pub fn to_host(t: &Tensor) -> Result<HostTensor> {
 /// A host tensor as an IR tensor.
 pub fn from_host(h: &HostTensor) -> Result<Tensor> {
     let shape: Vec<usize> = h.shape.iter().map(|&d| d as usize).collect();
-    Tensor::from_le_bytes(ir_dtype(h.dtype), shape, &h.data)
+    let dtype = ir_dtype(h.dtype);
+    if dtype.is_lowp() {
+        // Host tensors hold one code per byte; `from_le_bytes` reads ONNX's packed layout.
+        return Tensor::from_codes(dtype, shape, h.data.clone())
+            .map_err(|e| Error::BadInput(format!("device output: {e}")));
+    }
+    Tensor::from_le_bytes(dtype, shape, &h.data)
         .map_err(|e| Error::BadInput(format!("device output: {e}")))
 }
 

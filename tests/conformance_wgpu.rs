@@ -12,5 +12,5 @@ fn node_tests_on_wgpu_match_expectations() {
     let device = optc_runtime::wgpu_exec::Device::open(None)
         .unwrap_or_else(|e| panic!("{e}: install a Vulkan driver (scripts/setup-vulkan.sh)"));
     eprintln!("device: {:?}", device.info().name);
-    common::check_node_tests(Backend::Wgpu(&device), "wgpu", 1100);
+    common::check_node_tests(Backend::Wgpu(&device), "wgpu", 1290);
 }

@@ -50,20 +50,25 @@ pub enum E8m0Round {
 }
 
 /// Layout of a small float format: exponent and mantissa widths, bias, largest finite code
-/// (without the sign) and how NaN and infinity are encoded.
-#[derive(Clone, Copy)]
-struct Fmt {
-    mant: u32,
-    bias: i32,
+/// (without the sign) and how NaN and infinity are encoded. Public so that kernel templates
+/// can generate the same conversions ([`float_format`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fmt {
+    /// Mantissa bits.
+    pub mant: u32,
+    /// Exponent bias.
+    pub bias: i32,
     /// Code of the largest finite magnitude.
-    max: u8,
+    pub max: u8,
     /// The sign bit.
-    sign: u8,
-    kind: Kind,
+    pub sign: u8,
+    /// NaN and infinity encoding.
+    pub kind: Kind,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
+/// How a small float format encodes NaN and infinity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
     /// NaN is `S.1111.111`; no infinities (E4M3FN).
     Fn,
     /// NaN is `0x80`; no infinities and no negative zero (E4M3FNUZ, E5M2FNUZ).
@@ -72,6 +77,11 @@ enum Kind {
     Ieee,
     /// No NaN and no infinities (FLOAT4E2M1).
     Finite,
+}
+
+/// The layout of a float8 format or FLOAT4E2M1 (`None` for other dtypes, FLOAT8E8M0 included).
+pub fn float_format(d: DType) -> Option<Fmt> {
+    fmt(d)
 }
 
 fn fmt(d: DType) -> Option<Fmt> {
@@ -105,6 +115,11 @@ pub fn bits(d: DType) -> Option<u32> {
         DType::I2 | DType::U2 => Some(2),
         _ => None,
     }
+}
+
+/// True for the low-precision float dtypes (the float8 formats, FLOAT8E8M0, FLOAT4E2M1).
+pub fn is_lowp_float(d: DType) -> bool {
+    d.is_lowp() && !is_lowp_int(d)
 }
 
 /// True for the low-precision integer dtypes (INT4, UINT4, INT2, UINT2).

@@ -94,23 +94,37 @@ pub enum HostType {
     I64,
     U64,
     Bool,
+    /// The storage-only low-precision types ([`HostType::is_code`]).
+    F8e4m3fn,
+    F8e4m3fnuz,
+    F8e5m2,
+    F8e5m2fnuz,
+    F8e8m0,
+    F4e2m1,
+    I4,
+    U4,
+    I2,
+    U2,
 }
 
 impl HostType {
-    /// Bytes per element on the host (bool: one byte).
+    /// Bytes per element on the host (bool and the code types: one byte).
     pub fn size(self) -> usize {
         match self {
             HostType::I8 | HostType::U8 | HostType::Bool => 1,
+            t if t.is_code() => 1,
             HostType::F16 | HostType::Bf16 | HostType::I16 | HostType::U16 => 2,
             HostType::F32 | HostType::I32 | HostType::U32 => 4,
             HostType::F64 | HostType::I64 | HostType::U64 => 8,
+            _ => 1,
         }
     }
 }
 
 /// Element type of a tensor in device memory. Host types that a target cannot hold are stored
 /// widened or narrowed: i8/u8/i16/u16/bool as i32/u32, i64 as i32 (the compiler only does this
-/// where the values provably fit, and the runtime checks inputs), f64 is refused by the compiler.
+/// where the values provably fit, and the runtime checks inputs), the code types
+/// ([`HostType::is_code`]) as u32 codes; f64 is refused by the compiler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
@@ -261,6 +275,27 @@ impl HostType {
         )
     }
 
+    /// True for the storage-only low-precision types (the float8 formats, FLOAT8E8M0,
+    /// FLOAT4E2M1, INT4, UINT4, INT2, UINT2). Their host bytes are one *code* per element (the
+    /// format's bit pattern in the low bits; ONNX packs 4-bit and 2-bit codes two or four to a
+    /// byte, optc does not) and the device holds the codes widened to u32; kernels decode
+    /// them. The runtime moves codes and never interprets them.
+    pub fn is_code(self) -> bool {
+        matches!(
+            self,
+            HostType::F8e4m3fn
+                | HostType::F8e4m3fnuz
+                | HostType::F8e5m2
+                | HostType::F8e5m2fnuz
+                | HostType::F8e8m0
+                | HostType::F4e2m1
+                | HostType::I4
+                | HostType::U4
+                | HostType::I2
+                | HostType::U2
+        )
+    }
+
     /// The name ONNX users know (`f32`, `i64`, `bool`, …).
     pub fn name(self) -> &'static str {
         match self {
@@ -277,12 +312,25 @@ impl HostType {
             HostType::I64 => "i64",
             HostType::U64 => "u64",
             HostType::Bool => "bool",
+            HostType::F8e4m3fn => "f8e4m3fn",
+            HostType::F8e4m3fnuz => "f8e4m3fnuz",
+            HostType::F8e5m2 => "f8e5m2",
+            HostType::F8e5m2fnuz => "f8e5m2fnuz",
+            HostType::F8e8m0 => "f8e8m0",
+            HostType::F4e2m1 => "f4e2m1",
+            HostType::I4 => "i4",
+            HostType::U4 => "u4",
+            HostType::I2 => "i2",
+            HostType::U2 => "u2",
         }
     }
 
     /// Whether a tensor of this host type may be stored as `device` (floats as floats, integers
     /// and bools as integers).
     pub fn storable_as(self, device: DeviceType) -> bool {
+        if self.is_code() {
+            return device == DeviceType::U32;
+        }
         self.is_float() == device.is_float()
     }
 }

@@ -130,7 +130,8 @@ impl HostTensor {
         (self.dtype == HostType::Bool).then(|| self.data.iter().map(|&v| v != 0).collect())
     }
 
-    /// Every value as f64, whatever the element type (for comparisons and reports).
+    /// Every value as f64, whatever the element type (for comparisons and reports; the code
+    /// types give their codes).
     pub fn to_f64_lossy(&self) -> Vec<f64> {
         (0..self.numel() as usize)
             .map(|i| match read_host(self.dtype, &self.data, i) {
@@ -164,6 +165,8 @@ fn read_host(t: HostType, b: &[u8], i: usize) -> Scalar {
         HostType::U32 => Scalar::I(u32::from_le_bytes(e.try_into().unwrap()) as i128),
         HostType::I64 => Scalar::I(i64::from_le_bytes(e.try_into().unwrap()) as i128),
         HostType::U64 => Scalar::I(u64::from_le_bytes(e.try_into().unwrap()) as i128),
+        // Codes, moved as they are.
+        _ => Scalar::I(e[0] as i128),
     }
 }
 
@@ -190,6 +193,7 @@ fn write_host(t: HostType, out: &mut Vec<u8>, v: Scalar) {
         HostType::U32 => out.extend_from_slice(&(i(v) as u32).to_le_bytes()),
         HostType::I64 => out.extend_from_slice(&(i(v) as i64).to_le_bytes()),
         HostType::U64 => out.extend_from_slice(&(i(v) as u64).to_le_bytes()),
+        _ => out.push(i(v) as u8),
     }
 }
 

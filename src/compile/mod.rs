@@ -222,9 +222,9 @@ pub fn specialize(
     Ok(ng)
 }
 
-/// The runtime's host type of an IR dtype (`None` for dtypes no executor accepts).
-pub fn host_type(dt: DType) -> Option<HostType> {
-    Some(match dt {
+/// The runtime's host type of an IR dtype.
+pub fn host_type(dt: DType) -> HostType {
+    match dt {
         DType::F32 => HostType::F32,
         DType::F16 => HostType::F16,
         DType::BF16 => HostType::Bf16,
@@ -238,8 +238,17 @@ pub fn host_type(dt: DType) -> Option<HostType> {
         DType::I64 => HostType::I64,
         DType::U64 => HostType::U64,
         DType::Bool => HostType::Bool,
-        _ => return None,
-    })
+        DType::F8E4M3FN => HostType::F8e4m3fn,
+        DType::F8E4M3FNUZ => HostType::F8e4m3fnuz,
+        DType::F8E5M2 => HostType::F8e5m2,
+        DType::F8E5M2FNUZ => HostType::F8e5m2fnuz,
+        DType::F8E8M0 => HostType::F8e8m0,
+        DType::F4E2M1 => HostType::F4e2m1,
+        DType::I4 => HostType::I4,
+        DType::U4 => HostType::U4,
+        DType::I2 => HostType::I2,
+        DType::U2 => HostType::U2,
+    }
 }
 
 fn device_type(dt: DType) -> Option<DeviceType> {
@@ -274,6 +283,14 @@ fn storage_bytes(name: &str, t: &Tensor) -> Result<Vec<u8>, CompileError> {
         DeviceType::I32 => DType::I32,
         DeviceType::U32 => DType::U32,
     };
+    if t.dtype().is_lowp() {
+        // One code per byte in the IR, one per u32 on the device (see optc_kernels::lower::lowp).
+        return Ok(t
+            .bytes()
+            .iter()
+            .flat_map(|&c| u32::from(c).to_le_bytes())
+            .collect());
+    }
     Ok(if t.dtype() == target {
         t.bytes().to_vec()
     } else {
@@ -609,9 +626,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
     let mut tensor_info = |v: ValueId| -> Result<TensorInfo, CompileError> {
         let d = static_desc(&g, v)?;
         let name = g.value(v).name.clone();
-        let dtype = host_type(d.dtype).ok_or_else(|| {
-            CompileError::Unsupported(vec![format!("'{name}' has dtype {}", d.dtype.name())])
-        })?;
+        let dtype = host_type(d.dtype);
         let device = device_type(d.dtype).ok_or_else(|| {
             CompileError::Unsupported(vec![format!("'{name}' has dtype {}", d.dtype.name())])
         })?;

@@ -7,6 +7,7 @@ use super::{compute_scalar, storage_scalar};
 use crate::builder::{KernelBuilder, i, select, u};
 use crate::ir::{BinOp, Builtin, Expr, Scalar, Type};
 use optc_ir::dtype::DType;
+use optc_ir::lowp::{E8m0Round, is_lowp_int};
 
 /// Largest number of workgroups along one grid axis that every device accepts.
 pub const MAX_GRID: u32 = 65535;
@@ -196,6 +197,7 @@ pub fn from_storage(e: Expr, dtype: DType) -> Expr {
     match dtype {
         DType::F16 => e.cast(Scalar::F32),
         DType::Bool => e.ne_(u(0)),
+        d if d.is_lowp() => super::lowp::decode(e, d),
         _ => e,
     }
 }
@@ -212,6 +214,10 @@ pub fn wrap_int(e: Expr, dtype: DType) -> Expr {
         DType::U16 => e.and(u(0xffff)),
         DType::I8 => e.bin(BinOp::Shl, u(24)).bin(BinOp::Shr, u(24)),
         DType::I16 => e.bin(BinOp::Shl, u(16)).bin(BinOp::Shr, u(16)),
+        DType::U4 => e.and(u(0xf)),
+        DType::U2 => e.and(u(0x3)),
+        DType::I4 => e.bin(BinOp::Shl, u(28)).bin(BinOp::Shr, u(28)),
+        DType::I2 => e.bin(BinOp::Shl, u(30)).bin(BinOp::Shr, u(30)),
         _ => e,
     }
 }
@@ -223,14 +229,20 @@ pub fn to_storage(e: Expr, dtype: DType) -> Expr {
         DType::F16 => e.cast(Scalar::F16),
         DType::Bool => select(e, u(1), u(0)),
         DType::U8 | DType::U16 | DType::I8 | DType::I16 => wrap_int(e, dtype),
+        d if d.is_lowp() => super::lowp::encode(e, d),
         _ => e,
     }
 }
 
 /// Converts a computed value of dtype `from` to dtype `to` (ONNX Cast semantics: float → int
 /// truncates toward zero, out-of-range saturates on WGSL; int → narrower int wraps; number →
-/// bool is `!= 0`).
+/// bool is `!= 0`; into a float8 format, saturating).
 pub fn convert(e: Expr, from: DType, to: DType) -> Expr {
+    convert_ext(e, from, to, true, E8m0Round::Up)
+}
+
+/// [`convert`] with Cast's `saturate` and `round_mode` (float8 and FLOAT8E8M0 targets).
+pub fn convert_ext(e: Expr, from: DType, to: DType, saturate: bool, mode: E8m0Round) -> Expr {
     let (Some(fs), Some(ts)) = (compute_scalar(from), compute_scalar(to)) else {
         return e;
     };
@@ -245,7 +257,9 @@ pub fn convert(e: Expr, from: DType, to: DType) -> Expr {
             _ => e.ne_(u(0)),
         },
         (Scalar::Bool, s) => select(e, crate::builder::lit(s, 1.0), crate::builder::lit(s, 0.0)),
-        (Scalar::F32, Scalar::U32) if matches!(to, DType::U8 | DType::U16) => {
+        (Scalar::F32, Scalar::U32)
+            if matches!(to, DType::U8 | DType::U16 | DType::U4 | DType::U2) =>
+        {
             // Through i32 so that negative floats wrap like numpy's casts instead of clamping.
             e.cast(Scalar::I32).cast(Scalar::U32)
         }
@@ -257,7 +271,13 @@ pub fn convert(e: Expr, from: DType, to: DType) -> Expr {
     } else {
         e
     };
-    if to.is_int() { wrap_int(e, to) } else { e }
+    if to.is_int() || is_lowp_int(to) {
+        wrap_int(e, to)
+    } else if to.is_lowp() {
+        super::lowp::round(e, to, saturate, mode)
+    } else {
+        e
+    }
 }
 
 /// True when `dtype` is stored on the device in a type that can hold every value exactly.

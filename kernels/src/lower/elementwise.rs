@@ -12,7 +12,8 @@
 //!
 //! Tuning space: workgroup size (64, 128, 256; default 256).
 
-use super::common::{self, convert, flat_index, grid_1d, guard, load, to_storage};
+use super::common::{self, convert, convert_ext, flat_index, grid_1d, guard, load, to_storage};
+use super::lowp;
 use super::{
     Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar, storage_scalar,
 };
@@ -20,6 +21,7 @@ use crate::builder::{KernelBuilder, f, i, lit, select, u};
 use crate::ir::{Access, BinOp, Expr, Scalar, Type, UnOp};
 use optc_ir::dtype::DType;
 use optc_ir::infer::{InferInput, infer};
+use optc_ir::lowp::{E8m0Round, is_lowp_float};
 use optc_ir::ops::{ActivationOp, BinaryOp, BitwiseOp, Fused, Op, Program, UnaryOp, VariadicOp};
 use optc_ir::types::TensorType;
 
@@ -807,8 +809,24 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                 scalar_op(b, op, &args, out_dt)
             })?
         }
+        Op::CastExt {
+            to,
+            saturate,
+            round_mode,
+        } => {
+            let x = operand(ctx, 0)?;
+            let from = x.dtype;
+            let (to, saturate, mode) = (*to, *saturate, *round_mode);
+            kernel(name, &[x], &out, Arg::Output(0), |_, v| {
+                let x = v.into_iter().next().unwrap_or(f(0.0));
+                Ok(convert_ext(x, from, to, saturate, mode))
+            })?
+        }
         Op::QuantizeLinear {
-            axis, block_size, ..
+            axis,
+            block_size,
+            saturate,
+            ..
         } => {
             if *block_size != 0 {
                 return Err(ctx.unsupported("with block_size (blocked quantization)"));
@@ -823,15 +841,35 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                 zp.shape = axis_view(ctx, &zp.shape, rank, *axis)?;
                 ops.push(zp);
             }
+            let has_zp = ops.len() == 3;
+            let out_dt = out.dtype;
+            if is_lowp_float(out_dt) {
+                // Float8 / FLOAT4E2M1: x / scale converted by Cast's rule (float8 zero points
+                // are 0 and ignored; FLOAT4E2M1's is added first), no integer rounding.
+                let saturate = *saturate;
+                return Ok(Lowered {
+                    launches: vec![kernel(name, &ops, &out, Arg::Output(0), |_, v| {
+                        let mut q = v[0].clone().cast(Scalar::F32) / v[1].clone();
+                        if has_zp && out_dt == DType::F4E2M1 {
+                            q = q + v[2].clone();
+                        }
+                        Ok(lowp::round(q, out_dt, saturate, E8m0Round::Up))
+                    })?],
+                    ..Lowered::default()
+                });
+            }
             let (qmin, qmax) = match out.dtype {
                 DType::U8 => (0.0, 255.0),
                 DType::I8 => (-128.0, 127.0),
                 DType::U16 => (0.0, 65535.0),
                 DType::I16 => (-32768.0, 32767.0),
+                DType::U4 => (0.0, 15.0),
+                DType::I4 => (-8.0, 7.0),
+                DType::U2 => (0.0, 3.0),
+                DType::I2 => (-2.0, 1.0),
                 dt => return Err(ctx.unsupported(format!("with output {}", dt.name()))),
             };
             let cs = compute_scalar(out.dtype).unwrap_or(Scalar::I32);
-            let has_zp = ops.len() == 3;
             kernel(name, &ops, &out, Arg::Output(0), |_, v| {
                 let mut q = (v[0].clone() / v[1].clone()).un(UnOp::Round);
                 if has_zp {
@@ -854,7 +892,9 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                 zp.shape = axis_view(ctx, &zp.shape, rank, *axis)?;
                 ops.push(zp);
             }
-            let has_zp = ops.len() == 3;
+            // Float8 and FLOAT4E2M1 inputs decode exactly and ignore the zero point.
+            let x_dt = ctx.input(0)?.dtype;
+            let has_zp = ops.len() == 3 && !is_lowp_float(x_dt);
             let out_f16 = out.dtype == DType::F16;
             kernel(name, &ops, &out, Arg::Output(0), |_, v| {
                 let mut x = v[0].clone().cast(Scalar::F32);

@@ -27,6 +27,7 @@ pub mod epilogue;
 pub mod fused;
 pub mod gather;
 pub mod gemm;
+pub mod lowp;
 pub mod movement;
 pub mod norm;
 pub mod pool;
@@ -210,6 +211,8 @@ pub fn storage_scalar(dtype: DType) -> Option<Scalar> {
         DType::F16 => Scalar::F16,
         DType::I8 | DType::I16 | DType::I32 | DType::I64 => Scalar::I32,
         DType::U8 | DType::U16 | DType::U32 | DType::Bool => Scalar::U32,
+        // Storage-only low-precision dtypes: one code per u32 (see [`lowp`]).
+        d if d.is_lowp() => Scalar::U32,
         _ => return None,
     })
 }
@@ -221,6 +224,10 @@ pub fn compute_scalar(dtype: DType) -> Option<Scalar> {
         DType::I8 | DType::I16 | DType::I32 | DType::I64 => Scalar::I32,
         DType::U8 | DType::U16 | DType::U32 => Scalar::U32,
         DType::Bool => Scalar::Bool,
+        DType::I4 | DType::I2 => Scalar::I32,
+        DType::U4 | DType::U2 => Scalar::U32,
+        // The float8 formats, FLOAT8E8M0 and FLOAT4E2M1: exact in f32.
+        d if d.is_lowp() => Scalar::F32,
         _ => return None,
     })
 }
@@ -262,6 +269,7 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         | Op::Clip
         | Op::Where
         | Op::Cast { .. }
+        | Op::CastExt { .. }
         | Op::Bitwise(_)
         | Op::Dropout
         | Op::Swish { .. }

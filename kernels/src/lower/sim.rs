@@ -617,6 +617,10 @@ fn binary(op: BinOp, a: S, b: S) -> S {
 }
 
 fn to_lanes(t: &Tensor) -> Vec<S> {
+    if t.dtype().is_lowp() {
+        // One code per element (see `lower::lowp`).
+        return t.bytes().iter().map(|&c| S::U(c as u32)).collect();
+    }
     let s = storage_scalar(t.dtype()).expect("storable dtype");
     match s {
         Scalar::F32 | Scalar::F16 => t.to_f64_vec().into_iter().map(|v| S::F(v as f32)).collect(),
@@ -627,6 +631,10 @@ fn to_lanes(t: &Tensor) -> Vec<S> {
 
 fn from_lanes(d: &TensorDesc, v: &[S]) -> Tensor {
     let shape = d.shape.clone();
+    if d.dtype.is_lowp() {
+        let codes = v.iter().map(|x| x.u() as u8).collect();
+        return Tensor::from_codes(d.dtype, shape, codes).expect("codes");
+    }
     let t = match storage_scalar(d.dtype).expect("storable dtype") {
         Scalar::F32 | Scalar::F16 => {
             Tensor::from_vec(shape, v.iter().map(|x| x.f()).collect::<Vec<f32>>())
