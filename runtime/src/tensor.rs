@@ -313,3 +313,52 @@ pub fn device_to_host(info: &TensorInfo, bytes: &[u8]) -> HostTensor {
         data,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Location, Region};
+
+    fn info(dtype: HostType, device: DeviceType, n: u64) -> TensorInfo {
+        TensorInfo {
+            name: "x".into(),
+            dtype,
+            shape: vec![n],
+            device,
+            location: Location {
+                region: Region::Arena,
+                offset: 0,
+                bytes: n * device.size() as u64,
+            },
+        }
+    }
+
+    #[test]
+    fn code_types_move_codes_widened_to_u32_and_back_unchanged() {
+        let codes: Vec<u8> = vec![0x00, 0x7F, 0x80, 0xFF, 0x0F, 0x3C];
+        for t in [
+            HostType::F8e4m3fn,
+            HostType::F8e5m2fnuz,
+            HostType::I4,
+            HostType::U2,
+        ] {
+            assert!(t.is_code() && !t.is_float() && t.size() == 1);
+            assert!(t.storable_as(DeviceType::U32) && !t.storable_as(DeviceType::F32));
+            let i = info(t, DeviceType::U32, codes.len() as u64);
+            let h = HostTensor::new(t, vec![codes.len() as u64], codes.clone()).unwrap();
+            let dev = host_to_device(&i, &h).unwrap();
+            let words: Vec<u32> = dev
+                .chunks_exact(4)
+                .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+                .collect();
+            assert_eq!(words, codes.iter().map(|&c| c as u32).collect::<Vec<_>>());
+            assert_eq!(device_to_host(&i, &dev), h);
+            assert_eq!(t.to_string(), t.name());
+            // The manifest spells it the same way.
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.name()));
+        }
+        assert_eq!(HostType::F8e4m3fnuz.name(), "f8e4m3fnuz");
+        assert!(!HostType::U8.is_code());
+    }
+}
