@@ -183,6 +183,19 @@ fn flops(eg: &EG, op: &Op, args: &[Id], out: Id) -> f64 {
             };
             2.0 * n * k as f64
         }
+        Op::Einsum { equation } => {
+            // Multiply-adds per output element: the product of the reduced letters' sizes.
+            let Some(c) = crate::rules::einsum::Contraction::parse(equation) else {
+                return n;
+            };
+            let a = dims(eg, args[0]);
+            let k: usize = c
+                .reduced()
+                .iter()
+                .filter_map(|l| c.a.iter().position(|x| x == l).and_then(|p| a.get(p)))
+                .product();
+            2.0 * n * k as f64
+        }
         Op::Fused(f) => {
             let anchor = f
                 .anchor

@@ -10,8 +10,9 @@
 //! 2. **layout** ([`rules::layout::sink_rules`]): elementwise ops sunk below reshapes and
 //!    transposes onto the kernel that produced their input (extraction breaks the tie towards
 //!    the sunk form, see [`cost::CostModel::sink_bias_us`]);
-//! 3. **fusion** ([`rules::fusion`]): elementwise chains grown into one program kernel,
-//!    programs folded into Conv/Gemm/MatMul epilogues.
+//! 3. **fusion** ([`rules::fusion`], [`rules::einsum`]): elementwise chains grown into one
+//!    program kernel, programs folded into Conv/Gemm/MatMul/Einsum epilogues, attention fused,
+//!    and MatMuls turned into Einsums that absorb the transposes and scalar factors around them.
 //!
 //! After each stage the greedy DAG extractor ([`extract`]) picks the cheapest graph under the
 //! target's roofline [`cost::CostModel`]. Lossy choices (quantization, pruning) are not made
@@ -141,7 +142,8 @@ pub fn optimize(
     canon.extend(rules::layout::canon_rules());
     let mut layout = rules::layout::sink_rules();
     layout.extend(rules::canon::rules());
-    let fusion = rules::fusion::rules();
+    let mut fusion = rules::fusion::rules();
+    fusion.extend(rules::einsum::rules());
     let mut stages: Vec<(&str, &[Box<dyn Rule>])> = Vec::new();
     if opts.level >= 1 {
         stages.push(("canonicalize", &canon));

@@ -4,7 +4,7 @@
 
 use optc_ir::ops::{ActivationOp, BinaryOp, ConvAttrs, NormOp, UnaryOp, Window};
 use optc_ir::{Graph, Op, Tensor, TensorType, ValueId};
-use optc_passes::rules::{Rule, canon, fusion, layout};
+use optc_passes::rules::{Rule, canon, einsum, fusion, layout};
 use optc_passes::testing::check_rules;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -353,6 +353,103 @@ proptest! {
         let out = b.op(Op::MatMul, vec![Some(p), Some(v)]);
         let rs = fusion::rules();
         b.check(out, &refs(&rs), &["fuse-attention"]);
+    }
+
+    #[test]
+    fn contractions_absorb_transposes_and_scalar_factors(seed in 0u64..1000, n in 1usize..3, m in 1usize..4, k in 1usize..4, c in 1usize..4, ta in any::<bool>(), tb in any::<bool>(), to in any::<bool>(), scale in any::<bool>()) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut b = B::new();
+        // An operand of shape `want`, given as a transpose of an input when `t`.
+        let operand = |b: &mut B, rng: &mut StdRng, want: &[usize], t: bool| {
+            if !t {
+                return b.input(rand_t(rng, want));
+            }
+            let p = perm(rng, want.len());
+            let mut xs = vec![0; want.len()];
+            for (i, &pi) in p.iter().enumerate() {
+                xs[pi] = want[i];
+            }
+            let x = b.input(rand_t(rng, &xs));
+            b.op(Op::Transpose { perm: Some(p) }, vec![Some(x)])
+        };
+        let mut a = operand(&mut b, &mut rng, &[n, 2, m, k], ta);
+        let bb = operand(&mut b, &mut rng, &[n, 2, k, c], tb);
+        if scale {
+            let s = b.konst(rand_t(&mut rng, &[1, 1]));
+            a = b.op(Op::Binary(BinaryOp::Mul), vec![Some(s), Some(a)]);
+        }
+        let mut out = b.op(Op::MatMul, vec![Some(a), Some(bb)]);
+        if to {
+            let p = perm(&mut rng, 4);
+            out = b.op(Op::Transpose { perm: Some(p) }, vec![Some(out)]);
+        }
+        let mut want = Vec::new();
+        if ta || tb {
+            want.push("einsum-through-transpose");
+        }
+        if to {
+            want.push("transpose-into-einsum");
+        }
+        if scale {
+            want.push("scalar-out-of-contraction");
+        }
+        let rs = einsum::rules();
+        b.check(out, &refs(&rs), &want);
+    }
+}
+
+#[test]
+fn whole_optimizer_folds_attention_transposes_and_scale_into_the_gemms() {
+    // GPT-2's head split: Q, K and V are transposes of the projection, K is transposed again,
+    // Q and K are scaled, and the context is transposed back. (Relu instead of Softmax, so
+    // that the attention kernel does not take it all.)
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut b = B::new();
+    let (h, s, d) = (2, 5, 4);
+    let heads = |b: &mut B, rng: &mut StdRng| {
+        let x = b.input(rand_t(rng, &[1, s, h, d]));
+        b.op(
+            Op::Transpose {
+                perm: Some(vec![0, 2, 1, 3]),
+            },
+            vec![Some(x)],
+        )
+    };
+    let q = heads(&mut b, &mut rng);
+    let k = heads(&mut b, &mut rng);
+    let v = heads(&mut b, &mut rng);
+    let sc = b.konst(Tensor::scalar(0.5f32));
+    let q = b.op(Op::Binary(BinaryOp::Mul), vec![Some(q), Some(sc)]);
+    let kt = b.op(
+        Op::Transpose {
+            perm: Some(vec![0, 1, 3, 2]),
+        },
+        vec![Some(k)],
+    );
+    let kt = b.op(Op::Binary(BinaryOp::Mul), vec![Some(kt), Some(sc)]);
+    let scores = b.op(Op::MatMul, vec![Some(q), Some(kt)]);
+    let p = b.op(Op::Unary(UnaryOp::Relu), vec![Some(scores)]);
+    let ctx = b.op(Op::MatMul, vec![Some(p), Some(v)]);
+    let out = b.op(
+        Op::Transpose {
+            perm: Some(vec![0, 2, 1, 3]),
+        },
+        vec![Some(ctx)],
+    );
+    b.g.set_outputs(vec![out]);
+    let opts = optc_passes::Options::new(3, "wgsl");
+    let o = optc_passes::optimize(&b.g, &Default::default(), &opts).unwrap();
+    let ops: Vec<&str> = o
+        .graph
+        .node_ids()
+        .map(|n| o.graph.node(n).op.name())
+        .collect();
+    // The score GEMM with the scales and the Relu in its epilogue, then the context GEMM.
+    assert_eq!(ops, vec!["Fused", "Einsum"]);
+    let want = optc_ir::run(&b.g, &b.inputs).unwrap();
+    let got = optc_ir::run(&o.graph, &b.inputs).unwrap();
+    for (g, w) in got[0].to_f64_vec().iter().zip(want[0].to_f64_vec()) {
+        assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
     }
 }
 

@@ -27,7 +27,10 @@ pub fn rules() -> Vec<Box<dyn Rule>> {
 }
 
 fn is_anchor(op: &Op) -> bool {
-    matches!(op, Op::Conv(_) | Op::Gemm { .. } | Op::MatMul)
+    matches!(
+        op,
+        Op::Conv(_) | Op::Gemm { .. } | Op::MatMul | Op::Einsum { .. }
+    )
 }
 
 /// A reference to a value while a fused program is being built.

@@ -1,4 +1,4 @@
-//! Rewrite rules, by topic (`canon.rs`, `layout.rs`, `fusion.rs`; see `README.md` in this folder for how
+//! Rewrite rules, by topic (`canon.rs`, `layout.rs`, `einsum.rs`, `fusion.rs`; see `README.md` in this folder for how
 //! to write one), and the saturation loop that runs a stage's rules to a fixpoint or a limit.
 //!
 //! A rule looks at one e-node (and, through the e-graph, at its children's classes) and
@@ -8,6 +8,7 @@
 //! (permutations to compose, epsilons to fold, legality of a fused kernel).
 
 pub mod canon;
+pub mod einsum;
 pub mod fusion;
 pub mod layout;
 
