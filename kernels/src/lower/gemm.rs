@@ -14,9 +14,11 @@
 //! fragment and every lane gets the rest with `subgroupBroadcast` from a constant lane (constant
 //! lanes are much cheaper than dynamic shuffles on lavapipe). This needs subgroups of at least 8
 //! lanes (lavapipe: 8, NVIDIA: 32, AMD: 32/64), whatever their mapping to local invocations.
-//! No workgroup memory is used by the register-tiled variant (it gains nothing on lavapipe);
-//! the `shared` point (workgroup-memory staging for real GPUs) is part of the space but rejected
-//! by [`build`] until written.
+//! Stores are vec4 along N where C is row-major; where C is column-major (a conv's NCHW
+//! output: rows are pixels) they are vec4 runs of four rows, with a per-column bias loaded once
+//! per column. No workgroup memory is used by the register-tiled variant (it gains nothing on
+//! lavapipe); the `shared` point (workgroup-memory staging for real GPUs) is part of the space
+//! but rejected by [`build`] until written.
 //!
 //! Tuning space ([`GemmConfig`]): `tile_m` 1–64 rows per thread, `tile_n` 4–32 columns per
 //! thread (multiple of 4), `k_step` 1 or 4 (vector width along K), `workgroup` 8–256 threads
@@ -774,8 +776,7 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                 }
             });
         }
-    }
-    if !out_mvec {
+    } else {
         for r in 0..tm {
             let m = m0.clone() + i(r as i32);
             b.if_(m.clone().lt(i(p.m as i32)), |b| {
