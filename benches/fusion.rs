@@ -11,6 +11,9 @@
 //!   Softmax, MatMul); `attention_fusedop_*` is the same computation as one `FusedAttention`
 //!   node, so the fused kernel is timed even where the cost model keeps the decomposed ops.
 //!
+//! Each case is timed end to end (`O{level}_{n}launches`: upload, submission, readback) and,
+//! where the adapter has timestamp queries, on the device only (`O{level}_device`).
+//!
 //! `cargo bench --bench fusion` (needs a wgpu adapter: `scripts/setup-vulkan.sh`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -236,6 +239,21 @@ fn bench(c: &mut Criterion) {
             grp.bench_function(format!("O{level}_{launches}launches"), |bch| {
                 bch.iter(|| s.run(&host).unwrap())
             });
+            // Device time only (timestamp queries: first launch's start to last one's end),
+            // without the upload, submission and readback that dominate large elementwise
+            // cases end to end.
+            if s.profile(&host, 1).unwrap().median_device_us.is_some() {
+                grp.bench_function(format!("O{level}_device"), |bch| {
+                    bch.iter_custom(|iters| {
+                        (0..iters)
+                            .map(|_| {
+                                let p = s.profile(&host, 1).unwrap();
+                                Duration::from_secs_f64(p.median_device_us.unwrap_or(0.0) * 1e-6)
+                            })
+                            .sum()
+                    })
+                });
+            }
         }
         grp.finish();
     }
