@@ -396,6 +396,31 @@ proptest! {
         let rs = einsum::rules();
         b.check(out, &refs(&rs), &want);
     }
+
+    #[test]
+    fn contractions_see_transposes_through_unit_reshapes(seed in 0u64..1000, h in 1usize..3, m in 1usize..4, k in 1usize..4, n in 1usize..4, b_side in any::<bool>()) {
+        // ViT's head split: a = Reshape(Transpose(x, p), [1, h, m, k]).
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut b = B::new();
+        let want = if b_side { [h, k, n] } else { [h, m, k] };
+        let p = perm(&mut rng, 3);
+        let mut xs = vec![0; 3];
+        for (i, &pi) in p.iter().enumerate() {
+            xs[pi] = want[i];
+        }
+        let x = b.input(rand_t(&mut rng, &xs));
+        let t = b.op(Op::Transpose { perm: Some(p) }, vec![Some(x)]);
+        let mut full = vec![1];
+        full.extend(want);
+        let dims = b.shape_const(&full);
+        let split = b.op(Op::Reshape { allowzero: false }, vec![Some(t), Some(dims)]);
+        let other = if b_side { [1, h, m, k] } else { [1, h, k, n] };
+        let o = b.input(rand_t(&mut rng, &other));
+        let args = if b_side { [o, split] } else { [split, o] };
+        let out = b.op(Op::MatMul, vec![Some(args[0]), Some(args[1])]);
+        let rs = einsum::rules();
+        b.check(out, &refs(&rs), &["einsum-through-transpose"]);
+    }
 }
 
 #[test]

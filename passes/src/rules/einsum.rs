@@ -5,7 +5,8 @@
 //! * `MatMul(a, b) = Einsum("…mk,…kn->…mn")(a, b)` is implied by the rules below, which accept
 //!   a MatMul of two same-rank operands with equal batch dims as that Einsum;
 //! * `C(.., Transpose(x, p), ..) = C'(.., x, ..)` for a contraction `C`: `x`'s letters are the
-//!   operand's letters put back in `x`'s order (`einsum-through-transpose`);
+//!   operand's letters put back in `x`'s order (`einsum-through-transpose`; also through a
+//!   reshape that only adds or removes size-1 dims, as in ViT's head split);
 //! * `Transpose(C(a, b), p) = C'(a, b)` with the output letters permuted
 //!   (`transpose-into-einsum`);
 //! * `C(.., Mul(y, s), ..) = Mul(C(.., y, ..), s)` for a scalar `s`
@@ -18,6 +19,7 @@
 //! and launches).
 
 use super::canon::reshape_to;
+use super::layout::unit_reshape_inputs;
 use super::{Ctx, Rule, add_op, op_node, shape};
 use crate::lang::{EG, Node};
 use egg::Id;
@@ -127,6 +129,67 @@ fn unpermute(letters: &[char], perm: Option<Vec<usize>>) -> Option<Vec<char>> {
     (!out.contains(&' ')).then_some(out)
 }
 
+/// The transposes in class `id`: (input, perm).
+fn transposes(eg: &EG, id: Id) -> Vec<(Id, Option<Vec<usize>>)> {
+    eg[id]
+        .nodes
+        .iter()
+        .filter_map(|n| match op_node(eg, n)? {
+            (Op::Transpose { perm }, 0, 1, t) => Some((t[0], perm)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An operand `a` (shape `sa`, letters `la`) that is `Reshape(Transpose(x, perm))`, the reshape
+/// only adding or removing size-1 dims: `x` reshaped to `a`'s size-1 dims followed by `x`'s
+/// other dims in `x`'s order (a free alias), with its letters: `a`'s letters of the size-1
+/// dims, then each of `x`'s dims with the letter of the `a` dim it becomes.
+fn through_unit_reshape(
+    eg: &mut EG,
+    x: Id,
+    perm: Option<Vec<usize>>,
+    sa: &[usize],
+    la: &[char],
+) -> Option<(Id, Vec<char>)> {
+    let xs = shape(eg, x)?;
+    let r = xs.len();
+    let p = perm.unwrap_or_else(|| (0..r).rev().collect());
+    if p.len() != r || p.iter().any(|&i| i >= r) {
+        return None;
+    }
+    // The transpose's output dims other than 1, in order, are `a`'s dims other than 1.
+    let big_a: Vec<usize> = (0..sa.len()).filter(|&i| sa[i] != 1).collect();
+    let big_y: Vec<usize> = (0..r).filter(|&j| xs[p[j]] != 1).collect();
+    if big_a.len() != big_y.len() {
+        return None;
+    }
+    let mut xl: Vec<Option<char>> = vec![None; r];
+    for (&ia, &jy) in big_a.iter().zip(&big_y) {
+        if sa[ia] != xs[p[jy]] {
+            return None;
+        }
+        xl[p[jy]] = Some(la[ia]);
+    }
+    let mut letters: Vec<char> = (0..sa.len())
+        .filter(|&i| sa[i] == 1)
+        .map(|i| la[i])
+        .collect();
+    let mut shape2 = vec![1; letters.len()];
+    for d in 0..r {
+        if let Some(l) = xl[d] {
+            letters.push(l);
+            shape2.push(xs[d]);
+        }
+    }
+    let x2 = if shape2 == xs {
+        x
+    } else {
+        reshape_to(eg, x, &shape2)
+    };
+    Some((x2, letters))
+}
+
 fn einsum(eg: &mut EG, c: &Contraction, args: Vec<Id>) -> Id {
     add_op(
         eg,
@@ -162,19 +225,23 @@ impl Rule for ThroughTranspose {
         };
         let mut res = Vec::new();
         for pos in 0..2 {
-            let moved: Vec<(Id, Option<Vec<usize>>)> = eg[args[pos]]
-                .nodes
-                .iter()
-                .filter_map(|n| match op_node(eg, n)? {
-                    (Op::Transpose { perm }, 0, 1, t) => Some((t[0], perm)),
-                    _ => None,
-                })
+            let letters = if pos == 0 { c.a.clone() } else { c.b.clone() };
+            let mut found: Vec<(Id, Vec<char>)> = transposes(eg, args[pos])
+                .into_iter()
+                .filter_map(|(x, perm)| Some((x, unpermute(&letters, perm)?)))
                 .collect();
-            for (x, perm) in moved {
-                let letters = if pos == 0 { &c.a } else { &c.b };
-                let Some(xl) = unpermute(letters, perm) else {
-                    continue;
-                };
+            // Through a reshape that only adds or removes size-1 dims (a head split's
+            // `[H, S, D] -> [1, H, S, D]`).
+            if let Some(sa) = shape(eg, args[pos]) {
+                for (y, _) in unit_reshape_inputs(eg, args[pos], &sa) {
+                    for (x, perm) in transposes(eg, y) {
+                        if let Some(v) = through_unit_reshape(eg, x, perm, &sa, &letters) {
+                            found.push(v);
+                        }
+                    }
+                }
+            }
+            for (x, xl) in found {
                 let mut nc = c.clone();
                 let mut nargs = args.clone();
                 if pos == 0 {

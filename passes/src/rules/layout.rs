@@ -69,7 +69,7 @@ fn reshape_inputs(eg: &EG, id: Id) -> Vec<Id> {
 
 /// The inputs `y` (with their shapes) of the reshapes in class `id` (shape `s`) that only add
 /// or remove size-1 dims: `y` has `s`'s dims other than 1, in order, and is not `s` itself.
-fn unit_reshape_inputs(eg: &EG, id: Id, s: &[usize]) -> Vec<(Id, Vec<usize>)> {
+pub(crate) fn unit_reshape_inputs(eg: &EG, id: Id, s: &[usize]) -> Vec<(Id, Vec<usize>)> {
     let big: Vec<usize> = s.iter().copied().filter(|&d| d != 1).collect();
     reshape_inputs(eg, id)
         .into_iter()
