@@ -155,7 +155,7 @@ fn through_unit_reshape(
     let xs = shape(eg, x)?;
     let r = xs.len();
     let p = perm.unwrap_or_else(|| (0..r).rev().collect());
-    if p.len() != r || p.iter().any(|&i| i >= r) {
+    if p.len() != r || p.iter().any(|&i| i >= r) || la.len() != sa.len() {
         return None;
     }
     // The transpose's output dims other than 1, in order, are `a`'s dims other than 1.
