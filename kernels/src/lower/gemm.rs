@@ -1502,32 +1502,12 @@ pub(crate) fn lower_einsum_with(
     if compute_scalar(out.dtype) != Some(Scalar::F32) {
         return Err(ctx.unsupported(format!("needs {}", out.dtype.name())));
     }
-    let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
-    if eq.contains('.') {
-        return Err(ctx.unsupported("with an ellipsis"));
-    }
-    let (lhs, rhs) = match eq.split_once("->") {
-        Some((l, r)) => (l.to_string(), Some(r.to_string())),
-        None => (eq.clone(), None),
+    let (terms, ol) = match optc_ir::opset::nn::letter_terms(equation, 2) {
+        Ok(t) => t,
+        Err(e) if e.starts_with("ellipsis") => return Err(ctx.unsupported("with an ellipsis")),
+        Err(e) => return Err(ctx.invalid(e)),
     };
-    let terms: Vec<Vec<char>> = lhs.split(',').map(|t| t.chars().collect()).collect();
-    if terms.len() != 2 {
-        return Err(ctx.invalid("equation does not name two operands"));
-    }
     let (al, bl) = (&terms[0], &terms[1]);
-    let ol: Vec<char> = match rhs {
-        Some(r) => r.chars().collect(),
-        None => {
-            let mut v: Vec<char> = al
-                .iter()
-                .chain(bl.iter())
-                .copied()
-                .filter(|c| al.iter().chain(bl.iter()).filter(|x| *x == c).count() == 1)
-                .collect();
-            v.sort_unstable();
-            v
-        }
-    };
     let dup = |v: &[char]| v.iter().enumerate().any(|(i, c)| v[..i].contains(c));
     if dup(al) || dup(bl) || dup(&ol) {
         return Err(ctx.unsupported("with repeated letters in one term"));

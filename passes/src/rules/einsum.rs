@@ -41,23 +41,13 @@ impl Contraction {
         format!("{},{}->{}", s(&self.a), s(&self.b), s(&self.out))
     }
 
-    /// An explicit two-operand equation (`ab,bc->ac`) without ellipsis or repeated letters in
-    /// one term.
+    /// A two-operand equation of letters (the IR's parser; implicit outputs derived) without
+    /// repeated letters in one term.
     pub fn parse(eq: &str) -> Option<Contraction> {
-        let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
-        let (lhs, out) = eq.split_once("->")?;
-        let (a, b) = lhs.split_once(',')?;
-        let term = |t: &str| -> Option<Vec<char>> {
-            let v: Vec<char> = t.chars().collect();
-            let ok = v.iter().all(|c| c.is_ascii_alphabetic())
-                && v.iter().enumerate().all(|(i, c)| !v[..i].contains(c));
-            ok.then_some(v)
-        };
-        Some(Contraction {
-            a: term(a)?,
-            b: term(b)?,
-            out: term(out)?,
-        })
+        let (mut ins, out) = optc_ir::opset::nn::letter_terms(eq, 2).ok()?;
+        let unique = |v: &[char]| v.iter().enumerate().all(|(i, c)| !v[..i].contains(c));
+        let (b, a) = (ins.pop()?, ins.pop()?);
+        (unique(&a) && unique(&b) && unique(&out)).then_some(Contraction { a, b, out })
     }
 
     /// The contraction of an e-node: an Einsum with a parsable equation, or a MatMul of two
@@ -100,17 +90,21 @@ impl Contraction {
     }
 }
 
+/// The contraction of e-node `node`: (op, arguments, contraction).
+fn contraction_node(eg: &EG, node: &Node) -> Option<(Op, Vec<Id>, Contraction)> {
+    let (op, 0, 1, args) = op_node(eg, node)? else {
+        return None;
+    };
+    let c = Contraction::of(eg, &op, &args)?;
+    Some((op, args, c))
+}
+
 /// The contraction nodes of class `id`: (contraction, arguments).
 fn contractions(eg: &EG, id: Id) -> Vec<(Contraction, Vec<Id>)> {
     eg[id]
         .nodes
         .iter()
-        .filter_map(|n| {
-            let (op, 0, 1, args) = op_node(eg, n)? else {
-                return None;
-            };
-            Some((Contraction::of(eg, &op, &args)?, args))
-        })
+        .filter_map(|n| contraction_node(eg, n).map(|(_, args, c)| (c, args)))
         .collect()
 }
 
@@ -217,10 +211,7 @@ impl Rule for ThroughTranspose {
         "einsum-through-transpose"
     }
     fn apply(&self, eg: &mut EG, _: &Ctx, _class: Id, node: &Node) -> Vec<Id> {
-        let Some((op, 0, 1, args)) = op_node(eg, node) else {
-            return vec![];
-        };
-        let Some(c) = Contraction::of(eg, &op, &args) else {
+        let Some((_, args, c)) = contraction_node(eg, node) else {
             return vec![];
         };
         let mut res = Vec::new();
@@ -293,12 +284,9 @@ impl Rule for ScalarOut {
         "scalar-out-of-contraction"
     }
     fn apply(&self, eg: &mut EG, _: &Ctx, class: Id, node: &Node) -> Vec<Id> {
-        let Some((op, 0, 1, args)) = op_node(eg, node) else {
+        let Some((op, args, _)) = contraction_node(eg, node) else {
             return vec![];
         };
-        if Contraction::of(eg, &op, &args).is_none() {
-            return vec![];
-        }
         let Some(out_ty) = eg[class].data.ty.clone() else {
             return vec![];
         };
@@ -353,7 +341,8 @@ mod tests {
         assert_eq!(c.reduced(), vec!['k']);
         assert!(Contraction::parse("...mk,...kn->...mn").is_none());
         assert!(Contraction::parse("aak,kb->ab").is_none());
-        assert!(Contraction::parse("mk,kn").is_none());
+        // Implicit output: the letters seen once, in order.
+        assert_eq!(Contraction::parse("mk,kn").unwrap().equation(), "mk,kn->mn");
         assert_eq!(
             unpermute(&['a', 'b', 'c', 'd'], Some(vec![0, 2, 1, 3])),
             Some(vec!['a', 'c', 'b', 'd'])

@@ -114,6 +114,28 @@ fn parse(eq: &str, n: usize) -> Result<Equation, String> {
     Ok(Equation { inputs, output })
 }
 
+/// The terms of an equation for `n` inputs as letter lists (inputs, then the output, derived as
+/// ONNX does in implicit mode), for the consumers that only handle letters (the optimizer's
+/// contraction rules, the GEMM lowering). `Err` for a malformed equation, or one with `...`
+/// (its message then starts with "ellipsis").
+pub fn letter_terms(eq: &str, n: usize) -> Result<(Vec<Vec<char>>, Vec<char>), String> {
+    let e = parse(eq, n)?;
+    let letters = |t: &[Sub]| -> Result<Vec<char>, String> {
+        t.iter()
+            .map(|s| match s {
+                Sub::Letter(c) => Ok(*c as char),
+                Sub::Ellipsis => Err(format!("ellipsis in '{eq}'")),
+            })
+            .collect()
+    };
+    let inputs = e
+        .inputs
+        .iter()
+        .map(|t| letters(t))
+        .collect::<Result<_, _>>()?;
+    Ok((inputs, letters(&e.output)?))
+}
+
 /// A dim that can be merged with another occurrence of the same label.
 trait EDim: Clone + PartialEq {
     /// The static size, if known.

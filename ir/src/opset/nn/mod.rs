@@ -7,6 +7,7 @@
 
 mod conv;
 mod einsum;
+pub use einsum::letter_terms;
 mod gemm;
 mod norm;
 mod pool;
