@@ -69,6 +69,21 @@ impl B {
             .unwrap();
         o[0].unwrap()
     }
+    /// The whole optimizer (-O3, wgsl) on the graph with outputs `outs`: the optimized graph's
+    /// op names, its outputs and the original graph's, on the inputs.
+    fn optimize(mut self, outs: Vec<ValueId>) -> (Vec<&'static str>, Vec<Tensor>, Vec<Tensor>) {
+        self.g.set_outputs(outs);
+        let opts = optc_passes::Options::new(3, "wgsl");
+        let o = optc_passes::optimize(&self.g, &Default::default(), &opts).unwrap();
+        let ops = o
+            .graph
+            .node_ids()
+            .map(|n| o.graph.node(n).op.name())
+            .collect();
+        let got = optc_ir::run(&o.graph, &self.inputs).unwrap();
+        let want = optc_ir::run(&self.g, &self.inputs).unwrap();
+        (ops, got, want)
+    }
     fn check(mut self, out: ValueId, rules: &[&dyn Rule], want: &[&str]) {
         self.g.set_outputs(vec![out]);
         let r = check_rules(&self.g, &self.inputs, rules, None, 1e-4).unwrap();
@@ -461,18 +476,9 @@ fn whole_optimizer_folds_attention_transposes_and_scale_into_the_gemms() {
         },
         vec![Some(ctx)],
     );
-    b.g.set_outputs(vec![out]);
-    let opts = optc_passes::Options::new(3, "wgsl");
-    let o = optc_passes::optimize(&b.g, &Default::default(), &opts).unwrap();
-    let ops: Vec<&str> = o
-        .graph
-        .node_ids()
-        .map(|n| o.graph.node(n).op.name())
-        .collect();
+    let (ops, got, want) = b.optimize(vec![out]);
     // The score GEMM with the scales and the Relu in its epilogue, then the context GEMM.
     assert_eq!(ops, vec!["Fused", "Einsum"]);
-    let want = optc_ir::run(&b.g, &b.inputs).unwrap();
-    let got = optc_ir::run(&o.graph, &b.inputs).unwrap();
     for (g, w) in got[0].to_f64_vec().iter().zip(want[0].to_f64_vec()) {
         assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
     }
@@ -505,31 +511,9 @@ fn attention_with_a_nonzero_nan_fill_is_not_fused() {
 
 #[test]
 fn whole_optimizer_fuses_attention_into_one_kernel() {
-    let mut rng = StdRng::seed_from_u64(11);
-    let mut b = B::new();
-    let q = b.input(rand_t(&mut rng, &[1, 2, 6, 4]));
-    let kt = b.input(rand_t(&mut rng, &[1, 2, 4, 7]));
-    let v = b.input(rand_t(&mut rng, &[1, 2, 7, 4]));
-    let sc = b.op(Op::MatMul, vec![Some(q), Some(kt)]);
-    let p = b.op(
-        Op::Softmax {
-            axis: -1,
-            legacy: false,
-        },
-        vec![Some(sc)],
-    );
-    let out = b.op(Op::MatMul, vec![Some(p), Some(v)]);
-    b.g.set_outputs(vec![out]);
-    let opts = optc_passes::Options::new(3, "wgsl");
-    let o = optc_passes::optimize(&b.g, &Default::default(), &opts).unwrap();
-    let ops: Vec<&str> = o
-        .graph
-        .node_ids()
-        .map(|n| o.graph.node(n).op.name())
-        .collect();
+    let (b, _, out) = attention_graph(11);
+    let (ops, got, want) = b.optimize(vec![out]);
     assert_eq!(ops, vec!["FusedAttention"]);
-    let want = optc_ir::run(&b.g, &b.inputs).unwrap();
-    let got = optc_ir::run(&o.graph, &b.inputs).unwrap();
     assert_eq!(got[0].to_f64_vec(), want[0].to_f64_vec());
 }
 
@@ -537,7 +521,17 @@ fn whole_optimizer_fuses_attention_into_one_kernel() {
 fn attention_scores_with_another_consumer_are_still_computed() {
     // The probabilities are also a graph output: whichever form extraction picks for the
     // attention output, the softmax is still computed (and paid for) for the other consumer.
-    let mut rng = StdRng::seed_from_u64(12);
+    let (b, p, out) = attention_graph(12);
+    let (ops, got, want) = b.optimize(vec![out, p]);
+    assert!(ops.contains(&"Softmax"), "{ops:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.to_f64_vec(), w.to_f64_vec());
+    }
+}
+
+/// `MatMul(Softmax(Q·Kt), V)` on random inputs: the builder, the probabilities and the output.
+fn attention_graph(seed: u64) -> (B, ValueId, ValueId) {
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut b = B::new();
     let q = b.input(rand_t(&mut rng, &[1, 2, 6, 4]));
     let kt = b.input(rand_t(&mut rng, &[1, 2, 4, 7]));
@@ -551,18 +545,5 @@ fn attention_scores_with_another_consumer_are_still_computed() {
         vec![Some(sc)],
     );
     let out = b.op(Op::MatMul, vec![Some(p), Some(v)]);
-    b.g.set_outputs(vec![out, p]);
-    let opts = optc_passes::Options::new(3, "wgsl");
-    let o = optc_passes::optimize(&b.g, &Default::default(), &opts).unwrap();
-    let ops: Vec<&str> = o
-        .graph
-        .node_ids()
-        .map(|n| o.graph.node(n).op.name())
-        .collect();
-    assert!(ops.contains(&"Softmax"), "{ops:?}");
-    let want = optc_ir::run(&b.g, &b.inputs).unwrap();
-    let got = optc_ir::run(&o.graph, &b.inputs).unwrap();
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g.to_f64_vec(), w.to_f64_vec());
-    }
+    (b, p, out)
 }
