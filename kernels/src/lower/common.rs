@@ -202,6 +202,16 @@ pub fn from_storage(e: Expr, dtype: DType) -> Expr {
     }
 }
 
+/// A quiet NaN (WGSL has no NaN literal; a bitcast at run time).
+pub fn f32_nan() -> Expr {
+    Expr::Bitcast(Scalar::F32, Box::new(u(0x7fc0_0000)))
+}
+
+/// +infinity (WGSL has no infinity literal; a bitcast at run time).
+pub fn f32_inf() -> Expr {
+    Expr::Bitcast(Scalar::F32, Box::new(u(0x7f80_0000)))
+}
+
 /// Loads element `offset` of buffer `buf` holding `dtype`, converted to the compute scalar.
 pub fn load(buf: u32, offset: Expr, dtype: DType) -> Expr {
     from_storage(Expr::load(buf, offset), dtype)

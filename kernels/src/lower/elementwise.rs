@@ -330,11 +330,7 @@ fn pow(b: &mut KernelBuilder, x: Expr, y: Expr) -> Expr {
         .clone()
         .and((y.clone() * f(0.5)).un(UnOp::Floor).ne_(y.clone() * f(0.5)));
     let neg = select(y_odd, -r.clone(), r.clone());
-    let neg = select(
-        y_int,
-        neg,
-        Expr::Bitcast(Scalar::F32, Box::new(u(0x7fc0_0000))),
-    );
+    let neg = select(y_int, neg, common::f32_nan());
     let v = select(x.clone().lt(f(0.0)), neg, r);
     select(y.eq_(f(0.0)), f(1.0), v)
 }
@@ -545,10 +541,7 @@ fn binary(
                 );
                 // x % ±inf: numpy gives x when the signs agree, ±inf otherwise (and NaN for an
                 // infinite x, which `%` already gives).
-                let y_inf = y
-                    .clone()
-                    .un(UnOp::Abs)
-                    .eq_(Expr::Bitcast(Scalar::F32, Box::new(u(0x7f80_0000))));
+                let y_inf = y.clone().un(UnOp::Abs).eq_(common::f32_inf());
                 let same = x
                     .clone()
                     .lt(f(0.0))
@@ -1127,13 +1120,7 @@ mod tests {
         let s = rand_t(&[1, 1], 4);
         let half = Tensor::scalar(0.5f32);
         let ins = [Some(x.clone()), Some(s.clone())];
-        let descs: Vec<Option<TensorDesc>> = ins
-            .iter()
-            .map(|t| {
-                t.as_ref()
-                    .map(|t| TensorDesc::new(t.dtype(), t.shape().to_vec()))
-            })
-            .collect();
+        let descs = super::super::sim::descs(&ins);
         let op = Op::Binary(BinaryOp::Mul);
         let outs = [Some(TensorDesc::new(DType::F32, vec![4, 6]))];
         let ctx = LowerCtx {
@@ -1384,13 +1371,7 @@ mod tests {
             0.0,
             0.0,
         );
-        let descs: Vec<Option<TensorDesc>> = ins
-            .iter()
-            .map(|t| {
-                t.as_ref()
-                    .map(|t| TensorDesc::new(t.dtype(), t.shape().to_vec()))
-            })
-            .collect();
+        let descs = super::super::sim::descs(&ins);
         let values: Vec<Option<&Tensor>> = vec![None, ins[1].as_ref(), ins[2].as_ref()];
         let outs = [descs[0].clone()];
         let ctx = LowerCtx {

@@ -601,13 +601,7 @@ mod tests {
         // The default lowering scans; the forced direct path must agree with it.
         let (scan, want) = run_op(&op, &ins, &[], 1);
         super::super::sim::assert_close(&scan[0], &want[0], "scan");
-        let descs: Vec<Option<TensorDesc>> = ins
-            .iter()
-            .map(|t| {
-                t.as_ref()
-                    .map(|t| TensorDesc::new(t.dtype(), t.shape().to_vec()))
-            })
-            .collect();
+        let descs = super::super::sim::descs(&ins);
         let outs = [Some(TensorDesc::new(
             want[0].dtype(),
             want[0].shape().to_vec(),

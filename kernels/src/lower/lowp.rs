@@ -12,6 +12,7 @@
 //!
 //! The expressions use their operand several times; callers pass a variable or a load.
 
+use super::common::{f32_inf, f32_nan};
 use crate::builder::{f, i, select, u};
 use crate::ir::{BinOp, Expr, Scalar, UnOp};
 use optc_ir::dtype::DType;
@@ -23,14 +24,6 @@ fn from_bits(b: Expr) -> Expr {
 
 fn bits(v: &Expr) -> Expr {
     Expr::Bitcast(Scalar::U32, Box::new(v.clone()))
-}
-
-fn nan() -> Expr {
-    from_bits(u(0x7fc0_0000))
-}
-
-fn inf() -> Expr {
-    from_bits(u(0x7f80_0000))
 }
 
 /// `2^k` for an i32 expression `k` in the normal f32 range.
@@ -58,7 +51,7 @@ pub fn decode(code: Expr, d: DType) -> Expr {
         DType::U2 => code.and(u(0x3)),
         DType::F8E8M0 => select(
             code.clone().eq_(u(0xFF)),
-            nan(),
+            f32_nan(),
             select(
                 code.clone().eq_(u(0)),
                 // 2^-127 is an f32 subnormal: its bits, not the exponent trick.
@@ -84,12 +77,12 @@ pub fn decode(code: Expr, d: DType) -> Expr {
             let v = select(e.eq_(u(0)), sub, normal);
             let v = select(neg.clone(), -v.clone(), v);
             match fm.kind {
-                Kind::Fn => select(mag.eq_(u(0x7F)), nan(), v),
-                Kind::Fnuz => select(code.eq_(u(0x80)), nan(), v),
+                Kind::Fn => select(mag.eq_(u(0x7F)), f32_nan(), v),
+                Kind::Fnuz => select(code.eq_(u(0x80)), f32_nan(), v),
                 Kind::Ieee => select(
                     mag.clone().eq_(u(0x7C)),
-                    select(neg, -inf(), inf()),
-                    select(mag.gt(u(0x7C)), nan(), v),
+                    select(neg, -f32_inf(), f32_inf()),
+                    select(mag.gt(u(0x7C)), f32_nan(), v),
                 ),
                 Kind::Finite => v,
             }
@@ -141,9 +134,9 @@ pub fn round(v: Expr, d: DType, saturate: bool, mode: E8m0Round) -> Expr {
     let over = if saturate {
         f(max)
     } else if fm.kind == Kind::Ieee {
-        inf()
+        f32_inf()
     } else {
-        nan()
+        f32_nan()
     };
     let r = select(r.clone().gt(f(max)), over, r);
     let neg = negative(&v);
@@ -212,15 +205,13 @@ mod tests {
     use optc_ir::ops::Op;
     use optc_ir::tensor::Tensor;
 
-    const FLOATS: [DType; 6] = [
-        DType::F8E4M3FN,
-        DType::F8E4M3FNUZ,
-        DType::F8E5M2,
-        DType::F8E5M2FNUZ,
-        DType::F8E8M0,
-        DType::F4E2M1,
-    ];
-    const INTS: [DType; 4] = [DType::I4, DType::U4, DType::I2, DType::U2];
+    /// Every storage-only dtype, floats first.
+    fn lowp_dtypes() -> Vec<DType> {
+        let mut v: Vec<DType> = DType::ALL.into_iter().filter(|d| d.is_lowp()).collect();
+        v.sort_by_key(|&d| lowp::is_lowp_int(d));
+        assert_eq!(v.len(), 10);
+        v
+    }
 
     fn all_codes(d: DType) -> Tensor {
         let n = 1usize << lowp::bits(d).unwrap();
@@ -270,7 +261,7 @@ mod tests {
 
     #[test]
     fn every_code_decodes_as_the_interpreter_does() {
-        for d in FLOATS.into_iter().chain(INTS) {
+        for d in lowp_dtypes() {
             let (got, want) = run_op(&Op::Cast { to: DType::F32 }, &[Some(all_codes(d))], &[]);
             let (g, w) = (got[0].to_f64_vec(), want[0].to_f64_vec());
             for (c, (a, b)) in g.iter().zip(&w).enumerate() {
@@ -284,7 +275,7 @@ mod tests {
 
     #[test]
     fn rounding_into_each_format_matches_the_interpreter_code_for_code() {
-        for d in FLOATS.into_iter().chain(INTS) {
+        for d in lowp_dtypes() {
             let xs = probes(if lowp::is_lowp_int(d) {
                 DType::F4E2M1
             } else {
@@ -325,7 +316,7 @@ mod tests {
         )
         .unwrap();
         let scale = Tensor::from_vec(vec![], vec![0.5f32]).unwrap();
-        for d in FLOATS.into_iter().chain(INTS) {
+        for d in lowp_dtypes() {
             if d == DType::F8E8M0 {
                 continue; // Not a QuantizeLinear output type.
             }

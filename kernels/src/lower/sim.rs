@@ -647,6 +647,16 @@ fn from_lanes(d: &TensorDesc, v: &[S]) -> Tensor {
     t.expect("tensor").cast(d.dtype)
 }
 
+/// The descriptors of optional tensors (a lowering's `inputs`).
+pub fn descs(ts: &[Option<Tensor>]) -> Vec<Option<TensorDesc>> {
+    ts.iter()
+        .map(|t| {
+            t.as_ref()
+                .map(|t| TensorDesc::new(t.dtype(), t.shape().to_vec()))
+        })
+        .collect()
+}
+
 /// Lowers `op` for `inputs` (the ones in `consts` also known at compile time), runs the
 /// launches, and returns the outputs the reference interpreter also produces, with the
 /// reference's.
@@ -662,13 +672,7 @@ pub fn run_op_n(
     num_outputs: usize,
 ) -> (Vec<Tensor>, Vec<Tensor>) {
     let want = optc_ir::interp::eval_op(op, inputs, num_outputs).expect("reference eval");
-    let descs: Vec<Option<TensorDesc>> = inputs
-        .iter()
-        .map(|t| {
-            t.as_ref()
-                .map(|t| TensorDesc::new(t.dtype(), t.shape().to_vec()))
-        })
-        .collect();
+    let descs = descs(inputs);
     let values: Vec<Option<&Tensor>> = inputs
         .iter()
         .enumerate()
