@@ -71,6 +71,21 @@ pub enum Backend<'a> {
     /// Compiled to PTX for the device's target and run by the CUDA driver on this device.
     #[cfg(feature = "cuda")]
     Cuda(&'a optc_runtime::cuda_exec::CudaDevice),
+    /// Compiled for the runner's target and run by an executor from outside this crate (the
+    /// test-only PTX interpreter, `optc-ptxsim`). Runs tests in parallel.
+    Runner(&'a dyn ArtifactRunner),
+}
+
+/// An artifact executor the harness can drive without depending on it.
+pub trait ArtifactRunner: Sync {
+    /// The target artifacts are compiled for.
+    fn target(&self) -> optc_runtime::Target;
+    /// Runs `artifact` on `inputs` (manifest order), returning its outputs.
+    fn run(
+        &self,
+        artifact: &optc_runtime::Artifact,
+        inputs: &[optc_runtime::HostTensor],
+    ) -> Result<Vec<optc_runtime::HostTensor>, String>;
 }
 
 /// Every test folder (a folder with a `model.onnx`) under `dir`, sorted by path.
@@ -312,6 +327,7 @@ pub fn run_device(
         Backend::Wgpu(_) => optc_runtime::Target::Wgsl,
         #[cfg(feature = "cuda")]
         Backend::Cuda(d) => d.target()?,
+        Backend::Runner(r) => r.target(),
     };
     let mut opts = crate::compile::Options::new(target);
     opts.input_shapes = Some(inputs.iter().map(|t| t.shape().to_vec()).collect());
@@ -331,6 +347,7 @@ pub fn run_device(
         Backend::Cuda(device) => {
             optc_runtime::cuda_exec::CudaSession::new(device, &artifact)?.run(&host)?
         }
+        Backend::Runner(r) => r.run(&artifact, &host).map_err(Error::Executor)?,
         Backend::Reference => {
             return Err(Error::BadInput("run_device needs a device backend".into()));
         }
@@ -339,8 +356,8 @@ pub fn run_device(
 }
 
 /// Runs every test under `dir` whose name contains `filter` (in parallel on the reference
-/// interpreter, one at a time on a device); results sorted by name. `progress` is called once
-/// per finished test.
+/// interpreter and on a runner, one at a time on a device); results sorted by name. `progress`
+/// is called once per finished test.
 pub fn run_all(
     dir: &Path,
     backend: Backend<'_>,
@@ -362,7 +379,7 @@ pub fn run_all(
         r
     };
     let mut results: Vec<TestResult> = match backend {
-        Backend::Reference => tests.par_iter().map(one).collect(),
+        Backend::Reference | Backend::Runner(_) => tests.par_iter().map(one).collect(),
         _ => tests.iter().map(one).collect(),
     };
     results.sort_by(|a, b| a.name.cmp(&b.name));

@@ -46,6 +46,9 @@ pub enum Error {
     /// An artifact file is corrupt, truncated, newer or for another target.
     #[error(transparent)]
     Artifact(#[from] optc_runtime::ArtifactError),
+    /// An external artifact executor (a [`crate::conformance::ArtifactRunner`]) failed.
+    #[error("executor: {0}")]
+    Executor(String),
     /// The imported graph broke an IR invariant: an optc bug.
     #[error("internal error: the graph fails verification: {0}")]
     Verifier(String),
@@ -55,7 +58,7 @@ impl Error {
     /// The CLI exit code: 2 for bad or unsupported input, 1 for optc bugs.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Verifier(_) => 1,
+            Error::Verifier(_) | Error::Executor(_) => 1,
             Error::Compile(crate::compile::CompileError::Internal(_)) => 1,
             Error::Runtime(optc_runtime::RuntimeError::NoDevice(_)) => 3,
             Error::Runtime(optc_runtime::RuntimeError::NoDriver(_)) => 3,

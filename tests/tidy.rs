@@ -31,7 +31,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn every_module_has_a_doc_comment_and_no_test_is_ignored() {
     let root = common::root();
     let mut files = Vec::new();
-    for d in ["src", "ir", "tools", "tests", "benches"] {
+    for d in [
+        "src", "ir", "passes", "kernels", "codegen", "runtime", "ptxsim", "tools", "tests",
+        "benches",
+    ] {
         rust_files(&root.join(d), &mut files);
     }
     assert!(files.len() > 10, "found only {} files", files.len());
