@@ -439,7 +439,14 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
             values: &values,
             outputs: &outputs,
         };
-        let lowered = match lower::lower(&ctx) {
+        // PTX targets: f16 MatMuls on tensor cores where the form fits, else the portable
+        // templates.
+        let tensor_core = if opts.target.is_cuda() {
+            lower::mma::lower_matmul(&ctx).transpose()
+        } else {
+            None
+        };
+        let lowered = match tensor_core.unwrap_or_else(|| lower::lower(&ctx)) {
             Ok(l) => l,
             Err(e @ LowerError::Unsupported { .. }) => {
                 let e = e.for_target(opts.target.name());

@@ -28,6 +28,7 @@ pub mod fused;
 pub mod gather;
 pub mod gemm;
 pub mod lowp;
+pub mod mma;
 pub mod movement;
 pub mod norm;
 pub mod pool;
