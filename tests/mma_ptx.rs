@@ -1,7 +1,8 @@
-//! f16 MatMul on tensor cores: compiled for sm_89 (the driver picks the `mma.sync` template,
+//! MatMul on tensor cores: f16 compiled for sm_89 (the driver picks the `mma.sync` template,
 //! `kernels/src/lower/mma.rs`), the printed PTX executed by the test-only PTX interpreter and
 //! compared with the reference interpreter on random inputs — tile-aligned and ragged shapes,
-//! batched operands and a 2-D weight — and assembled by ptxas for every sm target.
+//! batched operands and a 2-D weight — and assembled by ptxas for every sm target; f32 on tf32
+//! only when allowed (`allow_tf32`), within tf32's error of the reference.
 
 mod common;
 
@@ -76,6 +77,79 @@ fn f16_matmul_on_tensor_cores_matches_the_reference() {
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn f32_matmul_on_tf32_tensor_cores_with_allow_tf32() {
+    for (case, (sa, sb)) in [
+        (&[16usize, 8][..], &[8usize, 8][..]),
+        (&[37, 50], &[50, 70]),
+        (&[2, 19, 33], &[2, 33, 12]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let a = common::rand(sa, 5 + case as u64);
+        let b = common::rand(sb, 9 + case as u64);
+        let (g, feeds) = common::graph(&[a, b], &[], &[(Op::MatMul, vec![0, 1])]);
+        let want = optc_ir::run(&g, &feeds).unwrap().remove(0);
+        let mut opts = optc::compile::Options::new(Target::Sm89);
+        opts.opt_level = 0;
+        opts.allow_tf32 = true;
+        let artifact = optc::compile::compile(&g, "tf32", &opts)
+            .unwrap()
+            .to_artifact();
+        assert!(
+            artifact
+                .sources
+                .iter()
+                .any(|s| s.contains("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32")),
+            "case {case}: no tf32 kernel"
+        );
+        let host: Vec<_> = feeds.iter().map(|t| to_host(t).unwrap()).collect();
+        let got = from_host(&optc_ptxsim::run_artifact(&artifact, &host).unwrap()[0]).unwrap();
+        // Operands rounded to 10 mantissa bits (relative 2^-11 each): products off by ~1e-3
+        // relative; the sum of K of them by ~1e-3·sqrt(K)·|a||b| (inputs in [-2, 2)).
+        let k = sa[sa.len() - 1] as f64;
+        common::assert_close(
+            &format!("tf32 case {case}"),
+            &got,
+            &want,
+            0.0,
+            4e-3 * 4.0 * k.sqrt(),
+        );
+        // Not the exact f32 result: tf32 rounding is really applied.
+        assert_ne!(got.to_f64_vec(), want.to_f64_vec(), "case {case}");
+        if let Some(bin) = ptxas::find(&common::root()) {
+            let dir = std::env::temp_dir().join(format!("optc-tf32-{}-{case}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let src = artifact
+                .sources
+                .iter()
+                .find(|s| s.contains("tf32"))
+                .unwrap();
+            let file = dir.join("tf32.ptx");
+            std::fs::write(&file, src).unwrap();
+            ptxas::assemble(
+                &bin,
+                std::slice::from_ref(&file),
+                PtxTarget::Sm89,
+                &dir.join("t.cubin"),
+            )
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    // wgsl refuses the flag.
+    let (g, _) = common::graph(
+        &[common::rand(&[4, 4], 1), common::rand(&[4, 4], 2)],
+        &[],
+        &[(Op::MatMul, vec![0, 1])],
+    );
+    let mut opts = optc::compile::Options::new(Target::Wgsl);
+    opts.allow_tf32 = true;
+    let e = optc::compile::compile(&g, "tf32", &opts).unwrap_err();
+    assert!(e.to_string().contains("--allow-tf32"), "{e}");
 }
 
 #[test]

@@ -100,8 +100,10 @@
 //!   `cp.async.wait_all`.
 //! - `Mma` with shape m16n8k16, f16 × f16 + f32, fragments of 4 (A), 2 (B) and 4 (C) locals —
 //!   A/B locals of type `u32` (two packed f16, low half first) or `vec2<f16>`, C locals `f32` —
-//!   → `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32` accumulating in place. Any other
-//!   shape or fragment typing is [`PtxError::Unsupported`].
+//!   → `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32` accumulating in place; shape m16n8k8
+//!   with `ab = F32` and f32 A/B locals → each operand rounded by `cvt.rna.tf32.f32`, then
+//!   `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32` (what `--allow-tf32` compiles f32
+//!   MatMuls to). Any other shape or fragment typing is [`PtxError::Unsupported`].
 //!
 //! Kernels whose workgroup exceeds 1024 threads or whose shared arrays exceed 48 KiB (the static
 //! shared-memory limit) are refused with [`PtxError::Unsupported`] rather than printed.
@@ -340,6 +342,24 @@ fn ik(v: i32) -> Op {
 fn uk(v: u32) -> Op {
     Op::Imm(Imm::U32(v))
 }
+
+/// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32`.
+const MMA_F16: MmaShape = MmaShape {
+    m: 16,
+    n: 8,
+    k: 16,
+    ab: Scalar::F16,
+    acc: Scalar::F32,
+};
+
+/// `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32` (f32 operands rounded to tf32).
+const MMA_TF32: MmaShape = MmaShape {
+    m: 16,
+    n: 8,
+    k: 8,
+    ab: Scalar::F32,
+    acc: Scalar::F32,
+};
 
 /// A value: its scalar type and one operand per lane.
 #[derive(Clone, Debug)]
@@ -895,22 +915,21 @@ impl Printer<'_> {
     }
 
     fn mma(&mut self, shape: MmaShape, a: &[Var], b: &[Var], c: &[Var]) -> R<()> {
-        let want = MmaShape {
-            m: 16,
-            n: 8,
-            k: 16,
-            ab: Scalar::F16,
-            acc: Scalar::F32,
-        };
-        if shape != want {
+        let tf32 = if shape == MMA_F16 {
+            false
+        } else if shape == MMA_TF32 {
+            true
+        } else {
             return Err(self.unsupported(format!(
-                "mma m{}n{}k{} {} x {} + {}: only m16n8k16 f16 x f16 + f32 is implemented",
+                "mma m{}n{}k{} {} x {} + {}: only m16n8k16 f16 x f16 + f32 and m16n8k8 tf32 \
+                 (f32 operands) + f32 are implemented",
                 shape.m, shape.n, shape.k, shape.ab, shape.ab, shape.acc
             )));
-        }
+        };
         if a.len() != 4 || b.len() != 2 || c.len() != 4 {
             return Err(self.unsupported(format!(
-                "mma m16n8k16 with fragments of {}, {}, {} locals (needs 4 A, 2 B, 4 C)",
+                "mma m16n8k{} with fragments of {}, {}, {} locals (needs 4 A, 2 B, 4 C)",
+                shape.k,
                 a.len(),
                 b.len(),
                 c.len()
@@ -918,11 +937,11 @@ impl Printer<'_> {
         }
         let mut ra = Vec::new();
         for v in a {
-            ra.push(self.mma_operand(*v)?);
+            ra.push(self.mma_operand(*v, tf32)?);
         }
         let mut rb = Vec::new();
         for v in b {
-            rb.push(self.mma_operand(*v)?);
+            rb.push(self.mma_operand(*v, tf32)?);
         }
         let mut rc = Vec::new();
         for v in c {
@@ -932,29 +951,40 @@ impl Printer<'_> {
             rc.push(self.var_regs(*v)[0].clone());
         }
         let c = rc.join(", ");
+        let ins = if tf32 {
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"
+        } else {
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
+        };
         self.emit(format!(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {{{c}}}, {{{}}}, {{{}}}, {{{c}}}",
+            "{ins} {{{c}}}, {{{}}}, {{{}}}, {{{c}}}",
             ra.join(", "),
             rb.join(", ")
         ));
         Ok(())
     }
 
-    /// The `.b32` register of an A/B fragment local: a `u32` as is, a `vec2<f16>` packed.
-    fn mma_operand(&mut self, v: Var) -> R<String> {
+    /// The `.b32` register of an A/B fragment local: for f16, a `u32` as is or a `vec2<f16>`
+    /// packed; for tf32, an `f32` rounded with `cvt.rna.tf32.f32`.
+    fn mma_operand(&mut self, v: Var, tf32: bool) -> R<String> {
         let t = self.k.locals[v.0 as usize];
         let regs = self.var_regs(v);
-        if t == Type::U32 {
+        if tf32 && t == Type::F32 {
+            let d = self.new_reg(Class::R);
+            self.emit(format!("cvt.rna.tf32.f32 {d}, {}", regs[0]));
+            Ok(d)
+        } else if !tf32 && t == Type::U32 {
             Ok(regs[0].clone())
-        } else if t == Type::vec(Scalar::F16, 2) {
+        } else if !tf32 && t == Type::vec(Scalar::F16, 2) {
             let d = self.new_reg(Class::R);
             self.emit(format!("mov.b32 {d}, {{{}, {}}}", regs[0], regs[1]));
             Ok(d)
         } else {
             Err(self.unsupported(format!(
-                "mma A/B fragment local v{} of type {} (needs u32 or vec2<f16>)",
+                "mma A/B fragment local v{} of type {} (needs {})",
                 v.0,
-                crate::wgsl::wgsl_type(t)
+                crate::wgsl::wgsl_type(t),
+                if tf32 { "f32" } else { "u32 or vec2<f16>" }
             )))
         }
     }

@@ -421,15 +421,19 @@ impl Block<'_> {
                     write(&mut warp[l], d, u64::from(acc.unwrap_or(0)));
                 }
             }
-            Op::Mma { d, a, b, c } => {
+            Op::Mma { tf32, d, a, b, c } => {
                 if warp.len() != 32 {
                     return Err(self.fail(&warp[0], "mma.sync in a partial warp"));
                 }
-                // Gather the fragments into A (16×16 row-major), B (16×8, k-major), C (16×8).
+                // Gather the fragments into A (16×K row-major), B (K×8), C (16×8); K = 16 for
+                // f16 (two halves per register), 8 for tf32 (one value per register, its low
+                // 13 mantissa bits ignored).
                 let h = |bits: u64, hi: bool| {
                     half::f16::from_bits(if hi { (bits >> 16) as u16 } else { bits as u16 })
                         .to_f32()
                 };
+                let t32 = |bits: u64| f32::from_bits(bits as u32 & !0x1fff);
+                let kk = if tf32 { 8 } else { 16 };
                 let mut am = [[0f32; 16]; 16];
                 let mut bm = [[0f32; 8]; 16];
                 let mut cm = [[0f32; 8]; 16];
@@ -440,15 +444,23 @@ impl Block<'_> {
                     for (i, op) in a.iter().enumerate() {
                         let v = r(*op)?;
                         let row = g + if i % 2 == 1 { 8 } else { 0 };
-                        let col = q * 2 + if i >= 2 { 8 } else { 0 };
-                        am[row][col] = h(v, false);
-                        am[row][col + 1] = h(v, true);
+                        if tf32 {
+                            am[row][q + if i >= 2 { 4 } else { 0 }] = t32(v);
+                        } else {
+                            let col = q * 2 + if i >= 2 { 8 } else { 0 };
+                            am[row][col] = h(v, false);
+                            am[row][col + 1] = h(v, true);
+                        }
                     }
                     for (i, op) in b.iter().enumerate() {
                         let v = r(*op)?;
-                        let k = q * 2 + if i == 1 { 8 } else { 0 };
-                        bm[k][g] = h(v, false);
-                        bm[k + 1][g] = h(v, true);
+                        if tf32 {
+                            bm[q + if i == 1 { 4 } else { 0 }][g] = t32(v);
+                        } else {
+                            let k = q * 2 + if i == 1 { 8 } else { 0 };
+                            bm[k][g] = h(v, false);
+                            bm[k + 1][g] = h(v, true);
+                        }
                     }
                     for (i, op) in c.iter().enumerate() {
                         let v = r(*op)?;
@@ -463,7 +475,7 @@ impl Block<'_> {
                         let row = g + if i >= 2 { 8 } else { 0 };
                         let col = q * 2 + i % 2;
                         let mut acc = f64::from(cm[row][col]);
-                        for (k, arow) in am[row].iter().enumerate() {
+                        for (k, arow) in am[row].iter().take(kk).enumerate() {
                             acc += f64::from(*arow) * f64::from(bm[k][col]);
                         }
                         write(t, *reg, fb(acc as f32));
@@ -756,6 +768,21 @@ fn compare(cmp: Cmp, ty: Ty, a: u64, b: u64) -> Result<bool, String> {
 }
 
 fn cvt(rnd: Rnd, dst: Ty, src: Ty, v: u64) -> Result<u64, String> {
+    if dst == Ty::Tf32 {
+        if src != Ty::F32 || rnd != Rnd::Rna {
+            return Err(format!("cvt to tf32 from {src:?} with {rnd:?}"));
+        }
+        // Round to 10 mantissa bits, ties away from zero (on the magnitude bits); NaN and ±inf
+        // kept.
+        let bits = v as u32;
+        if bits & 0x7f80_0000 == 0x7f80_0000 {
+            return Ok(u64::from(bits));
+        }
+        return Ok(u64::from(bits.wrapping_add(0x1000) & !0x1fff));
+    }
+    if rnd == Rnd::Rna {
+        return Err(format!("cvt.rna to {dst:?} (only tf32 takes .rna)"));
+    }
     let x = match src {
         Ty::F32 => f64::from(f(v)),
         Ty::F16 => f64::from(half::f16::from_bits(v as u16).to_f32()),
@@ -775,7 +802,7 @@ fn cvt(rnd: Rnd, dst: Ty, src: Ty, v: u64) -> Result<u64, String> {
         Rnd::Rzi | Rnd::None | Rnd::Rz => x.trunc(),
         Rnd::Rmi => x.floor(),
         Rnd::Rpi => x.ceil(),
-        Rnd::Rni | Rnd::Rn => x.round_ties_even(),
+        Rnd::Rni | Rnd::Rn | Rnd::Rna => x.round_ties_even(),
     };
     Ok(match dst {
         Ty::F32 => {

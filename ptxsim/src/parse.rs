@@ -31,6 +31,8 @@ pub enum Ty {
     S64,
     /// `.pred`
     Pred,
+    /// `.tf32` (an f32 bit pattern whose low 13 mantissa bits are zero)
+    Tf32,
 }
 
 impl Ty {
@@ -46,6 +48,7 @@ impl Ty {
             "u64" => Ty::U64,
             "s64" => Ty::S64,
             "pred" => Ty::Pred,
+            "tf32" => Ty::Tf32,
             _ => return None,
         })
     }
@@ -54,7 +57,7 @@ impl Ty {
     pub fn bytes(self) -> usize {
         match self {
             Ty::F16 | Ty::B16 => 2,
-            Ty::F32 | Ty::B32 | Ty::U32 | Ty::S32 => 4,
+            Ty::F32 | Ty::B32 | Ty::U32 | Ty::S32 | Ty::Tf32 => 4,
             Ty::B64 | Ty::U64 | Ty::S64 => 8,
             Ty::Pred => 1,
         }
@@ -156,6 +159,8 @@ pub enum Rnd {
     Rpi,
     /// `.rni` (integer, nearest even).
     Rni,
+    /// `.rna` (nearest, ties away from zero; to tf32).
+    Rna,
 }
 
 /// Arithmetic and logic with one result register.
@@ -318,8 +323,10 @@ pub enum Op {
         a: Operand,
         mask: Operand,
     },
-    /// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {d×4}, {a×4}, {b×2}, {c×4}`
+    /// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {d×4}, {a×4}, {b×2}, {c×4}`, or with
+    /// `tf32` `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32` (same register counts).
     Mma {
+        tf32: bool,
         d: [u32; 4],
         a: [Operand; 4],
         b: [Operand; 2],
@@ -825,6 +832,7 @@ impl Parser {
                     ["rmi"] => Rnd::Rmi,
                     ["rpi"] => Rnd::Rpi,
                     ["rni"] => Rnd::Rni,
+                    ["rna"] => Rnd::Rna,
                     _ => return Err(self.unknown(opcode)),
                 };
                 Op::Cvt {
@@ -873,9 +881,11 @@ impl Parser {
                 }
             }
             "mma" => {
-                if opcode != "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" {
-                    return Err(self.unknown(opcode));
-                }
+                let tf32 = match opcode {
+                    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" => false,
+                    "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" => true,
+                    _ => return Err(self.unknown(opcode)),
+                };
                 need(4, self)?;
                 let list = |p: &mut Parser, s: &str, n: usize| -> Result<Vec<Operand>, SimError> {
                     let inner = strip_braces(s).ok_or_else(|| p.err(format!("mma operand {s}")))?;
@@ -894,6 +904,7 @@ impl Parser {
                 let bm = list(self, a[2], 2)?;
                 let cm = list(self, a[3], 4)?;
                 Op::Mma {
+                    tf32,
                     d: d.try_into()
                         .map_err(|_| self.err("mma: 4 destination registers expected"))?,
                     a: [am[0], am[1], am[2], am[3]],

@@ -50,6 +50,9 @@ pub struct Options {
     /// Optimization level: 0 lowers one kernel per op; 1 canonicalizes; 2 and 3 also fuse
     /// (`optc-passes`).
     pub opt_level: u8,
+    /// PTX targets: f32 MatMuls may run on tensor cores in tf32 (operands rounded to 10
+    /// mantissa bits, ~1e-3 relative error; `--allow-tf32`). Off by default; refused for wgsl.
+    pub allow_tf32: bool,
 }
 
 impl Options {
@@ -61,6 +64,7 @@ impl Options {
             input_shapes: None,
             const_inputs: BTreeMap::new(),
             opt_level: DEFAULT_OPT_LEVEL,
+            allow_tf32: false,
         }
     }
 }
@@ -321,6 +325,13 @@ enum Home {
 
 /// Compiles a verified graph for `opts.target`.
 pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, CompileError> {
+    if opts.allow_tf32 && !opts.target.is_cuda() {
+        return Err(CompileError::Target(
+            opts.target,
+            "--allow-tf32 applies to PTX targets (sm_80 and newer), which have tf32 tensor cores"
+                .into(),
+        ));
+    }
     let mut passes = Vec::new();
     let mut t0 = Instant::now();
     let mut lap = |name: &'static str, passes: &mut Vec<PassTime>| {
@@ -439,10 +450,10 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
             values: &values,
             outputs: &outputs,
         };
-        // PTX targets: f16 MatMuls on tensor cores where the form fits, else the portable
-        // templates.
+        // PTX targets: f16 MatMuls (f32 too with tf32 allowed) on tensor cores where the form
+        // fits, else the portable templates.
         let tensor_core = if opts.target.is_cuda() {
-            lower::mma::lower_matmul(&ctx).transpose()
+            lower::mma::lower_matmul(&ctx, opts.allow_tf32).transpose()
         } else {
             None
         };

@@ -122,10 +122,19 @@ pub fn set_opt_level(level: u8) {
     OPT_LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
 }
 
+static ALLOW_TF32: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Lets every compilation of this command run f32 MatMuls on tf32 tensor cores
+/// (`--allow-tf32`).
+pub fn set_allow_tf32(allow: bool) {
+    ALLOW_TF32.store(allow, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn options(target: Target, shapes: &BTreeMap<String, usize>) -> Options {
     let mut o = Options::new(target);
     o.shapes = shapes.clone();
     o.opt_level = OPT_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
+    o.allow_tf32 = ALLOW_TF32.load(std::sync::atomic::Ordering::Relaxed);
     o
 }
 

@@ -60,6 +60,9 @@ enum Cmd {
         /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
         #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
         opt_level: u8,
+        /// PTX targets: run f32 MatMuls on tf32 tensor cores (~1e-3 relative error).
+        #[arg(long)]
+        allow_tf32: bool,
         /// An ONNX model (or a folder holding model.onnx).
         model: PathBuf,
         /// Target: wgsl, sm_80, sm_86, sm_89, sm_90, sm_90a.
@@ -85,6 +88,9 @@ enum Cmd {
         /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
         #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
         opt_level: u8,
+        /// PTX targets: run f32 MatMuls on tf32 tensor cores (~1e-3 relative error).
+        #[arg(long)]
+        allow_tf32: bool,
         /// An ONNX model (or a folder holding model.onnx).
         model: PathBuf,
         /// Target: wgsl (wgpu) or sm_80/sm_86/sm_89/sm_90/sm_90a (CUDA).
@@ -135,6 +141,9 @@ enum Cmd {
         /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
         #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
         opt_level: u8,
+        /// PTX targets: run f32 MatMuls on tf32 tensor cores (~1e-3 relative error).
+        #[arg(long)]
+        allow_tf32: bool,
         /// An ONNX model or an artifact (wgsl artifacts run on wgpu, sm_XX ones on CUDA).
         model: PathBuf,
         /// Executor.
@@ -201,6 +210,9 @@ enum Cmd {
         /// Optimization level: 0 one kernel per op, 1 canonicalize, 2 (default) and 3 fuse.
         #[arg(short = 'O', default_value_t = optc::compile::DEFAULT_OPT_LEVEL, value_parser = clap::value_parser!(u8).range(0..=3))]
         opt_level: u8,
+        /// PTX targets: run f32 MatMuls on tf32 tensor cores (~1e-3 relative error).
+        #[arg(long)]
+        allow_tf32: bool,
         /// Also compile at this level (e.g. `O0`) and report the speedup, measured in the same run.
         #[arg(long)]
         compare: Option<String>,
@@ -299,6 +311,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
     match cmd {
         Cmd::Compile {
             opt_level,
+            allow_tf32,
             model,
             target,
             output,
@@ -307,6 +320,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             json,
         } => {
             device::set_opt_level(opt_level);
+            device::set_allow_tf32(allow_tf32);
             device::compile_cmd(
                 &model,
                 &target,
@@ -318,6 +332,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         }
         Cmd::Verify {
             opt_level,
+            allow_tf32,
             model,
             target,
             data,
@@ -328,6 +343,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
             json,
         } => {
             device::set_opt_level(opt_level);
+            device::set_allow_tf32(allow_tf32);
             device::verify_cmd(
                 &model,
                 &target,
@@ -358,6 +374,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         }
         Cmd::Run {
             opt_level,
+            allow_tf32,
             model,
             backend,
             target,
@@ -372,6 +389,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         } => {
             let shapes = shape.into_iter().collect();
             device::set_opt_level(opt_level);
+            device::set_allow_tf32(allow_tf32);
             if backend != BackendArg::Reference || target.is_some() || device::is_artifact(&model) {
                 device::run_device(
                     &model,
@@ -440,6 +458,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         }
         Cmd::Bench {
             opt_level,
+            allow_tf32,
             compare,
             baseline,
             threshold,
@@ -455,6 +474,7 @@ fn dispatch(cmd: Cmd) -> Result<u8> {
         } => {
             let shapes = shape.into_iter().collect();
             device::set_opt_level(opt_level);
+            device::set_allow_tf32(allow_tf32);
             if target.is_some()
                 || compare.is_some()
                 || backend != BackendArg::Reference

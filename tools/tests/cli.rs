@@ -117,6 +117,43 @@ fn bad_inputs_exit_2_with_a_message_naming_the_problem() {
 }
 
 #[test]
+fn allow_tf32_compiles_f32_matmuls_to_tf32_tensor_cores_and_is_refused_for_wgsl() {
+    let dir = tmp("tf32");
+    let model = node_test("test_matmul_2d").join("model.onnx");
+    let out = dir.join("m.optc");
+    let emit = dir.join("k");
+    let o = optc(&[
+        "compile",
+        model.to_str().unwrap(),
+        "--target",
+        "sm_89",
+        "--allow-tf32",
+        "-o",
+        out.to_str().unwrap(),
+        "--emit-dir",
+        emit.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ptx: String = std::fs::read_dir(&emit)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(ptx.contains("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"));
+    let o = optc(&[
+        "compile",
+        model.to_str().unwrap(),
+        "--target",
+        "wgsl",
+        "--allow-tf32",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--allow-tf32"), "{}", stderr(&o));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn unavailable_backend_exits_3() {
     let o = optc(&["run", "examples/tiny_cnn.onnx", "--backend", "cuda"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
