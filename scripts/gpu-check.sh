@@ -11,6 +11,8 @@
 #    latency and end-to-end latency with host copies,
 # 4. bandwidth of a fused elementwise chain (scripts/data/eltwise_chain.onnx, 256 MiB in and
 #    out) against a torch device-to-device copy of the same bytes,
+# 5. f16 GEMM 4096^3 (scripts/data/matmul_f16_4096.onnx, the tensor-core mma.sync template)
+#    against torch.matmul on the same device,
 # then prints one table. Every step has a timeout inside an overall budget (default 450 s), so
 # the script ends well under 8 minutes. On a machine without a GPU it still runs: every optc
 # step exits 3 ("no CUDA driver") and the torch steps are skipped, which dry-runs the script.
@@ -92,6 +94,8 @@ for n in resnet18 bert_tiny; do
 done
 echo "== elementwise chain"
 step bench_eltwise 90 "$OPTC" bench scripts/data/eltwise_chain.onnx --target "$TARGET" --runs 20 --json
+echo "== f16 GEMM 4096^3"
+step bench_gemm_f16 90 "$OPTC" bench scripts/data/matmul_f16_4096.onnx --target "$TARGET" --runs 20 --json
 
 if [ -z "$PY" ]; then
     echo "gpu-check: no python: torch comparison and table skipped; raw results in $OUT"
@@ -225,6 +229,23 @@ for _ in range(20):
 ms.sort()
 res["copy"] = {"bytes": 2 * n * 4, "ms": ms[len(ms) // 2]}
 save()
+
+# f16 GEMM 4096^3 (torch.matmul: cuBLAS tensor cores).
+del x, y
+a = torch.randn(4096, 4096, device=dev, dtype=torch.float16)
+b = torch.randn(4096, 4096, device=dev, dtype=torch.float16)
+for _ in range(5):
+    c = a @ b
+ms = []
+for _ in range(20):
+    start.record()
+    c = a @ b
+    end.record()
+    end.synchronize()
+    ms.append(start.elapsed_time(end))
+ms.sort()
+res["gemm_f16"] = {"flops": 2 * 4096**3, "ms": ms[len(ms) // 2]}
+save()
 PYEOF
 step torch_side 200 "$PY" "$OUT/torch_side.py" "$OUT" "$MODELS" "${bench_models[@]}"
 
@@ -301,6 +322,18 @@ if e and e.get("device_ms"):
         rows.append(("bandwidth", "eltwise_chain", f"{gbs:.0f} GB/s", "torch copy skipped"))
 else:
     rows.append(("bandwidth", "eltwise_chain", f"exit {rc}", why("bench_eltwise")))
+rc, e = load("bench_gemm_f16")
+if e and e.get("device_ms"):
+    tflops = 2 * 4096**3 / (e["device_ms"] * 1e-3) / 1e12
+    g = torch.get("gemm_f16")
+    if g:
+        ttf = g["flops"] / (g["ms"] * 1e-3) / 1e12
+        rows.append(("gemm", "f16 4096^3", f"{tflops:.1f} TFLOP/s",
+                     f"torch.matmul {ttf:.1f} TFLOP/s -> {tflops / ttf:.2f} of torch (goal 0.60)"))
+    else:
+        rows.append(("gemm", "f16 4096^3", f"{tflops:.1f} TFLOP/s", "torch matmul skipped"))
+else:
+    rows.append(("gemm", "f16 4096^3", f"exit {rc}", why("bench_gemm_f16")))
 w = [max(len(str(r[i])) for r in rows) for i in range(3)]
 print()
 for r in rows:
