@@ -22,5 +22,5 @@ impl ArtifactRunner for PtxInterpreter {
 
 #[test]
 fn node_tests_on_the_ptx_interpreter_match_expectations() {
-    common::check_node_tests(Backend::Runner(&PtxInterpreter), "ptxsim", 1000);
+    common::check_node_tests(Backend::Runner(&PtxInterpreter), "ptxsim", 1290);
 }

@@ -7,25 +7,14 @@ use optc::compare::{Tolerance, compare};
 
 #[test]
 fn shared_models_match_onnxruntime() {
-    let Some(dir) = common::models_dir() else {
+    let Some(models) = common::shared_models() else {
         return;
     };
-    let tests = optc::conformance::discover(&dir).unwrap();
-    assert_eq!(
-        tests.len(),
-        7,
-        "expected the 7 shared models under {}",
-        dir.display()
-    );
-    for t in tests {
-        let name = t.file_name().unwrap().to_string_lossy().into_owned();
-        let model =
-            optc::model::load(&t.join("model.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let set = t.join("test_data_set_0");
-        let inputs = optc::model::read_inputs(&model.graph, &set).unwrap();
-        let expected = optc::model::read_outputs(&set, model.graph.outputs().len()).unwrap();
-        let actual = optc::ir::run(&model.graph, &inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
-        for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+    for m in models {
+        let name = &m.name;
+        let actual =
+            optc::ir::run(&m.model.graph, &m.inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (i, (a, e)) in actual.iter().zip(&m.expected).enumerate() {
             let d = compare(a, e, Tolerance::MODEL)
                 .unwrap_or_else(|m| panic!("{name} output {i}: {m}"));
             eprintln!(

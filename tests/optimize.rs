@@ -10,25 +10,14 @@ use std::collections::BTreeMap;
 
 #[test]
 fn optimized_shared_models_match_the_expected_outputs() {
-    let Some(dir) = common::models_dir() else {
+    let Some(models) = common::shared_models() else {
         return;
     };
-    let tests = optc::conformance::discover(&dir).unwrap();
-    assert_eq!(
-        tests.len(),
-        7,
-        "expected the 7 shared models under {}",
-        dir.display()
-    );
-    for t in tests {
-        let name = t.file_name().unwrap().to_string_lossy().into_owned();
-        let model = optc::model::load(&t.join("model.onnx")).unwrap();
-        let set = t.join("test_data_set_0");
-        let inputs = optc::model::read_inputs(&model.graph, &set).unwrap();
-        let expected = optc::model::read_outputs(&set, model.graph.outputs().len()).unwrap();
-        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+    for m in models {
+        let name = &m.name;
+        let shapes: Vec<Vec<usize>> = m.inputs.iter().map(|t| t.shape().to_vec()).collect();
         let g = optc::compile::specialize(
-            &model.graph,
+            &m.model.graph,
             &BTreeMap::new(),
             Some(&shapes),
             &BTreeMap::new(),
@@ -68,9 +57,9 @@ fn optimized_shared_models_match_the_expected_outputs() {
             );
             optc::ir::verify::verify(&o.graph)
                 .unwrap_or_else(|e| panic!("{name} -O{level}: {e:?}"));
-            let actual = optc::ir::run(&o.graph, &inputs)
+            let actual = optc::ir::run(&o.graph, &m.inputs)
                 .unwrap_or_else(|e| panic!("{name} -O{level}: {e}"));
-            for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+            for (i, (a, e)) in actual.iter().zip(&m.expected).enumerate() {
                 let d = compare(a, e, Tolerance::MODEL)
                     .unwrap_or_else(|m| panic!("{name} -O{level} output {i}: {m}"));
                 assert!(

@@ -77,15 +77,6 @@ pub fn run_artifact(
     artifact: &Artifact,
     inputs: &[HostTensor],
 ) -> Result<Vec<HostTensor>, SimError> {
-    run_artifact_with(artifact, inputs, exec::DEFAULT_STEP_LIMIT)
-}
-
-/// [`run_artifact`] with a limit on the instructions of each launch.
-pub fn run_artifact_with(
-    artifact: &Artifact,
-    inputs: &[HostTensor],
-    step_limit: u64,
-) -> Result<Vec<HostTensor>, SimError> {
     let m = &artifact.manifest;
     if m.target == Target::Wgsl {
         return Err(SimError::Artifact(
@@ -142,7 +133,7 @@ pub fn run_artifact_with(
             },
             &params,
             &mut mem,
-            step_limit,
+            exec::DEFAULT_STEP_LIMIT,
         )?;
     }
     Ok(m.outputs

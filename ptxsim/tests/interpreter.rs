@@ -25,7 +25,13 @@ fn bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn run1(m: &Module, block: u32, grid: u32, bufs: Vec<(Vec<u8>, bool)>) -> Result<Memory, SimError> {
+/// Runs `m` over `bufs` (bytes, writable); returns the memory and each buffer's base address.
+fn run1(
+    m: &Module,
+    block: u32,
+    grid: u32,
+    bufs: Vec<(Vec<u8>, bool)>,
+) -> Result<(Memory, Vec<u64>), SimError> {
     let mut mem = Memory::new();
     let params: Vec<u64> = bufs
         .into_iter()
@@ -42,7 +48,7 @@ fn run1(m: &Module, block: u32, grid: u32, bufs: Vec<(Vec<u8>, bool)>) -> Result
         &mut mem,
         1 << 24,
     )?;
-    Ok(mem)
+    Ok((mem, params))
 }
 
 /// Prologue: `%rd1` = buffer 0, `%rd3` = buffer 1, `%r1` = tid.x.
@@ -57,8 +63,8 @@ fn barrier_orders_shared_memory_between_threads() {
     );
     let m = module(2, 64, "\t.shared .align 16 .b8 sh$s[256];", &body);
     let x: Vec<f32> = (0..64).map(|i| i as f32).collect();
-    let mem = run1(&m, 64, 1, vec![(bytes(&x), false), (vec![0; 256], true)]).unwrap();
-    let y = f32s(mem.region(2 << 40));
+    let (mem, bases) = run1(&m, 64, 1, vec![(bytes(&x), false), (vec![0; 256], true)]).unwrap();
+    let y = f32s(mem.region(bases[1]));
     let want: Vec<f32> = (0..64).map(|i| ((i + 1) % 64) as f32).collect();
     assert_eq!(y, want);
 }
@@ -82,8 +88,8 @@ fn butterfly_shuffle_reduces_a_warp() {
     let m = module(2, 32, "", &body);
     let x: Vec<f32> = (0..32).map(|i| (i * i % 7) as f32).collect();
     let total: f32 = x.iter().sum();
-    let mem = run1(&m, 32, 1, vec![(bytes(&x), false), (vec![0; 128], true)]).unwrap();
-    assert_eq!(f32s(mem.region(2 << 40)), vec![total; 32]);
+    let (mem, bases) = run1(&m, 32, 1, vec![(bytes(&x), false), (vec![0; 128], true)]).unwrap();
+    assert_eq!(f32s(mem.region(bases[1])), vec![total; 32]);
 }
 
 #[test]
@@ -150,8 +156,8 @@ fn mma_m16n8k16_follows_the_ptx_fragment_layout() {
         .chain(&b)
         .flat_map(|v| half::f16::from_f32(*v).to_bits().to_le_bytes())
         .collect();
-    let mem = run1(&m, 32, 1, vec![(halves, false), (vec![0; 512], true)]).unwrap();
-    let d = f32s(mem.region(2 << 40));
+    let (mem, bases) = run1(&m, 32, 1, vec![(halves, false), (vec![0; 512], true)]).unwrap();
+    let d = f32s(mem.region(bases[1]));
     for r in 0..16 {
         for c in 0..8 {
             let want: f32 = 1.0 + (0..16).map(|k| a[r * 16 + k] * b[k * 8 + c]).sum::<f32>();

@@ -28,6 +28,89 @@ pub fn models_dir() -> Option<PathBuf> {
     }
 }
 
+/// One shared model with its first data set.
+pub struct SharedModel {
+    /// Folder name (`resnet18`…).
+    pub name: String,
+    /// The imported model.
+    pub model: optc_ir::front::onnx::Model,
+    /// `test_data_set_0` inputs, in graph-input order.
+    pub inputs: Vec<optc_ir::Tensor>,
+    /// onnxruntime's outputs for them.
+    pub expected: Vec<optc_ir::Tensor>,
+}
+
+/// Loads the shared model in folder `dir` with its `test_data_set_0`.
+pub fn shared_model(dir: &std::path::Path) -> SharedModel {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let model =
+        optc::model::load(&dir.join("model.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let set = dir.join("test_data_set_0");
+    let inputs = optc::model::read_inputs(&model.graph, &set).unwrap();
+    let expected = optc::model::read_outputs(&set, model.graph.outputs().len()).unwrap();
+    SharedModel {
+        name,
+        model,
+        inputs,
+        expected,
+    }
+}
+
+/// The 7 shared models, loaded (asserting there are 7); `None`, with a loud warning, when the
+/// folder is missing.
+pub fn shared_models() -> Option<Vec<SharedModel>> {
+    let dir = models_dir()?;
+    let tests = optc::conformance::discover(&dir).unwrap();
+    assert_eq!(
+        tests.len(),
+        7,
+        "expected the 7 shared models under {}",
+        dir.display()
+    );
+    Some(tests.iter().map(|t| shared_model(t)).collect())
+}
+
+impl SharedModel {
+    /// Compile options for `target` at `level`, with the data set's input shapes.
+    pub fn options(&self, target: optc_runtime::Target, level: u8) -> optc::compile::Options {
+        let mut opts = optc::compile::Options::new(target);
+        opts.opt_level = level;
+        opts.input_shapes = Some(self.inputs.iter().map(|x| x.shape().to_vec()).collect());
+        opts
+    }
+
+    /// Compares an artifact's outputs with onnxruntime's at the device-model tolerance
+    /// (max abs 1e-3, relative L2 1e-4), printing one line per output (`note` appended);
+    /// returns the failures.
+    pub fn compare_outputs(&self, outs: &[optc_runtime::HostTensor], note: &str) -> Vec<String> {
+        self.compare_outputs_within(outs, optc::compare::Tolerance::DEVICE_MODEL, note)
+    }
+
+    /// [`Self::compare_outputs`] at tolerance `tol`.
+    pub fn compare_outputs_within(
+        &self,
+        outs: &[optc_runtime::HostTensor],
+        tol: optc::compare::Tolerance,
+        note: &str,
+    ) -> Vec<String> {
+        use optc::compare::compare;
+        let name = &self.name;
+        let mut failures = Vec::new();
+        for (i, (o, e)) in outs.iter().zip(&self.expected).enumerate() {
+            let a = optc::exec::from_host(o).unwrap();
+            let d = compare(&a, e, tol).unwrap_or_else(|m| panic!("{name} output {i}: {m}"));
+            eprintln!(
+                "{name} output {i}: max abs {:.2e}, rel l2 {:.2e} ({note})",
+                d.max_abs_err, d.rel_l2_err
+            );
+            if !d.within(tol) {
+                failures.push(format!("{name} output {i}: {d:?}"));
+            }
+        }
+        failures
+    }
+}
+
 /// The generated ONNX node tests (`OPTC_NODE_TESTS`, default `.cache/onnx-node`).
 pub fn node_tests_dir() -> PathBuf {
     std::env::var_os("OPTC_NODE_TESTS")
