@@ -54,6 +54,13 @@ impl Tolerance {
         max_abs: 1e-3,
         rel_l2: 1e-4,
     };
+    /// The bound for fp32 models compiled with tf32 GEMMs (`--allow-tf32`: operands rounded
+    /// to 10 mantissa bits, unit roundoff 2⁻¹¹ ≈ 4.9e-4): relative L2 2e-3 (≈ 4 units),
+    /// max abs 1e-2.
+    pub const TF32_MODEL: Tolerance = Tolerance::Norms {
+        max_abs: 1e-2,
+        rel_l2: 2e-3,
+    };
 }
 
 impl Diff {

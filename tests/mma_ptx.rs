@@ -1,151 +1,198 @@
-//! MatMul on tensor cores: f16 compiled for sm_89 (the driver picks the `mma.sync` template,
-//! `kernels/src/lower/mma.rs`), the printed PTX executed by the test-only PTX interpreter and
-//! compared with the reference interpreter on random inputs — tile-aligned and ragged shapes,
-//! batched operands and a 2-D weight — and assembled by ptxas for every sm target; f32 on tf32
-//! only when allowed (`allow_tf32`), within tf32's error of the reference.
+//! GEMMs on tensor cores (`kernels/src/lower/mma.rs`), compiled for sm_89, the printed PTX
+//! executed by the test-only PTX interpreter and compared with the reference interpreter on
+//! random inputs: f16 MatMuls of tile-aligned, ragged, batched and broadcast shapes, and at -O2
+//! a fused linear layer (bias + Relu epilogue), a Gemm with transB, alpha and beta·C, and a
+//! batched MatMul the optimizer turns into an Einsum; f32 on tf32 only when allowed. Every
+//! tensor-core kernel is assembled by ptxas for sm_80, sm_86, sm_89 and sm_90.
+//!
+//! Tolerances are derived, per element, from `mag = Σ_k |a_ik|·|b_kj|` (the same graph on the
+//! operands' absolute values): f32 accumulation in another order differs by at most
+//! ~K·2⁻²⁴·mag ≤ 2⁻¹⁶·mag here; an f16 result adds one rounding of each side (≤ 2⁻¹⁰·|want|
+//! together); tf32 rounds each operand to 10 mantissa bits (≤ 2⁻¹¹ relative each, so ≤ 2⁻¹⁰·mag
+//! for a product of two).
 
 mod common;
 
 use optc::exec::{from_host, to_host};
 use optc_codegen::{PtxTarget, ptxas};
-use optc_ir::{DType, Op};
+use optc_ir::ops::{BinaryOp, UnaryOp};
+use optc_ir::{DType, Graph, Op, Tensor};
 use optc_runtime::Target;
 
-/// `(A shape, B shape, B is a constant weight, optimisation level)`.
-const CASES: [(&[usize], &[usize], bool, u8); 6] = [
-    (&[16, 16], &[16, 8], false, 0),
-    (&[32, 64], &[64, 64], false, 0),
-    (&[33, 70], &[70, 41], false, 0),
-    (&[2, 3, 17, 24], &[2, 3, 24, 9], false, 0),
-    (&[2, 5, 40], &[40, 72], true, 2),
-    (&[1, 1], &[1, 1], false, 0),
-];
+const F16_MMA: &str = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32";
+const TF32_MMA: &str = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32";
 
-#[test]
-fn f16_matmul_on_tensor_cores_matches_the_reference() {
-    let ptxas = ptxas::find(&common::root());
-    if ptxas.is_none() {
-        eprintln!(
-            "!!!!!!!! ptxas not found (scripts/setup-ptxas.sh): tensor-core kernels NOT assembled"
-        );
-    }
-    let tmp = std::env::temp_dir().join(format!("optc-mma-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
-    for (case, &(sa, sb, weight, level)) in CASES.iter().enumerate() {
-        let a = common::rand(sa, 11 + case as u64).cast(DType::F16);
-        let b = common::rand(sb, 23 + case as u64).cast(DType::F16);
-        let consts: &[usize] = if weight { &[1] } else { &[] };
-        let (g, feeds) = common::graph(&[a, b], consts, &[(Op::MatMul, vec![0, 1])]);
-        let want = optc_ir::run(&g, &feeds).unwrap().remove(0);
-        let mut opts = optc::compile::Options::new(Target::Sm89);
-        opts.opt_level = level;
-        let artifact = optc::compile::compile(&g, "mma", &opts)
-            .unwrap_or_else(|e| panic!("case {case}: {e}"))
-            .to_artifact();
-        let mma: Vec<&String> = artifact
-            .sources
-            .iter()
-            .filter(|s| s.contains("mma.sync.aligned.m16n8k16"))
-            .collect();
-        assert_eq!(mma.len(), 1, "case {case}: one tensor-core kernel expected");
-        let host: Vec<_> = feeds.iter().map(|t| to_host(t).unwrap()).collect();
-        let got = optc_ptxsim::run_artifact(&artifact, &host)
-            .unwrap_or_else(|e| panic!("case {case}: {e}"));
-        let got = from_host(&got[0]).unwrap();
-        // f32 accumulation, one rounding to f16 at the end: within an f16 ulp or two of the
-        // reference.
-        let k = sa[sa.len() - 1] as f64;
-        common::assert_close(&format!("case {case}"), &got, &want, 2e-3, 2e-3 * k.sqrt());
-        if let Some(bin) = &ptxas {
-            for (t, pt) in [
-                (Target::Sm80, PtxTarget::Sm80),
-                (Target::Sm86, PtxTarget::Sm86),
-                (Target::Sm89, PtxTarget::Sm89),
-                (Target::Sm90, PtxTarget::Sm90),
-            ] {
-                let mut opts = optc::compile::Options::new(t);
-                opts.opt_level = level;
-                let art = optc::compile::compile(&g, "mma", &opts)
-                    .unwrap()
-                    .to_artifact();
-                let src = art.sources.iter().find(|s| s.contains("mma.sync")).unwrap();
-                let file = tmp.join(format!("mma{case}.ptx"));
-                std::fs::write(&file, src).unwrap();
-                ptxas::assemble(bin, std::slice::from_ref(&file), pt, &tmp.join("mma.cubin"))
-                    .unwrap_or_else(|e| panic!("case {case}: {e}"));
-            }
+/// One graph over `ins` (those at `consts` as constants), as [`common::graph`] builds it.
+struct Case {
+    name: &'static str,
+    ins: Vec<Tensor>,
+    consts: Vec<usize>,
+    nodes: Vec<(Op, Vec<usize>)>,
+    level: u8,
+}
+
+impl Case {
+    fn matmul(name: &'static str, sa: &[usize], sb: &[usize], dt: DType, seed: u64) -> Case {
+        Case {
+            name,
+            ins: vec![
+                common::rand(sa, seed).cast(dt),
+                common::rand(sb, seed + 1).cast(dt),
+            ],
+            consts: vec![],
+            nodes: vec![(Op::MatMul, vec![0, 1])],
+            level: 0,
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+
+    fn graph(&self, ins: &[Tensor]) -> (Graph, Vec<Tensor>) {
+        common::graph(ins, &self.consts, &self.nodes)
+    }
+
+    /// Compiles the case for `target`, with tf32 allowed or not.
+    fn compile(&self, target: Target, tf32: bool) -> optc_runtime::Artifact {
+        let (g, _) = self.graph(&self.ins);
+        let mut opts = optc::compile::Options::new(target);
+        opts.opt_level = self.level;
+        opts.allow_tf32 = tf32;
+        optc::compile::compile(&g, self.name, &opts)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name))
+            .to_artifact()
+    }
+
+    /// Runs the sm_89 artifact in the PTX interpreter and checks it against the reference
+    /// within the derived bound; asserts the kernel `mma` appears in exactly one kernel.
+    fn check(&self, tf32: bool, mma: &str) {
+        let name = self.name;
+        let artifact = self.compile(Target::Sm89, tf32);
+        let n = artifact.sources.iter().filter(|s| s.contains(mma)).count();
+        assert_eq!(n, 1, "{name}: one tensor-core kernel expected");
+        let (g, feeds) = self.graph(&self.ins);
+        let want = optc_ir::run(&g, &feeds).unwrap().remove(0);
+        let abs: Vec<Tensor> = self.ins.iter().map(abs).collect();
+        let (ga, feeds_abs) = self.graph(&abs);
+        let mag = optc_ir::run(&ga, &feeds_abs)
+            .unwrap()
+            .remove(0)
+            .to_f64_vec();
+        let host: Vec<_> = feeds.iter().map(|t| to_host(t).unwrap()).collect();
+        let got =
+            optc_ptxsim::run_artifact(&artifact, &host).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = from_host(&got[0]).unwrap();
+        assert_eq!(got.shape(), want.shape(), "{name}");
+        let (gv, wv) = (got.to_f64_vec(), want.to_f64_vec());
+        let f16_out = want.dtype() == DType::F16;
+        for (k, ((a, w), m)) in gv.iter().zip(&wv).zip(&mag).enumerate() {
+            let bound = if tf32 { 2f64.powi(-10) * m } else { 0.0 }
+                + 2f64.powi(-16) * m
+                + if f16_out {
+                    2f64.powi(-10) * w.abs() + 2f64.powi(-24)
+                } else {
+                    0.0
+                };
+            assert!(
+                (a - w).abs() <= bound,
+                "{name}: element {k}: got {a}, want {w} (bound {bound:.3e})"
+            );
+        }
+        if tf32 {
+            // Not the exact f32 result: tf32 rounding is really applied.
+            assert_ne!(gv, wv, "{name}");
+        }
+    }
+}
+
+/// `|t|`, same dtype.
+fn abs(t: &Tensor) -> Tensor {
+    let v: Vec<f32> = t.to_f64_vec().iter().map(|x| x.abs() as f32).collect();
+    Tensor::from_vec(t.shape().to_vec(), v)
+        .unwrap()
+        .cast(t.dtype())
+}
+
+/// A linear layer at -O2: `Relu(x · W + bias)` with W and bias constant, fused into the GEMM's
+/// epilogue.
+fn linear(name: &'static str, dt: DType) -> Case {
+    Case {
+        name,
+        ins: vec![
+            common::rand(&[2, 5, 40], 31).cast(dt),
+            common::rand(&[40, 72], 32).cast(dt),
+            common::rand(&[72], 33).cast(dt),
+        ],
+        consts: vec![1, 2],
+        nodes: vec![
+            (Op::MatMul, vec![0, 1]),
+            (Op::Binary(BinaryOp::Add), vec![3, 2]),
+            (Op::Unary(UnaryOp::Relu), vec![4]),
+        ],
+        level: 2,
+    }
+}
+
+fn f16_cases() -> Vec<Case> {
+    let h = DType::F16;
+    let mut einsum = Case::matmul("batched-einsum", &[4, 20, 32], &[4, 32, 24], h, 41);
+    einsum.level = 2;
+    vec![
+        Case::matmul("aligned", &[16, 16], &[16, 8], h, 11),
+        Case::matmul("square", &[32, 64], &[64, 64], h, 13),
+        Case::matmul("ragged", &[33, 70], &[70, 41], h, 15),
+        Case::matmul("batched", &[2, 3, 17, 24], &[2, 3, 24, 9], h, 17),
+        Case::matmul("broadcast-a", &[16, 16], &[3, 16, 8], h, 19),
+        Case::matmul("one", &[1, 1], &[1, 1], h, 21),
+        linear("linear-relu", h),
+        Case {
+            name: "gemm-transb-alpha-beta",
+            ins: vec![
+                common::rand(&[24, 40], 51).cast(h),
+                common::rand(&[56, 40], 52).cast(h),
+                common::rand(&[56], 53).cast(h),
+            ],
+            consts: vec![],
+            nodes: vec![(
+                Op::Gemm {
+                    alpha: 0.5,
+                    beta: 2.0,
+                    trans_a: false,
+                    trans_b: true,
+                },
+                vec![0, 1, 2],
+            )],
+            level: 2,
+        },
+        einsum,
+    ]
 }
 
 #[test]
-fn f32_matmul_on_tf32_tensor_cores_with_allow_tf32() {
-    for (case, (sa, sb)) in [
-        (&[16usize, 8][..], &[8usize, 8][..]),
-        (&[37, 50], &[50, 70]),
-        (&[2, 19, 33], &[2, 33, 12]),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let a = common::rand(sa, 5 + case as u64);
-        let b = common::rand(sb, 9 + case as u64);
-        let (g, feeds) = common::graph(&[a, b], &[], &[(Op::MatMul, vec![0, 1])]);
-        let want = optc_ir::run(&g, &feeds).unwrap().remove(0);
-        let mut opts = optc::compile::Options::new(Target::Sm89);
-        opts.opt_level = 0;
-        opts.allow_tf32 = true;
-        let artifact = optc::compile::compile(&g, "tf32", &opts)
-            .unwrap()
-            .to_artifact();
+fn f16_gemms_on_tensor_cores_match_the_reference() {
+    for case in f16_cases() {
+        case.check(false, F16_MMA);
+    }
+}
+
+#[test]
+fn f32_gemms_on_tf32_tensor_cores_only_with_allow_tf32() {
+    let s = DType::F32;
+    let cases = [
+        Case::matmul("tf32-aligned", &[16, 8], &[8, 8], s, 61),
+        Case::matmul("tf32-ragged", &[37, 50], &[50, 70], s, 63),
+        Case::matmul("tf32-batched", &[2, 19, 33], &[2, 33, 12], s, 65),
+        linear("tf32-linear-relu", s),
+    ];
+    for case in &cases {
+        case.check(true, TF32_MMA);
+        // Without the flag f32 stays exact: the portable template, no tensor cores.
+        let portable = case.compile(Target::Sm89, false);
         assert!(
-            artifact
-                .sources
-                .iter()
-                .any(|s| s.contains("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32")),
-            "case {case}: no tf32 kernel"
+            portable.sources.iter().all(|s| !s.contains("mma.sync")),
+            "{}",
+            case.name
         );
-        let host: Vec<_> = feeds.iter().map(|t| to_host(t).unwrap()).collect();
-        let got = from_host(&optc_ptxsim::run_artifact(&artifact, &host).unwrap()[0]).unwrap();
-        // Operands rounded to 10 mantissa bits (relative 2^-11 each): products off by ~1e-3
-        // relative; the sum of K of them by ~1e-3·sqrt(K)·|a||b| (inputs in [-2, 2)).
-        let k = sa[sa.len() - 1] as f64;
-        common::assert_close(
-            &format!("tf32 case {case}"),
-            &got,
-            &want,
-            0.0,
-            4e-3 * 4.0 * k.sqrt(),
-        );
-        // Not the exact f32 result: tf32 rounding is really applied.
-        assert_ne!(got.to_f64_vec(), want.to_f64_vec(), "case {case}");
-        if let Some(bin) = ptxas::find(&common::root()) {
-            let dir = std::env::temp_dir().join(format!("optc-tf32-{}-{case}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let src = artifact
-                .sources
-                .iter()
-                .find(|s| s.contains("tf32"))
-                .unwrap();
-            let file = dir.join("tf32.ptx");
-            std::fs::write(&file, src).unwrap();
-            ptxas::assemble(
-                &bin,
-                std::slice::from_ref(&file),
-                PtxTarget::Sm89,
-                &dir.join("t.cubin"),
-            )
-            .unwrap_or_else(|e| panic!("case {case}: {e}"));
-            let _ = std::fs::remove_dir_all(&dir);
-        }
     }
     // wgsl refuses the flag.
-    let (g, _) = common::graph(
-        &[common::rand(&[4, 4], 1), common::rand(&[4, 4], 2)],
-        &[],
-        &[(Op::MatMul, vec![0, 1])],
-    );
+    let (g, _) = cases[0].graph(&cases[0].ins);
     let mut opts = optc::compile::Options::new(Target::Wgsl);
     opts.allow_tf32 = true;
     let e = optc::compile::compile(&g, "tf32", &opts).unwrap_err();
@@ -153,27 +200,37 @@ fn f32_matmul_on_tf32_tensor_cores_with_allow_tf32() {
 }
 
 #[test]
-fn f32_and_broadcast_matmuls_keep_the_portable_template() {
-    // f32 operands, and an A broadcast over B's batch: no tensor-core kernel.
-    for (dt, sa, sb) in [
-        (DType::F32, &[16usize, 16][..], &[16usize, 8][..]),
-        (DType::F16, &[16, 16], &[3, 16, 8]),
-    ] {
-        let a = common::rand(sa, 1).cast(dt);
-        let b = common::rand(sb, 2).cast(dt);
-        let (g, feeds) = common::graph(&[a, b], &[], &[(Op::MatMul, vec![0, 1])]);
-        let mut opts = optc::compile::Options::new(Target::Sm89);
-        opts.opt_level = 0;
-        let artifact = optc::compile::compile(&g, "mm", &opts)
-            .unwrap()
-            .to_artifact();
-        assert!(
-            artifact.sources.iter().all(|s| !s.contains("mma.sync")),
-            "{dt:?} {sa:?}×{sb:?}"
-        );
-        let want = optc_ir::run(&g, &feeds).unwrap().remove(0);
-        let host: Vec<_> = feeds.iter().map(|t| to_host(t).unwrap()).collect();
-        let got = from_host(&optc_ptxsim::run_artifact(&artifact, &host).unwrap()[0]).unwrap();
-        common::assert_close("portable", &got, &want, 2e-3, 1e-2);
+fn tensor_core_kernels_assemble_for_every_sm_target() {
+    let Some(bin) = ptxas::find(&common::root()) else {
+        panic!("ptxas not found: run scripts/setup-ptxas.sh (or set OPTC_PTXAS)");
+    };
+    let tmp = std::env::temp_dir().join(format!("optc-mma-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let tf32 = Case::matmul("tf32", &[37, 50], &[50, 70], DType::F32, 63);
+    let all: Vec<(Case, bool)> = f16_cases()
+        .into_iter()
+        .map(|c| (c, false))
+        .chain([(tf32, true)])
+        .collect();
+    for (case, allow) in &all {
+        for (t, pt) in [
+            (Target::Sm80, PtxTarget::Sm80),
+            (Target::Sm86, PtxTarget::Sm86),
+            (Target::Sm89, PtxTarget::Sm89),
+            (Target::Sm90, PtxTarget::Sm90),
+        ] {
+            let art = case.compile(t, *allow);
+            let src = art.sources.iter().find(|s| s.contains("mma.sync")).unwrap();
+            let file = tmp.join(format!("{}.ptx", case.name));
+            std::fs::write(&file, src).unwrap();
+            ptxas::assemble(
+                &bin,
+                std::slice::from_ref(&file),
+                pt,
+                &tmp.join("mma.cubin"),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        }
     }
+    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -6,7 +6,6 @@
 
 mod common;
 
-use optc::compare::{Tolerance, compare};
 use optc_runtime::Target;
 use rayon::prelude::*;
 use std::time::Instant;
@@ -30,51 +29,64 @@ fn shared_models_match_onnxruntime_on_the_ptx_interpreter() {
     let failures: Vec<String> = MODELS
         .par_iter()
         .with_max_len(1)
-        .flat_map_iter(|&name| run_model(&dir, name))
+        .flat_map_iter(|&name| run_model(&dir.join(name)))
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Compiles, interprets and compares one model; returns its failures.
-fn run_model(dir: &std::path::Path, name: &str) -> Vec<String> {
-    let mut failures = Vec::new();
-    {
-        let t = dir.join(name);
-        let model = optc::model::load(&t.join("model.onnx")).unwrap();
-        let set = t.join("test_data_set_0");
-        let inputs = optc::model::read_inputs(&model.graph, &set).unwrap();
-        let expected = optc::model::read_outputs(&set, model.graph.outputs().len()).unwrap();
-        let mut opts = optc::compile::Options::new(Target::Sm89);
-        opts.opt_level = 3;
-        opts.input_shapes = Some(inputs.iter().map(|x| x.shape().to_vec()).collect());
-        let artifact = optc::compile::compile(&model.graph, name, &opts)
-            .unwrap_or_else(|e| panic!("{name}: {e}"))
-            .to_artifact();
-        let host: Vec<_> = inputs
-            .iter()
-            .zip(model.graph.inputs())
-            .filter(|(_, v)| model.graph.const_value(**v).is_none())
-            .map(|(x, _)| optc::exec::to_host(x).unwrap())
-            .collect();
-        let start = Instant::now();
-        let outs =
-            optc_ptxsim::run_artifact(&artifact, &host).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let ms = start.elapsed().as_secs_f64() * 1e3;
-        for (i, (o, e)) in outs.iter().zip(&expected).enumerate() {
-            let a = optc::exec::from_host(o).unwrap();
-            let d = compare(&a, e, Tolerance::DEVICE_MODEL)
-                .unwrap_or_else(|m| panic!("{name} output {i}: {m}"));
-            eprintln!(
-                "{name} output {i}: max abs {:.2e}, rel l2 {:.2e} ({} launches, {} kernels, interpreted in {ms:.0} ms)",
-                d.max_abs_err,
-                d.rel_l2_err,
-                artifact.manifest.launches.len(),
-                artifact.manifest.kernels.len(),
-            );
-            if !d.within(Tolerance::DEVICE_MODEL) {
-                failures.push(format!("{name} output {i}: {d:?}"));
-            }
-        }
-    }
-    failures
+fn run_model(dir: &std::path::Path) -> Vec<String> {
+    let m = common::shared_model(dir);
+    let name = &m.name;
+    let artifact = optc::compile::compile(&m.model.graph, name, &m.options(Target::Sm89, 3))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .to_artifact();
+    let host = optc::exec::manifest_inputs(&m.model.graph, &artifact.manifest, &m.inputs).unwrap();
+    let start = Instant::now();
+    let outs =
+        optc_ptxsim::run_artifact(&artifact, &host).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let note = format!(
+        "{} launches, {} kernels, interpreted in {:.0} ms",
+        artifact.manifest.launches.len(),
+        artifact.manifest.kernels.len(),
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    m.compare_outputs(&outs, &note)
+}
+
+/// With `--allow-tf32` the transformer models' GEMMs (fused linear layers, Gemms, attention
+/// Einsums) run on tf32 tensor cores: outputs stay within tf32's error of onnxruntime's
+/// (`Tolerance::TF32_MODEL`, the bound `optc verify --allow-tf32` applies).
+#[test]
+fn transformer_models_with_tf32_stay_within_tf32_error() {
+    let Some(dir) = common::models_dir() else {
+        return;
+    };
+    let failures: Vec<String> = ["bert_tiny", "gpt2_tiny", "mlp"]
+        .par_iter()
+        .flat_map_iter(|name| {
+            let m = common::shared_model(&dir.join(name));
+            let mut opts = m.options(Target::Sm89, optc::compile::DEFAULT_OPT_LEVEL);
+            opts.allow_tf32 = true;
+            let artifact = optc::compile::compile(&m.model.graph, name, &opts)
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .to_artifact();
+            let tf32 = artifact
+                .sources
+                .iter()
+                .filter(|s| s.contains("tf32.tf32"))
+                .count();
+            assert!(tf32 > 0, "{name}: no tf32 kernel");
+            let host =
+                optc::exec::manifest_inputs(&m.model.graph, &artifact.manifest, &m.inputs).unwrap();
+            let outs = optc_ptxsim::run_artifact(&artifact, &host)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            m.compare_outputs_within(
+                &outs,
+                optc::compare::Tolerance::TF32_MODEL,
+                &format!("{tf32} tf32 kernels"),
+            )
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -343,24 +343,6 @@ fn uk(v: u32) -> Op {
     Op::Imm(Imm::U32(v))
 }
 
-/// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32`.
-const MMA_F16: MmaShape = MmaShape {
-    m: 16,
-    n: 8,
-    k: 16,
-    ab: Scalar::F16,
-    acc: Scalar::F32,
-};
-
-/// `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32` (f32 operands rounded to tf32).
-const MMA_TF32: MmaShape = MmaShape {
-    m: 16,
-    n: 8,
-    k: 8,
-    ab: Scalar::F32,
-    acc: Scalar::F32,
-};
-
 /// A value: its scalar type and one operand per lane.
 #[derive(Clone, Debug)]
 struct Val {
@@ -915,9 +897,9 @@ impl Printer<'_> {
     }
 
     fn mma(&mut self, shape: MmaShape, a: &[Var], b: &[Var], c: &[Var]) -> R<()> {
-        let tf32 = if shape == MMA_F16 {
+        let tf32 = if shape == MmaShape::M16N8K16_F16 {
             false
-        } else if shape == MMA_TF32 {
+        } else if shape == MmaShape::M16N8K8_TF32 {
             true
         } else {
             return Err(self.unsupported(format!(

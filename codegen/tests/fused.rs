@@ -60,6 +60,7 @@ fn wgsl(f: Fused, ins: &[Option<TensorDesc>], out: TensorDesc) -> String {
         inputs: ins,
         values: &values,
         outputs: &outs,
+        features: Default::default(),
     };
     let l = lower(&ctx).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(l.launches.len(), 1);

@@ -135,21 +135,16 @@ fn zero(t: Type) -> Expr {
     }
 }
 
-const M16N8K16: MmaShape = MmaShape {
-    m: 16,
-    n: 8,
-    k: 16,
-    ab: Scalar::F16,
-    acc: Scalar::F32,
-};
-
 #[test]
 fn mma_prints_for_its_one_shape_and_is_refused_otherwise() {
     for t in [Type::U32, Type::vec(Scalar::F16, 2)] {
-        let s = ptx(&mma_kernel(M16N8K16, t, 4), PtxTarget::Sm80);
+        let s = ptx(&mma_kernel(MmaShape::M16N8K16_F16, t, 4), PtxTarget::Sm80);
         assert!(s.contains("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {"));
     }
-    let bad = MmaShape { k: 8, ..M16N8K16 };
+    let bad = MmaShape {
+        k: 8,
+        ..MmaShape::M16N8K16_F16
+    };
     match emit_ptx(&mma_kernel(bad, Type::U32, 4), PtxTarget::Sm80) {
         Err(PtxError::Unsupported { kernel, what }) => {
             assert_eq!(kernel, "tensor_core");
@@ -158,7 +153,10 @@ fn mma_prints_for_its_one_shape_and_is_refused_otherwise() {
         r => panic!("expected Unsupported, got {r:?}"),
     }
     assert!(matches!(
-        emit_ptx(&mma_kernel(M16N8K16, Type::U32, 2), PtxTarget::Sm80),
+        emit_ptx(
+            &mma_kernel(MmaShape::M16N8K16_F16, Type::U32, 2),
+            PtxTarget::Sm80
+        ),
         Err(PtxError::Unsupported { .. })
     ));
 }
@@ -275,6 +273,7 @@ fn lower_op(index: usize, op: Op, ins: Vec<In>, n_out: usize) -> Vec<Kernel> {
         inputs: &descs,
         values: &values,
         outputs: &outputs,
+        features: Default::default(),
     };
     let lowered = lower(&ctx).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(
@@ -754,7 +753,7 @@ fn every_kernel_prints_and_assembles_with_ptxas() {
         subgroup_shuffle(),
         f16_kernel(),
         every_op(),
-        mma_kernel(M16N8K16, Type::U32, 4),
+        mma_kernel(MmaShape::M16N8K16_F16, Type::U32, 4),
     ];
     let mut gen_ = Gen {
         rng: Rng(0x5eed),

@@ -308,6 +308,25 @@ pub struct MmaShape {
     pub acc: Scalar,
 }
 
+impl MmaShape {
+    /// `mma.sync.aligned.m16n8k16`: f16 × f16 + f32.
+    pub const M16N8K16_F16: MmaShape = MmaShape {
+        m: 16,
+        n: 8,
+        k: 16,
+        ab: Scalar::F16,
+        acc: Scalar::F32,
+    };
+    /// `mma.sync.aligned.m16n8k8` on tf32: f32 operands rounded to tf32, + f32.
+    pub const M16N8K8_TF32: MmaShape = MmaShape {
+        m: 16,
+        n: 8,
+        k: 8,
+        ab: Scalar::F32,
+        acc: Scalar::F32,
+    };
+}
+
 /// Workgroup synchronisation scopes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Barrier {

@@ -416,6 +416,11 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
         homes.insert(v, h);
         h
     };
+    // PTX targets have tensor cores (sm_80 and newer); tf32 only when the user allows it.
+    let features = lower::Features {
+        tensor_cores: opts.target.is_cuda(),
+        allow_tf32: opts.allow_tf32,
+    };
     for (step, &n) in run_nodes.iter().enumerate() {
         let step = step + 1;
         let node = g.node(n);
@@ -449,15 +454,9 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
             inputs: &inputs,
             values: &values,
             outputs: &outputs,
+            features,
         };
-        // PTX targets: f16 MatMuls (f32 too with tf32 allowed) on tensor cores where the form
-        // fits, else the portable templates.
-        let tensor_core = if opts.target.is_cuda() {
-            lower::mma::lower_matmul(&ctx, opts.allow_tf32).transpose()
-        } else {
-            None
-        };
-        let lowered = match tensor_core.unwrap_or_else(|| lower::lower(&ctx)) {
+        let lowered = match lower::lower(&ctx) {
             Ok(l) => l,
             Err(e @ LowerError::Unsupported { .. }) => {
                 let e = e.for_target(opts.target.name());

@@ -153,6 +153,7 @@ fn analyse(ctx: &LowerCtx<'_>, a: &FusedAttention) -> Result<Plan, LowerError> {
                 inputs: &inputs,
                 values: &values,
                 outputs: &outputs,
+                features: ctx.features,
             };
             let mut ep = Epilogue::new(&sctx, &f, DType::F32)?;
             for (k, e) in ep.extras.iter_mut().enumerate() {

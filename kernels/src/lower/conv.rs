@@ -831,6 +831,7 @@ mod tests {
             inputs: &ins,
             values: &values,
             outputs: &outs,
+            features: Default::default(),
         };
         lower(&ctx).expect("lowers")
     }
@@ -902,6 +903,7 @@ mod tests {
             inputs: &ins,
             values: &values,
             outputs: &outs,
+            features: Default::default(),
         };
         let Op::Conv(a) = &op else { unreachable!() };
         let g = conv_geom(&ctx, a, &[1, 2, 7], &[3, 2, 4], &[1, 3, 4], false).unwrap();

@@ -1129,6 +1129,7 @@ mod tests {
             inputs: &descs,
             values: &[None, None],
             outputs: &outs,
+            features: Default::default(),
         };
         let l = super::lower(&ctx).unwrap();
         let k = &l.launches[0].kernel;
@@ -1380,6 +1381,7 @@ mod tests {
             inputs: &descs,
             values: &values,
             outputs: &outs,
+            features: Default::default(),
         };
         let l = lower(&ctx).unwrap();
         assert_eq!(l.launches[0].args, [Arg::Input(0), Arg::Output(0)]);

@@ -69,6 +69,7 @@ pub fn supports_fused_op(
         inputs,
         values,
         outputs: &outputs,
+        features: Default::default(),
     };
     match op {
         Op::Fused(_) => check_fused(&ctx).is_ok(),
@@ -141,6 +142,7 @@ fn lower_mode(ctx: &LowerCtx<'_>, mode: BuildMode) -> Result<Lowered, LowerError
         inputs: a_inputs,
         values: a_values,
         outputs: &outputs,
+        features: ctx.features,
     };
     check_storage(&actx)?;
     if !matches!(
@@ -235,6 +237,7 @@ mod tests {
             inputs: &d,
             values: &values,
             outputs: &outs,
+            features: Default::default(),
         };
         let l = lower(&ctx).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(l.launches.len(), 1, "one launch");
@@ -633,6 +636,7 @@ mod tests {
             inputs: ins,
             values: &values,
             outputs: &outs,
+            features: Default::default(),
         };
         let checked = check_fused(&ctx);
         // Exactly what lowering says.
@@ -906,6 +910,7 @@ mod tests {
             inputs: &ins,
             values: &values,
             outputs: &outs,
+            features: Default::default(),
         };
         let l = lower(&ctx).unwrap();
         let lk = &l.launches[0];

@@ -612,6 +612,7 @@ mod tests {
             inputs: &descs,
             values: &[None, None, None],
             outputs: &outs,
+            features: Default::default(),
         };
         let l = super::lower_with(&ctx, super::DEFAULT, 0).unwrap();
         assert_eq!(l.launches.len(), 2);

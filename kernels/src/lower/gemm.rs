@@ -863,7 +863,10 @@ pub(crate) fn problem_launches(
         e.check_bindings(ctx, 3 + p.addend.is_some() as usize)?;
     }
     let launches = match mode {
-        BuildMode::Build => vec![lower_problem(ctx, p)?],
+        BuildMode::Build => match super::mma::lower_problem(ctx, p)? {
+            Some(l) => vec![l],
+            None => vec![lower_problem(ctx, p)?],
+        },
         BuildMode::Check => {
             let nb: usize = p.batch.iter().product();
             GemmConfig::heuristic(nb, p.m, p.n, p.k)
@@ -1623,6 +1626,7 @@ mod tests {
             inputs: &ins,
             values: &values,
             outputs: &outs,
+            features: Default::default(),
         };
         lower(&ctx).expect("lowers")
     }
@@ -1788,6 +1792,7 @@ mod tests {
             inputs: &ins,
             values: &values,
             outputs: &outs,
+            features: Default::default(),
         };
         assert!(matches!(
             lower_einsum(&ctx),

@@ -145,6 +145,21 @@ pub struct LowerCtx<'a> {
     pub values: &'a [Option<&'a Tensor>],
     /// Output descriptors (`None` for unused optional outputs).
     pub outputs: &'a [Option<TensorDesc>],
+    /// What the target offers beyond the portable kernel IR (default: nothing).
+    pub features: Features,
+}
+
+/// Target capabilities templates may use; the portable path (every field `false`) is what
+/// every target runs, and what the optimizer's fusion legality ([`fused::supports_fused_op`])
+/// checks: a template that uses a feature falls back to the portable path where it cannot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Warp-level matrix multiply-accumulate (PTX `mma.sync`): GEMMs of f16 operands run on
+    /// tensor cores ([`mma`]).
+    pub tensor_cores: bool,
+    /// With `tensor_cores`: GEMMs of f32 operands may run on tf32 tensor cores (operands
+    /// rounded to 10 mantissa bits).
+    pub allow_tf32: bool,
 }
 
 impl<'a> LowerCtx<'a> {

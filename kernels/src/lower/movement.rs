@@ -1159,6 +1159,7 @@ pub(crate) mod tests {
             inputs: &ins,
             values: &vec![None; ins.len()],
             outputs: &outs,
+            features: Default::default(),
         };
         super::super::lower(&ctx).unwrap().launches
     }

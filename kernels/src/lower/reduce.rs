@@ -998,6 +998,7 @@ mod tests {
             inputs: &descs,
             values: &[None, None],
             outputs: &outs,
+            features: Default::default(),
         };
         let l = lower(&ctx).unwrap();
         assert_eq!(l.launches[0].grid, [1, 1, 1]);

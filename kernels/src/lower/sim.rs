@@ -694,6 +694,7 @@ pub fn run_op_n(
         inputs: &descs,
         values: &values,
         outputs: &outs,
+        features: Default::default(),
     };
     let lowered = lower(&ctx).unwrap_or_else(|e| panic!("lower: {e}"));
     for l in &lowered.launches {
