@@ -1,14 +1,14 @@
 //! GEMMs on tensor cores (`kernels/src/lower/mma.rs`), compiled for sm_89, the printed PTX
 //! executed by the test-only PTX interpreter and compared with the reference interpreter on
-//! random inputs: f16 MatMuls of tile-aligned, ragged, batched and broadcast shapes, and at -O2
+//! random inputs: f16 (and bf16) MatMuls of tile-aligned, ragged, batched and broadcast shapes, and at -O2
 //! a fused linear layer (bias + Relu epilogue), a Gemm with transB, alpha and beta·C, and a
 //! batched MatMul the optimizer turns into an Einsum; f32 on tf32 only when allowed. Every
 //! tensor-core kernel is assembled by ptxas for sm_80, sm_86, sm_89 and sm_90.
 //!
 //! Tolerances are derived, per element, from `mag = Σ_k |a_ik|·|b_kj|` (the same graph on the
 //! operands' absolute values): f32 accumulation in another order differs by at most
-//! ~K·2⁻²⁴·mag ≤ 2⁻¹⁶·mag here; an f16 result adds one rounding of each side (≤ 2⁻¹⁰·|want|
-//! together); tf32 rounds each operand to 10 mantissa bits (≤ 2⁻¹¹ relative each, so ≤ 2⁻¹⁰·mag
+//! ~K·2⁻²⁴·mag ≤ 2⁻¹⁶·mag here; an f16 or bf16 result adds the reference's rounding after each
+//! op and the device's at the end (≤ (ops + 1)·u·mag, u = 2⁻¹¹ for f16, 2⁻⁸ for bf16); tf32 rounds each operand to 10 mantissa bits (≤ 2⁻¹¹ relative each, so ≤ 2⁻¹⁰·mag
 //! for a product of two).
 
 mod common;
@@ -20,6 +20,7 @@ use optc_ir::{DType, Graph, Op, Tensor};
 use optc_runtime::Target;
 
 const F16_MMA: &str = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32";
+const BF16_MMA: &str = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32";
 const TF32_MMA: &str = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32";
 
 /// One graph over `ins` (those at `consts` as constants), as [`common::graph`] builds it.
@@ -81,15 +82,20 @@ impl Case {
         let got = from_host(&got[0]).unwrap();
         assert_eq!(got.shape(), want.shape(), "{name}");
         let (gv, wv) = (got.to_f64_vec(), want.to_f64_vec());
-        let f16_out = want.dtype() == DType::F16;
+        // The reference rounds an f16/bf16 value after each op, the device once at the end:
+        // at most `ops + 1` roundings of unit roundoff 2⁻¹¹ (f16) or 2⁻⁸ (bf16), each of an
+        // intermediate no larger than `mag` (a bias add can cancel what the MatMul rounded).
+        let unit = match want.dtype() {
+            DType::F16 => 2f64.powi(-11),
+            DType::BF16 => 2f64.powi(-8),
+            _ => 0.0,
+        };
+        let out_rounding = unit * (self.nodes.len() + 1) as f64;
         for (k, ((a, w), m)) in gv.iter().zip(&wv).zip(&mag).enumerate() {
             let bound = if tf32 { 2f64.powi(-10) * m } else { 0.0 }
                 + 2f64.powi(-16) * m
-                + if f16_out {
-                    2f64.powi(-10) * w.abs() + 2f64.powi(-24)
-                } else {
-                    0.0
-                };
+                + out_rounding * m
+                + 2f64.powi(-24);
             assert!(
                 (a - w).abs() <= bound,
                 "{name}: element {k}: got {a}, want {w} (bound {bound:.3e})"
@@ -173,6 +179,23 @@ fn f16_gemms_on_tensor_cores_match_the_reference() {
 }
 
 #[test]
+fn bf16_gemms_on_tensor_cores_match_the_reference() {
+    let b = DType::BF16;
+    let mut einsum = Case::matmul("bf16-batched-einsum", &[3, 20, 40], &[3, 40, 24], b, 71);
+    einsum.level = 2;
+    let cases = [
+        Case::matmul("bf16-aligned", &[16, 16], &[16, 8], b, 73),
+        Case::matmul("bf16-ragged", &[33, 70], &[70, 41], b, 75),
+        Case::matmul("bf16-batched", &[2, 17, 24], &[2, 24, 9], b, 77),
+        linear("bf16-linear-relu", b),
+        einsum,
+    ];
+    for case in &cases {
+        case.check(false, BF16_MMA);
+    }
+}
+
+#[test]
 fn f32_gemms_on_tf32_tensor_cores_only_with_allow_tf32() {
     let s = DType::F32;
     let cases = [
@@ -207,10 +230,11 @@ fn tensor_core_kernels_assemble_for_every_sm_target() {
     let tmp = std::env::temp_dir().join(format!("optc-mma-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let tf32 = Case::matmul("tf32", &[37, 50], &[50, 70], DType::F32, 63);
+    let bf16 = linear("bf16-linear", DType::BF16);
     let all: Vec<(Case, bool)> = f16_cases()
         .into_iter()
         .map(|c| (c, false))
-        .chain([(tf32, true)])
+        .chain([(tf32, true), (bf16, false)])
         .collect();
     for (case, allow) in &all {
         for (t, pt) in [

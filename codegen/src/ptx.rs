@@ -100,8 +100,9 @@
 //!   `cp.async.wait_all`.
 //! - `Mma` with shape m16n8k16, f16 × f16 + f32, fragments of 4 (A), 2 (B) and 4 (C) locals —
 //!   A/B locals of type `u32` (two packed f16, low half first) or `vec2<f16>`, C locals `f32` —
-//!   → `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32` accumulating in place; shape m16n8k8
-//!   with `ab = F32` and f32 A/B locals → each operand rounded by `cvt.rna.tf32.f32`, then
+//!   → `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32` accumulating in place; the same with
+//!   `ab = Bf16` and `u32` A/B locals (two packed bf16) → `….f32.bf16.bf16.f32`; shape m16n8k8
+//!   with `ab = Tf32` and f32 A/B locals → each operand rounded by `cvt.rna.tf32.f32`, then
 //!   `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32` (what `--allow-tf32` compiles f32
 //!   MatMuls to). Any other shape or fragment typing is [`PtxError::Unsupported`].
 //!
@@ -115,7 +116,8 @@
 use crate::CodegenError;
 use crate::check::check;
 use optc_kernels::ir::{
-    Barrier, BinOp, Builtin, Expr, Kernel, MmaShape, Scalar, Stmt, SubgroupOp, Type, UnOp, Var,
+    Barrier, BinOp, Builtin, Expr, Kernel, MmaElem, MmaShape, Scalar, Stmt, SubgroupOp, Type, UnOp,
+    Var,
 };
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
@@ -897,16 +899,17 @@ impl Printer<'_> {
     }
 
     fn mma(&mut self, shape: MmaShape, a: &[Var], b: &[Var], c: &[Var]) -> R<()> {
-        let tf32 = if shape == MmaShape::M16N8K16_F16 {
-            false
-        } else if shape == MmaShape::M16N8K8_TF32 {
-            true
-        } else {
-            return Err(self.unsupported(format!(
-                "mma m{}n{}k{} {} x {} + {}: only m16n8k16 f16 x f16 + f32 and m16n8k8 tf32 \
-                 (f32 operands) + f32 are implemented",
-                shape.m, shape.n, shape.k, shape.ab, shape.ab, shape.acc
-            )));
+        let ins = match shape {
+            MmaShape::M16N8K16_F16 => "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32",
+            MmaShape::M16N8K16_BF16 => "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32",
+            MmaShape::M16N8K8_TF32 => "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32",
+            _ => {
+                return Err(self.unsupported(format!(
+                    "mma m{}n{}k{} {} x {} + {}: only m16n8k16 f16/bf16 x f16/bf16 + f32 and \
+                     m16n8k8 tf32 (f32 operands) + f32 are implemented",
+                    shape.m, shape.n, shape.k, shape.ab, shape.ab, shape.acc
+                )));
+            }
         };
         if a.len() != 4 || b.len() != 2 || c.len() != 4 {
             return Err(self.unsupported(format!(
@@ -919,11 +922,11 @@ impl Printer<'_> {
         }
         let mut ra = Vec::new();
         for v in a {
-            ra.push(self.mma_operand(*v, tf32)?);
+            ra.push(self.mma_operand(*v, shape.ab)?);
         }
         let mut rb = Vec::new();
         for v in b {
-            rb.push(self.mma_operand(*v, tf32)?);
+            rb.push(self.mma_operand(*v, shape.ab)?);
         }
         let mut rc = Vec::new();
         for v in c {
@@ -933,11 +936,6 @@ impl Printer<'_> {
             rc.push(self.var_regs(*v)[0].clone());
         }
         let c = rc.join(", ");
-        let ins = if tf32 {
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"
-        } else {
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
-        };
         self.emit(format!(
             "{ins} {{{c}}}, {{{}}}, {{{}}}, {{{c}}}",
             ra.join(", "),
@@ -947,27 +945,32 @@ impl Printer<'_> {
     }
 
     /// The `.b32` register of an A/B fragment local: for f16, a `u32` as is or a `vec2<f16>`
-    /// packed; for tf32, an `f32` rounded with `cvt.rna.tf32.f32`.
-    fn mma_operand(&mut self, v: Var, tf32: bool) -> R<String> {
+    /// packed; for bf16, a `u32` as is; for tf32, an `f32` rounded with `cvt.rna.tf32.f32`.
+    fn mma_operand(&mut self, v: Var, elem: MmaElem) -> R<String> {
         let t = self.k.locals[v.0 as usize];
         let regs = self.var_regs(v);
-        if tf32 && t == Type::F32 {
-            let d = self.new_reg(Class::R);
-            self.emit(format!("cvt.rna.tf32.f32 {d}, {}", regs[0]));
-            Ok(d)
-        } else if !tf32 && t == Type::U32 {
-            Ok(regs[0].clone())
-        } else if !tf32 && t == Type::vec(Scalar::F16, 2) {
-            let d = self.new_reg(Class::R);
-            self.emit(format!("mov.b32 {d}, {{{}, {}}}", regs[0], regs[1]));
-            Ok(d)
-        } else {
-            Err(self.unsupported(format!(
-                "mma A/B fragment local v{} of type {} (needs {})",
+        match elem {
+            MmaElem::Tf32 if t == Type::F32 => {
+                let d = self.new_reg(Class::R);
+                self.emit(format!("cvt.rna.tf32.f32 {d}, {}", regs[0]));
+                Ok(d)
+            }
+            MmaElem::F16 | MmaElem::Bf16 if t == Type::U32 => Ok(regs[0].clone()),
+            MmaElem::F16 if t == Type::vec(Scalar::F16, 2) => {
+                let d = self.new_reg(Class::R);
+                self.emit(format!("mov.b32 {d}, {{{}, {}}}", regs[0], regs[1]));
+                Ok(d)
+            }
+            _ => Err(self.unsupported(format!(
+                "mma {elem} A/B fragment local v{} of type {} (needs {})",
                 v.0,
                 crate::wgsl::wgsl_type(t),
-                if tf32 { "f32" } else { "u32 or vec2<f16>" }
-            )))
+                match elem {
+                    MmaElem::Tf32 => "f32",
+                    MmaElem::F16 => "u32 or vec2<f16>",
+                    MmaElem::Bf16 => "u32",
+                }
+            ))),
         }
     }
 

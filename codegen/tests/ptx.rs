@@ -136,11 +136,24 @@ fn zero(t: Type) -> Expr {
 }
 
 #[test]
-fn mma_prints_for_its_one_shape_and_is_refused_otherwise() {
+fn mma_prints_for_its_shapes_and_is_refused_otherwise() {
     for t in [Type::U32, Type::vec(Scalar::F16, 2)] {
         let s = ptx(&mma_kernel(MmaShape::M16N8K16_F16, t, 4), PtxTarget::Sm80);
         assert!(s.contains("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {"));
     }
+    let s = ptx(
+        &mma_kernel(MmaShape::M16N8K16_BF16, Type::U32, 4),
+        PtxTarget::Sm80,
+    );
+    assert!(s.contains("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {"));
+    // bf16 fragments are packed u32s only.
+    assert!(matches!(
+        emit_ptx(
+            &mma_kernel(MmaShape::M16N8K16_BF16, Type::vec(Scalar::F16, 2), 4),
+            PtxTarget::Sm80
+        ),
+        Err(PtxError::Unsupported { .. })
+    ));
     let bad = MmaShape {
         k: 8,
         ..MmaShape::M16N8K16_F16

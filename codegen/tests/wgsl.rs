@@ -7,7 +7,7 @@ use common::*;
 use optc_codegen::{CodegenError, check, emit_wgsl, validate_wgsl};
 use optc_kernels::KernelBuilder;
 use optc_kernels::builder::{f, i, select, u};
-use optc_kernels::ir::{Access, BinOp, Expr, Kernel, MmaShape, Scalar, Stmt, Type, Var};
+use optc_kernels::ir::{Access, BinOp, Expr, Kernel, MmaElem, MmaShape, Scalar, Stmt, Type, Var};
 
 /// Prints `k`, validates the text with naga, and checks printing is deterministic.
 fn wgsl(k: &Kernel) -> String {
@@ -218,7 +218,7 @@ fn mma_is_refused() {
             m: 16,
             n: 8,
             k: 16,
-            ab: Scalar::F16,
+            ab: MmaElem::F16,
             acc: Scalar::F32,
         },
         a: vec![a],

@@ -293,6 +293,31 @@ pub enum Expr {
     },
 }
 
+/// The element format of a matrix-multiply-accumulate intrinsic's A and B fragments.
+///
+/// Fragment locals hold it as: `F16` — a `vec2<f16>` or a `u32` of two packed halves; `Bf16` —
+/// a `u32` of two packed bf16 (low half first; the kernel IR has no bf16 scalar: the tensor-core
+/// template packs them with integer ops); `Tf32` — an `f32`, rounded to tf32 by the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MmaElem {
+    /// IEEE binary16.
+    F16,
+    /// bfloat16.
+    Bf16,
+    /// TensorFloat-32 (f32 with a 10-bit mantissa).
+    Tf32,
+}
+
+impl fmt::Display for MmaElem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MmaElem::F16 => "f16",
+            MmaElem::Bf16 => "bf16",
+            MmaElem::Tf32 => "tf32",
+        })
+    }
+}
+
 /// The operand shapes of a matrix-multiply-accumulate intrinsic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MmaShape {
@@ -303,7 +328,7 @@ pub struct MmaShape {
     /// Depth of the tile.
     pub k: u32,
     /// Element type of A and B.
-    pub ab: Scalar,
+    pub ab: MmaElem,
     /// Element type of the accumulator.
     pub acc: Scalar,
 }
@@ -314,7 +339,15 @@ impl MmaShape {
         m: 16,
         n: 8,
         k: 16,
-        ab: Scalar::F16,
+        ab: MmaElem::F16,
+        acc: Scalar::F32,
+    };
+    /// `mma.sync.aligned.m16n8k16`: bf16 × bf16 + f32.
+    pub const M16N8K16_BF16: MmaShape = MmaShape {
+        m: 16,
+        n: 8,
+        k: 16,
+        ab: MmaElem::Bf16,
         acc: Scalar::F32,
     };
     /// `mma.sync.aligned.m16n8k8` on tf32: f32 operands rounded to tf32, + f32.
@@ -322,7 +355,7 @@ impl MmaShape {
         m: 16,
         n: 8,
         k: 8,
-        ab: Scalar::F32,
+        ab: MmaElem::Tf32,
         acc: Scalar::F32,
     };
 }

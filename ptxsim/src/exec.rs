@@ -15,7 +15,7 @@
 
 use crate::SimError;
 use crate::parse::{
-    Addr, Alu, Cmp, Inst, Module, Op, Operand, Redux, Rnd, Shfl, Space, Special, Ty,
+    Addr, Alu, Cmp, Inst, MmaElem, Module, Op, Operand, Redux, Rnd, Shfl, Space, Special, Ty,
 };
 
 /// Global memory: regions addressed as `(index + 1) << 40 | byte offset`.
@@ -421,16 +421,21 @@ impl Block<'_> {
                     write(&mut warp[l], d, u64::from(acc.unwrap_or(0)));
                 }
             }
-            Op::Mma { tf32, d, a, b, c } => {
+            Op::Mma { elem, d, a, b, c } => {
+                let tf32 = elem == MmaElem::Tf32;
                 if warp.len() != 32 {
                     return Err(self.fail(&warp[0], "mma.sync in a partial warp"));
                 }
                 // Gather the fragments into A (16×K row-major), B (K×8), C (16×8); K = 16 for
-                // f16 (two halves per register), 8 for tf32 (one value per register, its low
+                // f16 and bf16 (two values per register), 8 for tf32 (one value per register, its low
                 // 13 mantissa bits ignored).
                 let h = |bits: u64, hi: bool| {
-                    half::f16::from_bits(if hi { (bits >> 16) as u16 } else { bits as u16 })
-                        .to_f32()
+                    let b = if hi { (bits >> 16) as u16 } else { bits as u16 };
+                    if elem == MmaElem::Bf16 {
+                        half::bf16::from_bits(b).to_f32()
+                    } else {
+                        half::f16::from_bits(b).to_f32()
+                    }
                 };
                 let t32 = |bits: u64| f32::from_bits(bits as u32 & !0x1fff);
                 let kk = if tf32 { 8 } else { 16 };

@@ -249,6 +249,18 @@ pub enum Shfl {
     Down,
 }
 
+/// The A/B element format of an `mma.sync`: two halves or two bf16 per 32-bit register, or one
+/// tf32 (an f32 whose low 13 mantissa bits are ignored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmaElem {
+    /// IEEE binary16, m16n8k16.
+    F16,
+    /// bfloat16, m16n8k16.
+    Bf16,
+    /// TensorFloat-32, m16n8k8.
+    Tf32,
+}
+
 /// A decoded instruction.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -323,10 +335,11 @@ pub enum Op {
         a: Operand,
         mask: Operand,
     },
-    /// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {d×4}, {a×4}, {b×2}, {c×4}`, or with
-    /// `tf32` `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32` (same register counts).
+    /// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {d×4}, {a×4}, {b×2}, {c×4}`, the
+    /// same with `bf16`, or `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32` (same register
+    /// counts).
     Mma {
-        tf32: bool,
+        elem: MmaElem,
         d: [u32; 4],
         a: [Operand; 4],
         b: [Operand; 2],
@@ -881,9 +894,10 @@ impl Parser {
                 }
             }
             "mma" => {
-                let tf32 = match opcode {
-                    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" => false,
-                    "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" => true,
+                let elem = match opcode {
+                    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" => MmaElem::F16,
+                    "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" => MmaElem::Bf16,
+                    "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" => MmaElem::Tf32,
                     _ => return Err(self.unknown(opcode)),
                 };
                 need(4, self)?;
@@ -904,7 +918,7 @@ impl Parser {
                 let bm = list(self, a[2], 2)?;
                 let cm = list(self, a[3], 4)?;
                 Op::Mma {
-                    tf32,
+                    elem,
                     d: d.try_into()
                         .map_err(|_| self.err("mma: 4 destination registers expected"))?,
                     a: [am[0], am[1], am[2], am[3]],

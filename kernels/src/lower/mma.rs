@@ -1,5 +1,7 @@
 //! GEMMs on tensor cores (targets with [`super::Features::tensor_cores`]: PTX `mma.sync`), with
-//! f32 accumulation: f16 operands with `m16n8k16`, and — only when the user allows it
+//! f32 accumulation: f16 and bf16 operands with `m16n8k16` (bf16 tensors are stored as f32 on
+//! the device: each pair is rounded to nearest-even bf16 and packed by [`pack_bf16x2`], exact
+//! for values that are already bf16), and — only when the user allows it
 //! ([`super::Features::allow_tf32`], `--allow-tf32`) — f32 operands with `m16n8k8` on tf32
 //! (operands rounded to 10 mantissa bits, ~1e-3 relative error).
 //!
@@ -20,16 +22,16 @@
 //! reading 0 outside the matrix, then issues four `mma.sync`.
 //!
 //! Not yet: staging tiles through shared memory with `cp.async` and `ldmatrix` (each fragment
-//! element is a scalar global load here), a multi-stage pipeline, bf16 (stored as f32 on the
-//! device today), int8 `mma`, implicit-GEMM convs. Correctness is checked by executing the
+//! element is a scalar global load here), a multi-stage pipeline, int8 `mma`, implicit-GEMM
+//! convs. Correctness is checked by executing the
 //! printed PTX in the test-only interpreter (`tests/mma_ptx.rs`); its speed has not been
 //! measured on a GPU.
 
 use super::common::{self, to_storage, unravel};
 use super::gemm::{Operand, Problem, Source};
 use super::{KernelLaunch, LowerCtx, LowerError, storage_scalar};
-use crate::builder::{KernelBuilder, f, i, select};
-use crate::ir::{Access, Builtin, Expr, MmaShape, Scalar, Stmt, Type, Var};
+use crate::builder::{KernelBuilder, f, i, select, u};
+use crate::ir::{Access, BinOp, Builtin, Expr, MmaElem, MmaShape, Scalar, Stmt, Type, Var};
 use optc_ir::dtype::DType;
 
 /// Warps per block (2 × 2).
@@ -50,9 +52,10 @@ pub(crate) fn lower_problem(
     if !ctx.features.tensor_cores || p.a.dtype != p.b.dtype {
         return Ok(None);
     }
-    let tf32 = match p.a.dtype {
-        DType::F16 => false,
-        DType::F32 if ctx.features.allow_tf32 => true,
+    let elem = match p.a.dtype {
+        DType::F16 => MmaElem::F16,
+        DType::BF16 => MmaElem::Bf16,
+        DType::F32 if ctx.features.allow_tf32 => MmaElem::Tf32,
         _ => return Ok(None),
     };
     let (Source::Strided { .. }, Source::Strided { .. }) = (&p.a.source, &p.b.source) else {
@@ -69,7 +72,7 @@ pub(crate) fn lower_problem(
         return Ok(None);
     }
     let grid = [p.n.div_ceil(BN) as u32, p.m.div_ceil(BM) as u32, nb as u32];
-    let (kernel, args) = kernel(ctx, p, tf32)?;
+    let (kernel, args) = kernel(ctx, p, elem)?;
     Ok(Some(KernelLaunch { kernel, args, grid }))
 }
 
@@ -85,19 +88,43 @@ fn offset(op: &Operand, base: &Expr, row: Expr, k: Expr) -> Expr {
     base.clone() + common::dot_strides(&[row, k], &[row_stride, k_stride])
 }
 
+/// Two f32 values as the `u32` of a bf16 pair (`lo` in bits 0..16), each rounded to nearest
+/// even (NaN stays a quiet NaN; overflow rounds to ±infinity). The kernel IR has no bf16 scalar;
+/// this is the integer form of PTX's `cvt.rn.bf16x2.f32`. `lo` and `hi` should be locals: each
+/// is used three times.
+pub(crate) fn pack_bf16x2(lo: Expr, hi: Expr) -> Expr {
+    let rne = |x: Expr| {
+        let bits = Expr::Bitcast(Scalar::U32, Box::new(x.clone()));
+        let odd = bits.clone().bin(BinOp::Shr, u(16)).and(u(1));
+        let rounded = (bits + u(0x7fff) + odd).bin(BinOp::Shr, u(16));
+        select(x.clone().ne_(x), u(0x7fc0), rounded)
+    };
+    rne(lo).or(rne(hi).bin(BinOp::Shl, u(16)))
+}
+
 fn kernel(
     ctx: &LowerCtx<'_>,
     p: &Problem,
-    tf32: bool,
+    elem: MmaElem,
 ) -> Result<(crate::ir::Kernel, Vec<super::Arg>), LowerError> {
+    let tf32 = elem == MmaElem::Tf32;
     let mut kb = KernelBuilder::new(
-        ctx.kname(if tf32 { "mma_tf32" } else { "mma" }),
+        ctx.kname(match elem {
+            MmaElem::F16 => "mma",
+            MmaElem::Bf16 => "mma_bf16",
+            MmaElem::Tf32 => "mma_tf32",
+        }),
         [32 * WARPS, 1, 1],
     );
-    let elem = Type::scalar(if tf32 { Scalar::F32 } else { Scalar::F16 });
+    // bf16 tensors are stored as f32.
+    let stored = Type::scalar(if elem == MmaElem::F16 {
+        Scalar::F16
+    } else {
+        Scalar::F32
+    });
     let mut args = vec![p.a.arg, p.b.arg];
-    let a_buf = kb.buffer("a", elem, Access::Read);
-    let b_buf = kb.buffer("b", elem, Access::Read);
+    let a_buf = kb.buffer("a", stored, Access::Read);
+    let b_buf = kb.buffer("b", stored, Access::Read);
     let c_buf = p.addend.as_ref().map(|c| {
         args.push(c.arg);
         let s = storage_scalar(c.dtype).unwrap_or(Scalar::F32);
@@ -140,15 +167,25 @@ fn kernel(
     );
 
     let acc: Vec<Var> = (0..16).map(|_| kb.var(Type::F32, f(0.0))).collect();
-    // f16: two halves per fragment register; tf32: one f32.
-    let (frag_ty, frag_zero, zero) = if tf32 {
-        (Type::F32, f(0.0), f(0.0))
-    } else {
-        (
+    // f16: two halves per fragment register; bf16: two packed in a u32; tf32: one f32.
+    let (frag_ty, frag_zero, zero) = match elem {
+        MmaElem::Tf32 => (Type::F32, f(0.0), f(0.0)),
+        MmaElem::Bf16 => (Type::U32, u(0), f(0.0)),
+        MmaElem::F16 => (
             Type::vec(Scalar::F16, 2),
             Expr::Splat(2, Box::new(Expr::F16(0.0))),
             Expr::F16(0.0),
-        )
+        ),
+    };
+    // A fragment register from the two elements it holds.
+    let pair = |kb: &mut KernelBuilder, lo: Expr, hi: Expr| -> Expr {
+        if elem == MmaElem::Bf16 {
+            let lo = kb.let_(Type::F32, lo);
+            let hi = kb.let_(Type::F32, hi);
+            pack_bf16x2(lo, hi)
+        } else {
+            Expr::Vector(vec![lo, hi])
+        }
     };
     let a_frag: Vec<Var> = (0..4).map(|_| kb.var(frag_ty, frag_zero.clone())).collect();
     let b_frag: Vec<Var> = (0..8).map(|_| kb.var(frag_ty, frag_zero.clone())).collect();
@@ -160,10 +197,10 @@ fn kernel(
         let idx = select(inside.clone(), offset(op, base, row, k), i(0));
         select(inside, Expr::load(buf, idx), zero.clone())
     };
-    let (kstep, shape) = if tf32 {
-        (8, MmaShape::M16N8K8_TF32)
-    } else {
-        (16, MmaShape::M16N8K16_F16)
+    let (kstep, shape) = match elem {
+        MmaElem::Tf32 => (8, MmaShape::M16N8K8_TF32),
+        MmaElem::Bf16 => (16, MmaShape::M16N8K16_BF16),
+        MmaElem::F16 => (16, MmaShape::M16N8K16_F16),
     };
     kb.for_(i(0), i(ki), kstep, false, |kb, k0| {
         for (r, v) in a_frag.iter().enumerate() {
@@ -175,7 +212,8 @@ fn kernel(
                 let k = k0.clone() + q2.clone() + i(8 * (r as i32 / 2));
                 let lo = load(a_buf, &p.a, &a_base, row.clone(), k.clone(), mi);
                 let hi = load(a_buf, &p.a, &a_base, row, k + i(1), mi);
-                kb.assign(*v, Expr::Vector(vec![lo, hi]));
+                let v2 = pair(kb, lo, hi);
+                kb.assign(*v, v2);
             }
         }
         for t in 0..4 {
@@ -189,7 +227,8 @@ fn kernel(
                     let k = k0.clone() + q2.clone() + i(8 * r);
                     let lo = load(b_buf, &p.b, &b_base, col.clone(), k.clone(), ni);
                     let hi = load(b_buf, &p.b, &b_base, col, k + i(1), ni);
-                    kb.assign(frag, Expr::Vector(vec![lo, hi]));
+                    let v2 = pair(kb, lo, hi);
+                    kb.assign(frag, v2);
                 }
             }
         }
@@ -246,4 +285,66 @@ fn kernel(
         e.finish()?;
     }
     Ok((kb.finish(), args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::sim::{self, S};
+
+    /// `pack_bf16x2` rounds as `half::bf16::from_f32` (nearest even; NaN quiet, overflow to
+    /// infinity) and puts `lo` in the low half.
+    #[test]
+    fn pack_bf16x2_rounds_to_nearest_even() {
+        let vals: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            1.0 + 2f32.powi(-8),                  // tie, even below: 1.0
+            1.0 + 3.0 * 2f32.powi(-8),            // tie, even above
+            1.0 + 2f32.powi(-8) + 2f32.powi(-20), // just above a tie
+            -1.234_567_9,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0xffff_ffff),
+            1e-40, // subnormal
+            65504.0,
+        ];
+        let n = vals.len();
+        let mut b = KernelBuilder::new("pack", [1, 1, 1]);
+        let x = b.buffer("x", Type::F32, Access::Read);
+        let y = b.buffer("y", Type::U32, Access::ReadWrite);
+        for j in 0..n {
+            let lo = b.let_(Type::F32, Expr::load(x, i(j as i32)));
+            let hi = b.let_(Type::F32, Expr::load(x, i(((j + 1) % n) as i32)));
+            b.store(y, i(j as i32), pack_bf16x2(lo, hi));
+        }
+        let k = b.finish();
+        sim::typecheck(&k);
+        let out = sim::run(
+            &k,
+            [1, 1, 1],
+            vec![vals.iter().map(|v| S::F(*v)).collect(), vec![S::U(0); n]],
+        );
+        let bf = |v: f32| u32::from(half::bf16::from_f32(v).to_bits());
+        for j in 0..n {
+            let (lo, hi) = (vals[j], vals[(j + 1) % n]);
+            let S::U(got) = out[1][j] else {
+                panic!("not a u32")
+            };
+            if lo.is_nan() || hi.is_nan() {
+                // Any quiet NaN will do; the other half must still be exact.
+                let (gl, gh) = (got & 0xffff, got >> 16);
+                let nan = |h: u32| h & 0x7f80 == 0x7f80 && h & 0x7f != 0;
+                assert!(if lo.is_nan() { nan(gl) } else { gl == bf(lo) }, "{j}");
+                assert!(if hi.is_nan() { nan(gh) } else { gh == bf(hi) }, "{j}");
+            } else {
+                assert_eq!(got, bf(lo) | bf(hi) << 16, "{lo} {hi}");
+            }
+        }
+    }
 }
