@@ -1,6 +1,8 @@
 //! GEMMs on tensor cores (`kernels/src/lower/mma.rs`), compiled for sm_89, the printed PTX
 //! executed by the test-only PTX interpreter and compared with the reference interpreter on
-//! random inputs: f16 (and bf16) MatMuls of tile-aligned, ragged, batched and broadcast shapes, and at -O2
+//! random inputs: f16 (and bf16) MatMuls of tile-aligned, ragged, batched and broadcast shapes,
+//! on the simple kernel and on the shared-memory pipeline (`cp.async` + `ldmatrix`, every
+//! operand orientation, several K slices), and at -O2
 //! a fused linear layer (bias + Relu epilogue), a Gemm with transB, alpha and beta·C, and a
 //! batched MatMul the optimizer turns into an Einsum; f32 on tf32 only when allowed. Every
 //! tensor-core kernel is assembled by ptxas for sm_80, sm_86, sm_89 and sm_90.
@@ -168,12 +170,56 @@ fn f16_cases() -> Vec<Case> {
             level: 2,
         },
         einsum,
+        // The shared-memory pipeline (cp.async + ldmatrix): operands whose 16-byte chunks are
+        // aligned and K, or the contiguous rows, a multiple of 8.
+        Case::matmul("staged-multi-slice", &[40, 136], &[136, 72], h, 81),
+        Case::matmul("staged-two-by-two", &[128, 96], &[96, 128], h, 83),
+        Case::matmul("staged-batched", &[3, 24, 40], &[3, 40, 16], h, 85),
+        Case::matmul("staged-broadcast-b", &[2, 16, 32], &[32, 8], h, 87),
+        staged_gemm("staged-trans-a", true, false),
+        staged_gemm("staged-trans-b", false, true),
+        staged_gemm("staged-trans-ab", true, true),
     ]
+}
+
+/// `Gemm(A, B)` of 48 × 24 over K = 72 with the operands stored transposed as asked: a
+/// transposed A is staged row-major (`ldmatrix.trans`), a transposed B K-major.
+fn staged_gemm(name: &'static str, trans_a: bool, trans_b: bool) -> Case {
+    let (m, n, k) = (48, 24, 72);
+    let sa: &[usize] = if trans_a { &[k, m] } else { &[m, k] };
+    let sb: &[usize] = if trans_b { &[n, k] } else { &[k, n] };
+    Case {
+        name,
+        ins: vec![
+            common::rand(sa, 91).cast(DType::F16),
+            common::rand(sb, 92).cast(DType::F16),
+        ],
+        consts: vec![],
+        nodes: vec![(
+            Op::Gemm {
+                alpha: 1.0,
+                beta: 1.0,
+                trans_a,
+                trans_b,
+            },
+            vec![0, 1],
+        )],
+        level: 0,
+    }
 }
 
 #[test]
 fn f16_gemms_on_tensor_cores_match_the_reference() {
     for case in f16_cases() {
+        // The pipelined kernel where its alignment holds, the simple one elsewhere.
+        let art = case.compile(Target::Sm89, false);
+        let staged = art
+            .sources
+            .iter()
+            .any(|s| s.contains("ldmatrix.sync.aligned") && s.contains("cp.async.cg"));
+        // K = 70 or 1, or N = 9: no 16-byte chunking.
+        let simple = ["ragged", "batched", "one"].contains(&case.name);
+        assert_eq!(staged, !simple, "{}", case.name);
         case.check(false, F16_MMA);
     }
 }

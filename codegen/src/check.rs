@@ -23,7 +23,8 @@
 //!   for `Broadcast`);
 //! - statements: assignments and stores match the target's type, no store goes to an
 //!   [`Access::Read`] buffer, `AsyncCopy` moves between a buffer and a shared array of the same
-//!   element type, `If` conditions are scalar `bool`, `Break` appears only inside a loop.
+//!   element type, `LoadMatrix` reads a shared array of 16-byte elements into 1, 2 or 4 `u32`
+//!   locals, `If` conditions are scalar `bool`, `Break` appears only inside a loop.
 //!
 //! Uniformity (barriers and subgroup operations in uniform control flow) is not checked here:
 //! naga's validator checks it on the printed WGSL.
@@ -330,7 +331,32 @@ impl Checker<'_> {
                     return Err("break outside a loop".into());
                 }
             }
-            Stmt::Return | Stmt::Barrier(_) | Stmt::AsyncWait => {}
+            Stmt::Return | Stmt::Barrier(_) | Stmt::AsyncCommit | Stmt::AsyncWait { .. } => {}
+            Stmt::LoadMatrix {
+                arr, index, dst, ..
+            } => {
+                let s = self.shared(*arr)?;
+                let (sname, selem) = (s.name.clone(), s.elem);
+                if selem.scalar.size() * u32::from(selem.lanes) != 16 {
+                    return Err(format!(
+                        "ldmatrix from shared {sname} of {}: needs 16-byte elements (matrix rows)",
+                        show(selem)
+                    ));
+                }
+                let t = self.expr(index)?;
+                if t != Type::I32 && t != Type::U32 {
+                    return Err(format!("ldmatrix index has type {}", show(t)));
+                }
+                if !matches!(dst.len(), 1 | 2 | 4) {
+                    return Err(format!("ldmatrix into {} locals (1, 2 or 4)", dst.len()));
+                }
+                for v in dst {
+                    let vt = self.use_var(*v)?;
+                    if vt != Type::U32 {
+                        return Err(format!("ldmatrix into v{} of type {}", v.0, show(vt)));
+                    }
+                }
+            }
             Stmt::Mma { a, b, c, .. } => {
                 for v in a.iter().chain(b).chain(c) {
                     self.use_var(*v)?;

@@ -95,9 +95,12 @@
 //! - f16: stored and loaded as `.b16`; every f16 operation is computed in f32 (`cvt.f32.f16`,
 //!   exact) and rounded back with `cvt.rn.f16.f32`.
 //! - `Select` → `selp` (bool values: predicate logic); a literal condition picks its branch.
-//! - `AsyncCopy` of a 4-, 8- or 16-byte element → `cp.async.ca.shared.global` (a 2-byte f16
-//!   element, which cp.async cannot move, is a plain load + store); `AsyncWait` →
-//!   `cp.async.wait_all`.
+//! - `AsyncCopy` of a 16-byte element → `cp.async.cg.shared.global`, of a 4- or 8-byte one →
+//!   `cp.async.ca.shared.global` (a 2-byte f16 element, which cp.async cannot move, is a plain
+//!   load + store); `AsyncCommit` → `cp.async.commit_group`; `AsyncWait { pending: 0 }` →
+//!   `cp.async.wait_all`, otherwise `cp.async.wait_group pending`.
+//! - `LoadMatrix` → `ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16` into the `u32`
+//!   locals' registers (each lane's row address from its index into the 16-byte-element array).
 //! - `Mma` with shape m16n8k16, f16 × f16 + f32, fragments of 4 (A), 2 (B) and 4 (C) locals —
 //!   A/B locals of type `u32` (two packed f16, low half first) or `vec2<f16>`, C locals `f32` —
 //!   → `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32` accumulating in place; the same with
@@ -886,14 +889,34 @@ impl Printer<'_> {
                 let bytes = elem.scalar.size() * u32::from(elem.lanes);
                 let d = self.shared_addr(*arr, dst)?;
                 let s = self.global_addr(*buf, src)?;
-                if matches!(bytes, 4 | 8 | 16) {
-                    self.emit(format!("cp.async.ca.shared.global {d}, {s}, {bytes}"));
-                } else {
-                    let v = self.load("global", elem, &s);
-                    self.store("shared", elem, &d, &v);
+                match bytes {
+                    // 16 bytes bypass L1 (`.cg`); smaller copies must go through it.
+                    16 => self.emit(format!("cp.async.cg.shared.global {d}, {s}, 16")),
+                    4 | 8 => self.emit(format!("cp.async.ca.shared.global {d}, {s}, {bytes}")),
+                    _ => {
+                        let v = self.load("global", elem, &s);
+                        self.store("shared", elem, &d, &v);
+                    }
                 }
             }
-            Stmt::AsyncWait => self.emit("cp.async.wait_all"),
+            Stmt::AsyncCommit => self.emit("cp.async.commit_group"),
+            Stmt::AsyncWait { pending: 0 } => self.emit("cp.async.wait_all"),
+            Stmt::AsyncWait { pending } => self.emit(format!("cp.async.wait_group {pending}")),
+            Stmt::LoadMatrix {
+                arr,
+                index,
+                trans,
+                dst,
+            } => {
+                let addr = self.shared_addr(*arr, index)?;
+                let regs: Vec<String> = dst.iter().map(|v| self.var_regs(*v)[0].clone()).collect();
+                let t = if *trans { ".trans" } else { "" };
+                self.emit(format!(
+                    "ldmatrix.sync.aligned.m8n8.x{}{t}.shared.b16 {{{}}}, {addr}",
+                    dst.len(),
+                    regs.join(", ")
+                ));
+            }
         }
         Ok(())
     }
@@ -1829,7 +1852,13 @@ fn visit_stmts(stmts: &[Stmt], f: &mut impl FnMut(&Expr)) {
                 visit_expr(dst, f);
                 visit_expr(src, f);
             }
-            Stmt::Break | Stmt::Return | Stmt::Barrier(_) | Stmt::Mma { .. } | Stmt::AsyncWait => {}
+            Stmt::LoadMatrix { index, .. } => visit_expr(index, f),
+            Stmt::Break
+            | Stmt::Return
+            | Stmt::Barrier(_)
+            | Stmt::Mma { .. }
+            | Stmt::AsyncCommit
+            | Stmt::AsyncWait { .. } => {}
         }
     }
 }

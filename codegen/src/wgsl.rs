@@ -45,8 +45,9 @@
 //!   iteration; otherwise `unroll` is ignored and the loop printed as is;
 //! - `Barrier::Workgroup` is `workgroupBarrier();`, `Barrier::Storage` is
 //!   `storageBarrier(); workgroupBarrier();`;
-//! - `AsyncCopy` is a plain `shared[dst] = buf[src];`, `AsyncWait` prints nothing;
-//! - [`Stmt::Mma`] has no WGSL form: [`emit_wgsl`] returns [`CodegenError::Unsupported`].
+//! - `AsyncCopy` is a plain `shared[dst] = buf[src];`, `AsyncCommit`/`AsyncWait` print nothing;
+//! - [`Stmt::Mma`] and [`Stmt::LoadMatrix`] have no WGSL form: [`emit_wgsl`] returns
+//!   [`CodegenError::Unsupported`].
 
 use crate::CodegenError;
 use crate::check::check;
@@ -310,7 +311,13 @@ impl Printer<'_> {
                 let (d, s) = (self.expr(dst)?, self.expr(src)?);
                 self.line(&format!("{sname}[{d}] = {bname}[{s}];"));
             }
-            Stmt::AsyncWait => {}
+            Stmt::AsyncCommit | Stmt::AsyncWait { .. } => {}
+            Stmt::LoadMatrix { .. } => {
+                return Err(CodegenError::Unsupported {
+                    kernel: self.k.name.clone(),
+                    what: "warp matrix load (ldmatrix) has no WGSL form".into(),
+                });
+            }
         }
         Ok(())
     }

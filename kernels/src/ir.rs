@@ -16,8 +16,11 @@
 //! - [`Expr::Subgroup`] → `shfl.sync`/`redux.sync`;
 //! - [`Stmt::Mma`] → `mma.sync.aligned.m16n8k16` (WGSL has no matrix units: the WGSL printer
 //!   refuses it and templates emit tiled FMA loops for WGSL instead);
-//! - [`Stmt::AsyncCopy`] → `cp.async.ca.shared.global` + `cp.async.wait_all` (WGSL: a plain
-//!   load/store pair, which is what the WGSL printer emits).
+//! - [`Stmt::AsyncCopy`] → `cp.async.{ca,cg}.shared.global`, [`Stmt::AsyncCommit`] →
+//!   `cp.async.commit_group`, [`Stmt::AsyncWait`] → `cp.async.wait_group`/`wait_all` (WGSL: a
+//!   plain load/store pair and nothing, which is what the WGSL printer emits);
+//! - [`Stmt::LoadMatrix`] → `ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16` (WGSL:
+//!   refused, as `Mma`).
 
 use std::fmt;
 
@@ -411,16 +414,32 @@ pub enum Stmt {
         b: Vec<Var>,
         c: Vec<Var>,
     },
+    /// Warp-wide load of `dst.len()` (1, 2 or 4) 8 × 8 matrices of 16-bit elements from
+    /// shared array `arr`, whose elements must be 16 bytes (one matrix row): lane `8·i + r`
+    /// gives, as `index`, the element holding row `r` of matrix `i`; every lane receives in
+    /// `dst[i]` (a `u32` local) the two 16-bit elements of matrix `i` at row `lane / 4`,
+    /// columns `2·(lane % 4)` and `+1` (low half first) — of the transposed matrix when `trans`.
+    /// That is an mma A/B fragment register. Every lane of the warp must execute it.
+    LoadMatrix {
+        arr: u32,
+        index: Expr,
+        trans: bool,
+        dst: Vec<Var>,
+    },
     /// Copy of one element (or vector) from global memory into shared memory, which may
-    /// complete asynchronously until the next [`Stmt::AsyncWait`].
+    /// complete asynchronously until a [`Stmt::AsyncWait`] covers it.
     AsyncCopy {
         arr: u32,
         dst: Expr,
         buf: u32,
         src: Expr,
     },
-    /// Waits for every outstanding [`Stmt::AsyncCopy`] of this thread.
-    AsyncWait,
+    /// Closes this thread's current group of [`Stmt::AsyncCopy`]s (the unit
+    /// `AsyncWait { pending }` counts).
+    AsyncCommit,
+    /// Waits until at most `pending` committed groups of this thread's copies are in flight;
+    /// `pending: 0` waits for every outstanding copy, committed or not.
+    AsyncWait { pending: u32 },
 }
 
 /// A compute kernel.
@@ -545,6 +564,7 @@ impl Kernel {
                     start, end, body, ..
                 } => expr(start) || expr(end) || stmts(body),
                 Stmt::AsyncCopy { dst, src, .. } => expr(dst) || expr(src),
+                Stmt::LoadMatrix { index, .. } => expr(index),
                 _ => false,
             })
         }

@@ -116,6 +116,10 @@ struct Thread {
     set: Vec<bool>,
     tid: [u32; 3],
     lane: u32,
+    /// Issued `cp.async`s not yet landed: (group, shared address, bytes); the open group is
+    /// `group`.
+    copies: Vec<(u32, u64, Vec<u8>)>,
+    group: u32,
 }
 
 struct Block<'m> {
@@ -215,6 +219,8 @@ impl Block<'_> {
                         set: vec![false; nregs],
                         tid: [x, y, z],
                         lane: linear % 32,
+                        copies: Vec::new(),
+                        group: 0,
                     });
                 }
             }
@@ -419,6 +425,39 @@ impl Block<'_> {
                 }
                 for &l in &lanes {
                     write(&mut warp[l], d, u64::from(acc.unwrap_or(0)));
+                }
+            }
+            Op::Ldmatrix { trans, d, addr } => {
+                if warp.len() != 32 {
+                    return Err(self.fail(&warp[0], "ldmatrix in a partial warp"));
+                }
+                // Matrix i, row r: the 8 halves at the address lane 8i + r gives.
+                let mut m = vec![[[0u16; 8]; 8]; d.len()];
+                for (i, mat) in m.iter_mut().enumerate() {
+                    for (r, row) in mat.iter_mut().enumerate() {
+                        let t = &warp[8 * i + r];
+                        let at = self
+                            .address(t, &addr)
+                            .and_then(|a| self.shared_range(a, 16))
+                            .map_err(|e| self.fail(t, format!("ldmatrix: {e}")))?;
+                        for (c, h) in row.iter_mut().enumerate() {
+                            *h = u16::from_le_bytes([
+                                self.shared[at + 2 * c],
+                                self.shared[at + 2 * c + 1],
+                            ]);
+                        }
+                    }
+                }
+                for (l, t) in warp.iter_mut().enumerate() {
+                    let (g, q) = (l / 4, l % 4);
+                    for (i, reg) in d.iter().enumerate() {
+                        let (lo, hi) = if trans {
+                            (m[i][2 * q][g], m[i][2 * q + 1][g])
+                        } else {
+                            (m[i][g][2 * q], m[i][g][2 * q + 1])
+                        };
+                        write(t, *reg, u64::from(lo) | u64::from(hi) << 16);
+                    }
                 }
             }
             Op::Mma { elem, d, a, b, c } => {
@@ -698,7 +737,26 @@ impl Block<'_> {
                 let mut data = [0u8; 16];
                 let n = (*bytes as usize).min(16);
                 data[..n].copy_from_slice(self.load(mem, Space::Global, s, n)?);
-                self.store(mem, Space::Shared, dd, &data[..n])?;
+                // Checked now, written when a wait covers it.
+                self.shared_range(dd, n)?;
+                t.copies.push((t.group, dd, data[..n].to_vec()));
+            }
+            Op::CpCommit => t.group += 1,
+            Op::CpWait(keep) => {
+                // Groups below `limit` land; `None` lands the open group too.
+                let limit = match keep {
+                    None => u32::MAX,
+                    Some(k) => t.group.saturating_sub(*k),
+                };
+                let mut rest = Vec::new();
+                for (g, dd, data) in std::mem::take(&mut t.copies) {
+                    if g < limit {
+                        self.store(mem, Space::Shared, dd, &data)?;
+                    } else {
+                        rest.push((g, dd, data));
+                    }
+                }
+                t.copies = rest;
             }
             Op::Nop => {}
             Op::Bar
@@ -706,7 +764,8 @@ impl Block<'_> {
             | Op::Ret
             | Op::Shfl { .. }
             | Op::Redux { .. }
-            | Op::Mma { .. } => {
+            | Op::Mma { .. }
+            | Op::Ldmatrix { .. } => {
                 unreachable!("handled by the scheduler")
             }
         }

@@ -3,7 +3,8 @@
 //! CI has no GPU, so the emitted PTX itself is executed here: [`Module::parse`] decodes one
 //! printed `.entry`, [`exec::launch`] runs it over a grid with the threads of each block executed
 //! cooperatively (barrier-correct `bar.sync`, warp-collective `shfl.sync`/`redux.sync`/
-//! `mma.sync` with the m16n8k16 fragment layouts, `cp.async` executed synchronously), and
+//! `mma.sync` (f16, bf16, tf32) and `ldmatrix` with the ISA's fragment layouts, `cp.async`
+//! executed at issue, so a missing `cp.async.wait_group` goes unnoticed here), and
 //! [`run_artifact`] runs a whole sm_XX artifact the way the CUDA executor does (same arena,
 //! weights and binding addresses). An instruction outside the subset is an error
 //! ([`SimError::Unknown`]), so printer and interpreter stay in step.

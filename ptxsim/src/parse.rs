@@ -345,9 +345,23 @@ pub enum Op {
         b: [Operand; 2],
         c: [Operand; 4],
     },
-    /// `cp.async.ca.shared.global [dst], [src], bytes` (executed synchronously).
+    /// `ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16 {d×n}, [addr]`: lane `8i + r`
+    /// gives the address of row `r` of matrix `i`.
+    Ldmatrix {
+        trans: bool,
+        d: Vec<u32>,
+        addr: Addr,
+    },
+    /// `cp.async.{ca,cg}.shared.global [dst], [src], bytes`: the source is read at issue, the
+    /// shared destination written only when a wait covers it (the latest moment the ISA
+    /// allows, so a missing wait shows as stale data).
     CpAsync { dst: Addr, src: Addr, bytes: u32 },
-    /// `cp.async.wait_all`, `cp.async.commit_group`, `membar.cta`: nothing to do here.
+    /// `cp.async.commit_group`: closes the thread's current group of copies.
+    CpCommit,
+    /// `cp.async.wait_group n` (`Some(n)`: all but the newest `n` committed groups land) or
+    /// `cp.async.wait_all` (`None`: every copy, committed or not).
+    CpWait(Option<u32>),
+    /// `membar.cta`, `fence`: nothing to do here.
     Nop,
     /// `bar.sync 0`
     Bar,
@@ -360,7 +374,10 @@ pub enum Op {
 impl Op {
     /// Whether the whole warp executes it together.
     pub fn is_warp_collective(&self) -> bool {
-        matches!(self, Op::Shfl { .. } | Op::Redux { .. } | Op::Mma { .. })
+        matches!(
+            self,
+            Op::Shfl { .. } | Op::Redux { .. } | Op::Mma { .. } | Op::Ldmatrix { .. }
+        )
     }
 }
 
@@ -680,11 +697,14 @@ impl Parser {
             "ret" | "exit" => Op::Ret,
             "membar" | "fence" => Op::Nop,
             "bar" if parts.get(1) == Some(&"sync") || parts.get(1) == Some(&"cta") => Op::Bar,
-            "cp" if opcode == "cp.async.wait_all"
-                || opcode == "cp.async.commit_group"
-                || opcode.starts_with("cp.async.wait_group") =>
-            {
-                Op::Nop
+            "cp" if opcode == "cp.async.wait_all" => Op::CpWait(None),
+            "cp" if opcode == "cp.async.commit_group" => Op::CpCommit,
+            "cp" if opcode == "cp.async.wait_group" => {
+                need(1, self)?;
+                let n = a[0]
+                    .parse()
+                    .map_err(|_| self.err(format!("cp.async.wait_group count '{}'", a[0])))?;
+                Op::CpWait(Some(n))
             }
             "cp" if opcode.starts_with("cp.async.") => {
                 need(3, self)?;
@@ -891,6 +911,31 @@ impl Parser {
                     d: self.dest(a[0])?,
                     a: self.operand(a[1])?,
                     mask: self.operand(a[2])?,
+                }
+            }
+            "ldmatrix" => {
+                let (n, trans) = match opcode {
+                    "ldmatrix.sync.aligned.m8n8.x1.shared.b16" => (1, false),
+                    "ldmatrix.sync.aligned.m8n8.x2.shared.b16" => (2, false),
+                    "ldmatrix.sync.aligned.m8n8.x4.shared.b16" => (4, false),
+                    "ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16" => (1, true),
+                    "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16" => (2, true),
+                    "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" => (4, true),
+                    _ => return Err(self.unknown(opcode)),
+                };
+                need(2, self)?;
+                let d: Vec<u32> = strip_braces(a[0])
+                    .ok_or_else(|| self.err("ldmatrix destination"))?
+                    .split(',')
+                    .map(|r| self.dest(r.trim()))
+                    .collect::<Result<_, _>>()?;
+                if d.len() != n {
+                    return Err(self.err(format!("ldmatrix .x{n} into {} registers", d.len())));
+                }
+                Op::Ldmatrix {
+                    trans,
+                    d,
+                    addr: self.addr(a[1])?,
                 }
             }
             "mma" => {

@@ -1,6 +1,6 @@
 //! The interpreter's own checks on hand-written PTX: block-cooperative barriers, warp
-//! collectives (including the `mma.sync` m16n8k16 fragment layout), and every fault it must
-//! report instead of computing something.
+//! collectives (including the `mma.sync` m16n8k16 and `ldmatrix` fragment layouts), and every
+//! fault it must report instead of computing something.
 
 use optc_ptxsim::{Launch, Memory, Module, SimError, launch};
 
@@ -162,6 +162,69 @@ fn mma_m16n8k16_follows_the_ptx_fragment_layout() {
         for c in 0..8 {
             let want: f32 = 1.0 + (0..16).map(|k| a[r * 16 + k] * b[k * 8 + c]).sum::<f32>();
             assert_eq!(d[r * 8 + c], want, "D[{r}][{c}]");
+        }
+    }
+}
+
+#[test]
+fn ldmatrix_follows_the_ptx_fragment_layout() {
+    // Four 8×8 matrices of halves (element (i, r, c) = 64i + 8r + c) are copied into shared
+    // memory by cp.async.cg (16 bytes per lane) and a commit/wait pair; lane 8i + r gives the
+    // address of row r of matrix i, stored in reverse row order to show the addresses are
+    // used. Lane l must receive, from matrix i, row l/4, columns 2(l%4) and +1 (non-trans) or
+    // rows 2(l%4) and +1 of column l/4 (trans).
+    for trans in [false, true] {
+        let t = if trans { ".trans" } else { "" };
+        let body = format!(
+            "	ld.param.u64 %rd0, [p0];
+	ld.param.u64 %rd2, [p1];
+	mov.u32 %r1, %laneid;
+	mov.u32 %r2, sh$m;
+	mul.wide.u32 %rd4, %r1, 16;
+	add.s64 %rd5, %rd0, %rd4;
+	mad.lo.s32 %r3, %r1, 16, %r2;
+	cp.async.cg.shared.global [%r3], [%rd5], 16;
+	cp.async.commit_group;
+	cp.async.wait_group 0;
+	bar.sync 0;
+	and.b32 %r4, %r1, 24;
+	and.b32 %r5, %r1, 7;
+	sub.u32 %r6, 7, %r5;
+	add.u32 %r7, %r4, %r6;
+	mad.lo.s32 %r8, %r7, 16, %r2;
+	ldmatrix.sync.aligned.m8n8.x4{t}.shared.b16 {{%r10, %r11, %r12, %r13}}, [%r8];
+	mul.wide.u32 %rd6, %r1, 16;
+	add.s64 %rd7, %rd2, %rd6;
+	st.global.v4.u32 [%rd7], {{%r10, %r11, %r12, %r13}};
+	ret;"
+        );
+        let m = module(2, 32, "	.shared .align 16 .b8 sh$m[512];", &body);
+        // Row r of matrix i lives at row slot 8i + (7 - r).
+        let mut src = vec![0u8; 512];
+        for i in 0..4 {
+            for r in 0..8 {
+                for c in 0..8 {
+                    let at = ((8 * i + 7 - r) * 8 + c) * 2;
+                    let v = (64 * i + 8 * r + c) as u16;
+                    src[at..at + 2].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        let (mem, bases) = run1(&m, 32, 1, vec![(src, false), (vec![0; 512], true)]).unwrap();
+        let out = mem.region(bases[1]);
+        for l in 0..32 {
+            let (g, q) = (l / 4, l % 4);
+            for i in 0..4 {
+                let at = (4 * l + i) * 4;
+                let w = u32::from_le_bytes(out[at..at + 4].try_into().unwrap());
+                let e = |r: usize, c: usize| (64 * i + 8 * r + c) as u32;
+                let want = if trans {
+                    e(2 * q, g) | e(2 * q + 1, g) << 16
+                } else {
+                    e(g, 2 * q) | e(g, 2 * q + 1) << 16
+                };
+                assert_eq!(w, want, "trans {trans}, lane {l}, matrix {i}");
+            }
         }
     }
 }

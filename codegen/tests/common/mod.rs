@@ -64,7 +64,7 @@ pub fn tree_reduction() -> Kernel {
         buf: x,
         src: Expr::Builtin(Builtin::GlobalId(0)),
     });
-    b.stmt(Stmt::AsyncWait);
+    b.stmt(Stmt::AsyncWait { pending: 0 });
     b.barrier(Barrier::Workgroup);
     b.for_(i(0), i(8), 1, false, |b, k| {
         let s = b.let_(Type::U32, u(128).bin(BinOp::Shr, k.cast(Scalar::U32)));

@@ -12,20 +12,34 @@
 //! portable one's: `alpha`, the addend (Gemm's `beta · C`, a bias), then the fused program, then
 //! one conversion to the output dtype.
 //!
-//! Tiling: a block of 4 warps computes a 32 × 64 output tile of one batch entry; warp `w` owns
-//! rows `16·(w / 2)..+16` and columns `32·(w % 2)..+32` as four m16n8 accumulators (16 f32
-//! registers per lane). The K loop steps by 16 (f16) or 8 (tf32); each step loads the lane's A
-//! fragment and the four B fragments straight from global memory through the operands' strides,
-//! in the PTX ISA's fragment layout (lane `4g + q`; f16: A rows `g`, `g + 8` × columns `2q`,
-//! `2q + 1` (+8), B columns `g` × rows `2q`, `2q + 1` (+8); tf32: A rows `g`, `g + 8` × columns
-//! `q` (+4), B columns `g` × rows `q` (+4); C rows `g`, `g + 8` × columns `2q`, `2q + 1`),
-//! reading 0 outside the matrix, then issues four `mma.sync`.
+//! Two kernel bodies:
 //!
-//! Not yet: staging tiles through shared memory with `cp.async` and `ldmatrix` (each fragment
-//! element is a scalar global load here), a multi-stage pipeline, int8 `mma`, implicit-GEMM
-//! convs. Correctness is checked by executing the
-//! printed PTX in the test-only interpreter (`tests/mma_ptx.rs`); its speed has not been
-//! measured on a GPU.
+//! - **Shared-memory pipeline** (f16, when both operands can be moved in aligned 16-byte
+//!   chunks: one of their strides is 1, the other stride, the batch strides and the contiguous
+//!   extent are multiples of 8). A block of 4 warps owns a 64 × 64 output tile; K advances in
+//!   slices of 32 through a 3-stage ring of shared tiles. Each slice is copied by `cp.async`
+//!   (16 bytes per copy, 2 per thread per operand; chunks outside the matrix are zero-filled by
+//!   a plain store), one commit group per slice; `cp.async.wait_group 1` plus a barrier make
+//!   slice `kt` visible while `kt + 1` is still in flight, and the refill of slice `kt + 2`
+//!   reuses the stage every thread left before that barrier. Tiles keep their global
+//!   orientation (K-major `[rows][32]` or row-major `[32][64]`, rows padded by one chunk so the
+//!   8 rows an `ldmatrix` reads hit distinct banks); `ldmatrix.x4` (`.trans` for row-major
+//!   tiles) loads the fragments: per 16 of K, two for A (two m16 tiles) and two for B (four n8
+//!   tiles), then 2 × 4 `mma.sync` into 32 f32 accumulators per lane.
+//! - **Global fragments** (anything else: bf16, tf32, unaligned or odd shapes). A block of 4
+//!   warps owns a 32 × 64 tile; warp `w` has rows `16·(w / 2)..+16` and columns
+//!   `32·(w % 2)..+32` as four m16n8 accumulators. The K loop steps by 16 (f16, bf16) or 8
+//!   (tf32); each step loads the lane's fragments straight from global memory through the
+//!   operands' strides in the ISA's layout (lane `4g + q`; f16: A rows `g`, `g + 8` × columns
+//!   `2q`, `2q + 1` (+8), B columns `g` × rows `2q`, `2q + 1` (+8); tf32: A rows `g`, `g + 8` ×
+//!   columns `q` (+4), B columns `g` × rows `q` (+4)), reading 0 outside the matrix.
+//!
+//! Both end in the same epilogue (C rows `g`, `g + 8` × columns `2q`, `2q + 1` per m16n8 tile).
+//! Correctness is checked by executing the printed PTX in the test-only interpreter, which
+//! lands each `cp.async` only at the wait that covers it (`tests/mma_ptx.rs`), and by ptxas; the
+//! speed of neither body has been measured on a GPU. Not yet: a swizzled (unpadded) layout,
+//! bf16 stored as 16 bits (so it could take the pipeline), tf32 through shared memory, int8
+//! `mma`, implicit-GEMM convs.
 
 use super::common::{self, to_storage, unravel};
 use super::gemm::{Operand, Problem, Source};
@@ -71,8 +85,8 @@ pub(crate) fn lower_problem(
     if !fits(p.a.numel) || !fits(p.b.numel) || !fits(out_numel) {
         return Ok(None);
     }
-    let grid = [p.n.div_ceil(BN) as u32, p.m.div_ceil(BM) as u32, nb as u32];
-    let (kernel, args) = kernel(ctx, p, elem)?;
+    let (kernel, args, [bm, bn]) = kernel(ctx, p, elem)?;
+    let grid = [p.n.div_ceil(bn) as u32, p.m.div_ceil(bm) as u32, nb as u32];
     Ok(Some(KernelLaunch { kernel, args, grid }))
 }
 
@@ -102,26 +116,92 @@ pub(crate) fn pack_bf16x2(lo: Expr, hi: Expr) -> Expr {
     rne(lo).or(rne(hi).bin(BinOp::Shl, u(16)))
 }
 
+/// Which dimension of a strided operand is contiguous, for the shared-memory pipeline: its
+/// 16-byte chunks (8 halves) run along K (`K`, A row-major / B column-major) or along the rows
+/// (`Row`: A column-major, or B as a plain row-major `[K, N]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Major {
+    K,
+    Row,
+}
+
+/// Shared-memory pipeline: block tile 64 × 64, K step 32, 3 stages, 4 warps of 32 × 32.
+const SBM: usize = 64;
+const SBN: usize = 64;
+const SBK: usize = 32;
+const STAGES: usize = 3;
+/// Row pitch in 16-byte chunks of a K-major tile (`SBK / 8` plus one of padding, so the 8 rows
+/// one `ldmatrix` reads fall in distinct banks).
+const KPITCH: usize = SBK / 8 + 1;
+/// Row pitch in chunks of a row-major tile of `SBM` (= `SBN`) rows, padded likewise.
+const RPITCH: usize = SBM / 8 + 1;
+
+/// How `op` (`rows` × `k`) can be staged in 16-byte chunks, if it can: every chunk must start
+/// 16-byte aligned and lie wholly inside or outside the matrix.
+fn staged_major(op: &Operand, rows: usize, k: usize) -> Option<Major> {
+    let Source::Strided {
+        row_stride,
+        k_stride,
+    } = op.source
+    else {
+        return None;
+    };
+    let a8 = |x: usize| x % 8 == 0;
+    if !op.batch_strides.iter().all(|&s| a8(s)) {
+        return None;
+    }
+    if k_stride == 1 && a8(row_stride) && a8(k) {
+        Some(Major::K)
+    } else if row_stride == 1 && a8(k_stride) && a8(rows) {
+        Some(Major::Row)
+    } else {
+        None
+    }
+}
+
+/// What both kernel bodies share: the epilogue's buffers and the lane's coordinates.
+struct Common<'e> {
+    c_buf: Option<u32>,
+    ep: Option<super::epilogue::Bound<'e>>,
+    o_buf: u32,
+    g: Expr,
+    q2: Expr,
+    bcoords: Vec<Expr>,
+    o_base: Expr,
+}
+
+/// The kernel, its arguments and its block tile (rows, columns).
 fn kernel(
     ctx: &LowerCtx<'_>,
     p: &Problem,
     elem: MmaElem,
-) -> Result<(crate::ir::Kernel, Vec<super::Arg>), LowerError> {
-    let tf32 = elem == MmaElem::Tf32;
-    let mut kb = KernelBuilder::new(
-        ctx.kname(match elem {
-            MmaElem::F16 => "mma",
-            MmaElem::Bf16 => "mma_bf16",
-            MmaElem::Tf32 => "mma_tf32",
-        }),
-        [32 * WARPS, 1, 1],
-    );
-    // bf16 tensors are stored as f32.
-    let stored = Type::scalar(if elem == MmaElem::F16 {
-        Scalar::F16
+) -> Result<(crate::ir::Kernel, Vec<super::Arg>, [usize; 2]), LowerError> {
+    // f16 operands that can be staged in 16-byte chunks take the shared-memory pipeline.
+    let staged = match (
+        elem,
+        staged_major(&p.a, p.m, p.k),
+        staged_major(&p.b, p.n, p.k),
+    ) {
+        (MmaElem::F16, Some(a), Some(b)) => Some((a, b)),
+        _ => None,
+    };
+    let name = match (elem, staged) {
+        (MmaElem::F16, Some(_)) => "mma_staged",
+        (MmaElem::F16, None) => "mma",
+        (MmaElem::Bf16, _) => "mma_bf16",
+        (MmaElem::Tf32, _) => "mma_tf32",
+    };
+    let mut kb = KernelBuilder::new(ctx.kname(name), [32 * WARPS, 1, 1]);
+    // Staged operands are read as 16-byte chunks; bf16 tensors are stored as f32.
+    let stored = if staged.is_some() {
+        Type::vec(Scalar::U32, 4)
     } else {
-        Scalar::F32
-    });
+        Type::scalar(if elem == MmaElem::F16 {
+            Scalar::F16
+        } else {
+            Scalar::F32
+        })
+    };
     let mut args = vec![p.a.arg, p.b.arg];
     let a_buf = kb.buffer("a", stored, Access::Read);
     let b_buf = kb.buffer("b", stored, Access::Read);
@@ -138,7 +218,6 @@ fn kernel(
         Access::ReadWrite,
     );
     args.push(p.out.0);
-    let (mi, ni, ki) = (p.m as i32, p.n as i32, p.k as i32);
 
     let lane = kb.let_(
         Type::I32,
@@ -149,15 +228,12 @@ fn kernel(
         Expr::Builtin(Builtin::LocalIndex).cast(Scalar::I32) / i(32),
     );
     let g = kb.let_(Type::I32, lane.clone() / i(4));
-    let q = kb.let_(Type::I32, lane % i(4));
+    let q = kb.let_(Type::I32, lane.clone() % i(4));
     let q2 = kb.let_(Type::I32, q.clone() * i(2));
-    let wg = |a: u8| Expr::Builtin(Builtin::WorkgroupId(a)).cast(Scalar::I32);
-    let row0 = kb.let_(
+    let batch_index = kb.let_(
         Type::I32,
-        wg(1) * i(BM as i32) + (warp.clone() / i(2)) * i(16),
+        Expr::Builtin(Builtin::WorkgroupId(2)).cast(Scalar::I32),
     );
-    let col0 = kb.let_(Type::I32, wg(0) * i(BN as i32) + (warp % i(2)) * i(32));
-    let batch_index = kb.let_(Type::I32, wg(2));
     let bcoords = unravel(&mut kb, &batch_index, &p.batch);
     let a_base = kb.let_(Type::I32, common::dot_strides(&bcoords, &p.a.batch_strides));
     let b_base = kb.let_(Type::I32, common::dot_strides(&bcoords, &p.b.batch_strides));
@@ -165,7 +241,72 @@ fn kernel(
         Type::I32,
         common::dot_strides(&bcoords, &p.out_batch_strides),
     );
+    let cm = Common {
+        c_buf,
+        ep,
+        o_buf,
+        g,
+        q2,
+        bcoords,
+        o_base,
+    };
+    let ops = Operands {
+        a_buf,
+        b_buf,
+        a_base,
+        b_base,
+    };
+    let (tiles, block) = match staged {
+        Some((ma, mb)) => (
+            staged_body(&mut kb, p, &ops, &lane, &warp, ma, mb),
+            [SBM, SBN],
+        ),
+        None => (
+            global_body(&mut kb, p, &ops, &cm, &q, &warp, elem),
+            [BM, BN],
+        ),
+    };
+    epilogue(&mut kb, p, &cm, &tiles);
+    if let Some(e) = cm.ep {
+        e.finish()?;
+    }
+    Ok((kb.finish(), args, block))
+}
 
+/// The operand buffers and their batch offsets.
+struct Operands {
+    a_buf: u32,
+    b_buf: u32,
+    a_base: Expr,
+    b_base: Expr,
+}
+
+/// One m16n8 accumulator tile of a warp: its first row and column and its 4 f32 registers.
+type Tile = (Expr, Expr, [Var; 4]);
+
+/// The simple body: a block of 4 warps owns a 32 × 64 tile; every fragment element is loaded
+/// from global memory (any strides, f16, bf16 or tf32).
+fn global_body(
+    kb: &mut KernelBuilder,
+    p: &Problem,
+    ops: &Operands,
+    cm: &Common,
+    q: &Expr,
+    warp: &Expr,
+    elem: MmaElem,
+) -> Vec<Tile> {
+    let tf32 = elem == MmaElem::Tf32;
+    let (mi, ni, ki) = (p.m as i32, p.n as i32, p.k as i32);
+    let (g, q2) = (&cm.g, &cm.q2);
+    let wg = |a: u8| Expr::Builtin(Builtin::WorkgroupId(a)).cast(Scalar::I32);
+    let row0 = kb.let_(
+        Type::I32,
+        wg(1) * i(BM as i32) + (warp.clone() / i(2)) * i(16),
+    );
+    let col0 = kb.let_(
+        Type::I32,
+        wg(0) * i(BN as i32) + (warp.clone() % i(2)) * i(32),
+    );
     let acc: Vec<Var> = (0..16).map(|_| kb.var(Type::F32, f(0.0))).collect();
     // f16: two halves per fragment register; bf16: two packed in a u32; tf32: one f32.
     let (frag_ty, frag_zero, zero) = match elem {
@@ -202,16 +343,17 @@ fn kernel(
         MmaElem::Bf16 => (16, MmaShape::M16N8K16_BF16),
         MmaElem::F16 => (16, MmaShape::M16N8K16_F16),
     };
+    let (a_buf, b_buf, a_base, b_base) = (ops.a_buf, ops.b_buf, &ops.a_base, &ops.b_base);
     kb.for_(i(0), i(ki), kstep, false, |kb, k0| {
         for (r, v) in a_frag.iter().enumerate() {
             let row = row0.clone() + g.clone() + i(8 * (r as i32 % 2));
             if tf32 {
                 let k = k0.clone() + q.clone() + i(4 * (r as i32 / 2));
-                kb.assign(*v, load(a_buf, &p.a, &a_base, row, k, mi));
+                kb.assign(*v, load(a_buf, &p.a, a_base, row, k, mi));
             } else {
                 let k = k0.clone() + q2.clone() + i(8 * (r as i32 / 2));
-                let lo = load(a_buf, &p.a, &a_base, row.clone(), k.clone(), mi);
-                let hi = load(a_buf, &p.a, &a_base, row, k + i(1), mi);
+                let lo = load(a_buf, &p.a, a_base, row.clone(), k.clone(), mi);
+                let hi = load(a_buf, &p.a, a_base, row, k + i(1), mi);
                 let v2 = pair(kb, lo, hi);
                 kb.assign(*v, v2);
             }
@@ -222,11 +364,11 @@ fn kernel(
                 let frag = b_frag[(2 * t + r) as usize];
                 if tf32 {
                     let k = k0.clone() + q.clone() + i(4 * r);
-                    kb.assign(frag, load(b_buf, &p.b, &b_base, col, k, ni));
+                    kb.assign(frag, load(b_buf, &p.b, b_base, col, k, ni));
                 } else {
                     let k = k0.clone() + q2.clone() + i(8 * r);
-                    let lo = load(b_buf, &p.b, &b_base, col.clone(), k.clone(), ni);
-                    let hi = load(b_buf, &p.b, &b_base, col, k + i(1), ni);
+                    let lo = load(b_buf, &p.b, b_base, col.clone(), k.clone(), ni);
+                    let hi = load(b_buf, &p.b, b_base, col, k + i(1), ni);
                     let v2 = pair(kb, lo, hi);
                     kb.assign(frag, v2);
                 }
@@ -241,50 +383,266 @@ fn kernel(
             });
         }
     });
+    (0..4)
+        .map(|t| {
+            (
+                row0.clone(),
+                col0.clone() + i(8 * t as i32),
+                [acc[4 * t], acc[4 * t + 1], acc[4 * t + 2], acc[4 * t + 3]],
+            )
+        })
+        .collect()
+}
 
-    // Epilogue, as the portable template's: alpha, the addend, the fused program, the output
-    // conversion.
-    for t in 0..4 {
-        for r in 0..4 {
-            let row = kb.let_(Type::I32, row0.clone() + g.clone() + i(8 * (r as i32 / 2)));
-            let col = kb.let_(
-                Type::I32,
-                col0.clone() + i(8 * t as i32) + q2.clone() + i(r as i32 % 2),
+/// The shared-memory pipeline (f16): a block of 4 warps owns a 64 × 64 tile; `STAGES` K-slices
+/// of 32 are in flight, copied in 16-byte chunks by `cp.async` (zeros stored for chunks outside
+/// the matrix) into padded tiles, from which `ldmatrix` (`.trans` for row-major tiles) loads the
+/// fragments; each warp then issues 2 × 4 `mma.sync` per 16 of K.
+#[allow(clippy::too_many_arguments)]
+fn staged_body(
+    kb: &mut KernelBuilder,
+    p: &Problem,
+    ops: &Operands,
+    lane: &Expr,
+    warp: &Expr,
+    ma: Major,
+    mb: Major,
+) -> Vec<Tile> {
+    let chunk = Type::vec(Scalar::U32, 4);
+    let tile_chunks = |m: Major| match m {
+        Major::K => SBM * KPITCH,
+        Major::Row => SBK * RPITCH,
+    };
+    let (ta, tb) = (tile_chunks(ma), tile_chunks(mb));
+    let sa = kb.shared("a_tiles", chunk, (STAGES * ta) as u32);
+    let sb = kb.shared("b_tiles", chunk, (STAGES * tb) as u32);
+    let tid = kb.let_(
+        Type::I32,
+        Expr::Builtin(Builtin::LocalIndex).cast(Scalar::I32),
+    );
+    let wg = |a: u8| Expr::Builtin(Builtin::WorkgroupId(a)).cast(Scalar::I32);
+    let m0 = kb.let_(Type::I32, wg(1) * i(SBM as i32));
+    let n0 = kb.let_(Type::I32, wg(0) * i(SBN as i32));
+    let ktiles = p.k.div_ceil(SBK);
+
+    // Copies K-slice `kt` of an operand into stage `stage`: 256 chunks, 2 per thread.
+    struct Side<'a> {
+        op: &'a Operand,
+        buf: u32,
+        base: &'a Expr,
+        arr: u32,
+        tile: usize,
+        major: Major,
+        first_row: &'a Expr,
+        rows: usize,
+    }
+    let load_slice = |kb: &mut KernelBuilder, s: &Side, kt: Expr, stage: Expr| {
+        let Source::Strided {
+            row_stride,
+            k_stride,
+        } = s.op.source
+        else {
+            unreachable!("staged operands are strided")
+        };
+        for j in 0..(SBM * SBK / 8) / (32 * WARPS as usize) {
+            let c = tid.clone() + i((j * 32 * WARPS as usize) as i32);
+            // (row, k) of the chunk's first element within the tile, and its shared slot.
+            let (r, kk, slot) = match s.major {
+                Major::K => {
+                    let r = c.clone() / i((SBK / 8) as i32);
+                    let kc = c % i((SBK / 8) as i32);
+                    (r.clone(), kc.clone() * i(8), r * i(KPITCH as i32) + kc)
+                }
+                Major::Row => {
+                    let kr = c.clone() / i((SBM / 8) as i32);
+                    let rc = c % i((SBM / 8) as i32);
+                    (rc.clone() * i(8), kr.clone(), kr * i(RPITCH as i32) + rc)
+                }
+            };
+            let row = kb.let_(Type::I32, s.first_row.clone() + r);
+            let k = kb.let_(Type::I32, kt.clone() * i(SBK as i32) + kk);
+            let dst = kb.let_(Type::I32, stage.clone() * i(s.tile as i32) + slot);
+            let inside = row
+                .clone()
+                .lt(i(s.rows as i32))
+                .and(k.clone().lt(i(p.k as i32)));
+            let src =
+                (s.base.clone() + common::dot_strides(&[row, k], &[row_stride, k_stride])) / i(8);
+            let (arr, buf) = (s.arr, s.buf);
+            kb.if_else(
+                inside,
+                |kb| {
+                    kb.stmt(Stmt::AsyncCopy {
+                        arr,
+                        dst: dst.clone(),
+                        buf,
+                        src,
+                    })
+                },
+                |kb| kb.store_shared(arr, dst.clone(), Expr::Splat(4, Box::new(u(0)))),
             );
+        }
+    };
+    let a_side = Side {
+        op: &p.a,
+        buf: ops.a_buf,
+        base: &ops.a_base,
+        arr: sa,
+        tile: ta,
+        major: ma,
+        first_row: &m0,
+        rows: p.m,
+    };
+    let b_side = Side {
+        op: &p.b,
+        buf: ops.b_buf,
+        base: &ops.b_base,
+        arr: sb,
+        tile: tb,
+        major: mb,
+        first_row: &n0,
+        rows: p.n,
+    };
+
+    // Prologue: the first STAGES - 1 slices, one commit group each.
+    for s in 0..STAGES - 1 {
+        if s < ktiles {
+            load_slice(kb, &a_side, i(s as i32), i(s as i32));
+            load_slice(kb, &b_side, i(s as i32), i(s as i32));
+        }
+        kb.stmt(Stmt::AsyncCommit);
+    }
+
+    // The lane's ldmatrix row: lane 8·mat + r addresses row r of matrix `mat`; matrix `mat`
+    // covers (rows + 8·dr, k + 8·dk). A's x4 is (a0, a1, a2, a3): dr = mat % 2, dk = mat / 2;
+    // B's x4 is (b0, b1) of two n8 tiles: dr = mat / 2, dk = mat % 2.
+    let mat = kb.let_(Type::I32, lane.clone() / i(8));
+    let r8 = kb.let_(Type::I32, lane.clone() % i(8));
+    let lane_chunk = |kb: &mut KernelBuilder, major: Major, dr: Expr, dk: Expr| match major {
+        // Row r + 8·dr, chunk dk along K.
+        Major::K => kb.let_(Type::I32, (r8.clone() + dr * i(8)) * i(KPITCH as i32) + dk),
+        // K row r + 8·dk, chunk dr along the rows.
+        Major::Row => kb.let_(Type::I32, (r8.clone() + dk * i(8)) * i(RPITCH as i32) + dr),
+    };
+    let la = lane_chunk(kb, ma, mat.clone() % i(2), mat.clone() / i(2));
+    let lb = lane_chunk(kb, mb, mat.clone() / i(2), mat.clone() % i(2));
+    // The chunk offset of (row0, k0) within a tile; row0 a multiple of 8, k0 of 16.
+    let at = |major: Major, row0: Expr, k0: usize| match major {
+        Major::K => row0 * i(KPITCH as i32) + i((k0 / 8) as i32),
+        Major::Row => i((k0 * RPITCH) as i32) + row0 / i(8),
+    };
+    let wrow = kb.let_(Type::I32, (warp.clone() / i(2)) * i(32));
+    let wcol = kb.let_(Type::I32, (warp.clone() % i(2)) * i(32));
+    let acc: Vec<Var> = (0..32).map(|_| kb.var(Type::F32, f(0.0))).collect();
+    let a_frag: Vec<Var> = (0..8).map(|_| kb.var(Type::U32, u(0))).collect();
+    let b_frag: Vec<Var> = (0..8).map(|_| kb.var(Type::U32, u(0))).collect();
+
+    kb.for_(i(0), i(ktiles as i32), 1, false, |kb, kt| {
+        // Slice kt has landed (only the newest group may still be in flight) for every thread.
+        kb.stmt(Stmt::AsyncWait {
+            pending: (STAGES - 2) as u32,
+        });
+        kb.barrier(crate::ir::Barrier::Workgroup);
+        let stage = kb.let_(Type::I32, kt.clone() % i(STAGES as i32));
+        let a_stage = kb.let_(Type::I32, stage.clone() * i(ta as i32) + la.clone());
+        let b_stage = kb.let_(Type::I32, stage.clone() * i(tb as i32) + lb.clone());
+        for k16 in 0..SBK / 16 {
+            for mt in 0..2 {
+                let row0 = wrow.clone() + i(16 * mt as i32);
+                kb.stmt(Stmt::LoadMatrix {
+                    arr: sa,
+                    index: a_stage.clone() + at(ma, row0, 16 * k16),
+                    trans: ma == Major::Row,
+                    dst: a_frag[4 * mt..4 * mt + 4].to_vec(),
+                });
+            }
+            for np in 0..2 {
+                let col0 = wcol.clone() + i(16 * np as i32);
+                kb.stmt(Stmt::LoadMatrix {
+                    arr: sb,
+                    index: b_stage.clone() + at(mb, col0, 16 * k16),
+                    trans: mb == Major::Row,
+                    dst: b_frag[4 * np..4 * np + 4].to_vec(),
+                });
+            }
+            for mt in 0..2 {
+                for nt in 0..4 {
+                    let t = 4 * mt + nt;
+                    kb.stmt(Stmt::Mma {
+                        shape: MmaShape::M16N8K16_F16,
+                        a: a_frag[4 * mt..4 * mt + 4].to_vec(),
+                        b: b_frag[2 * nt..2 * nt + 2].to_vec(),
+                        c: acc[4 * t..4 * t + 4].to_vec(),
+                    });
+                }
+            }
+        }
+        // Refill the stage slice kt - 1 used: every thread is past it (the barrier above).
+        let next = kb.let_(Type::I32, kt + i((STAGES - 1) as i32));
+        kb.if_(next.clone().lt(i(ktiles as i32)), |kb| {
+            let stage = kb.let_(Type::I32, next.clone() % i(STAGES as i32));
+            load_slice(kb, &a_side, next.clone(), stage.clone());
+            load_slice(kb, &b_side, next.clone(), stage);
+        });
+        kb.stmt(Stmt::AsyncCommit);
+    });
+    let mut tiles = Vec::new();
+    for mt in 0..2 {
+        for nt in 0..4 {
+            let t = 4 * (4 * mt + nt);
+            tiles.push((
+                m0.clone() + wrow.clone() + i(16 * mt as i32),
+                n0.clone() + wcol.clone() + i(8 * nt as i32),
+                [acc[t], acc[t + 1], acc[t + 2], acc[t + 3]],
+            ));
+        }
+    }
+    tiles
+}
+
+/// Stores the accumulator tiles through the portable template's epilogue: alpha, the addend,
+/// the fused program, the output conversion. Lane `4g + q` holds rows `g`, `g + 8` × columns
+/// `2q`, `2q + 1` of each m16n8 tile.
+fn epilogue(kb: &mut KernelBuilder, p: &Problem, cm: &Common, tiles: &[Tile]) {
+    let (mi, ni) = (p.m as i32, p.n as i32);
+    let out_dt = p.out.1;
+    for (row0, col0, acc) in tiles {
+        for (r, a) in acc.iter().enumerate() {
+            let row = kb.let_(
+                Type::I32,
+                row0.clone() + cm.g.clone() + i(8 * (r as i32 / 2)),
+            );
+            let col = kb.let_(Type::I32, col0.clone() + cm.q2.clone() + i(r as i32 % 2));
             let inside = row.clone().lt(i(mi)).and(col.clone().lt(i(ni)));
-            let acc_v = Expr::Var(acc[4 * t + r]);
+            let acc_v = Expr::Var(*a);
             kb.if_(inside, |kb| {
                 let mut v = acc_v;
                 if p.alpha != 1.0 {
                     v = v * f(p.alpha);
                 }
-                if let (Some(c), Some(cb)) = (&p.addend, c_buf) {
+                if let (Some(c), Some(cb)) = (&p.addend, cm.c_buf) {
                     let idx =
                         common::dot_strides(&[row.clone(), col.clone()], &[c.m_stride, c.n_stride])
-                            + common::dot_strides(&bcoords, &c.batch_strides);
+                            + common::dot_strides(&cm.bcoords, &c.batch_strides);
                     let cv = common::load(cb, idx, c.dtype);
                     v = v + if c.scale == 1.0 { cv } else { cv * f(c.scale) };
                 }
                 let off = kb.let_(
                     Type::I32,
-                    o_base.clone()
+                    cm.o_base.clone()
                         + common::dot_strides(
                             &[row.clone(), col.clone()],
                             &[p.out_m_stride, p.out_n_stride],
                         ),
                 );
-                let v = match &ep {
+                let v = match &cm.ep {
                     Some(e) => e.apply(kb, v, &off),
                     None => v,
                 };
-                kb.store(o_buf, off, to_storage(v, out_dt));
+                kb.store(cm.o_buf, off, to_storage(v, out_dt));
             });
         }
     }
-    if let Some(e) = ep {
-        e.finish()?;
-    }
-    Ok((kb.finish(), args))
 }
 
 #[cfg(test)]
