@@ -5,7 +5,8 @@
 #   scripts/gpu-check.sh            # OPTC_BIN, OPTC_MODELS, GPU_CHECK_OUT, GPU_CHECK_BUDGET_S
 #
 # 1. `optc verify --target sm_90` on every shared model (with its test_data_set_0),
-# 2. `optc bench --target sm_90` on resnet18 and bert_tiny, eager and with --cuda-graph,
+# 2. `optc bench --target sm_90` on resnet18 and bert_tiny, eager, with --cuda-graph and with
+#    --allow-tf32 (GEMMs and convs on tf32 tensor cores, as torch runs convs by default),
 # 3. torch on the same models (onnx2torch if installed, else onnxruntime-gpu, else torchvision's
 #    resnet18 architecture; otherwise skipped with the reason printed): device-resident eager
 #    latency and end-to-end latency with host copies,
@@ -91,6 +92,8 @@ for n in resnet18 bert_tiny; do
     step "compile_$n" 60 "$OPTC" compile "$m" --target "$TARGET" -o "$OUT/$n.optc" --emit-dir "$OUT/$n.kernels" --json
     step "bench_$n" 90 "$OPTC" bench "$m" --target "$TARGET" --runs 50 "${inputs[@]}" --json
     step "bench_graph_$n" 90 "$OPTC" bench "$m" --target "$TARGET" --runs 50 --cuda-graph "${inputs[@]}" --json
+    # torch runs convs (cudnn.allow_tf32) on tf32 by default: the like-for-like optc figure.
+    step "bench_tf32_$n" 90 "$OPTC" bench "$m" --target "$TARGET" --runs 50 --allow-tf32 "${inputs[@]}" --json
 done
 echo "== elementwise chain"
 step bench_eltwise 90 "$OPTC" bench scripts/data/eltwise_chain.onnx --target "$TARGET" --runs 20 --json
@@ -294,6 +297,9 @@ except (OSError, ValueError):
 for n in bench:
     rc, v = load("bench_" + n)
     rcg, g = load("bench_graph_" + n)
+    rct, tv = load("bench_tf32_" + n)
+    rows.append(("bench tf32", n, f"{tv['median_ms']:.3f} ms" if tv else f"exit {rct}",
+                 f"--allow-tf32, device {f(tv.get('device_ms'))} ms" if tv else why("bench_tf32_" + n)))
     if not v:
         rows.append(("bench", n, f"exit {rc}", why("bench_" + n)))
         continue

@@ -17,7 +17,7 @@ mod common;
 
 use optc::exec::{from_host, to_host};
 use optc_codegen::{PtxTarget, ptxas};
-use optc_ir::ops::{BinaryOp, UnaryOp};
+use optc_ir::ops::{AutoPad, BinaryOp, ConvAttrs, UnaryOp, Window};
 use optc_ir::{DType, Graph, Op, Tensor};
 use optc_runtime::Target;
 
@@ -107,6 +107,135 @@ impl Case {
             // Not the exact f32 result: tf32 rounding is really applied.
             assert_ne!(gv, wv, "{name}");
         }
+    }
+}
+
+/// `Conv(x, w[, bias])` with `kernel`, `strides`, `dilations`, symmetric `pads` and `group`,
+/// at `level` (-O2 fuses a trailing Relu into its epilogue).
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    name: &'static str,
+    dt: DType,
+    x: &[usize],
+    w: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+    pads: &[usize],
+    group: usize,
+    relu: bool,
+) -> Case {
+    let rank = x.len() - 2;
+    let attrs = ConvAttrs {
+        window: Window {
+            kernel_shape: w[2..].to_vec(),
+            strides: strides.to_vec(),
+            dilations: dilations.to_vec(),
+            pads: pads.iter().chain(pads).copied().collect(),
+            auto_pad: AutoPad::NotSet,
+        },
+        group,
+    };
+    assert_eq!(pads.len(), rank);
+    let mut nodes = vec![(Op::Conv(attrs), vec![0, 1, 2])];
+    if relu {
+        nodes.push((Op::Unary(UnaryOp::Relu), vec![3]));
+    }
+    Case {
+        name,
+        ins: vec![
+            common::rand(x, 101).cast(dt),
+            common::rand(w, 102).cast(dt),
+            common::rand(&[w[0]], 103).cast(dt),
+        ],
+        consts: vec![1, 2],
+        nodes,
+        level: if relu { 2 } else { 0 },
+    }
+}
+
+/// Convs whose im2col matrix feeds the tensor cores (dense, strided, dilated, grouped, 1-D,
+/// 3-D; a 1×1 stride-1 conv is a plain strided GEMM).
+fn conv_cases(dt: DType) -> Vec<Case> {
+    vec![
+        conv(
+            "conv3x3",
+            dt,
+            &[1, 8, 9, 9],
+            &[16, 8, 3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            1,
+            false,
+        ),
+        conv(
+            "conv-stride2-relu",
+            dt,
+            &[2, 6, 11, 10],
+            &[20, 6, 3, 3],
+            &[2, 2],
+            &[1, 1],
+            &[1, 1],
+            1,
+            true,
+        ),
+        conv(
+            "conv-dilated",
+            dt,
+            &[1, 4, 12, 12],
+            &[8, 4, 3, 3],
+            &[1, 1],
+            &[2, 2],
+            &[2, 2],
+            1,
+            false,
+        ),
+        conv(
+            "conv-grouped",
+            dt,
+            &[1, 8, 7, 7],
+            &[12, 4, 3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[0, 0],
+            2,
+            false,
+        ),
+        conv(
+            "conv1d",
+            dt,
+            &[2, 5, 30],
+            &[9, 5, 5],
+            &[1],
+            &[1],
+            &[2],
+            1,
+            false,
+        ),
+        conv(
+            "conv3d",
+            dt,
+            &[1, 3, 5, 6, 6],
+            &[8, 3, 3, 3, 3],
+            &[1, 1, 1],
+            &[1, 1, 1],
+            &[1, 1, 1],
+            1,
+            false,
+        ),
+    ]
+}
+
+#[test]
+fn convs_on_tensor_cores_match_the_reference() {
+    for case in conv_cases(DType::F16) {
+        case.check(false, F16_MMA);
+    }
+    for case in conv_cases(DType::BF16) {
+        case.check(false, BF16_MMA);
+    }
+    for case in conv_cases(DType::F32) {
+        case.check(true, TF32_MMA);
     }
 }
 
@@ -279,8 +408,16 @@ fn tensor_core_kernels_assemble_for_every_sm_target() {
     let bf16 = linear("bf16-linear", DType::BF16);
     let all: Vec<(Case, bool)> = f16_cases()
         .into_iter()
+        .chain(conv_cases(DType::F16))
+        .chain(conv_cases(DType::BF16).into_iter().take(1))
         .map(|c| (c, false))
         .chain([(tf32, true), (bf16, false)])
+        .chain(
+            conv_cases(DType::F32)
+                .into_iter()
+                .take(2)
+                .map(|c| (c, true)),
+        )
         .collect();
     for (case, allow) in &all {
         for (t, pt) in [

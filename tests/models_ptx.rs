@@ -54,15 +54,46 @@ fn run_model(dir: &std::path::Path) -> Vec<String> {
     m.compare_outputs(&outs, &note)
 }
 
-/// With `--allow-tf32` the transformer models' GEMMs (fused linear layers, Gemms, attention
-/// Einsums) run on tf32 tensor cores: outputs stay within tf32's error of onnxruntime's
-/// (`Tolerance::TF32_MODEL`, the bound `optc verify --allow-tf32` applies).
+/// With `--allow-tf32` the models' GEMMs (fused linear layers, Gemms, attention Einsums) and
+/// convs (implicit GEMMs over the im2col matrix) run on tf32 tensor cores: outputs stay within
+/// tf32's error of onnxruntime's (`Tolerance::TF32_MODEL`, the bound `optc verify
+/// --allow-tf32` applies) — except mobilenet_v2, whose logits drift further (rel. L2 ~1e-2
+/// over 36 tf32 layers with BatchNorm folded into the weights): there the top-1 class of every
+/// row must agree and the cosine similarity stay above 0.9999.
+/// Top-1 per row and cosine ≥ 0.9999 of every output against onnxruntime's.
+fn classes_agree(
+    m: &common::SharedModel,
+    outs: &[optc_runtime::HostTensor],
+    note: &str,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (i, (o, e)) in outs.iter().zip(&m.expected).enumerate() {
+        let got = optc::exec::from_host(o).unwrap();
+        let d = optc::compare::compare(&got, e, optc::compare::Tolerance::TF32_MODEL)
+            .unwrap_or_else(|msg| panic!("{} output {i}: {msg}", m.name));
+        eprintln!(
+            "{} output {i}: max abs {:.2e}, rel l2 {:.2e}, cosine {:.6} ({note})",
+            m.name, d.max_abs_err, d.rel_l2_err, d.cosine
+        );
+        let classes = *e.shape().last().unwrap();
+        let top1 = |v: &[f64]| -> Vec<usize> {
+            v.chunks(classes)
+                .map(|r| (0..r.len()).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap())
+                .collect()
+        };
+        if top1(&got.to_f64_vec()) != top1(&e.to_f64_vec()) || d.cosine < 0.9999 {
+            failures.push(format!("{} output {i}: {d:?}", m.name));
+        }
+    }
+    failures
+}
+
 #[test]
-fn transformer_models_with_tf32_stay_within_tf32_error() {
+fn models_with_tf32_stay_within_tf32_error() {
     let Some(dir) = common::models_dir() else {
         return;
     };
-    let failures: Vec<String> = ["bert_tiny", "gpt2_tiny", "mlp"]
+    let failures: Vec<String> = ["bert_tiny", "gpt2_tiny", "mlp", "mobilenet_v2", "resnet18"]
         .par_iter()
         .flat_map_iter(|name| {
             let m = common::shared_model(&dir.join(name));
@@ -81,11 +112,12 @@ fn transformer_models_with_tf32_stay_within_tf32_error() {
                 optc::exec::manifest_inputs(&m.model.graph, &artifact.manifest, &m.inputs).unwrap();
             let outs = optc_ptxsim::run_artifact(&artifact, &host)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            m.compare_outputs_within(
-                &outs,
-                optc::compare::Tolerance::TF32_MODEL,
-                &format!("{tf32} tf32 kernels"),
-            )
+            let note = format!("{tf32} tf32 kernels");
+            if *name == "mobilenet_v2" {
+                classes_agree(&m, &outs, &note)
+            } else {
+                m.compare_outputs_within(&outs, optc::compare::Tolerance::TF32_MODEL, &note)
+            }
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));

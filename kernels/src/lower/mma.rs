@@ -6,8 +6,9 @@
 //! (operands rounded to 10 mantissa bits, ~1e-3 relative error).
 //!
 //! [`lower_problem`] takes a [`Problem`] of the GEMM core, so everything built on it — MatMul,
-//! Gemm, the strided Einsum and their fused epilogues — runs here when both operands are
-//! strided (not a conv's im2col) and of one dtype the target's tensor cores take; it returns
+//! Gemm, the strided Einsum, dense and grouped Conv (the implicit GEMM over the im2col matrix;
+//! depthwise convs keep their direct kernel) and their fused epilogues — runs here when B is
+//! strided, A strided or im2col, and both of one dtype the target's tensor cores take; it returns
 //! `None` otherwise and the portable template ([`super::gemm`]) runs instead. The epilogue is the
 //! portable one's: `alpha`, the addend (Gemm's `beta · C`, a bias), then the fused program, then
 //! one conversion to the output dtype.
@@ -26,13 +27,15 @@
 //!   8 rows an `ldmatrix` reads hit distinct banks); `ldmatrix.x4` (`.trans` for row-major
 //!   tiles) loads the fragments: per 16 of K, two for A (two m16 tiles) and two for B (four n8
 //!   tiles), then 2 × 4 `mma.sync` into 32 f32 accumulators per lane.
-//! - **Global fragments** (anything else: bf16, tf32, unaligned or odd shapes). A block of 4
+//! - **Global fragments** (anything else: bf16, tf32, convs, unaligned or odd shapes). A block of 4
 //!   warps owns a 32 × 64 tile; warp `w` has rows `16·(w / 2)..+16` and columns
 //!   `32·(w % 2)..+32` as four m16n8 accumulators. The K loop steps by 16 (f16, bf16) or 8
 //!   (tf32); each step loads the lane's fragments straight from global memory through the
 //!   operands' strides in the ISA's layout (lane `4g + q`; f16: A rows `g`, `g + 8` × columns
 //!   `2q`, `2q + 1` (+8), B columns `g` × rows `2q`, `2q + 1` (+8); tf32: A rows `g`, `g + 8` ×
-//!   columns `q` (+4), B columns `g` × rows `q` (+4)), reading 0 outside the matrix.
+//!   columns `q` (+4), B columns `g` × rows `q` (+4)), reading 0 outside the matrix. For a
+//!   conv's im2col A, the lane's two output pixels are decomposed once before the K loop and
+//!   each of its K indices (channel, kernel tap) once per step; padding reads 0.
 //!
 //! Both end in the same epilogue (C rows `g`, `g + 8` × columns `2q`, `2q + 1` per m16n8 tile).
 //! Correctness is checked by executing the printed PTX in the test-only interpreter, which
@@ -42,6 +45,7 @@
 //! `mma`, implicit-GEMM convs.
 
 use super::common::{self, to_storage, unravel};
+use super::conv::Geom;
 use super::gemm::{Operand, Problem, Source};
 use super::{KernelLaunch, LowerCtx, LowerError, storage_scalar};
 use crate::builder::{KernelBuilder, f, i, select, u};
@@ -72,9 +76,10 @@ pub(crate) fn lower_problem(
         DType::F32 if ctx.features.allow_tf32 => MmaElem::Tf32,
         _ => return Ok(None),
     };
-    let (Source::Strided { .. }, Source::Strided { .. }) = (&p.a.source, &p.b.source) else {
+    // B strided; A strided or a conv's im2col matrix.
+    if !matches!(p.b.source, Source::Strided { .. }) {
         return Ok(None);
-    };
+    }
     let nb: usize = p.batch.iter().product();
     if p.m == 0 || p.n == 0 || p.k == 0 || nb == 0 || nb > MAX_GRID_Z {
         return Ok(None);
@@ -284,6 +289,106 @@ struct Operands {
 /// One m16n8 accumulator tile of a warp: its first row and column and its 4 f32 registers.
 type Tile = (Expr, Expr, [Var; 4]);
 
+/// The lane's two rows (`first`, `first + 8`) of a conv's im2col matrix: whether each is an
+/// output pixel, and its window start `o · stride − pad` per spatial axis.
+struct PixelRows {
+    geo: Geom,
+    ok: [Expr; 2],
+    start: [[Expr; 3]; 2],
+}
+
+impl PixelRows {
+    fn new(kb: &mut KernelBuilder, geo: &Geom, first: &Expr, m: usize) -> PixelRows {
+        let mut ok = Vec::new();
+        let mut start = Vec::new();
+        for r in 0..2 {
+            let row = kb.let_(Type::I32, first.clone() + i(8 * r));
+            let inside = kb.let_(Type::BOOL, row.clone().lt(i(m as i32)));
+            let row = kb.let_(Type::I32, select(inside.clone(), row, i(0)));
+            let coords = unravel(kb, &row, &geo.output);
+            let st: Vec<Expr> = (0..3)
+                .map(|a| {
+                    kb.let_(
+                        Type::I32,
+                        coords[a].clone() * i(geo.stride[a] as i32) - i(geo.pad[a] as i32),
+                    )
+                })
+                .collect();
+            ok.push(inside);
+            start.push([st[0].clone(), st[1].clone(), st[2].clone()]);
+        }
+        PixelRows {
+            geo: geo.clone(),
+            ok: [ok[0].clone(), ok[1].clone()],
+            start: [start[0].clone(), start[1].clone()],
+        }
+    }
+
+    /// Element (row `r` of the two, `tap`) of the im2col matrix, 0 in the padding or outside.
+    fn load(
+        &self,
+        kb: &mut KernelBuilder,
+        buf: u32,
+        base: &Expr,
+        r: usize,
+        tap: &KTap,
+        zero: &Expr,
+    ) -> Expr {
+        let geo = &self.geo;
+        let st = common::strides(&geo.input);
+        let mut inside = self.ok[r].clone().and(tap.ok.clone());
+        let mut idx = base.clone() + tap.chan_off.clone();
+        for (a, &stride) in st.iter().enumerate() {
+            if geo.input[a] == 1 && geo.kernel[a] == 1 && geo.pad[a] == 0 {
+                continue;
+            }
+            let pa = kb.let_(Type::I32, self.start[r][a].clone() + tap.tap[a].clone());
+            inside = inside.and(pa.clone().cast(Scalar::U32).lt(u(geo.input[a] as u32)));
+            idx = idx + pa * i(stride as i32);
+        }
+        let inside = kb.let_(Type::BOOL, inside);
+        select(
+            inside.clone(),
+            Expr::load(buf, select(inside, idx, i(0))),
+            zero.clone(),
+        )
+    }
+}
+
+/// One K index of a conv's im2col matrix: input channel offset and kernel tap (times the
+/// dilation) per axis, and whether it is inside K.
+struct KTap {
+    ok: Expr,
+    chan_off: Expr,
+    tap: [Expr; 3],
+}
+
+impl KTap {
+    fn new(kb: &mut KernelBuilder, geo: &Geom, k: Expr, kdim: usize) -> KTap {
+        let k = kb.let_(Type::I32, k);
+        let ok = kb.let_(Type::BOOL, k.clone().lt(i(kdim as i32)));
+        let taps = geo.kernel.iter().product::<usize>() as i32;
+        let plane = geo.input.iter().product::<usize>() as i32;
+        let c = kb.let_(Type::I32, k.clone() / i(taps));
+        let rem = kb.let_(Type::I32, k % i(taps));
+        let t = unravel(kb, &rem, &geo.kernel);
+        let tap: Vec<Expr> = (0..3)
+            .map(|a| {
+                if geo.dilation[a] == 1 {
+                    t[a].clone()
+                } else {
+                    t[a].clone() * i(geo.dilation[a] as i32)
+                }
+            })
+            .collect();
+        KTap {
+            ok,
+            chan_off: kb.let_(Type::I32, c * i(plane)),
+            tap: [tap[0].clone(), tap[1].clone(), tap[2].clone()],
+        }
+    }
+}
+
 /// The simple body: a block of 4 warps owns a 32 × 64 tile; every fragment element is loaded
 /// from global memory (any strides, f16, bf16 or tf32).
 fn global_body(
@@ -344,18 +449,47 @@ fn global_body(
         MmaElem::F16 => (16, MmaShape::M16N8K16_F16),
     };
     let (a_buf, b_buf, a_base, b_base) = (ops.a_buf, ops.b_buf, &ops.a_base, &ops.b_base);
+    // A conv's im2col A: the lane's two output pixels, decomposed once.
+    let pixels = match &p.a.source {
+        Source::Im2col(geo) => Some(PixelRows::new(kb, geo, &(row0.clone() + g.clone()), p.m)),
+        Source::Strided { .. } => None,
+    };
     kb.for_(i(0), i(ki), kstep, false, |kb, k0| {
-        for (r, v) in a_frag.iter().enumerate() {
-            let row = row0.clone() + g.clone() + i(8 * (r as i32 % 2));
-            if tf32 {
-                let k = k0.clone() + q.clone() + i(4 * (r as i32 / 2));
-                kb.assign(*v, load(a_buf, &p.a, a_base, row, k, mi));
+        if let (Some(px), Source::Im2col(geo)) = (&pixels, &p.a.source) {
+            // The lane's K values (tf32: q, q + 4; else 2q, 2q + 1, 2q + 8, 2q + 9), each
+            // decomposed once for both of its rows.
+            let (lane_k, offs): (&Expr, &[i32]) = if tf32 {
+                (q, &[0, 4])
             } else {
-                let k = k0.clone() + q2.clone() + i(8 * (r as i32 / 2));
-                let lo = load(a_buf, &p.a, a_base, row.clone(), k.clone(), mi);
-                let hi = load(a_buf, &p.a, a_base, row, k + i(1), mi);
-                let v2 = pair(kb, lo, hi);
+                (q2, &[0, 1, 8, 9])
+            };
+            let taps: Vec<KTap> = offs
+                .iter()
+                .map(|&o| KTap::new(kb, geo, k0.clone() + lane_k.clone() + i(o), p.k))
+                .collect();
+            for (r, v) in a_frag.iter().enumerate() {
+                let v2 = if tf32 {
+                    px.load(kb, a_buf, a_base, r % 2, &taps[r / 2], &zero)
+                } else {
+                    let lo = px.load(kb, a_buf, a_base, r % 2, &taps[2 * (r / 2)], &zero);
+                    let hi = px.load(kb, a_buf, a_base, r % 2, &taps[2 * (r / 2) + 1], &zero);
+                    pair(kb, lo, hi)
+                };
                 kb.assign(*v, v2);
+            }
+        } else {
+            for (r, v) in a_frag.iter().enumerate() {
+                let row = row0.clone() + g.clone() + i(8 * (r as i32 % 2));
+                if tf32 {
+                    let k = k0.clone() + q.clone() + i(4 * (r as i32 / 2));
+                    kb.assign(*v, load(a_buf, &p.a, a_base, row, k, mi));
+                } else {
+                    let k = k0.clone() + q2.clone() + i(8 * (r as i32 / 2));
+                    let lo = load(a_buf, &p.a, a_base, row.clone(), k.clone(), mi);
+                    let hi = load(a_buf, &p.a, a_base, row, k + i(1), mi);
+                    let v2 = pair(kb, lo, hi);
+                    kb.assign(*v, v2);
+                }
             }
         }
         for t in 0..4 {
