@@ -34,21 +34,30 @@ pub struct CostModel {
     /// rather than onto `y`.
     #[serde(skip)]
     pub sink_bias_us: f64,
-    /// Arithmetic rate of the fused attention kernel, flops per µs (measured where known:
-    /// the template's one-row-per-invocation loop runs far below the GEMM's rate on lavapipe).
+    /// Arithmetic rate of the fused attention kernel, flops per µs (measured where known), for
+    /// the register-tiled kernel `kernels::lower::attention` builds when the head dims and the
+    /// key count are multiples of 4...
     pub attention_flops_per_us: f64,
+    /// ... and for its workgroup-memory kernel otherwise (one query row per invocation: far
+    /// below the GEMM's rate on lavapipe).
+    pub attention_fallback_flops_per_us: f64,
 }
 
 impl CostModel {
     /// The model for `target` (`wgsl`, `sm_80`, `sm_86`, `sm_89`, `sm_90`, `sm_90a`); unknown
     /// targets get the `wgsl` constants.
     pub fn for_target(target: &str) -> CostModel {
-        // Fused attention on lavapipe (benches/fusion.rs attention_s128/s512, 4 heads, head dim
-        // 64): ~1.2 GFLOP/s by `flops` below. No measurement on the sm targets yet: their peak.
+        // Fused attention on lavapipe (benches/fusion.rs attention_fusedop_s128/s512, 4 heads,
+        // head dim 64), by `flops` below: the register-tiled kernel ~36 GFLOP/s at S = 128 (its
+        // fixed costs weigh more there) and ~50 at S = 512, the workgroup-memory one ~1.2. 50
+        // taken: against the GEMM's 60 below (which the decomposed form is priced at, though
+        // the template reaches ~35-45 here), it picks the fused kernel at both sizes, as the
+        // measurements do (S = 128: 465 µs vs 770; S = 512: 5.4 ms vs 9.8). No measurement on
+        // the sm targets yet: their peak.
         let attention_gflops = if target.starts_with("sm_") {
             None
         } else {
-            Some(1.2)
+            Some((50.0, 1.2))
         };
         let (launch_us, gbps, gflops) = match target {
             // A100: 2.0 TB/s HBM2e, 19.5 TFLOP/s f32.
@@ -68,7 +77,8 @@ impl CostModel {
             bytes_per_us: gbps * 1e3,
             flops_per_us: gflops * 1e3,
             sink_bias_us: 0.0,
-            attention_flops_per_us: attention_gflops.unwrap_or(gflops) * 1e3,
+            attention_flops_per_us: attention_gflops.map_or(gflops, |a| a.0) * 1e3,
+            attention_fallback_flops_per_us: attention_gflops.map_or(gflops, |a| a.1) * 1e3,
         }
     }
 }
@@ -252,9 +262,20 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         }
         _ => 0.0,
     };
-    // The attention template has its own (measured) arithmetic rate.
+    // The attention template has its own (measured) arithmetic rates, by the kernel it builds
+    // (the register-tiled one needs D, Dv and T multiples of 4: Q [.., S, D], V [.., T, Dv]).
     let rate = match op {
-        Op::FusedAttention(_) => model.attention_flops_per_us,
+        Op::FusedAttention(_) => {
+            let (q, v) = (dims(eg, args[0]), dims(eg, args[2]));
+            let tiled = q.last().is_some_and(|d| d % 4 == 0)
+                && v.last().is_some_and(|dv| dv % 4 == 0)
+                && v.iter().rev().nth(1).is_some_and(|t| t % 4 == 0);
+            if tiled {
+                model.attention_flops_per_us
+            } else {
+                model.attention_fallback_flops_per_us
+            }
+        }
         _ => model.flops_per_us,
     };
     model.launch_us + (b / model.bytes_per_us).max(flops(eg, op, args, class) / rate) + extra

@@ -416,10 +416,12 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
         homes.insert(v, h);
         h
     };
-    // PTX targets have tensor cores (sm_80 and newer); tf32 only when the user allows it.
+    // PTX targets have tensor cores (sm_80 and newer) and a GPU's register file; tf32 only
+    // when the user allows it.
     let features = lower::Features {
         tensor_cores: opts.target.is_cuda(),
         allow_tf32: opts.allow_tf32,
+        small_register_file: opts.target.is_cuda(),
     };
     for (step, &n) in run_nodes.iter().enumerate() {
         let step = step + 1;

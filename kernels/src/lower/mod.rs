@@ -160,6 +160,11 @@ pub struct Features {
     /// With `tensor_cores`: GEMMs of f32 operands may run on tf32 tensor cores (operands
     /// rounded to 10 mantissa bits).
     pub allow_tf32: bool,
+    /// The device is a GPU whose per-thread register file (255 × 32 bit on NVIDIA) cannot hold
+    /// tiles of hundreds of floats: templates that size register tiles for a CPU-backed device
+    /// (lavapipe spills them cheaply to the stack) keep them small. Set for the sm targets; a
+    /// WGSL artifact's device is unknown at compile time and gets CI's (lavapipe) tiles.
+    pub small_register_file: bool,
 }
 
 impl<'a> LowerCtx<'a> {

@@ -671,6 +671,17 @@ pub fn run_op_n(
     consts: &[usize],
     num_outputs: usize,
 ) -> (Vec<Tensor>, Vec<Tensor>) {
+    run_op_for(op, inputs, consts, num_outputs, Default::default())
+}
+
+/// Like [`run_op_n`], lowered for a target with `features`.
+pub fn run_op_for(
+    op: &Op,
+    inputs: &[Option<Tensor>],
+    consts: &[usize],
+    num_outputs: usize,
+    features: crate::lower::Features,
+) -> (Vec<Tensor>, Vec<Tensor>) {
     let want = optc_ir::interp::eval_op(op, inputs, num_outputs).expect("reference eval");
     let descs = descs(inputs);
     let values: Vec<Option<&Tensor>> = inputs
@@ -694,7 +705,7 @@ pub fn run_op_n(
         inputs: &descs,
         values: &values,
         outputs: &outs,
-        features: Default::default(),
+        features,
     };
     let lowered = lower(&ctx).unwrap_or_else(|e| panic!("lower: {e}"));
     for l in &lowered.launches {
