@@ -3,9 +3,9 @@
 //!
 //! - `chain8`: an 8-op elementwise chain over 16M f32 elements;
 //! - `gemm_bias_gelu`: MatMul 512×512×512 + bias + Gelu (fused epilogue vs three kernels);
-//! - `softmax` and `layernorm`: the single-op kernels on [4096, 1024] (no fusion applies; the
-//!   fused-vs-decomposed comparison is the decomposed exporter pattern, which the optimizer
-//!   does not yet recognise);
+//! - `softmax` and `layernorm`: the single-op kernels on [4096, 1024] (no fusion applies);
+//!   `layernorm_decomposed`: the opset-13 exporters' nine-op LayerNorm on the same rows (-O2
+//!   recognises it as the op: one kernel);
 //! - `attention_s128` / `attention_s512`: `MatMul(Softmax(Q·Kt), V)` with batch 1, 4 heads,
 //!   head dim 64, at sequence 128 and 512 (-O2: one fused attention kernel; -O0: MatMul,
 //!   Softmax, MatMul); `attention_fusedop_*` is the same computation as one `FusedAttention`
@@ -18,7 +18,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use optc::compile::Options;
-use optc::ir::ops::{ActivationOp, BinaryOp, NormOp, UnaryOp};
+use optc::ir::ops::{ActivationOp, BinaryOp, NormOp, ReduceOp, UnaryOp};
 use optc::ir::{Graph, Op, Tensor, TensorType, ValueId};
 use optc_runtime::Target;
 use optc_runtime::wgpu_exec::{Device, Session};
@@ -133,6 +133,48 @@ fn row_op(op: Op, extra: bool) -> (Graph, Vec<Tensor>) {
     )
 }
 
+/// The opset-13 exporters' LayerNorm over the rows of [4096, 1024]: ReduceMean, Sub, Pow,
+/// ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β (-O2 recognises it as one LayerNormalization).
+fn layernorm_decomposed() -> (Graph, Vec<Tensor>) {
+    let (r, c) = (4096, 1024);
+    let mut b = G {
+        g: Graph::new(),
+        k: 0,
+    };
+    let x =
+        b.g.add_input("x", TensorType::fixed(optc::ir::DType::F32, &[r, c]))
+            .unwrap();
+    let mean = |b: &mut G, v: ValueId| {
+        let ax = b.konst(Tensor::from_vec(vec![1], vec![-1i64]).unwrap());
+        b.op(
+            Op::Reduce {
+                op: ReduceOp::Mean,
+                keepdims: true,
+                noop_with_empty_axes: false,
+            },
+            vec![Some(v), Some(ax)],
+        )
+    };
+    let m = mean(&mut b, x);
+    let d = b.op(Op::Binary(BinaryOp::Sub), vec![Some(x), Some(m)]);
+    let two = b.konst(Tensor::scalar(2.0f32));
+    let sq = b.op(Op::Binary(BinaryOp::Pow), vec![Some(d), Some(two)]);
+    let var = mean(&mut b, sq);
+    let eps = b.konst(Tensor::scalar(1e-5f32));
+    let ve = b.op(Op::Binary(BinaryOp::Add), vec![Some(var), Some(eps)]);
+    let sd = b.op(Op::Unary(UnaryOp::Sqrt), vec![Some(ve)]);
+    let n = b.op(Op::Binary(BinaryOp::Div), vec![Some(d), Some(sd)]);
+    let g = b.konst(Tensor::from_vec(vec![c], rand(c, 5)).unwrap());
+    let y = b.op(Op::Binary(BinaryOp::Mul), vec![Some(n), Some(g)]);
+    let bt = b.konst(Tensor::from_vec(vec![c], rand(c, 6)).unwrap());
+    let z = b.op(Op::Binary(BinaryOp::Add), vec![Some(y), Some(bt)]);
+    b.g.set_outputs(vec![z]);
+    (
+        b.g,
+        vec![Tensor::from_vec(vec![r, c], rand(r * c, 7)).unwrap()],
+    )
+}
+
 fn attention(seq: usize) -> (Graph, Vec<Tensor>) {
     let (h, d) = (4, 64);
     let mut b = G {
@@ -217,6 +259,7 @@ fn bench(c: &mut Criterion) {
         ("attention_s512", attention(512)),
         ("attention_fusedop_s128", attention_op(128)),
         ("attention_fusedop_s512", attention_op(512)),
+        ("layernorm_decomposed_4096x1024", layernorm_decomposed()),
         (
             "layernorm_4096x1024",
             row_op(

@@ -2,7 +2,7 @@
 //! equality it adds holds on the reference interpreter (`testing::check_rules` evaluates every
 //! e-node of every class).
 
-use optc_ir::ops::{ActivationOp, BinaryOp, ConvAttrs, NormOp, UnaryOp, Window};
+use optc_ir::ops::{ActivationOp, BinaryOp, ConvAttrs, NormOp, ReduceOp, UnaryOp, Window};
 use optc_ir::{Graph, Op, Tensor, TensorType, ValueId};
 use optc_passes::rules::{Rule, canon, einsum, fusion, layout};
 use optc_passes::testing::check_rules;
@@ -186,6 +186,50 @@ proptest! {
         let bn = b.op(Op::Norm { op: NormOp::BatchNormalization, epsilon: 1e-5 }, vec![Some(y), Some(s), Some(sh), Some(m), Some(v)]);
         let rs = canon_rules();
         b.check(bn, &refs(&rs), &["bn-into-conv", "bn-to-affine"]);
+    }
+
+    #[test]
+    fn decomposed_layernorm_is_the_op(seed in 0u64..1000, r in 1usize..5, a_off in 0usize..4, gamma in 0u8..3, beta in any::<bool>(), pow in any::<bool>(), swap in any::<bool>()) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape: Vec<usize> = (0..r).map(|_| rng.random_range(1..5)).collect();
+        let axis = a_off.min(r - 1);
+        let norm = shape[axis..].to_vec();
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &shape));
+        let axes: Vec<i64> = (axis..r).map(|a| if rng.random_bool(0.5) { a as i64 - r as i64 } else { a as i64 }).collect();
+        let mean = |b: &mut B, v: ValueId| {
+            let ax = b.konst(Tensor::from_vec(vec![axes.len()], axes.clone()).unwrap());
+            b.op(Op::Reduce { op: ReduceOp::Mean, keepdims: true, noop_with_empty_axes: false }, vec![Some(v), Some(ax)])
+        };
+        let bin = |b: &mut B, op: BinaryOp, p: ValueId, q: ValueId, swap: bool| {
+            let (p, q) = if swap { (q, p) } else { (p, q) };
+            b.op(Op::Binary(op), vec![Some(p), Some(q)])
+        };
+        let m = mean(&mut b, x);
+        let d = b.op(Op::Binary(BinaryOp::Sub), vec![Some(x), Some(m)]);
+        let sq = if pow {
+            let two = b.konst(Tensor::scalar(2.0f32));
+            b.op(Op::Binary(BinaryOp::Pow), vec![Some(d), Some(two)])
+        } else {
+            b.op(Op::Binary(BinaryOp::Mul), vec![Some(d), Some(d)])
+        };
+        let var = mean(&mut b, sq);
+        let eps = b.konst(Tensor::scalar(1e-5f32));
+        let ve = bin(&mut b, BinaryOp::Add, var, eps, swap);
+        let sd = b.op(Op::Unary(UnaryOp::Sqrt), vec![Some(ve)]);
+        let mut y = b.op(Op::Binary(BinaryOp::Div), vec![Some(d), Some(sd)]);
+        // γ: none, the normalized shape, or with leading unit dims up to x's rank.
+        if gamma > 0 {
+            let gs: Vec<usize> = if gamma == 1 { norm.clone() } else { vec![1; axis].into_iter().chain(norm.iter().copied()).collect() };
+            let g = b.konst(rand_t(&mut rng, &gs));
+            y = bin(&mut b, BinaryOp::Mul, y, g, swap);
+        }
+        if beta {
+            let bt = b.konst(rand_t(&mut rng, &norm));
+            y = bin(&mut b, BinaryOp::Add, y, bt, !swap);
+        }
+        let rs = canon_rules();
+        b.check(y, &refs(&rs), &["decomposed-layernorm"]);
     }
 
     #[test]
@@ -515,6 +559,44 @@ fn whole_optimizer_fuses_attention_into_one_kernel() {
     let (ops, got, want) = b.optimize(vec![out]);
     assert_eq!(ops, vec!["FusedAttention"]);
     assert_eq!(got[0].to_f64_vec(), want[0].to_f64_vec());
+}
+
+#[test]
+fn whole_optimizer_turns_a_decomposed_layernorm_into_one_op() {
+    // The opset-13 export of LayerNorm over the last axis of [2, 5, 16], γ and β constant.
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut b = B::new();
+    let x = b.input(rand_t(&mut rng, &[2, 5, 16]));
+    let mean = |b: &mut B, v: ValueId| {
+        let ax = b.konst(Tensor::from_vec(vec![1], vec![-1i64]).unwrap());
+        b.op(
+            Op::Reduce {
+                op: ReduceOp::Mean,
+                keepdims: true,
+                noop_with_empty_axes: false,
+            },
+            vec![Some(v), Some(ax)],
+        )
+    };
+    let m = mean(&mut b, x);
+    let d = b.op(Op::Binary(BinaryOp::Sub), vec![Some(x), Some(m)]);
+    let two = b.konst(Tensor::scalar(2.0f32));
+    let sq = b.op(Op::Binary(BinaryOp::Pow), vec![Some(d), Some(two)]);
+    let var = mean(&mut b, sq);
+    let eps = b.konst(Tensor::scalar(1e-5f32));
+    let ve = b.op(Op::Binary(BinaryOp::Add), vec![Some(var), Some(eps)]);
+    let sd = b.op(Op::Unary(UnaryOp::Sqrt), vec![Some(ve)]);
+    let n = b.op(Op::Binary(BinaryOp::Div), vec![Some(d), Some(sd)]);
+    let g = b.konst(rand_t(&mut rng, &[16]));
+    let y = b.op(Op::Binary(BinaryOp::Mul), vec![Some(n), Some(g)]);
+    let bt = b.konst(rand_t(&mut rng, &[16]));
+    let z = b.op(Op::Binary(BinaryOp::Add), vec![Some(y), Some(bt)]);
+    let (ops, got, want) = b.optimize(vec![z]);
+    assert_eq!(ops, vec!["LayerNormalization"]);
+    let (g, w) = (got[0].to_f64_vec(), want[0].to_f64_vec());
+    for (a, e) in g.iter().zip(&w) {
+        assert!((a - e).abs() <= 1e-5 * (1.0 + e.abs()), "{a} vs {e}");
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Canonicalisation rules (stage 1): remove no-ops, compose transposes and reshape chains,
 //! fold inference BatchNormalization into the preceding Conv or turn it into a per-channel
-//! multiply-add that the fusion stage can fuse. Weight arithmetic is written as ordinary ops
+//! multiply-add that the fusion stage can fuse, recognise the exporters' decomposed
+//! LayerNormalization as the op. Weight arithmetic is written as ordinary ops
 //! over weights: the compiler's constant folder evaluates it after extraction, so the e-graph
 //! never holds tensor data.
 
@@ -19,6 +20,7 @@ pub fn rules() -> Vec<Box<dyn Rule>> {
         Box::new(AliasChain),
         Box::new(BnIntoConv),
         Box::new(BnToAffine),
+        Box::new(DecomposedLayerNorm),
     ]
 }
 
@@ -249,4 +251,245 @@ impl Rule for BnToAffine {
         let m = add_op(eg, Op::Binary(BinaryOp::Mul), vec![args[0], s]);
         vec![add_op(eg, Op::Binary(BinaryOp::Add), vec![m, t])]
     }
+}
+
+/// The exporters' decomposed LayerNormalization (opset < 17):
+/// `Add(Mul(Div(d, Sqrt(Add(ReduceMean(Pow(d, 2)), ε))), γ), β)` with `d = Sub(x, ReduceMean(x))`,
+/// both means over the same suffix of axes with keepdims, `Pow(d, 2)` also as `Mul(d, d)`, ε a
+/// scalar constant and the operands of commutative ops in either order, is
+/// `LayerNormalization(x, γ, β)` with `axis` the suffix's first axis. The inner levels match
+/// too: without β (`Mul` at the top) and without γ (`Div` at the top: scale 1). γ and β must
+/// broadcast over the normalized dims only (leading unit dims are reshaped away).
+pub struct DecomposedLayerNorm;
+
+impl Rule for DecomposedLayerNorm {
+    fn name(&self) -> &'static str {
+        "decomposed-layernorm"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::Binary(op), 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        let pairs = [(args[0], args[1]), (args[1], args[0])];
+        let mut found: Vec<LnMatch> = Vec::new();
+        match op {
+            BinaryOp::Div => {
+                if let Some((x, a, e)) = ln_core(eg, args[0], args[1]) {
+                    found.push((x, a, e, None, None));
+                }
+            }
+            BinaryOp::Mul => {
+                for (n, g) in pairs {
+                    for (x, a, e) in ln_divs(eg, n) {
+                        found.push((x, a, e, Some(g), None));
+                    }
+                }
+            }
+            BinaryOp::Add => {
+                for (y, b) in pairs {
+                    for (x, a, e) in ln_divs(eg, y) {
+                        found.push((x, a, e, None, Some(b)));
+                    }
+                    for n in eg[y].nodes.clone() {
+                        let Some((Op::Binary(BinaryOp::Mul), 0, 1, margs)) = op_node(eg, &n) else {
+                            continue;
+                        };
+                        for (nn, g) in [(margs[0], margs[1]), (margs[1], margs[0])] {
+                            for (x, a, e) in ln_divs(eg, nn) {
+                                found.push((x, a, e, Some(g), Some(b)));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        found
+            .into_iter()
+            .filter_map(|(x, a, e, g, b)| ln_build(eg, x, a, e, g, b))
+            .collect()
+    }
+}
+
+/// A matched decomposed LayerNorm: (x, axis, eps, scale, bias).
+type LnMatch = (Id, usize, f32, Option<Id>, Option<Id>);
+
+/// `(x, axis, eps)` of every `Div(d, s)` node of class `n` that is a normalisation core.
+fn ln_divs(eg: &EG, n: Id) -> Vec<(Id, usize, f32)> {
+    eg[n]
+        .nodes
+        .iter()
+        .filter_map(|node| match op_node(eg, node)? {
+            (Op::Binary(BinaryOp::Div), 0, 1, a) => ln_core(eg, a[0], a[1]),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The scalar float weight held by class `id`.
+fn scalar_weight(eg: &EG, id: Id) -> Option<f64> {
+    let w = weight(eg, id)?;
+    if w.numel() != 1 || !w.dtype().is_float() {
+        return None;
+    }
+    w.to_f64_vec().first().copied()
+}
+
+/// `(x, first axis)` when class `m` holds `ReduceMean(x, axes)` with keepdims over the
+/// axes `first..rank` of x (given as a constant).
+fn suffix_means(eg: &EG, m: Id) -> Vec<(Id, usize)> {
+    eg[m]
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let (op, slot, _, a) = op_node(eg, node)?;
+            let Op::Reduce {
+                op: optc_ir::ops::ReduceOp::Mean,
+                keepdims: true,
+                ..
+            } = op
+            else {
+                return None;
+            };
+            if slot != 0 || a.len() < 2 {
+                return None;
+            }
+            let rank = shape(eg, a[0])?.len() as i64;
+            let mut axes: Vec<i64> = weight(eg, a[1])?
+                .to_f64_vec()
+                .iter()
+                .map(|&v| {
+                    let v = v as i64;
+                    if v < 0 { v + rank } else { v }
+                })
+                .collect();
+            axes.sort_unstable();
+            let first = *axes.first()?;
+            let suffix = (first..rank).collect::<Vec<_>>();
+            (first >= 0 && axes == suffix).then_some((eg.find(a[0]), first as usize))
+        })
+        .collect()
+}
+
+/// `(x, axis, eps)` when `d / s` normalises x: `d = Sub(x, ReduceMean(x))`,
+/// `s = Sqrt(Add(ReduceMean(d²), ε))` over the same axes.
+fn ln_core(eg: &EG, d: Id, s: Id) -> Option<(Id, usize, f32)> {
+    let d = eg.find(d);
+    // d = x - mean(x)
+    let centred: Vec<(Id, usize)> = eg[d]
+        .nodes
+        .iter()
+        .filter_map(|node| match op_node(eg, node)? {
+            (Op::Binary(BinaryOp::Sub), 0, 1, a) => {
+                let x = eg.find(a[0]);
+                suffix_means(eg, a[1])
+                    .into_iter()
+                    .find(|&(mx, _)| mx == x)
+                    .map(|(_, axis)| (x, axis))
+            }
+            _ => None,
+        })
+        .collect();
+    let (x, axis) = *centred.first()?;
+    let dt = eg[x].data.ty.as_ref()?.dtype;
+    if !matches!(dt, DType::F32 | DType::F16 | DType::BF16) {
+        return None;
+    }
+    // s = sqrt(mean(d²) + eps)
+    for sn in &eg[s].nodes {
+        let Some((Op::Unary(UnaryOp::Sqrt), 0, 1, sa)) = op_node(eg, sn) else {
+            continue;
+        };
+        for vn in &eg[sa[0]].nodes {
+            let Some((Op::Binary(BinaryOp::Add), 0, 1, va)) = op_node(eg, vn) else {
+                continue;
+            };
+            for (var, e) in [(va[0], va[1]), (va[1], va[0])] {
+                let Some(eps) = scalar_weight(eg, e) else {
+                    continue;
+                };
+                for (sq, a2) in suffix_means(eg, var) {
+                    if a2 != axis {
+                        continue;
+                    }
+                    let squares_d = eg[sq].nodes.iter().any(|pn| match op_node(eg, pn) {
+                        Some((Op::Binary(BinaryOp::Pow), 0, 1, pa)) => {
+                            eg.find(pa[0]) == d && scalar_weight(eg, pa[1]) == Some(2.0)
+                        }
+                        Some((Op::Binary(BinaryOp::Mul), 0, 1, pa)) => {
+                            eg.find(pa[0]) == d && eg.find(pa[1]) == d
+                        }
+                        _ => false,
+                    });
+                    if squares_d {
+                        return Some((x, axis, eps as f32));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `p` (scale or bias, x's dtype) as an operand of LayerNormalization over `norm` (the
+/// normalized dims): leading unit dims beyond `norm`'s rank reshaped away; `None` when it
+/// varies along a dim that is not normalized or does not broadcast.
+fn ln_param(eg: &mut EG, p: Id, dt: DType, norm: &[usize]) -> Option<Id> {
+    if eg[p].data.ty.as_ref()?.dtype != dt {
+        return None;
+    }
+    let ps = shape(eg, p)?;
+    let extra = ps.len().saturating_sub(norm.len());
+    if ps[..extra].iter().any(|&d| d != 1) {
+        return None;
+    }
+    let kept = &ps[extra..];
+    let off = norm.len() - kept.len();
+    if kept
+        .iter()
+        .zip(&norm[off..])
+        .any(|(&k, &n)| k != 1 && k != n)
+    {
+        return None;
+    }
+    Some(if extra > 0 {
+        reshape_to(eg, p, kept)
+    } else {
+        p
+    })
+}
+
+fn ln_build(
+    eg: &mut EG,
+    x: Id,
+    axis: usize,
+    eps: f32,
+    scale: Option<Id>,
+    bias: Option<Id>,
+) -> Option<Id> {
+    let xs = shape(eg, x)?;
+    let dt = eg[x].data.ty.as_ref()?.dtype;
+    let norm = xs[axis..].to_vec();
+    let scale = match scale {
+        Some(g) => ln_param(eg, g, dt, &norm)?,
+        None => {
+            // Scale 1: a constant the compiler's folder expands.
+            let one = add_weight(eg, Tensor::scalar(1.0f32).cast(dt));
+            let dims: Vec<i64> = norm.iter().map(|&d| d as i64).collect();
+            let shape_w = add_weight(eg, Tensor::from_vec(vec![dims.len()], dims).ok()?);
+            add_op(eg, Op::Expand, vec![one, shape_w])
+        }
+    };
+    let mut args = vec![x, scale];
+    if let Some(b) = bias {
+        args.push(ln_param(eg, b, dt, &norm)?);
+    }
+    Some(add_op(
+        eg,
+        Op::Norm {
+            op: NormOp::LayerNormalization { axis: axis as i64 },
+            epsilon: eps,
+        },
+        args,
+    ))
 }
