@@ -18,7 +18,7 @@ use optc_kernels::builder::{f, u};
 use optc_kernels::ir::{
     Access, Builtin, Expr, Kernel, MmaShape, Scalar, Stmt, SubgroupOp, Type, Var,
 };
-use optc_kernels::lower::{LowerCtx, TensorDesc, lower};
+use optc_kernels::lower::{Features, LowerCtx, TensorDesc, lower};
 use std::path::{Path, PathBuf};
 
 /// Prints `k` for `t` and checks printing is deterministic.
@@ -286,7 +286,12 @@ fn lower_op(index: usize, op: Op, ins: Vec<In>, n_out: usize) -> Vec<Kernel> {
         inputs: &descs,
         values: &values,
         outputs: &outputs,
-        features: Default::default(),
+        // What the compile driver sets for the sm targets.
+        features: Features {
+            tensor_cores: true,
+            allow_tf32: false,
+            small_register_file: true,
+        },
     };
     let lowered = lower(&ctx).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(

@@ -14,10 +14,10 @@
 //! elementwise kernels use workgroups of 256. Default: [`super::reduce::choose`].
 
 use super::common::{broadcast_offset, flat_index, grid_1d, guard, load, to_storage, unravel};
-use super::reduce::{Acc, RowGeom, RowKernel, choose, norm_axis, st};
+use super::reduce::{Acc, RowGeom, RowKernel, VecRow, choose, norm_axis, st, vec_rows};
 use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered};
 use crate::builder::{KernelBuilder, f, i, select};
-use crate::ir::{Access, BinOp, Expr, Type, UnOp};
+use crate::ir::{Access, BinOp, Expr, Scalar, Type, UnOp};
 use optc_ir::dtype::DType;
 use optc_ir::ops::{NormOp, Op};
 
@@ -259,6 +259,16 @@ fn layer_norm(
         ]
     };
     let geom = RowGeom::contiguous(rows, cols);
+    // One parameter per normalized element (its shape x's trailing dims, leading 1s aside).
+    let dense = |p: &super::TensorDesc| p.numel() == cols && p.dtype == DType::F32;
+    if stats.iter().all(Option::is_none)
+        && out.dtype == x.dtype
+        && dense(sc)
+        && bias.is_none_or(dense)
+        && vec_rows(&geom, x.dtype, ctx.features)
+    {
+        return Ok(vec_layer_norm(ctx, &geom, eps, rms, bias.is_some()));
+    }
     let strategy = choose(geom.rows, geom.len);
     let (mut b, grid) = RowKernel::builder(ctx.kname(""), &geom, strategy);
     let dt = x.dtype;
@@ -328,6 +338,59 @@ fn layer_norm(
         args,
         grid,
     })
+}
+
+/// LayerNormalization / RMSNormalization in the vec4 row form ([`VecRow`]): the row is loaded
+/// once; scale and bias (one per normalized element) are read as vec4 at the same indices.
+fn vec_layer_norm(
+    ctx: &LowerCtx<'_>,
+    geom: &RowGeom,
+    eps: f32,
+    rms: bool,
+    has_bias: bool,
+) -> KernelLaunch {
+    let v4 = Type::vec(Scalar::F32, 4);
+    let splat = |e: Expr| Expr::Splat(4, Box::new(e));
+    let (mut b, grid) = VecRow::builder(ctx.kname(""), geom);
+    let mut args = vec![Arg::Input(0), Arg::Input(1)];
+    let xb = b.buffer("x", v4, Access::Read);
+    let sb = b.buffer("scale", v4, Access::Read);
+    let bb = has_bias.then(|| {
+        args.push(Arg::Input(2));
+        b.buffer("bias", v4, Access::Read)
+    });
+    args.push(Arg::Output(0));
+    let yb = b.buffer("y", v4, Access::ReadWrite);
+    let vr = VecRow::start(&mut b, geom, grid);
+    let n = f(geom.len as f32);
+    let xs = vr.load(&mut b, xb);
+    let ds: Vec<Expr> = if rms {
+        xs
+    } else {
+        let mean = vr.sum(&mut b, &xs);
+        let mean = b.let_(Type::F32, mean / n.clone());
+        xs.iter()
+            .map(|x| b.let_(v4, x.clone() - splat(mean.clone())))
+            .collect()
+    };
+    let sq: Vec<Expr> = ds
+        .iter()
+        .map(|d| b.let_(v4, d.clone() * d.clone()))
+        .collect();
+    let ss = vr.sum(&mut b, &sq);
+    let inv = b.let_(Type::F32, f(1.0) / (ss / n + f(eps)).un(UnOp::Sqrt));
+    for (k, d) in ds.iter().enumerate() {
+        let mut v = d.clone() * splat(inv.clone()) * Expr::load(sb, vr.index(k));
+        if let Some(bb) = bb {
+            v = v + Expr::load(bb, vr.index(k));
+        }
+        vr.store(&mut b, yb, k, v);
+    }
+    KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    }
 }
 
 fn row_kernel_over(
@@ -450,7 +513,7 @@ fn lrn(
 
 #[cfg(test)]
 mod tests {
-    use super::super::sim::{assert_close, rand_t, run_op};
+    use super::super::sim::{assert_close, rand_t, run_op, run_op_n};
     use optc_ir::ops::{NormOp, Op};
     use optc_ir::tensor::Tensor;
 
@@ -515,6 +578,9 @@ mod tests {
             (vec![3usize, 4, 5], -1i64),
             (vec![2, 3, 300], 1),
             (vec![4, 768], 1),
+            // The vec4 row form: rows of 64 and 2048 (2 × 1024) elements.
+            (vec![5, 64], -1),
+            (vec![3, 2, 1024], 1),
         ] {
             let x = rand_t(&shape, 11);
             let a = (axis + shape.len() as i64) as usize % shape.len();
@@ -523,7 +589,15 @@ mod tests {
                 op: NormOp::LayerNormalization { axis },
                 epsilon: 1e-5,
             };
-            check(ln, vec![x.clone(), rand_t(&ps, 12), rand_t(&ps, 13)], 3);
+            let ins = vec![x.clone(), rand_t(&ps, 12), rand_t(&ps, 13)];
+            check(ln.clone(), ins.clone(), 3);
+            // Y alone (no statistics outputs), with and without the bias: the vec4 row form
+            // where the rows allow it.
+            for nb in [3, 2] {
+                let ins: Vec<Option<Tensor>> = ins[..nb].iter().cloned().map(Some).collect();
+                let (got, want) = run_op_n(&ln, &ins, &[], 1);
+                assert_close(&got[0], &want[0], &format!("{ln:?} {shape:?} y only"));
+            }
             let rms = Op::Norm {
                 op: NormOp::RmsNormalization { axis },
                 epsilon: 1e-5,

@@ -26,7 +26,7 @@
 use super::common::{grid_1d, strides, to_storage};
 use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, compute_scalar, storage_scalar};
 use crate::builder::{KernelBuilder, i, lit, select, u};
-use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, Type, UnOp};
+use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, SubgroupOp, Type, UnOp};
 use optc_ir::dtype::DType;
 use optc_ir::ops::{Op, ReduceOp};
 
@@ -355,6 +355,128 @@ impl RowKernel {
             Strategy::Thread { .. } => f(b),
             Strategy::Group { .. } => b.if_(self.lid.clone().eq_(i(0)), f),
         }
+    }
+}
+
+/// Invocations per row of the vec4 row form ([`VecRow`]).
+pub const VEC_LANES: usize = 8;
+/// Longest row the vec4 row form keeps in registers (64 vec4 per invocation).
+pub const VEC_MAX_LEN: usize = 2048;
+
+/// Whether the rows of `geom` can take the vec4 row form: contiguous f32 rows whose length is
+/// a multiple of 32 and at most [`VEC_MAX_LEN`], row starts 16-byte aligned, on a device whose
+/// register file holds `len / 32` vec4 per invocation (not
+/// [`super::Features::small_register_file`]: the sm targets, whose printer also cannot reduce
+/// floats across the partial warp a workgroup of 8 is).
+pub fn vec_rows(geom: &RowGeom, dt: DType, features: super::Features) -> bool {
+    dt == DType::F32
+        && !features.small_register_file
+        && geom.len > 0
+        && geom.len % (4 * VEC_LANES) == 0
+        && geom.len <= VEC_MAX_LEN
+        && geom.red == [(geom.len, 1)]
+        && geom.keep.iter().all(|&(_, s)| s % 4 == 0)
+}
+
+/// The vec4 row form (lavapipe: a storage load costs the same for a scalar and a vec4, a
+/// subgroup reduction far less than a workgroup-memory tree): one row per workgroup of
+/// [`VEC_LANES`] invocations (one subgroup on lavapipe; at least 8 lanes needed, as the GEMM
+/// template), each loading its `len / 32` vec4 of the row once into registers — vec4 `k` of
+/// invocation `j` is the row's vec4 `j + 8k` — and reducing with subgroup operations. Buffers
+/// of row data are `vec4<f32>`.
+pub struct VecRow {
+    /// The row (i32).
+    pub row: Expr,
+    lane: Expr,
+    base4: Expr,
+    /// vec4 per invocation.
+    pub n: usize,
+}
+
+impl VecRow {
+    /// A builder for a kernel `name` over `geom` (see [`vec_rows`]) and its launch grid.
+    pub fn builder(name: String, geom: &RowGeom) -> (KernelBuilder, [u32; 3]) {
+        RowKernel::builder(
+            name,
+            geom,
+            Strategy::Group {
+                wg: VEC_LANES as u32,
+            },
+        )
+    }
+
+    /// Emits the row index, the guard and the row's base.
+    pub fn start(b: &mut KernelBuilder, geom: &RowGeom, grid: [u32; 3]) -> VecRow {
+        let rk = RowKernel::start(
+            b,
+            geom,
+            Strategy::Group {
+                wg: VEC_LANES as u32,
+            },
+            grid,
+        );
+        let base4 = b.let_(Type::I32, rk.base.clone() / i(4));
+        VecRow {
+            row: rk.row,
+            lane: rk.lid,
+            base4,
+            n: geom.len / (4 * VEC_LANES),
+        }
+    }
+
+    /// The row-relative vec4 index of this invocation's vec4 `k`.
+    pub fn index(&self, k: usize) -> Expr {
+        self.lane.clone() + i((VEC_LANES * k) as i32)
+    }
+
+    /// This invocation's vec4s of the row in `buf` (a `vec4<f32>` buffer), as locals.
+    pub fn load(&self, b: &mut KernelBuilder, buf: u32) -> Vec<Expr> {
+        let v4 = Type::vec(Scalar::F32, 4);
+        (0..self.n)
+            .map(|k| b.let_(v4, Expr::load(buf, self.base4.clone() + self.index(k))))
+            .collect()
+    }
+
+    /// Stores `v` as this invocation's vec4 `k` of the row in `buf`.
+    pub fn store(&self, b: &mut KernelBuilder, buf: u32, k: usize, v: Expr) {
+        b.store(buf, self.base4.clone() + self.index(k), v);
+    }
+
+    /// The sum of all lanes of `vals` over the row (every invocation gets it).
+    pub fn sum(&self, b: &mut KernelBuilder, vals: &[Expr]) -> Expr {
+        self.reduce(b, vals, SubgroupOp::Add, |x, y| x + y)
+    }
+
+    /// The maximum of all lanes of `vals` over the row.
+    pub fn max(&self, b: &mut KernelBuilder, vals: &[Expr]) -> Expr {
+        self.reduce(b, vals, SubgroupOp::Max, |x, y| x.max(y))
+    }
+
+    fn reduce(
+        &self,
+        b: &mut KernelBuilder,
+        vals: &[Expr],
+        op: SubgroupOp,
+        f: fn(Expr, Expr) -> Expr,
+    ) -> Expr {
+        let v4 = Type::vec(Scalar::F32, 4);
+        let mut acc = vals[0].clone();
+        for v in &vals[1..] {
+            acc = b.let_(v4, f(acc, v.clone()));
+        }
+        let h = f(
+            f(acc.clone().lane(0), acc.clone().lane(1)),
+            f(acc.clone().lane(2), acc.lane(3)),
+        );
+        let h = b.let_(Type::F32, h);
+        b.let_(
+            Type::F32,
+            Expr::Subgroup {
+                op,
+                value: Box::new(h),
+                lane: None,
+            },
+        )
     }
 }
 

@@ -13,10 +13,10 @@
 //! there are at most 4096 of them); Hardmax always uses one invocation per row.
 
 use super::common::{load, to_storage};
-use super::reduce::{Acc, RowGeom, RowKernel, Strategy, arg_best, choose, st};
+use super::reduce::{Acc, RowGeom, RowKernel, Strategy, VecRow, arg_best, choose, st, vec_rows};
 use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered};
 use crate::builder::{f, select};
-use crate::ir::{Access, Type, UnOp};
+use crate::ir::{Access, Expr, Scalar, Type, UnOp};
 use optc_ir::ops::Op;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,9 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         (x.shape.clone(), mask)
     };
     let geom = RowGeom::new(&shape, &mask);
+    if kind != Kind::Hardmax && out.dtype == x.dtype && vec_rows(&geom, x.dtype, ctx.features) {
+        return Ok(vec_softmax(ctx, &geom, kind == Kind::LogSoftmax));
+    }
     let strategy = if kind == Kind::Hardmax {
         Strategy::Thread { wg: 64 }
     } else {
@@ -119,6 +122,47 @@ pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     })
 }
 
+/// Softmax / LogSoftmax in the vec4 row form ([`VecRow`]): the row is loaded once.
+fn vec_softmax(ctx: &LowerCtx<'_>, geom: &RowGeom, log: bool) -> Lowered {
+    let v4 = Type::vec(Scalar::F32, 4);
+    let splat = |e: Expr| Expr::Splat(4, Box::new(e));
+    let (mut b, grid) = VecRow::builder(ctx.kname(""), geom);
+    let xb = b.buffer("x", v4, Access::Read);
+    let yb = b.buffer("y", v4, Access::ReadWrite);
+    let vr = VecRow::start(&mut b, geom, grid);
+    let xs = vr.load(&mut b, xb);
+    // A NaN anywhere makes the sum, hence every output, NaN, whatever the maximum does with it.
+    let m = vr.max(&mut b, &xs);
+    let ds: Vec<Expr> = xs
+        .iter()
+        .map(|x| b.let_(v4, x.clone() - splat(m.clone())))
+        .collect();
+    let es: Vec<Expr> = ds
+        .iter()
+        .map(|d| b.let_(v4, d.clone().un(UnOp::Exp)))
+        .collect();
+    let s = vr.sum(&mut b, &es);
+    if log {
+        let ls = b.let_(Type::F32, s.un(UnOp::Log));
+        for (k, d) in ds.iter().enumerate() {
+            vr.store(&mut b, yb, k, d.clone() - splat(ls.clone()));
+        }
+    } else {
+        let inv = b.let_(Type::F32, f(1.0) / s);
+        for (k, e) in es.iter().enumerate() {
+            vr.store(&mut b, yb, k, e.clone() * splat(inv.clone()));
+        }
+    }
+    Lowered {
+        launches: vec![KernelLaunch {
+            kernel: b.finish(),
+            args: vec![Arg::Input(0), Arg::Output(0)],
+            grid,
+        }],
+        ..Lowered::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::sim::{assert_close, rand_t, run_op};
@@ -133,7 +177,14 @@ mod tests {
     #[test]
     fn softmax_forms_match_reference() {
         for (axis, legacy) in [(-1, false), (1, false), (0, false), (1, true), (2, true)] {
-            for shape in [[3usize, 4, 5], [2, 300, 3], [2, 3, 700]] {
+            // [2, 3, 64] and [4, 2, 1024] over the last axis: the vec4 row form.
+            for shape in [
+                [3usize, 4, 5],
+                [2, 300, 3],
+                [2, 3, 700],
+                [2, 3, 64],
+                [4, 2, 1024],
+            ] {
                 check(Op::Softmax { axis, legacy }, &shape);
                 check(Op::LogSoftmax { axis, legacy }, &shape);
                 check(Op::Hardmax { axis, legacy }, &shape);
