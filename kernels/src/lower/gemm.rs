@@ -104,6 +104,27 @@ impl GemmConfig {
         c
     }
 
+    /// [`GemmConfig::heuristic`] for a target with `features`: where the register file is a
+    /// GPU's ([`super::Features::small_register_file`]), at most 8 × 4 accumulators per thread
+    /// and no subgroup sharing — the CPU-sized 32 × 8 tile (256 accumulators) spills on every
+    /// sm target (`ptxas -v`: 255 registers plus 1.5–6 KB of spills per resnet18 conv).
+    pub fn heuristic_for(
+        features: super::Features,
+        batch: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> GemmConfig {
+        let mut c = GemmConfig::heuristic(batch, m, n, k);
+        if features.small_register_file {
+            c.tile_m = c.tile_m.min(8);
+            c.tile_n = 4;
+            c.subgroup = false;
+            c.workgroup = 128;
+        }
+        c
+    }
+
     /// Rejects invalid points.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=64).contains(&self.tile_m) {
@@ -848,7 +869,7 @@ fn build_shared(_name: String, _p: &Problem, _cfg: &GemmConfig) -> Result<Kernel
 /// configurations if the heuristic point is rejected.
 pub fn lower_problem(ctx: &LowerCtx<'_>, p: &Problem) -> Result<KernelLaunch, LowerError> {
     let nb: usize = p.batch.iter().product();
-    let cfg = GemmConfig::heuristic(nb, p.m, p.n, p.k);
+    let cfg = GemmConfig::heuristic_for(ctx.features, nb, p.m, p.n, p.k);
     build(ctx.kname("gemm"), p, &cfg).map_err(|e| ctx.invalid(e))
 }
 
@@ -869,7 +890,7 @@ pub(crate) fn problem_launches(
         },
         BuildMode::Check => {
             let nb: usize = p.batch.iter().product();
-            GemmConfig::heuristic(nb, p.m, p.n, p.k)
+            GemmConfig::heuristic_for(ctx.features, nb, p.m, p.n, p.k)
                 .validate()
                 .map_err(|e| ctx.invalid(e))?;
             Vec::new()
