@@ -28,28 +28,85 @@ pub fn load(path: &Path) -> Result<Model> {
     Ok(model)
 }
 
-/// The concrete shape of graph input `v`: static dims as declared, symbolic dims from
-/// `shapes` (`batch` → 4) or 1 when not given, unknown dims 1.
+/// The concrete shape of graph input `v`: static dims as declared; a symbolic dim from
+/// `shapes` by its symbol (`batch` → 4), or any non-static dim by position as `INPUT.AXIS`
+/// (`x.2` → 48); 1 when not given.
 pub fn input_shape(
     g: &Graph,
     v: optc_ir::ValueId,
     shapes: &BTreeMap<String, usize>,
 ) -> Result<Vec<usize>> {
     let ty = g.ty(v);
+    let name = &g.value(v).name;
     let dims = ty.shape.dims().ok_or_else(|| {
         Error::BadInput(format!(
-            "input '{}' has no declared rank: pass --inputs",
-            g.value(v).name
+            "input '{name}' has no declared rank: pass --inputs"
         ))
     })?;
     Ok(dims
         .iter()
-        .map(|d| match d {
-            Dim::Static(n) => *n,
-            Dim::Sym(s) => shapes.get(s).copied().unwrap_or(1),
-            Dim::Unknown => 1,
+        .enumerate()
+        .map(|(axis, d)| {
+            let by_position = || shapes.get(&format!("{name}.{axis}")).copied();
+            match d {
+                Dim::Static(n) => *n,
+                Dim::Sym(s) => shapes.get(s).copied().or_else(by_position).unwrap_or(1),
+                Dim::Unknown => by_position().unwrap_or(1),
+            }
         })
         .collect())
+}
+
+/// The dims of the graph inputs that [`input_shape`] sets to 1 for want of a size in `shapes`
+/// (by symbol or as `INPUT.AXIS`): `(input, axis, symbol)` — for a warning, since a spatial
+/// dim of 1 compiles a different model than the user meant.
+pub fn defaulted_dims(
+    g: &Graph,
+    shapes: &BTreeMap<String, usize>,
+) -> Vec<(String, usize, Option<String>)> {
+    let mut out = Vec::new();
+    for &v in g.inputs() {
+        let name = &g.value(v).name;
+        let Some(dims) = g.ty(v).shape.dims() else {
+            continue;
+        };
+        for (axis, d) in dims.iter().enumerate() {
+            let by_position = shapes.contains_key(&format!("{name}.{axis}"));
+            match d {
+                Dim::Sym(s) if !shapes.contains_key(s) && !by_position => {
+                    out.push((name.clone(), axis, Some(s.clone())))
+                }
+                Dim::Unknown if !by_position => out.push((name.clone(), axis, None)),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The keys of `shapes` that size no dim of the graph inputs (a symbol no input has, an
+/// `INPUT.AXIS` naming no input, or an axis past its rank, or a static dim): most likely typos.
+pub fn unused_shapes(g: &Graph, shapes: &BTreeMap<String, usize>) -> Vec<String> {
+    shapes
+        .keys()
+        .filter(|k| {
+            !g.inputs().iter().any(|&v| {
+                let name = &g.value(v).name;
+                let Some(dims) = g.ty(v).shape.dims() else {
+                    return false;
+                };
+                dims.iter().enumerate().any(|(axis, d)| {
+                    let positional = **k == format!("{name}.{axis}");
+                    match d {
+                        Dim::Static(_) => false,
+                        Dim::Sym(s) => s == *k || positional,
+                        Dim::Unknown => positional,
+                    }
+                })
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 /// Seeded random inputs of the declared shapes and dtypes (as trtexec does): floats standard

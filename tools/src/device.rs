@@ -224,6 +224,23 @@ fn compile_model(
     shapes: &BTreeMap<String, usize>,
 ) -> Result<(optc::ir::front::onnx::Model, Compiled, f64)> {
     let model = optc::model::load(path)?;
+    for k in optc::model::unused_shapes(&model.graph, shapes) {
+        eprintln!("note: --shape {k} sizes no dynamic dim of the model's inputs");
+    }
+    // A leading dim of 1 is batch 1, as users expect; a later one (a sequence length, an image
+    // size) set to 1 compiles a different model than meant, or fails far from the cause.
+    for (input, axis, sym) in optc::model::defaulted_dims(&model.graph, shapes) {
+        if axis > 0 {
+            let what = match sym {
+                Some(s) if !s.is_empty() && s != "?" => format!("'{s}'"),
+                _ => "unknown".to_string(),
+            };
+            eprintln!(
+                "note: input '{input}' dim {axis} ({what}) is set to 1; give its size with \
+                 --shape {input}.{axis}=N"
+            );
+        }
+    }
     let t = Instant::now();
     let compiled =
         optc::compile::compile(&model.graph, &model_name(path), &options(target, shapes))

@@ -71,7 +71,8 @@ enum Cmd {
         /// Output artifact (default: the model's file stem + .optc in the current folder).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Symbolic dim sizes, e.g. `--shape batch=4`.
+        /// Dim sizes: a symbolic dim by name (`--shape batch=4`) or any dim of an input by
+        /// position (`--shape x.2=48`); unlisted ones are 1.
         #[arg(long, value_parser = parse_dim)]
         shape: Vec<(String, usize)>,
         /// Also write every kernel source (`<kernel>.wgsl` or `<kernel>.ptx`) and the manifest
@@ -106,7 +107,7 @@ enum Cmd {
         /// Seed for random inputs.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Symbolic dim sizes.
+        /// Dim sizes: by symbol (`batch=4`) or by input and position (`x.2=48`).
         #[arg(long, value_parser = parse_dim)]
         shape: Vec<(String, usize)>,
         /// Also compare every intermediate tensor and report the first whose error jumps.
@@ -129,7 +130,7 @@ enum Cmd {
         /// Target for `--stage kernels` on a model.
         #[arg(long, default_value = "wgsl")]
         target: String,
-        /// Symbolic dim sizes.
+        /// Dim sizes: by symbol (`batch=4`) or by input and position (`x.2=48`).
         #[arg(long, value_parser = parse_dim)]
         shape: Vec<(String, usize)>,
         /// One JSON object on stdout.
@@ -171,7 +172,8 @@ enum Cmd {
         /// Seed for random inputs.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Symbolic dim sizes, e.g. `--shape batch=4`.
+        /// Dim sizes: a symbolic dim by name (`--shape batch=4`) or any dim of an input by
+        /// position (`--shape x.2=48`); unlisted ones are 1.
         #[arg(long, value_parser = parse_dim)]
         shape: Vec<(String, usize)>,
         /// One JSON object on stdout.
@@ -243,7 +245,7 @@ enum Cmd {
         /// Folder with inputs (default: seeded random inputs).
         #[arg(long)]
         inputs: Option<PathBuf>,
-        /// Symbolic dim sizes.
+        /// Dim sizes: by symbol (`batch=4`) or by input and position (`x.2=48`).
         #[arg(long, value_parser = parse_dim)]
         shape: Vec<(String, usize)>,
         /// One JSON object on stdout.

@@ -411,6 +411,50 @@ fn ptx_targets_compile_emit_ptx_and_refuse_to_run() {
     );
 }
 
+/// `--shape` sizes a dim by symbol or by `INPUT.AXIS`; a key that sizes nothing, and a later
+/// dim left at 1, are pointed out on stderr.
+#[test]
+fn shape_sizes_dims_by_symbol_or_position() {
+    let dir = tmp("shape");
+    let art = dir.join("t.optc");
+    let a = art.to_str().unwrap();
+    let emit = dir.join("k");
+    let e = emit.to_str().unwrap();
+    let input_shape = |args: &[&str]| {
+        let mut all = vec![
+            "compile",
+            "examples/tiny_cnn.onnx",
+            "--target",
+            "wgsl",
+            "-o",
+            a,
+            "--emit-dir",
+            e,
+        ];
+        all.extend(args);
+        let o = optc(&all);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let m = std::fs::read(emit.join("manifest.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+        (v["inputs"][0]["shape"].clone(), stderr(&o))
+    };
+    // The input is image[batch x 3 x 16 x 16].
+    let (s, _) = input_shape(&["--shape", "batch=3"]);
+    assert_eq!(s, serde_json::json!([3, 3, 16, 16]));
+    let (s, _) = input_shape(&["--shape", "image.0=5"]);
+    assert_eq!(s, serde_json::json!([5, 3, 16, 16]));
+    let (s, err) = input_shape(&["--shape", "imgae.0=5", "--shape", "image.2=7"]);
+    assert_eq!(s, serde_json::json!([1, 3, 16, 16]));
+    assert!(
+        err.contains("--shape imgae.0 sizes no dynamic dim"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--shape image.2 sizes no dynamic dim"),
+        "{err}"
+    );
+}
+
 /// The shared models folder (`$OPTC_MODELS`, else `../shared/models` beside the checkout).
 fn shared_model(name: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("OPTC_MODELS")
