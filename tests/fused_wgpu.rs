@@ -133,6 +133,8 @@ fn fused_kernels_match_the_reference_on_wgpu() {
         ("conv3x3", conv(3, 1, 1), [1, 16, 12, 12], [32, 16, 3, 3]),
         ("conv1x1", conv(1, 0, 1), [2, 16, 8, 8], [32, 16, 1, 1]),
         ("dwconv", conv(3, 1, 16), [1, 16, 9, 9], [16, 1, 3, 3]),
+        // Rows a multiple of 4 wide: the vec4 depthwise kernel, epilogue on vec4 stores.
+        ("dwconv_vec4", conv(3, 1, 16), [1, 16, 9, 16], [16, 1, 3, 3]),
         ("grouped", conv(3, 1, 4), [1, 16, 8, 8], [16, 4, 3, 3]),
     ] {
         let (op, ins) = bn(cv, &x, &w, 10);

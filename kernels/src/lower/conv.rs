@@ -21,7 +21,7 @@
 //! along the last axis (1–8, default 4) and the workgroup size (default 64); direct kernels use
 //! workgroups of 256.
 
-use super::common::{self, flat_index, grid_1d, guard, to_storage, unravel};
+use super::common::{self, flat_index, grid_1d, guard, load, to_storage, unravel};
 use super::epilogue::Epilogue;
 use super::gemm::{self, Addend, Operand, Problem, Source};
 use super::{
@@ -228,8 +228,13 @@ fn lower_conv(
             e.check_bindings(ctx, 3 + bias.is_some() as usize)?;
         }
         let dims = DwDims { n, m, mg };
+        let launch = if dw_vec4_ok(&g, x.dtype, w.dtype, y.dtype, ep.as_ref()) {
+            depthwise_vec4(ctx, &g, dims, bias, ep.as_ref())?
+        } else {
+            depthwise(ctx, &g, dims, bias, ep.as_ref())?
+        };
         return Ok(Lowered {
-            launches: vec![depthwise(ctx, &g, dims, bias, ep.as_ref())?],
+            launches: vec![launch],
             ..Lowered::default()
         });
     }
@@ -477,6 +482,189 @@ fn depthwise(
             store(&mut b);
         } else {
             b.if_((ow0.clone() + i(t as i32)).lt(i(g.output[2] as i32)), store);
+        }
+    }
+    if let Some(e) = ep {
+        e.finish()?;
+    }
+    Ok(KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    })
+}
+
+/// Whether a depthwise conv takes [`depthwise_vec4`]: 2-D (axis 0 trivial), f32 in and out,
+/// input and output rows a multiple of 4 wide, stride 1 or 2 along the rows.
+fn dw_vec4_ok(g: &Geom, x: DType, w: DType, y: DType, ep: Option<&Epilogue>) -> bool {
+    let ydt = ep.map_or(y, |e| e.out.dtype);
+    g.trivial(0)
+        && [x, w, ydt].iter().all(|&d| d == DType::F32)
+        && g.input[2] % 4 == 0
+        && g.output[2] % 4 == 0
+        && (1..=2).contains(&g.stride[2])
+        && g.pad[2] >= 0
+}
+
+/// Output rows per thread of [`depthwise_vec4`].
+const DW_ROWS: usize = 2;
+
+/// Depthwise conv with vec4 row segments (lavapipe charges a storage load the same for a scalar
+/// and a vec4): each thread computes `DW_ROWS` output rows × `tw` (8 at stride 1, else 4)
+/// consecutive outputs of one channel. For each input row it needs, it loads the aligned vec4
+/// chunks covering the window span `[ow0·s − p, ow0·s − p + (tw − 1)·s + (kw − 1)·d]` — the
+/// rows are a multiple of 4 wide, so a chunk is wholly inside or outside the row (zero) — and
+/// takes the taps from their lanes; weights are loaded once per thread, stores are vec4 (the
+/// epilogue on 4 lanes at a time).
+fn depthwise_vec4(
+    ctx: &LowerCtx<'_>,
+    g: &Geom,
+    dims: DwDims,
+    bias: Option<&TensorDesc>,
+    ep: Option<&Epilogue>,
+) -> Result<KernelLaunch, LowerError> {
+    let DwDims { n, m, mg } = dims;
+    let v4 = Type::vec(Scalar::F32, 4);
+    let [_, ih, iw] = g.input;
+    let [_, oh, ow] = g.output;
+    let (s, d) = (g.stride[2], g.dilation[2]);
+    let (pw, kh, kw) = (g.pad[2], g.kernel[1], g.kernel[2]);
+    let tw = if s == 1 && ow % 8 == 0 { 8 } else { 4 };
+    let th = DW_ROWS.min(oh);
+    let (tiles_w, tiles_h) = (ow / tw, oh.div_ceil(th));
+    let space = [n, m, tiles_h, tiles_w];
+    let total: usize = space.iter().product();
+    let wg = 64;
+    let grid = grid_1d(total, wg);
+    let mut b = KernelBuilder::new(ctx.kname("dwconv"), [wg, 1, 1]);
+    let xb = b.buffer("x", v4, Access::Read);
+    let wb = b.buffer("w", Type::F32, Access::Read);
+    let mut args = vec![Arg::Input(0), Arg::Input(1)];
+    let bb = bias.map(|bd| {
+        args.push(Arg::Input(2));
+        b.buffer(
+            "bias",
+            Type::scalar(storage_scalar(bd.dtype).unwrap_or(Scalar::F32)),
+            Access::Read,
+        )
+    });
+    let ep = ep.map(|e| e.bind(&mut b, &mut args));
+    let ob = b.buffer("y", v4, Access::ReadWrite);
+    args.push(Arg::Output(0));
+    let t = flat_index(&mut b, grid, wg);
+    guard(&mut b, &t, total);
+    let c = unravel(&mut b, &t, &space);
+    let (ni, mi) = (c[0].clone(), c[1].clone());
+    let oh0 = b.let_(Type::I32, c[2].clone() * i(th as i32));
+    let ow0 = b.let_(Type::I32, c[3].clone() * i(tw as i32));
+    let ci = if mg == 1 {
+        mi.clone()
+    } else {
+        b.let_(Type::I32, mi.clone() / i(mg as i32))
+    };
+    let cin = m / mg;
+    // The input plane's first row, in vec4 units (rows are a multiple of 4 wide).
+    let xplane = b.let_(
+        Type::I32,
+        (ni.clone() * i(cin as i32) + ci) * i((ih * iw / 4) as i32),
+    );
+    let ws: Vec<Expr> = (0..kh * kw)
+        .map(|tap| {
+            b.let_(
+                Type::F32,
+                load(
+                    wb,
+                    mi.clone() * i((kh * kw) as i32) + i(tap as i32),
+                    DType::F32,
+                ),
+            )
+        })
+        .collect();
+    let init = match (bb, bias) {
+        (Some(bb), Some(bd)) => b.let_(Type::F32, common::load(bb, mi.clone(), bd.dtype)),
+        _ => f(0.0),
+    };
+    let acc: Vec<Vec<_>> = (0..th)
+        .map(|_| (0..tw).map(|_| b.var(Type::F32, init.clone())).collect())
+        .collect();
+    // Window span relative to ow0·s (a multiple of 4), and the chunks covering it.
+    let rel0 = -pw;
+    let rel1 = rel0 + ((tw - 1) * s + (kw - 1) * d) as i64;
+    let (j0, j1) = (rel0.div_euclid(4), rel1.div_euclid(4));
+    let col0 = b.let_(Type::I32, ow0.clone() * i(s as i32));
+    // Input rows r = oh0·s − p + y, y = 0 .. (th − 1)·s + (kh − 1)·dh.
+    let sh = g.stride[1];
+    let dh = g.dilation[1];
+    let rows_needed = (th - 1) * sh + (kh - 1) * dh + 1;
+    let row0 = b.let_(Type::I32, oh0.clone() * i(sh as i32) - i(g.pad[1] as i32));
+    for y in 0..rows_needed {
+        // Which (output row, kernel row) pairs read input row y.
+        let users: Vec<(usize, usize)> = (0..th)
+            .flat_map(|r| (0..kh).map(move |k| (r, k)))
+            .filter(|&(r, k)| r * sh + k * dh == y)
+            .collect();
+        if users.is_empty() {
+            continue;
+        }
+        let ry = b.let_(Type::I32, row0.clone() + i(y as i32));
+        let row_ok = b.let_(Type::BOOL, ry.clone().cast(Scalar::U32).lt(u(ih as u32)));
+        let rbase = b.let_(Type::I32, xplane.clone() + ry.clone() * i((iw / 4) as i32));
+        // Chunk j covers columns col0 + 4j .. +4.
+        let chunks: Vec<Expr> = (j0..=j1)
+            .map(|j| {
+                let cj = col0.clone() + i((4 * j) as i32);
+                let ok = b.let_(
+                    Type::BOOL,
+                    row_ok
+                        .clone()
+                        .and(cj.clone().cast(Scalar::U32).lt(u(iw as u32))),
+                );
+                let idx = select(ok.clone(), rbase.clone() + cj / i(4), i(0));
+                b.let_(
+                    v4,
+                    select(ok, Expr::load(xb, idx), Expr::Splat(4, Box::new(f(0.0)))),
+                )
+            })
+            .collect();
+        // Column col0 + rel (rel in rel0..=rel1) is lane (rel − 4·j0) of the chunks.
+        let at = |rel: i64| {
+            let k = (rel - 4 * j0) as usize;
+            chunks[k / 4].clone().lane((k % 4) as u8)
+        };
+        for &(r, k) in &users {
+            for kx in 0..kw {
+                let wv = &ws[k * kw + kx];
+                for (o, a) in acc[r].iter().enumerate() {
+                    let rel = rel0 + (o * s + kx * d) as i64;
+                    b.assign(*a, at(rel).fma(wv.clone(), Expr::Var(*a)));
+                }
+            }
+        }
+    }
+    let pout = oh * ow;
+    for (r, row_acc) in acc.iter().enumerate() {
+        let orow = b.let_(Type::I32, oh0.clone() + i(r as i32));
+        let store = |b: &mut KernelBuilder| {
+            let obase = b.let_(
+                Type::I32,
+                (ni.clone() * i(m as i32) + mi.clone()) * i(pout as i32)
+                    + orow.clone() * i(ow as i32)
+                    + ow0.clone(),
+            );
+            for q in 0..tw / 4 {
+                let flat0 = b.let_(Type::I32, obase.clone() + i((4 * q) as i32));
+                let lanes: Vec<Expr> = (0..4).map(|l| Expr::Var(row_acc[4 * q + l])).collect();
+                let lanes = match &ep {
+                    Some(e) => e.apply_lanes(b, lanes, &flat0),
+                    None => lanes,
+                };
+                b.store(ob, flat0 / i(4), Expr::Vector(lanes));
+            }
+        };
+        if oh % th == 0 {
+            store(&mut b);
+        } else {
+            b.if_(orow.clone().lt(i(oh as i32)), store);
         }
     }
     if let Some(e) = ep {
@@ -868,6 +1056,7 @@ mod tests {
 
     #[test]
     fn depthwise_conv_gets_the_direct_kernel() {
+        // Rows a multiple of 4 wide: the vec4 kernel, 2 rows × 4 outputs per thread (stride 2).
         let l = lower_op(
             conv(&[3, 3], &[2, 2], &[1, 1, 1, 1], 32),
             &[&[1, 32, 112, 112], &[32, 1, 3, 3]],
@@ -875,10 +1064,59 @@ mod tests {
         );
         let lk = &l.launches[0];
         assert!(lk.kernel.name.ends_with("dwconv"));
-        // 56 / DW_TILE tiles per row.
-        let threads = 32 * 56 * (56 / DW_TILE);
+        assert_eq!(lk.kernel.buffers[0].elem, Type::vec(Scalar::F32, 4));
+        let threads = 32 * (56 / DW_ROWS) * (56 / 4);
+        assert_eq!(lk.grid[0] as usize, threads.div_ceil(64));
+        // 7 wide: the scalar kernel, DW_TILE outputs per thread.
+        let l = lower_op(
+            conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 32),
+            &[&[1, 32, 7, 7], &[32, 1, 3, 3]],
+            &[1, 32, 7, 7],
+        );
+        let lk = &l.launches[0];
+        assert_eq!(lk.kernel.buffers[0].elem, Type::F32);
+        let threads = 32 * 7 * 7usize.div_ceil(DW_TILE);
         assert_eq!(lk.grid[0] as usize, threads.div_ceil(64));
         assert!(!lk.kernel.uses_subgroups());
+    }
+
+    #[test]
+    fn depthwise_kernels_match_the_reference() {
+        use crate::lower::sim::{assert_close, rand_t, run_op};
+        let dw = |k: usize, s: usize, p: usize, d: usize, group: usize| {
+            Op::Conv(ConvAttrs {
+                window: Window {
+                    kernel_shape: vec![k, k],
+                    strides: vec![s, s],
+                    dilations: vec![d, d],
+                    pads: vec![p; 4],
+                    auto_pad: AutoPad::NotSet,
+                },
+                group,
+            })
+        };
+        // (x, channel multiplier, k, stride, pad, dilation): vec4 rows at stride 1 (8-wide
+        // tiles) and 2, 5×5, dilation, odd output heights, a channel multiplier; and the
+        // scalar kernel for rows not a multiple of 4.
+        for (x, mult, k, st, p, d) in [
+            ([1usize, 3, 8, 8], 1usize, 3usize, 1usize, 1usize, 1usize),
+            ([2, 4, 9, 16], 1, 3, 2, 1, 1),
+            ([1, 2, 7, 12], 2, 5, 1, 2, 1),
+            ([1, 3, 10, 12], 1, 3, 1, 2, 2),
+            ([1, 2, 5, 4], 1, 3, 1, 1, 1),
+            ([1, 3, 7, 7], 1, 3, 1, 1, 1),
+        ] {
+            let c = x[1];
+            let w = rand_t(&[c * mult, 1, k, k], 2);
+            let bias = rand_t(&[c * mult], 3);
+            let op = dw(k, st, p, d, c);
+            let (got, want) = run_op(&op, &[Some(rand_t(&x, 1)), Some(w), Some(bias)], &[]);
+            assert_close(
+                &got[0],
+                &want[0],
+                &format!("{x:?} k{k} s{st} p{p} d{d} ×{mult}"),
+            );
+        }
     }
 
     #[test]
