@@ -14,12 +14,19 @@
 #    out) against a torch device-to-device copy of the same bytes,
 # 5. f16 GEMM 4096^3 (scripts/data/matmul_f16_4096.onnx, the tensor-core mma.sync template)
 #    against torch.matmul on the same device,
+# 6. softmax and layernorm over float32[4096, 1024] (scripts/data/*_4096x1024.onnx) against
+#    torch.softmax / F.layer_norm, and torch.compile of the benched models (compile time and
+#    latency; GPU_CHECK_TORCH_COMPILE=0 skips it),
+# 7. `optc conformance --backend cuda` on the ONNX node tests (OPTC_NODE_TESTS, or
+#    .gpu/onnx-node.tgz from scripts/gpu-prepare.sh, unpacked into the results folder),
 # then prints one table. Every step has a timeout inside an overall budget (default 450 s), so
 # the script ends well under 8 minutes. On a machine without a GPU it still runs: every optc
 # step exits 3 ("no CUDA driver") and the torch steps are skipped, which dry-runs the script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# scripts/gpu-prepare.sh leaves a stripped binary (the device tool carries 64 MiB at most).
+if [ -z "${OPTC_BIN:-}" ] && [ -x .gpu/optc ]; then OPTC_BIN=.gpu/optc; fi
 OPTC=${OPTC_BIN:-target/release/optc}
 BUDGET=${GPU_CHECK_BUDGET_S:-450}
 OUT=${GPU_CHECK_OUT:-$(mktemp -d /tmp/gpu-check.XXXXXX)}
@@ -99,6 +106,19 @@ echo "== elementwise chain"
 step bench_eltwise 90 "$OPTC" bench scripts/data/eltwise_chain.onnx --target "$TARGET" --runs 20 --json
 echo "== f16 GEMM 4096^3"
 step bench_gemm_f16 90 "$OPTC" bench scripts/data/matmul_f16_4096.onnx --target "$TARGET" --runs 20 --json
+echo "== softmax, layernorm 4096x1024"
+step bench_softmax 60 "$OPTC" bench scripts/data/softmax_4096x1024.onnx --target "$TARGET" --runs 20 --json
+step bench_layernorm 60 "$OPTC" bench scripts/data/layernorm_4096x1024.onnx --target "$TARGET" --runs 20 --json
+echo "== conformance (node tests, CUDA)"
+NODE=${OPTC_NODE_TESTS:-}
+if [ -z "$NODE" ] && [ -f .gpu/onnx-node.tgz ]; then
+    tar -xzf .gpu/onnx-node.tgz -C "$OUT" && NODE="$OUT/onnx-node"
+fi
+if [ -n "$NODE" ] && [ -d "$NODE" ]; then
+    step conformance 150 "$OPTC" conformance "$NODE" --backend cuda --json
+else
+    echo "  conformance: skipped (no node tests: set OPTC_NODE_TESTS or run scripts/gpu-prepare.sh)"
+fi
 
 if [ -z "$PY" ]; then
     echo "gpu-check: no python: torch comparison and table skipped; raw results in $OUT"
@@ -249,6 +269,57 @@ for _ in range(20):
 ms.sort()
 res["gemm_f16"] = {"flops": 2 * 4096**3, "ms": ms[len(ms) // 2]}
 save()
+
+
+def event_ms(fn, runs=20, warm=5):
+    for _ in range(warm):
+        fn()
+    ms = []
+    for _ in range(runs):
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        ms.append(start.elapsed_time(end))
+    ms.sort()
+    return ms[len(ms) // 2]
+
+
+# Softmax and LayerNorm over float32[4096, 1024], as scripts/data/*_4096x1024.onnx.
+del a, b, c
+xr = torch.randn(4096, 1024, device=dev)
+g, beta = torch.randn(1024, device=dev), torch.randn(1024, device=dev)
+res["softmax_ms"] = event_ms(lambda: torch.softmax(xr, dim=-1))
+res["layernorm_ms"] = event_ms(
+    lambda: torch.nn.functional.layer_norm(xr, (1024,), g, beta, 1e-5))
+save()
+
+# torch.compile of the benched models (first call compiles; then device-resident latency).
+if os.environ.get("GPU_CHECK_TORCH_COMPILE", "1") != "0":
+    deadline = time.time() + float(os.environ.get("GPU_CHECK_TORCH_COMPILE_S", "150"))
+    for name in names:
+        if time.time() > deadline:
+            res["models"].setdefault(name, {})["compile_note"] = "skipped: torch.compile budget spent"
+            continue
+        try:
+            path = os.path.join(models_dir, name, "model.onnx")
+            _, xs = inputs_of(name)
+            mod, how = torch_module(name, path)
+            if mod is None:
+                raise RuntimeError(how)
+            with torch.inference_mode():
+                dx = [x.to(dev) for x in xs]
+                cm = torch.compile(mod)
+                t0 = time.time()
+                cm(*dx)
+                torch.cuda.synchronize()
+                row = res["models"].setdefault(name, {})
+                row["compile_s"] = time.time() - t0
+                row["compiled_device_ms"] = timed(lambda: cm(*dx))
+        except Exception as e:  # noqa: BLE001
+            res["models"].setdefault(name, {})["compile_note"] = f"{type(e).__name__}: {str(e)[:80]}"
+        save()
+save()
 PYEOF
 step torch_side 200 "$PY" "$OUT/torch_side.py" "$OUT" "$MODELS" "${bench_models[@]}"
 
@@ -315,6 +386,12 @@ for n in bench:
                      f"{v['median_ms'] / torch_ms:.2f}x; {t.get('how', '')[:70]}"))
     else:
         rows.append(("torch", n, "skipped", t.get("how", "no result")[:110]))
+    if t.get("compiled_device_ms"):
+        rows.append(("torch.compile", n, f"{t['compiled_device_ms']:.3f} ms",
+                     f"device-resident, compiled in {t['compile_s']:.0f} s; optc device "
+                     f"{f(v.get('device_ms'))} ms"))
+    elif t.get("compile_note"):
+        rows.append(("torch.compile", n, "skipped", t["compile_note"][:110]))
 rc, e = load("bench_eltwise")
 if e and e.get("device_ms"):
     nbytes = 2 * 16 * 4194304 * 4
@@ -340,6 +417,21 @@ if e and e.get("device_ms"):
         rows.append(("gemm", "f16 4096^3", f"{tflops:.1f} TFLOP/s", "torch matmul skipped"))
 else:
     rows.append(("gemm", "f16 4096^3", f"exit {rc}", why("bench_gemm_f16")))
+for op in ("softmax", "layernorm"):
+    rc, e = load("bench_" + op)
+    if e and e.get("device_ms"):
+        tm = torch.get(op + "_ms")
+        rows.append((op, "4096x1024", f"{e['device_ms']:.3f} ms",
+                     f"torch {tm:.3f} ms -> optc/torch {e['device_ms'] / tm:.2f}x" if tm
+                     else "torch skipped"))
+    else:
+        rows.append((op, "4096x1024", f"exit {rc}", why("bench_" + op)))
+rc, c = load("conformance")
+if c:
+    rows.append(("conformance", "node tests", f"{c.get('passed')} passed",
+                 f"{c.get('failed')} failed, {c.get('skipped')} skipped (backend cuda)"))
+elif rc is not None:
+    rows.append(("conformance", "node tests", f"exit {rc}", why("conformance")))
 w = [max(len(str(r[i])) for r in rows) for i in range(3)]
 print()
 for r in rows:
