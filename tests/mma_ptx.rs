@@ -24,6 +24,8 @@ use optc_runtime::Target;
 const F16_MMA: &str = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32";
 const BF16_MMA: &str = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32";
 const TF32_MMA: &str = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32";
+const S8_MMA: &str = "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32";
+const U8_MMA: &str = "mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32";
 
 /// One graph over `ins` (those at `consts` as constants), as [`common::graph`] builds it.
 struct Case {
@@ -397,6 +399,97 @@ fn f32_gemms_on_tf32_tensor_cores_only_with_allow_tf32() {
     assert!(e.to_string().contains("--allow-tf32"), "{e}");
 }
 
+/// Random bytes of `dt` (I8 or U8), full range, as a tensor of `shape`.
+fn bytes(shape: &[usize], dt: DType, seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 24) as u8
+    };
+    match dt {
+        DType::I8 => Tensor::from_vec(shape.to_vec(), (0..n).map(|_| next() as i8).collect()),
+        _ => Tensor::from_vec(shape.to_vec(), (0..n).map(|_| next()).collect::<Vec<u8>>()),
+    }
+    .unwrap()
+}
+
+/// MatMulInteger of two s8 or two u8 operands (zero points absent, or constant zeros).
+fn matmul_integer(name: &'static str, sa: &[usize], sb: &[usize], dt: DType, zps: bool) -> Case {
+    let mut ins = vec![bytes(sa, dt, 1), bytes(sb, dt, 2)];
+    let mut args = vec![0, 1];
+    let mut consts = vec![];
+    if zps {
+        let z = |len: usize| match dt {
+            DType::I8 => Tensor::from_vec(vec![len], vec![0i8; len]).unwrap(),
+            _ => Tensor::from_vec(vec![len], vec![0u8; len]).unwrap(),
+        };
+        ins.push(z(sa[sa.len() - 2]));
+        ins.push(z(sb[sb.len() - 1]));
+        args.extend([2, 3]);
+        consts = vec![2, 3];
+    }
+    Case {
+        name,
+        ins,
+        consts,
+        nodes: vec![(Op::MatMulInteger, args)],
+        level: 0,
+    }
+}
+
+fn int8_cases() -> Vec<(Case, &'static str)> {
+    let (s8, u8_) = (DType::I8, DType::U8);
+    vec![
+        (
+            matmul_integer("s8-aligned", &[16, 32], &[32, 8], s8, false),
+            S8_MMA,
+        ),
+        (
+            matmul_integer("s8-ragged", &[33, 70], &[70, 41], s8, false),
+            S8_MMA,
+        ),
+        (
+            matmul_integer("s8-batched-zero-zps", &[2, 17, 40], &[2, 40, 9], s8, true),
+            S8_MMA,
+        ),
+        (
+            matmul_integer("u8-ragged", &[20, 100], &[100, 24], u8_, false),
+            U8_MMA,
+        ),
+        (
+            matmul_integer("u8-broadcast", &[3, 16, 64], &[64, 16], u8_, false),
+            U8_MMA,
+        ),
+    ]
+}
+
+/// Integer GEMMs are exact: the tensor-core result must equal the reference bit for bit
+/// (|sums| < 2^31 here), including full-range bytes (-128 · -128).
+#[test]
+fn int8_matmuls_on_tensor_cores_are_exact() {
+    for (case, mma) in int8_cases() {
+        let artifact = case.compile(Target::Sm89, false);
+        let n = artifact.sources.iter().filter(|s| s.contains(mma)).count();
+        assert_eq!(n, 1, "{}: one tensor-core kernel expected", case.name);
+        let (g, feeds) = case.graph(&case.ins);
+        let want = optc_ir::run(&g, &feeds).unwrap().remove(0);
+        let host: Vec<_> = feeds.iter().map(|t| to_host(t).unwrap()).collect();
+        let got = optc_ptxsim::run_artifact(&artifact, &host)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let got = from_host(&got[0]).unwrap();
+        assert_eq!(got.shape(), want.shape(), "{}", case.name);
+        assert_eq!(got.to_f64_vec(), want.to_f64_vec(), "{}", case.name);
+    }
+    // Nonzero zero points keep the portable kernel.
+    let mut zp = matmul_integer("s8-zp", &[4, 32], &[32, 8], DType::I8, true);
+    zp.ins[2] = Tensor::from_vec(vec![4], vec![1i8, 0, 0, 0]).unwrap();
+    let art = zp.compile(Target::Sm89, false);
+    assert!(art.sources.iter().all(|s| !s.contains("mma.sync")));
+}
+
 #[test]
 fn tensor_core_kernels_assemble_for_every_sm_target() {
     let Some(bin) = ptxas::find(&common::root()) else {
@@ -412,6 +505,7 @@ fn tensor_core_kernels_assemble_for_every_sm_target() {
         .chain(conv_cases(DType::BF16).into_iter().take(1))
         .map(|c| (c, false))
         .chain([(tf32, true), (bf16, false)])
+        .chain(int8_cases().into_iter().map(|(c, _)| (c, false)))
         .chain(
             conv_cases(DType::F32)
                 .into_iter()

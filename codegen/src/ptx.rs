@@ -105,7 +105,8 @@
 //!   A/B locals of type `u32` (two packed f16, low half first) or `vec2<f16>`, C locals `f32` —
 //!   → `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32` accumulating in place; the same with
 //!   `ab = Bf16` and `u32` A/B locals (two packed bf16) → `….f32.bf16.bf16.f32`; shape m16n8k8
-//!   with `ab = Tf32` and f32 A/B locals → each operand rounded by `cvt.rna.tf32.f32`, then
+//!   with `ab = Tf32` and f32 A/B locals (and m16n8k32 `S8`/`U8` with `u32` A/B locals of four
+//!   packed bytes and `i32` accumulators → `….s32.s8.s8.s32` / `….s32.u8.u8.s32`) → each operand rounded by `cvt.rna.tf32.f32`, then
 //!   `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32` (what `--allow-tf32` compiles f32
 //!   MatMuls to). Any other shape or fragment typing is [`PtxError::Unsupported`].
 //!
@@ -926,10 +927,12 @@ impl Printer<'_> {
             MmaShape::M16N8K16_F16 => "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32",
             MmaShape::M16N8K16_BF16 => "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32",
             MmaShape::M16N8K8_TF32 => "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32",
+            MmaShape::M16N8K32_S8 => "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32",
+            MmaShape::M16N8K32_U8 => "mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32",
             _ => {
                 return Err(self.unsupported(format!(
-                    "mma m{}n{}k{} {} x {} + {}: only m16n8k16 f16/bf16 x f16/bf16 + f32 and \
-                     m16n8k8 tf32 (f32 operands) + f32 are implemented",
+                    "mma m{}n{}k{} {} x {} + {}: only m16n8k16 f16/bf16 x f16/bf16 + f32, \
+                     m16n8k8 tf32 (f32 operands) + f32 and m16n8k32 s8/u8 + s32 are implemented",
                     shape.m, shape.n, shape.k, shape.ab, shape.ab, shape.acc
                 )));
             }
@@ -953,8 +956,11 @@ impl Printer<'_> {
         }
         let mut rc = Vec::new();
         for v in c {
-            if self.k.locals[v.0 as usize] != Type::F32 {
-                return Err(self.unsupported(format!("mma accumulator local v{} is not f32", v.0)));
+            if self.k.locals[v.0 as usize] != Type::scalar(shape.acc) {
+                return Err(self.unsupported(format!(
+                    "mma accumulator local v{} is not {}",
+                    v.0, shape.acc
+                )));
             }
             rc.push(self.var_regs(*v)[0].clone());
         }
@@ -978,7 +984,9 @@ impl Printer<'_> {
                 self.emit(format!("cvt.rna.tf32.f32 {d}, {}", regs[0]));
                 Ok(d)
             }
-            MmaElem::F16 | MmaElem::Bf16 if t == Type::U32 => Ok(regs[0].clone()),
+            MmaElem::F16 | MmaElem::Bf16 | MmaElem::S8 | MmaElem::U8 if t == Type::U32 => {
+                Ok(regs[0].clone())
+            }
             MmaElem::F16 if t == Type::vec(Scalar::F16, 2) => {
                 let d = self.new_reg(Class::R);
                 self.emit(format!("mov.b32 {d}, {{{}, {}}}", regs[0], regs[1]));
@@ -991,7 +999,7 @@ impl Printer<'_> {
                 match elem {
                     MmaElem::Tf32 => "f32",
                     MmaElem::F16 => "u32 or vec2<f16>",
-                    MmaElem::Bf16 => "u32",
+                    MmaElem::Bf16 | MmaElem::S8 | MmaElem::U8 => "u32",
                 }
             ))),
         }

@@ -300,7 +300,8 @@ pub enum Expr {
 ///
 /// Fragment locals hold it as: `F16` — a `vec2<f16>` or a `u32` of two packed halves; `Bf16` —
 /// a `u32` of two packed bf16 (low half first; the kernel IR has no bf16 scalar: the tensor-core
-/// template packs them with integer ops); `Tf32` — an `f32`, rounded to tf32 by the target.
+/// template packs them with integer ops); `Tf32` — an `f32`, rounded to tf32 by the target;
+/// `S8`/`U8` — a `u32` of four packed bytes (low byte first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MmaElem {
     /// IEEE binary16.
@@ -309,6 +310,10 @@ pub enum MmaElem {
     Bf16,
     /// TensorFloat-32 (f32 with a 10-bit mantissa).
     Tf32,
+    /// Signed 8-bit integers, four per `u32` fragment register (low byte first).
+    S8,
+    /// Unsigned 8-bit integers, likewise.
+    U8,
 }
 
 impl fmt::Display for MmaElem {
@@ -317,6 +322,8 @@ impl fmt::Display for MmaElem {
             MmaElem::F16 => "f16",
             MmaElem::Bf16 => "bf16",
             MmaElem::Tf32 => "tf32",
+            MmaElem::S8 => "s8",
+            MmaElem::U8 => "u8",
         })
     }
 }
@@ -352,6 +359,22 @@ impl MmaShape {
         k: 16,
         ab: MmaElem::Bf16,
         acc: Scalar::F32,
+    };
+    /// `mma.sync.aligned.m16n8k32`: s8 × s8 + s32.
+    pub const M16N8K32_S8: MmaShape = MmaShape {
+        m: 16,
+        n: 8,
+        k: 32,
+        ab: MmaElem::S8,
+        acc: Scalar::I32,
+    };
+    /// `mma.sync.aligned.m16n8k32`: u8 × u8 + s32.
+    pub const M16N8K32_U8: MmaShape = MmaShape {
+        m: 16,
+        n: 8,
+        k: 32,
+        ab: MmaElem::U8,
+        acc: Scalar::I32,
     };
     /// `mma.sync.aligned.m16n8k8` on tf32: f32 operands rounded to tf32, + f32.
     pub const M16N8K8_TF32: MmaShape = MmaShape {

@@ -465,6 +465,9 @@ impl Block<'_> {
                 if warp.len() != 32 {
                     return Err(self.fail(&warp[0], "mma.sync in a partial warp"));
                 }
+                if matches!(elem, MmaElem::S8 | MmaElem::U8) {
+                    return self.mma_int8(warp, elem == MmaElem::S8, &d, &a, &b, &c);
+                }
                 // Gather the fragments into A (16×K row-major), B (K×8), C (16×8); K = 16 for
                 // f16 and bf16 (two values per register), 8 for tf32 (one value per register, its low
                 // 13 mantissa bits ignored).
@@ -527,6 +530,69 @@ impl Block<'_> {
                 }
             }
             _ => unreachable!("not a collective"),
+        }
+        Ok(())
+    }
+
+    /// `mma.sync` m16n8k32 on bytes: register `i` of lane `4g + q` holds, low byte first, A
+    /// row `g` (+8 for odd `i`) × columns `4q..4q+4` (+16 for `i ≥ 2`); B columns `g` × rows
+    /// `4q..4q+4` (+16 for `b1`); C/D as for f16, in s32. The sum wraps like the hardware's
+    /// (no `.satfinite`).
+    fn mma_int8(
+        &self,
+        warp: &mut [Thread],
+        signed: bool,
+        d: &[u32; 4],
+        a: &[Operand; 4],
+        b: &[Operand; 2],
+        c: &[Operand; 4],
+    ) -> Result<(), SimError> {
+        let byte = |bits: u64, j: usize| {
+            let v = (bits >> (8 * j)) as u8;
+            if signed {
+                i64::from(v as i8)
+            } else {
+                i64::from(v)
+            }
+        };
+        let mut am = [[0i64; 32]; 16];
+        let mut bm = [[0i64; 8]; 32];
+        let mut cm = [[0i64; 8]; 16];
+        for (l, t) in warp.iter().enumerate() {
+            let (g, q) = (l / 4, l % 4);
+            let r = |op: Operand| read(t, op, self).map_err(|e| self.fail(t, e));
+            for (i, op) in a.iter().enumerate() {
+                let v = r(*op)?;
+                let row = g + if i % 2 == 1 { 8 } else { 0 };
+                let col = 4 * q + if i >= 2 { 16 } else { 0 };
+                for j in 0..4 {
+                    am[row][col + j] = byte(v, j);
+                }
+            }
+            for (i, op) in b.iter().enumerate() {
+                let v = r(*op)?;
+                let k = 4 * q + 16 * i;
+                for j in 0..4 {
+                    bm[k + j][g] = byte(v, j);
+                }
+            }
+            for (i, op) in c.iter().enumerate() {
+                let v = r(*op)?;
+                let row = g + if i >= 2 { 8 } else { 0 };
+                cm[row][q * 2 + i % 2] = i64::from(v as u32 as i32);
+            }
+        }
+        for (l, t) in warp.iter_mut().enumerate() {
+            let (g, q) = (l / 4, l % 4);
+            for (i, reg) in d.iter().enumerate() {
+                let row = g + if i >= 2 { 8 } else { 0 };
+                let col = q * 2 + i % 2;
+                let mut acc = cm[row][col];
+                for (k, av) in am[row].iter().enumerate() {
+                    acc += av * bm[k][col];
+                }
+                write(t, *reg, u64::from(acc as i32 as u32));
+            }
         }
         Ok(())
     }

@@ -259,6 +259,10 @@ pub enum MmaElem {
     Bf16,
     /// TensorFloat-32, m16n8k8.
     Tf32,
+    /// Signed bytes (four per register), m16n8k32, s32 accumulation.
+    S8,
+    /// Unsigned bytes, likewise.
+    U8,
 }
 
 /// A decoded instruction.
@@ -943,6 +947,8 @@ impl Parser {
                     "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" => MmaElem::F16,
                     "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" => MmaElem::Bf16,
                     "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" => MmaElem::Tf32,
+                    "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32" => MmaElem::S8,
+                    "mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32" => MmaElem::U8,
                     _ => return Err(self.unknown(opcode)),
                 };
                 need(4, self)?;

@@ -1341,7 +1341,9 @@ pub fn requantize(v: Expr, zp: Expr, dt: DType) -> Expr {
 }
 
 /// MatMulInteger and QLinearMatMul: one output per thread, i32 accumulation of
-/// `(a - a_zp)(b - b_zp)`; QLinearMatMul requantizes with `a_scale · b_scale / y_scale`.
+/// `(a - a_zp)(b - b_zp)`; QLinearMatMul requantizes with `a_scale · b_scale / y_scale`. On
+/// tensor-core targets, MatMulInteger of two s8 or two u8 operands without (or with zero) zero
+/// points is one `mma.sync` m16n8k32 kernel instead ([`super::mma`]).
 pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     let qlinear = matches!(ctx.op, Op::QLinearMatMul);
     let (ai, bi) = if qlinear { (0, 3) } else { (0, 1) };
@@ -1362,6 +1364,64 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         return Ok(Lowered::default());
     }
     let zps = if qlinear { [2, 5] } else { [2, 3] };
+    // Tensor cores (m16n8k32, exact s32 sums) for MatMulInteger of two s8 or two u8 operands
+    // whose zero points are absent or known to be zero.
+    let zero_zp = |idx: usize| match ctx.opt_input(idx) {
+        None => true,
+        Some(d) if d.numel() == 0 => true,
+        Some(_) => ctx
+            .value(idx)
+            .is_some_and(|t| t.to_f64_vec().iter().all(|&v| v == 0.0)),
+    };
+    if ctx.features.tensor_cores
+        && !qlinear
+        && a.dtype == bd.dtype
+        && matches!(a.dtype, DType::I8 | DType::U8)
+        && out.dtype == DType::I32
+        && zero_zp(2)
+        && zero_zp(3)
+    {
+        let (sa, sb) = (strides(&a2), strides(&b2));
+        let p = Problem {
+            batch: batch.clone(),
+            m,
+            n,
+            k,
+            a: Operand {
+                arg: Arg::Input(0),
+                dtype: a.dtype,
+                numel: a.numel(),
+                batch_strides: batch_strides(&a2[..ra - 2], &sa[..ra - 2], &batch),
+                source: Source::Strided {
+                    row_stride: k,
+                    k_stride: 1,
+                },
+            },
+            b: Operand {
+                arg: Arg::Input(1),
+                dtype: bd.dtype,
+                numel: bd.numel(),
+                batch_strides: batch_strides(&b2[..rb - 2], &sb[..rb - 2], &batch),
+                source: Source::Strided {
+                    row_stride: 1,
+                    k_stride: n,
+                },
+            },
+            out: (Arg::Output(0), DType::I32),
+            out_batch_strides: strides(&batch).iter().map(|s| s * m * n).collect(),
+            out_m_stride: n,
+            out_n_stride: 1,
+            alpha: 1.0,
+            addend: None,
+            epilogue: None,
+        };
+        if let Some(l) = super::mma::lower_problem(ctx, &p)? {
+            return Ok(Lowered {
+                launches: vec![l],
+                ..Lowered::default()
+            });
+        }
+    }
     let wg = 256;
     let grid = grid_1d(total, wg);
     let mut oshape = batch.clone();

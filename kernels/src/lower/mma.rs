@@ -3,7 +3,9 @@
 //! the device: each pair is rounded to nearest-even bf16 and packed by [`pack_bf16x2`], exact
 //! for values that are already bf16), and — only when the user allows it
 //! ([`super::Features::allow_tf32`], `--allow-tf32`) — f32 operands with `m16n8k8` on tf32
-//! (operands rounded to 10 mantissa bits, ~1e-3 relative error).
+//! (operands rounded to 10 mantissa bits, ~1e-3 relative error); int8 operands (MatMulInteger
+//! without zero points, built by [`super::gemm::lower_quant_matmul`]) with `m16n8k32` into
+//! exact s32 accumulators, four bytes packed per fragment register.
 //!
 //! [`lower_problem`] takes a [`Problem`] of the GEMM core, so everything built on it — MatMul,
 //! Gemm, the strided Einsum, dense and grouped Conv (the implicit GEMM over the im2col matrix;
@@ -74,6 +76,9 @@ pub(crate) fn lower_problem(
         DType::F16 => MmaElem::F16,
         DType::BF16 => MmaElem::Bf16,
         DType::F32 if ctx.features.allow_tf32 => MmaElem::Tf32,
+        // MatMulInteger without zero points (`gemm::lower_quant_matmul` builds the problem).
+        DType::I8 => MmaElem::S8,
+        DType::U8 => MmaElem::U8,
         _ => return Ok(None),
     };
     // B strided; A strided or a conv's im2col matrix.
@@ -195,16 +200,20 @@ fn kernel(
         (MmaElem::F16, None) => "mma",
         (MmaElem::Bf16, _) => "mma_bf16",
         (MmaElem::Tf32, _) => "mma_tf32",
+        (MmaElem::S8, _) => "mma_s8",
+        (MmaElem::U8, _) => "mma_u8",
     };
     let mut kb = KernelBuilder::new(ctx.kname(name), [32 * WARPS, 1, 1]);
-    // Staged operands are read as 16-byte chunks; bf16 tensors are stored as f32.
+    // Staged operands are read as 16-byte chunks; bf16 tensors are stored as f32, bytes as
+    // i32/u32.
     let stored = if staged.is_some() {
         Type::vec(Scalar::U32, 4)
     } else {
-        Type::scalar(if elem == MmaElem::F16 {
-            Scalar::F16
-        } else {
-            Scalar::F32
+        Type::scalar(match elem {
+            MmaElem::F16 => Scalar::F16,
+            MmaElem::S8 => Scalar::I32,
+            MmaElem::U8 => Scalar::U32,
+            MmaElem::Bf16 | MmaElem::Tf32 => Scalar::F32,
         })
     };
     let mut args = vec![p.a.arg, p.b.arg];
@@ -412,11 +421,23 @@ fn global_body(
         Type::I32,
         wg(0) * i(BN as i32) + (warp.clone() % i(2)) * i(32),
     );
-    let acc: Vec<Var> = (0..16).map(|_| kb.var(Type::F32, f(0.0))).collect();
-    // f16: two halves per fragment register; bf16: two packed in a u32; tf32: one f32.
+    let int8 = matches!(elem, MmaElem::S8 | MmaElem::U8);
+    let acc: Vec<Var> = (0..16)
+        .map(|_| {
+            if int8 {
+                kb.var(Type::I32, i(0))
+            } else {
+                kb.var(Type::F32, f(0.0))
+            }
+        })
+        .collect();
+    // f16: two halves per fragment register; bf16: two packed in a u32; tf32: one f32; bytes:
+    // four packed in a u32.
     let (frag_ty, frag_zero, zero) = match elem {
         MmaElem::Tf32 => (Type::F32, f(0.0), f(0.0)),
         MmaElem::Bf16 => (Type::U32, u(0), f(0.0)),
+        MmaElem::S8 => (Type::U32, u(0), i(0)),
+        MmaElem::U8 => (Type::U32, u(0), u(0)),
         MmaElem::F16 => (
             Type::vec(Scalar::F16, 2),
             Expr::Splat(2, Box::new(Expr::F16(0.0))),
@@ -447,6 +468,30 @@ fn global_body(
         MmaElem::Tf32 => (8, MmaShape::M16N8K8_TF32),
         MmaElem::Bf16 => (16, MmaShape::M16N8K16_BF16),
         MmaElem::F16 => (16, MmaShape::M16N8K16_F16),
+        MmaElem::S8 => (32, MmaShape::M16N8K32_S8),
+        MmaElem::U8 => (32, MmaShape::M16N8K32_U8),
+    };
+    // Four bytes (i32/u32 storage, low byte first) as one fragment register.
+    let quad = |kb: &mut KernelBuilder, vals: Vec<Expr>| -> Expr {
+        let mut packed: Option<Expr> = None;
+        for (j, v) in vals.into_iter().enumerate() {
+            let v = if elem == MmaElem::S8 {
+                Expr::Bitcast(Scalar::U32, Box::new(v))
+            } else {
+                v
+            };
+            let byte = kb.let_(Type::U32, v.and(u(0xff)));
+            let byte = if j == 0 {
+                byte
+            } else {
+                byte.bin(BinOp::Shl, u(8 * j as u32))
+            };
+            packed = Some(match packed {
+                None => byte,
+                Some(p) => p.or(byte),
+            });
+        }
+        packed.unwrap_or(u(0))
     };
     let (a_buf, b_buf, a_base, b_base) = (ops.a_buf, ops.b_buf, &ops.a_base, &ops.b_base);
     // A conv's im2col A: the lane's two output pixels, decomposed once.
@@ -477,6 +522,20 @@ fn global_body(
                 };
                 kb.assign(*v, v2);
             }
+        } else if int8 {
+            // A register r: row g (+8 for odd r) × columns 4q..4q+4 (+16 for r ≥ 2).
+            for (r, v) in a_frag.iter().enumerate() {
+                let row = row0.clone() + g.clone() + i(8 * (r as i32 % 2));
+                let k = kb.let_(
+                    Type::I32,
+                    k0.clone() + q.clone() * i(4) + i(16 * (r as i32 / 2)),
+                );
+                let vals = (0..4)
+                    .map(|j| load(a_buf, &p.a, a_base, row.clone(), k.clone() + i(j), mi))
+                    .collect();
+                let v4 = quad(kb, vals);
+                kb.assign(*v, v4);
+            }
         } else {
             for (r, v) in a_frag.iter().enumerate() {
                 let row = row0.clone() + g.clone() + i(8 * (r as i32 % 2));
@@ -496,7 +555,15 @@ fn global_body(
             for r in 0..2 {
                 let col = col0.clone() + i(8 * t) + g.clone();
                 let frag = b_frag[(2 * t + r) as usize];
-                if tf32 {
+                if int8 {
+                    // B register r: column g × rows 4q..4q+4 (+16 for r = 1).
+                    let k = kb.let_(Type::I32, k0.clone() + q.clone() * i(4) + i(16 * r));
+                    let vals = (0..4)
+                        .map(|j| load(b_buf, &p.b, b_base, col.clone(), k.clone() + i(j), ni))
+                        .collect();
+                    let v4 = quad(kb, vals);
+                    kb.assign(frag, v4);
+                } else if tf32 {
                     let k = k0.clone() + q.clone() + i(4 * r);
                     kb.assign(frag, load(b_buf, &p.b, b_base, col, k, ni));
                 } else {
