@@ -416,18 +416,28 @@ fn bytes(shape: &[usize], dt: DType, seed: u64) -> Tensor {
     .unwrap()
 }
 
-/// MatMulInteger of two s8 or two u8 operands (zero points absent, or constant zeros).
-fn matmul_integer(name: &'static str, sa: &[usize], sb: &[usize], dt: DType, zps: bool) -> Case {
+/// Zero points of a MatMulInteger case: none, scalar, or per row of A / per column of B.
+#[derive(Clone, Copy)]
+enum Zp {
+    None,
+    Scalar,
+    PerRowCol,
+}
+
+/// MatMulInteger of two s8 or two u8 operands, with random full-range zero points as asked.
+fn matmul_integer(name: &'static str, sa: &[usize], sb: &[usize], dt: DType, zp: Zp) -> Case {
     let mut ins = vec![bytes(sa, dt, 1), bytes(sb, dt, 2)];
     let mut args = vec![0, 1];
     let mut consts = vec![];
-    if zps {
-        let z = |len: usize| match dt {
-            DType::I8 => Tensor::from_vec(vec![len], vec![0i8; len]).unwrap(),
-            _ => Tensor::from_vec(vec![len], vec![0u8; len]).unwrap(),
-        };
-        ins.push(z(sa[sa.len() - 2]));
-        ins.push(z(sb[sb.len() - 1]));
+    let (m, n) = (sa[sa.len() - 2], sb[sb.len() - 1]);
+    let lens = match zp {
+        Zp::None => None,
+        Zp::Scalar => Some((1, 1)),
+        Zp::PerRowCol => Some((m, n)),
+    };
+    if let Some((la, lb)) = lens {
+        ins.push(bytes(&[la], dt, 3));
+        ins.push(bytes(&[lb], dt, 4));
         args.extend([2, 3]);
         consts = vec![2, 3];
     }
@@ -440,34 +450,73 @@ fn matmul_integer(name: &'static str, sa: &[usize], sb: &[usize], dt: DType, zps
     }
 }
 
+/// QLinearMatMul with per-tensor scales and zero points (constants) over full-range bytes.
+fn qlinear_matmul(name: &'static str, sa: &[usize], sb: &[usize], dt: DType) -> Case {
+    let sc = |v: f32| Tensor::scalar(v);
+    let z = |seed: u64| bytes(&[1], dt, seed).reshape(vec![]).unwrap();
+    Case {
+        name,
+        ins: vec![
+            bytes(sa, dt, 5),
+            sc(0.02),
+            z(6),
+            bytes(sb, dt, 7),
+            sc(0.03),
+            z(8),
+            sc(1.5),
+            z(9),
+        ],
+        consts: vec![1, 2, 4, 5, 6, 7],
+        nodes: vec![(Op::QLinearMatMul, (0..8).collect())],
+        level: 0,
+    }
+}
+
 fn int8_cases() -> Vec<(Case, &'static str)> {
     let (s8, u8_) = (DType::I8, DType::U8);
     vec![
         (
-            matmul_integer("s8-aligned", &[16, 32], &[32, 8], s8, false),
+            matmul_integer("s8-aligned", &[16, 32], &[32, 8], s8, Zp::None),
             S8_MMA,
         ),
         (
-            matmul_integer("s8-ragged", &[33, 70], &[70, 41], s8, false),
+            matmul_integer("s8-ragged", &[33, 70], &[70, 41], s8, Zp::None),
             S8_MMA,
         ),
         (
-            matmul_integer("s8-batched-zero-zps", &[2, 17, 40], &[2, 40, 9], s8, true),
+            matmul_integer("s8-scalar-zps", &[2, 17, 40], &[2, 40, 9], s8, Zp::Scalar),
             S8_MMA,
         ),
         (
-            matmul_integer("u8-ragged", &[20, 100], &[100, 24], u8_, false),
+            matmul_integer("s8-row-col-zps", &[37, 50], &[50, 21], s8, Zp::PerRowCol),
+            S8_MMA,
+        ),
+        (
+            matmul_integer("u8-ragged", &[20, 100], &[100, 24], u8_, Zp::None),
             U8_MMA,
         ),
         (
-            matmul_integer("u8-broadcast", &[3, 16, 64], &[64, 16], u8_, false),
+            matmul_integer("u8-broadcast-zps", &[3, 16, 64], &[64, 16], u8_, Zp::Scalar),
             U8_MMA,
+        ),
+        (
+            matmul_integer("u8-row-col-zps", &[19, 33], &[33, 40], u8_, Zp::PerRowCol),
+            U8_MMA,
+        ),
+        (
+            qlinear_matmul("qlinear-u8", &[24, 72], &[72, 20], u8_),
+            U8_MMA,
+        ),
+        (
+            qlinear_matmul("qlinear-s8", &[2, 9, 40], &[2, 40, 12], s8),
+            S8_MMA,
         ),
     ]
 }
 
-/// Integer GEMMs are exact: the tensor-core result must equal the reference bit for bit
-/// (|sums| < 2^31 here), including full-range bytes (-128 · -128).
+/// Integer GEMMs are exact: the tensor-core result (zero points subtracted by the kernel from
+/// the row and column sums it gathers) must equal the reference bit for bit (|sums| < 2^31
+/// here), including full-range bytes; QLinearMatMul's requantization runs after it.
 #[test]
 fn int8_matmuls_on_tensor_cores_are_exact() {
     for (case, mma) in int8_cases() {
@@ -483,10 +532,10 @@ fn int8_matmuls_on_tensor_cores_are_exact() {
         assert_eq!(got.shape(), want.shape(), "{}", case.name);
         assert_eq!(got.to_f64_vec(), want.to_f64_vec(), "{}", case.name);
     }
-    // Nonzero zero points keep the portable kernel.
-    let mut zp = matmul_integer("s8-zp", &[4, 32], &[32, 8], DType::I8, true);
-    zp.ins[2] = Tensor::from_vec(vec![4], vec![1i8, 0, 0, 0]).unwrap();
-    let art = zp.compile(Target::Sm89, false);
+    // Mixed s8 × u8 keeps the portable kernel.
+    let mut mixed = matmul_integer("mixed", &[4, 32], &[32, 8], DType::I8, Zp::None);
+    mixed.ins[1] = bytes(&[32, 8], DType::U8, 2);
+    let art = mixed.compile(Target::Sm89, false);
     assert!(art.sources.iter().all(|s| !s.contains("mma.sync")));
 }
 

@@ -1342,8 +1342,9 @@ pub fn requantize(v: Expr, zp: Expr, dt: DType) -> Expr {
 
 /// MatMulInteger and QLinearMatMul: one output per thread, i32 accumulation of
 /// `(a - a_zp)(b - b_zp)`; QLinearMatMul requantizes with `a_scale · b_scale / y_scale`. On
-/// tensor-core targets, MatMulInteger of two s8 or two u8 operands without (or with zero) zero
-/// points is one `mma.sync` m16n8k32 kernel instead ([`super::mma`]).
+/// tensor-core targets, MatMulInteger of two s8 or two u8 operands with or without zero
+/// points — or QLinearMatMul's product — is one `mma.sync` m16n8k32 kernel instead
+/// ([`super::mma`]), which subtracts the zero points itself.
 pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     let qlinear = matches!(ctx.op, Op::QLinearMatMul);
     let (ai, bi) = if qlinear { (0, 3) } else { (0, 1) };
@@ -1364,23 +1365,32 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         return Ok(Lowered::default());
     }
     let zps = if qlinear { [2, 5] } else { [2, 3] };
-    // Tensor cores (m16n8k32, exact s32 sums) for MatMulInteger of two s8 or two u8 operands
-    // whose zero points are absent or known to be zero.
-    let zero_zp = |idx: usize| match ctx.opt_input(idx) {
-        None => true,
-        Some(d) if d.numel() == 0 => true,
-        Some(_) => ctx
-            .value(idx)
-            .is_some_and(|t| t.to_f64_vec().iter().all(|&v| v == 0.0)),
-    };
+    // Tensor cores (m16n8k32, exact s32 sums) for the product of two s8 or two u8 operands; the
+    // kernel subtracts the zero points (scalar, per row of A, per column of B).
+    let mut mma_first = None;
     if ctx.features.tensor_cores
-        && !qlinear
         && a.dtype == bd.dtype
         && matches!(a.dtype, DType::I8 | DType::U8)
-        && out.dtype == DType::I32
-        && zero_zp(2)
-        && zero_zp(3)
+        && (qlinear || out.dtype == DType::I32)
     {
+        let zp_of = |idx: usize, per_row: bool| -> Result<_, LowerError> {
+            Ok(match ctx.opt_input(idx) {
+                Some(d) if d.numel() > 0 => Some((
+                    Arg::Input(idx),
+                    d.dtype,
+                    param_index(ctx, d.numel(), per_row, m, n)?,
+                )),
+                _ => None,
+            })
+        };
+        let zp = super::mma::ZeroPoints {
+            a: zp_of(zps[0], true)?,
+            b: zp_of(zps[1], false)?,
+        };
+        let zp_dtypes_match = [zp.a, zp.b]
+            .iter()
+            .flatten()
+            .all(|&(_, dt, _)| dt == a.dtype);
         let (sa, sb) = (strides(&a2), strides(&b2));
         let p = Problem {
             batch: batch.clone(),
@@ -1388,7 +1398,7 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
             n,
             k,
             a: Operand {
-                arg: Arg::Input(0),
+                arg: Arg::Input(ai),
                 dtype: a.dtype,
                 numel: a.numel(),
                 batch_strides: batch_strides(&a2[..ra - 2], &sa[..ra - 2], &batch),
@@ -1398,7 +1408,7 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                 },
             },
             b: Operand {
-                arg: Arg::Input(1),
+                arg: Arg::Input(bi),
                 dtype: bd.dtype,
                 numel: bd.numel(),
                 batch_strides: batch_strides(&b2[..rb - 2], &sb[..rb - 2], &batch),
@@ -1407,7 +1417,14 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                     k_stride: n,
                 },
             },
-            out: (Arg::Output(0), DType::I32),
+            out: (
+                if qlinear {
+                    Arg::Temp(0)
+                } else {
+                    Arg::Output(0)
+                },
+                DType::I32,
+            ),
             out_batch_strides: strides(&batch).iter().map(|s| s * m * n).collect(),
             out_m_stride: n,
             out_n_stride: 1,
@@ -1415,7 +1432,10 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
             addend: None,
             epilogue: None,
         };
-        if let Some(l) = super::mma::lower_problem(ctx, &p)? {
+        if zp_dtypes_match {
+            mma_first = super::mma::lower_problem_zp(ctx, &p, &zp)?;
+        }
+        if !qlinear && let Some(l) = mma_first.take() {
             return Ok(Lowered {
                 launches: vec![l],
                 ..Lowered::default()
@@ -1506,11 +1526,12 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         b.assign(acc, Expr::Var(acc) + av * bv);
     });
     b.store(ob, t, Expr::Var(acc));
-    let mut launches = vec![KernelLaunch {
+    // (With tensor cores the product kernel is the mma one; the dot kernel above is dropped.)
+    let mut launches = vec![mma_first.unwrap_or(KernelLaunch {
         kernel: b.finish(),
         args,
         grid,
-    }];
+    })];
     let mut temps = Vec::new();
     if qlinear {
         temps.push(super::TensorDesc::new(DType::I32, oshape.clone()));

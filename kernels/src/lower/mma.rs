@@ -3,9 +3,10 @@
 //! the device: each pair is rounded to nearest-even bf16 and packed by [`pack_bf16x2`], exact
 //! for values that are already bf16), and — only when the user allows it
 //! ([`super::Features::allow_tf32`], `--allow-tf32`) — f32 operands with `m16n8k8` on tf32
-//! (operands rounded to 10 mantissa bits, ~1e-3 relative error); int8 operands (MatMulInteger
-//! without zero points, built by [`super::gemm::lower_quant_matmul`]) with `m16n8k32` into
-//! exact s32 accumulators, four bytes packed per fragment register.
+//! (operands rounded to 10 mantissa bits, ~1e-3 relative error); two s8 or two u8 operands
+//! (MatMulInteger, QLinearMatMul's product: [`super::gemm::lower_quant_matmul`]) with
+//! `m16n8k32` into exact s32 accumulators, four bytes packed per fragment register, zero points
+//! subtracted after the K loop ([`lower_problem_zp`]).
 //!
 //! [`lower_problem`] takes a [`Problem`] of the GEMM core, so everything built on it — MatMul,
 //! Gemm, the strided Einsum, dense and grouped Conv (the implicit GEMM over the im2col matrix;
@@ -48,10 +49,12 @@
 
 use super::common::{self, to_storage, unravel};
 use super::conv::Geom;
-use super::gemm::{Operand, Problem, Source};
+use super::gemm::{Operand, ParamIndex, Problem, Source};
 use super::{KernelLaunch, LowerCtx, LowerError, storage_scalar};
 use crate::builder::{KernelBuilder, f, i, select, u};
-use crate::ir::{Access, BinOp, Builtin, Expr, MmaElem, MmaShape, Scalar, Stmt, Type, Var};
+use crate::ir::{
+    Access, BinOp, Builtin, Expr, MmaElem, MmaShape, Scalar, Stmt, SubgroupOp, Type, Var,
+};
 use optc_ir::dtype::DType;
 
 /// Warps per block (2 × 2).
@@ -68,6 +71,26 @@ const MAX_GRID_Z: usize = 65535;
 pub(crate) fn lower_problem(
     ctx: &LowerCtx<'_>,
     p: &Problem,
+) -> Result<Option<KernelLaunch>, LowerError> {
+    lower_problem_zp(ctx, p, &ZeroPoints::default())
+}
+
+/// The zero points of an int8 GEMM (`Σ (a − za)(b − zb)`): A's per row or scalar, B's per
+/// column or scalar, each as (binding argument, dtype, indexing).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ZeroPoints {
+    pub a: Option<(super::Arg, DType, ParamIndex)>,
+    pub b: Option<(super::Arg, DType, ParamIndex)>,
+}
+
+/// [`lower_problem`] for an int8 problem with zero points (MatMulInteger, the product of
+/// QLinearMatMul): the tensor cores sum `a·b`, and the kernel subtracts
+/// `zb·Σ_k a + za·Σ_k b − K·za·zb` per element, from row and column sums it gathers while
+/// loading the fragments.
+pub(crate) fn lower_problem_zp(
+    ctx: &LowerCtx<'_>,
+    p: &Problem,
+    zp: &ZeroPoints,
 ) -> Result<Option<KernelLaunch>, LowerError> {
     if !ctx.features.tensor_cores || p.a.dtype != p.b.dtype {
         return Ok(None);
@@ -95,7 +118,10 @@ pub(crate) fn lower_problem(
     if !fits(p.a.numel) || !fits(p.b.numel) || !fits(out_numel) {
         return Ok(None);
     }
-    let (kernel, args, [bm, bn]) = kernel(ctx, p, elem)?;
+    if (zp.a.is_some() || zp.b.is_some()) && !matches!(elem, MmaElem::S8 | MmaElem::U8) {
+        return Ok(None);
+    }
+    let (kernel, args, [bm, bn]) = kernel(ctx, p, elem, zp)?;
     let grid = [p.n.div_ceil(bn) as u32, p.m.div_ceil(bm) as u32, nb as u32];
     Ok(Some(KernelLaunch { kernel, args, grid }))
 }
@@ -185,6 +211,7 @@ fn kernel(
     ctx: &LowerCtx<'_>,
     p: &Problem,
     elem: MmaElem,
+    zp: &ZeroPoints,
 ) -> Result<(crate::ir::Kernel, Vec<super::Arg>, [usize; 2]), LowerError> {
     // f16 operands that can be staged in 16-byte chunks take the shared-memory pipeline.
     let staged = match (
@@ -219,6 +246,17 @@ fn kernel(
     let mut args = vec![p.a.arg, p.b.arg];
     let a_buf = kb.buffer("a", stored, Access::Read);
     let b_buf = kb.buffer("b", stored, Access::Read);
+    let mut bind_zp = |name: &str, z: Option<(super::Arg, DType, ParamIndex)>| {
+        z.map(|(arg, dt, ix)| {
+            args.push(arg);
+            let s = storage_scalar(dt).unwrap_or(Scalar::I32);
+            (kb.buffer(name, Type::scalar(s), Access::Read), dt, ix)
+        })
+    };
+    let zps = BoundZp {
+        a: bind_zp("a_zp", zp.a),
+        b: bind_zp("b_zp", zp.b),
+    };
     let c_buf = p.addend.as_ref().map(|c| {
         args.push(c.arg);
         let s = storage_scalar(c.dtype).unwrap_or(Scalar::F32);
@@ -276,7 +314,7 @@ fn kernel(
             [SBM, SBN],
         ),
         None => (
-            global_body(&mut kb, p, &ops, &cm, &q, &warp, elem),
+            global_body(&mut kb, p, &ops, &cm, &q, &warp, elem, &zps),
             [BM, BN],
         ),
     };
@@ -293,6 +331,12 @@ struct Operands {
     b_buf: u32,
     a_base: Expr,
     b_base: Expr,
+}
+
+/// Bound zero-point buffers: (binding, dtype, indexing).
+struct BoundZp {
+    a: Option<(u32, DType, ParamIndex)>,
+    b: Option<(u32, DType, ParamIndex)>,
 }
 
 /// One m16n8 accumulator tile of a warp: its first row and column and its 4 f32 registers.
@@ -400,6 +444,7 @@ impl KTap {
 
 /// The simple body: a block of 4 warps owns a 32 × 64 tile; every fragment element is loaded
 /// from global memory (any strides, f16, bf16 or tf32).
+#[allow(clippy::too_many_arguments)]
 fn global_body(
     kb: &mut KernelBuilder,
     p: &Problem,
@@ -408,6 +453,7 @@ fn global_body(
     q: &Expr,
     warp: &Expr,
     elem: MmaElem,
+    zps: &BoundZp,
 ) -> Vec<Tile> {
     let tf32 = elem == MmaElem::Tf32;
     let (mi, ni, ki) = (p.m as i32, p.n as i32, p.k as i32);
@@ -431,6 +477,20 @@ fn global_body(
             }
         })
         .collect();
+    // With zero points: the lane's partial sums over K of A rows g, g + 8 and of B column g of
+    // each n8 tile (completed across the lane's quad after the loop).
+    let with_zp = int8 && (zps.a.is_some() || zps.b.is_some());
+    let row_sums: Vec<Var> = (0..if with_zp { 2 } else { 0 })
+        .map(|_| kb.var(Type::I32, i(0)))
+        .collect();
+    let col_sums: Vec<Var> = (0..if with_zp { 4 } else { 0 })
+        .map(|_| kb.var(Type::I32, i(0)))
+        .collect();
+    let stored_ty = if elem == MmaElem::U8 {
+        Type::U32
+    } else {
+        Type::I32
+    };
     // f16: two halves per fragment register; bf16: two packed in a u32; tf32: one f32; bytes:
     // four packed in a u32.
     let (frag_ty, frag_zero, zero) = match elem {
@@ -530,9 +590,21 @@ fn global_body(
                     Type::I32,
                     k0.clone() + q.clone() * i(4) + i(16 * (r as i32 / 2)),
                 );
-                let vals = (0..4)
-                    .map(|j| load(a_buf, &p.a, a_base, row.clone(), k.clone() + i(j), mi))
+                let vals: Vec<Expr> = (0..4)
+                    .map(|j| {
+                        let e = load(a_buf, &p.a, a_base, row.clone(), k.clone() + i(j), mi);
+                        kb.let_(stored_ty, e)
+                    })
                     .collect();
+                if with_zp {
+                    let s = row_sums[r % 2];
+                    let add = vals
+                        .iter()
+                        .map(|v| v.clone().cast(Scalar::I32))
+                        .reduce(|x, y| x + y)
+                        .unwrap_or(i(0));
+                    kb.assign(s, Expr::Var(s) + add);
+                }
                 let v4 = quad(kb, vals);
                 kb.assign(*v, v4);
             }
@@ -558,9 +630,21 @@ fn global_body(
                 if int8 {
                     // B register r: column g × rows 4q..4q+4 (+16 for r = 1).
                     let k = kb.let_(Type::I32, k0.clone() + q.clone() * i(4) + i(16 * r));
-                    let vals = (0..4)
-                        .map(|j| load(b_buf, &p.b, b_base, col.clone(), k.clone() + i(j), ni))
+                    let vals: Vec<Expr> = (0..4)
+                        .map(|j| {
+                            let e = load(b_buf, &p.b, b_base, col.clone(), k.clone() + i(j), ni);
+                            kb.let_(stored_ty, e)
+                        })
                         .collect();
+                    if with_zp {
+                        let s = col_sums[t as usize];
+                        let add = vals
+                            .iter()
+                            .map(|v| v.clone().cast(Scalar::I32))
+                            .reduce(|x, y| x + y)
+                            .unwrap_or(i(0));
+                        kb.assign(s, Expr::Var(s) + add);
+                    }
                     let v4 = quad(kb, vals);
                     kb.assign(frag, v4);
                 } else if tf32 {
@@ -584,6 +668,9 @@ fn global_body(
             });
         }
     });
+    if with_zp {
+        zero_point_correction(kb, p, zps, cm, &row0, &col0, &acc, &row_sums, &col_sums);
+    }
     (0..4)
         .map(|t| {
             (
@@ -593,6 +680,83 @@ fn global_body(
             )
         })
         .collect()
+}
+
+/// `acc −= zb·Σ_k a[row] + za·Σ_k b[col] − K·za·zb` for every accumulator of the lane: the
+/// partial sums are completed across the lane's quad (lanes `4g..4g+4` hold the four K
+/// quarters), a column's sum is fetched from a lane of group `g = col % 8`.
+#[allow(clippy::too_many_arguments)]
+fn zero_point_correction(
+    kb: &mut KernelBuilder,
+    p: &Problem,
+    zps: &BoundZp,
+    cm: &Common,
+    row0: &Expr,
+    col0: &Expr,
+    acc: &[Var],
+    row_sums: &[Var],
+    col_sums: &[Var],
+) {
+    let lane = Expr::Builtin(Builtin::SubgroupLane);
+    let shuffle = |v: Expr, from: Expr| Expr::Subgroup {
+        op: SubgroupOp::Shuffle,
+        value: Box::new(v),
+        lane: Some(Box::new(from)),
+    };
+    for &s in row_sums.iter().chain(col_sums) {
+        for x in [1u32, 2] {
+            let other = kb.let_(
+                Type::I32,
+                shuffle(Expr::Var(s), lane.clone().bin(BinOp::Xor, u(x))),
+            );
+            kb.assign(s, Expr::Var(s) + other);
+        }
+    }
+    let (mi, ni, ki) = (p.m as i32, p.n as i32, p.k as i32);
+    for t in 0..4 {
+        for r in 0..4 {
+            let row = kb.let_(
+                Type::I32,
+                (row0.clone() + cm.g.clone() + i(8 * (r as i32 / 2))).min(i(mi - 1)),
+            );
+            let col = kb.let_(
+                Type::I32,
+                (col0.clone() + i(8 * t) + cm.q2.clone() + i(r as i32 % 2)).min(i(ni - 1)),
+            );
+            // Column 8t + 2q + r%2 of the tile is column g' = 2q + r%2 of lanes 4g'..4g'+4.
+            let src = (cm.q2.clone() + i(r as i32 % 2)) * i(4);
+            let csum = kb.let_(
+                Type::I32,
+                shuffle(Expr::Var(col_sums[t as usize]), src.cast(Scalar::U32)),
+            );
+            let za = zps
+                .a
+                .map(|(buf, dt, ix)| super::gemm::param_load(buf, dt, ix, &row, &col, false));
+            let zb = zps
+                .b
+                .map(|(buf, dt, ix)| super::gemm::param_load(buf, dt, ix, &row, &col, false));
+            let a = acc[4 * t as usize + r];
+            let mut corr: Option<Expr> = None;
+            let mut add = |e: Expr| {
+                corr = Some(match corr.take() {
+                    None => e,
+                    Some(c) => c + e,
+                })
+            };
+            if let Some(zb) = &zb {
+                add(zb.clone() * Expr::Var(row_sums[r / 2]));
+            }
+            if let Some(za) = &za {
+                add(za.clone() * csum);
+            }
+            if let (Some(za), Some(zb)) = (&za, &zb) {
+                add(i(0) - i(ki) * za.clone() * zb.clone());
+            }
+            if let Some(c) = corr {
+                kb.assign(a, Expr::Var(a) - c);
+            }
+        }
+    }
 }
 
 /// The shared-memory pipeline (f16): a block of 4 warps owns a 64 × 64 tile; `STAGES` K-slices
