@@ -14,4 +14,6 @@ fresh_null() { [[ -c /dev/null ]] || : >/dev/null; }
 
 fresh_null && cargo fmt --all -- --check </dev/null
 fresh_null && cargo clippy --workspace --all-targets --locked -- -D warnings </dev/null
+# API docs build without warnings (broken intra-doc links, unescaped brackets, private links).
+fresh_null && RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib --locked </dev/null
 fresh_null && cargo test --workspace --locked </dev/null

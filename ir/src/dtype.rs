@@ -249,7 +249,7 @@ pub trait Elem:
     /// wrap like a C cast of an in-range value (out-of-range values saturate).
     ///
     /// Not named `from_f64` on purpose: `half::f16`/`bf16` have an inherent `from_f64` that
-    /// rounds wrongly, and inside [`dispatch!`] bodies (where the element type is a concrete
+    /// rounds wrongly, and inside `dispatch!` bodies (where the element type is a concrete
     /// alias) `T::from_f64` would silently pick it over the trait method.
     fn round_from_f64(v: f64) -> Self;
     /// Converts to i64 exactly for integer types (floats truncate).

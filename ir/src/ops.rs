@@ -735,7 +735,7 @@ pub enum Op {
         output_datatype: DType,
     },
 
-    /// Inputs: theta (N×2×3 or N×3×4), size (N, C, [D,] H, W). Outputs: grid (N, [D,] H, W, 2|3).
+    /// Inputs: theta (N×2×3 or N×3×4), size (N, C, \[D,\] H, W). Outputs: grid (N, \[D,\] H, W, 2|3).
     AffineGrid {
         /// Grid points at the centres of the corner pixels instead of their outer edges.
         align_corners: bool,

@@ -6,7 +6,7 @@
 //! once every lane of its member mask waits at that same instruction; `bar.sync` releases once
 //! every thread of the block waits at a barrier. Anything else — a barrier reached while other
 //! threads have exited, lanes of one mask at different instructions, a lane named in a mask that
-//! does not exist — is a [`SimError::Sync`], because on hardware it hangs or is undefined.
+//! does not exist — is a `SimError` fault, because on hardware it hangs or is undefined.
 //!
 //! Memory is checked: every global access must fall inside the binding's region and be aligned
 //! to its size; the weights region is read-only; shared accesses must fall inside the block's

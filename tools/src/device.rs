@@ -307,7 +307,7 @@ pub fn compile_cmd(
     Ok(0)
 }
 
-/// Reads inputs for an artifact from a folder (input_<i>.pb or .npy), or makes seeded random
+/// Reads inputs for an artifact from a folder (`input_<i>.pb` or .npy), or makes seeded random
 /// ones from the manifest.
 fn artifact_inputs(m: &Manifest, dir: Option<&Path>, seed: u64) -> Result<Vec<HostTensor>> {
     let tensors = match dir {

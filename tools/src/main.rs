@@ -97,7 +97,7 @@ enum Cmd {
         /// Target: wgsl (wgpu) or sm_80/sm_86/sm_89/sm_90/sm_90a (CUDA).
         #[arg(long)]
         target: String,
-        /// Folder with input_<i>.pb (and output_<i>.pb expected outputs); default random inputs.
+        /// Folder with `input_<i>.pb` (and `output_<i>.pb` expected outputs); default random inputs.
         #[arg(long)]
         data: Option<PathBuf>,
         /// Device: an index or a name substring (default: $OPTC_DEVICE on wgpu,
@@ -160,10 +160,10 @@ enum Cmd {
         /// $OPTC_CUDA_DEVICE on CUDA, else the first).
         #[arg(long)]
         device: Option<String>,
-        /// Folder with input_<i>.pb / input_<i>.npy / <name>.npy files.
+        /// Folder with `input_<i>.pb` / `input_<i>.npy` / `<name>.npy` files.
         #[arg(long)]
         inputs: Option<PathBuf>,
-        /// Write outputs here as output_<i>.pb (and .npy with --npy).
+        /// Write outputs here as `output_<i>.pb` (and `.npy` with --npy).
         #[arg(long)]
         output_dir: Option<PathBuf>,
         /// Also write outputs as .npy.

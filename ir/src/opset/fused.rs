@@ -1,4 +1,4 @@
-//! Fused kernels ([`Op::Fused`]): reference semantics by decomposition. The anchor op runs as
+//! Fused kernels (`Op::Fused`): reference semantics by decomposition. The anchor op runs as
 //! itself, then each program step runs as its own op — so a fusion is checked against exactly
 //! the ops it replaced, and every rounding of the unfused graph is kept.
 

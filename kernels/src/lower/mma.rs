@@ -1,14 +1,14 @@
 //! GEMMs on tensor cores (targets with [`super::Features::tensor_cores`]: PTX `mma.sync`), with
 //! f32 accumulation: f16 and bf16 operands with `m16n8k16` (bf16 tensors are stored as f32 on
-//! the device: each pair is rounded to nearest-even bf16 and packed by [`pack_bf16x2`], exact
+//! the device: each pair is rounded to nearest-even bf16 and packed by `pack_bf16x2`, exact
 //! for values that are already bf16), and — only when the user allows it
 //! ([`super::Features::allow_tf32`], `--allow-tf32`) — f32 operands with `m16n8k8` on tf32
 //! (operands rounded to 10 mantissa bits, ~1e-3 relative error); two s8 or two u8 operands
 //! (MatMulInteger, QLinearMatMul's product: [`super::gemm::lower_quant_matmul`]) with
 //! `m16n8k32` into exact s32 accumulators, four bytes packed per fragment register, zero points
-//! subtracted after the K loop ([`lower_problem_zp`]).
+//! subtracted after the K loop (`lower_problem_zp`).
 //!
-//! [`lower_problem`] takes a [`Problem`] of the GEMM core, so everything built on it — MatMul,
+//! `lower_problem` takes a [`Problem`] of the GEMM core, so everything built on it — MatMul,
 //! Gemm, the strided Einsum, dense and grouped Conv (the implicit GEMM over the im2col matrix;
 //! depthwise convs keep their direct kernel) and their fused epilogues — runs here when B is
 //! strided, A strided or im2col, and both of one dtype the target's tensor cores take; it returns

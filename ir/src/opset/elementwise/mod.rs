@@ -1,5 +1,5 @@
 //! Elementwise ops: Identity, [`UnaryOp`](crate::ops::UnaryOp)s,
-//! [`ActivationOp`](crate::ops::ActivationOp)s, broadcasting [`BinaryOp`]s,
+//! [`ActivationOp`]s, broadcasting [`BinaryOp`]s,
 //! [`VariadicOp`](crate::ops::VariadicOp)s, Clip, Where, Cast and (inference-mode) Dropout.
 //!
 //! Floats are computed in f32 (f32, f16, bf16) or f64 and rounded back once; integers wrap;

@@ -3,7 +3,7 @@
 //! Expand, Tile, Shape, Size, ConstantOfShape, Range, OneHot, NonZero and EyeLike.
 //!
 //! Moving elements never looks at their values, so most kernels work on machine words of the
-//! element's width ([`copy`]): one monomorphisation per width instead of per dtype. The common
+//! element's width (`copy`): one monomorphisation per width instead of per dtype. The common
 //! model ops (Transpose, Slice, Expand, Tile, DepthToSpace) are all a strided view of their
 //! input, materialised by one kernel that copies contiguous inner runs as slices.
 //!
