@@ -9,9 +9,10 @@
 //!
 //! Tolerances are derived, per element, from `mag = Σ_k |a_ik|·|b_kj|` (the same graph on the
 //! operands' absolute values): f32 accumulation in another order differs by at most
-//! ~K·2⁻²⁴·mag ≤ 2⁻¹⁶·mag here; an f16 or bf16 result adds the reference's rounding after each
-//! op and the device's at the end (≤ (ops + 1)·u·mag, u = 2⁻¹¹ for f16, 2⁻⁸ for bf16); tf32 rounds each operand to 10 mantissa bits (≤ 2⁻¹¹ relative each, so ≤ 2⁻¹⁰·mag
-//! for a product of two).
+//! ~K·2⁻²⁴·mag ≤ 2⁻¹⁶·mag here; an f16 or bf16 result adds one final rounding on each side
+//! (≤ 2u·|want|, u = 2⁻¹¹ for f16, 2⁻⁸ for bf16) and the reference's rounding after each earlier
+//! op (≤ (ops − 1)·u·mag); tf32 rounds each operand to 10 mantissa bits (≤ 2⁻¹¹ relative each,
+//! so ≤ 2⁻¹⁰·mag for a product of two).
 
 mod common;
 
@@ -86,19 +87,21 @@ impl Case {
         let got = from_host(&got[0]).unwrap();
         assert_eq!(got.shape(), want.shape(), "{name}");
         let (gv, wv) = (got.to_f64_vec(), want.to_f64_vec());
-        // The reference rounds an f16/bf16 value after each op, the device once at the end:
-        // at most `ops + 1` roundings of unit roundoff 2⁻¹¹ (f16) or 2⁻⁸ (bf16), each of an
-        // intermediate no larger than `mag` (a bias add can cancel what the MatMul rounded).
+        // An f16/bf16 result (unit roundoff u = 2⁻¹¹ / 2⁻⁸) is rounded once at the end by both
+        // the reference and the device (≤ 2u·|want|); the reference also rounds after each
+        // earlier op, an intermediate no larger than `mag` (a bias add can cancel what the
+        // MatMul rounded): ≤ (ops − 1)·u·mag more.
         let unit = match want.dtype() {
             DType::F16 => 2f64.powi(-11),
             DType::BF16 => 2f64.powi(-8),
             _ => 0.0,
         };
-        let out_rounding = unit * (self.nodes.len() + 1) as f64;
+        let earlier = unit * (self.nodes.len() - 1) as f64;
         for (k, ((a, w), m)) in gv.iter().zip(&wv).zip(&mag).enumerate() {
             let bound = if tf32 { 2f64.powi(-10) * m } else { 0.0 }
                 + 2f64.powi(-16) * m
-                + out_rounding * m
+                + 2.0 * unit * w.abs()
+                + earlier * m
                 + 2f64.powi(-24);
             assert!(
                 (a - w).abs() <= bound,
