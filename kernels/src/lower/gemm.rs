@@ -928,6 +928,63 @@ struct MatMulDims {
     n: usize,
 }
 
+impl MatMulDims {
+    /// The GEMM-core problem of this MatMul: A `[.., M, K]` and B `[.., K, N]` row-major with
+    /// numpy batch broadcasting, the output `[batch.., M, N]` row-major.
+    fn problem(
+        &self,
+        a: (Arg, &super::TensorDesc),
+        b: (Arg, &super::TensorDesc),
+        out: (Arg, DType),
+        epilogue: Option<Epilogue>,
+    ) -> Problem {
+        let MatMulDims {
+            a2,
+            b2,
+            batch,
+            m,
+            k,
+            n,
+        } = self;
+        let (m, k, n) = (*m, *k, *n);
+        let (ra, rb) = (a2.len(), b2.len());
+        let (sa, sb) = (strides(a2), strides(b2));
+        Problem {
+            batch: batch.clone(),
+            m,
+            n,
+            k,
+            a: Operand {
+                arg: a.0,
+                dtype: a.1.dtype,
+                numel: a.1.numel(),
+                batch_strides: batch_strides(&a2[..ra - 2], &sa[..ra - 2], batch),
+                source: Source::Strided {
+                    row_stride: k,
+                    k_stride: 1,
+                },
+            },
+            b: Operand {
+                arg: b.0,
+                dtype: b.1.dtype,
+                numel: b.1.numel(),
+                batch_strides: batch_strides(&b2[..rb - 2], &sb[..rb - 2], batch),
+                source: Source::Strided {
+                    row_stride: 1,
+                    k_stride: n,
+                },
+            },
+            out,
+            out_batch_strides: strides(batch).iter().map(|s| s * m * n).collect(),
+            out_m_stride: n,
+            out_n_stride: 1,
+            alpha: 1.0,
+            addend: None,
+            epilogue,
+        }
+    }
+}
+
 /// Checks and resolves the shapes of a MatMul-like op with operands `a`, `b` and output `out`.
 fn matmul_dims(
     ctx: &LowerCtx<'_>,
@@ -992,15 +1049,9 @@ pub(crate) fn lower_matmul_with(
     let out = ctx.output(0)?;
     let cs = compute_scalar(out.dtype).unwrap_or(Scalar::F32);
     let out_dt = ep.as_ref().map_or(out.dtype, |e| e.out.dtype);
-    let MatMulDims {
-        a2,
-        b2,
-        batch,
-        m,
-        k,
-        n,
-    } = matmul_dims(ctx, &a.shape, &bd.shape, &out.shape)?;
-    let (ra, rb) = (a2.len(), b2.len());
+    let dims = matmul_dims(ctx, &a.shape, &bd.shape, &out.shape)?;
+    let (a2, b2, batch) = (&dims.a2, &dims.b2, &dims.batch);
+    let (m, k, n) = (dims.m, dims.k, dims.n);
     if out.numel() == 0 {
         return Ok(Lowered::default());
     }
@@ -1012,9 +1063,9 @@ pub(crate) fn lower_matmul_with(
             e.check_bindings(ctx, 3)?;
         }
         let shapes = DotShapes {
-            a2: &a2,
-            b2: &b2,
-            batch: &batch,
+            a2,
+            b2,
+            batch,
             m,
             n,
             k,
@@ -1024,41 +1075,12 @@ pub(crate) fn lower_matmul_with(
             ..Lowered::default()
         });
     }
-    let sa = strides(&a2);
-    let sb = strides(&b2);
-    let p = Problem {
-        batch: batch.clone(),
-        m,
-        n,
-        k,
-        a: Operand {
-            arg: Arg::Input(0),
-            dtype: a.dtype,
-            numel: a.numel(),
-            batch_strides: batch_strides(&a2[..ra - 2], &sa[..ra - 2], &batch),
-            source: Source::Strided {
-                row_stride: k,
-                k_stride: 1,
-            },
-        },
-        b: Operand {
-            arg: Arg::Input(1),
-            dtype: bd.dtype,
-            numel: bd.numel(),
-            batch_strides: batch_strides(&b2[..rb - 2], &sb[..rb - 2], &batch),
-            source: Source::Strided {
-                row_stride: 1,
-                k_stride: n,
-            },
-        },
-        out: (Arg::Output(0), out_dt),
-        out_batch_strides: strides(&batch).iter().map(|s| s * m * n).collect(),
-        out_m_stride: n,
-        out_n_stride: 1,
-        alpha: 1.0,
-        addend: None,
-        epilogue: ep,
-    };
+    let p = dims.problem(
+        (Arg::Input(0), a),
+        (Arg::Input(1), bd),
+        (Arg::Output(0), out_dt),
+        ep,
+    );
     problem_launches(ctx, &p, mode)
 }
 
@@ -1351,14 +1373,9 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     let a = ctx.input(ai)?;
     let bd = ctx.input(bi)?;
     let out = ctx.output(0)?;
-    let MatMulDims {
-        a2,
-        b2,
-        batch,
-        m,
-        k,
-        n,
-    } = matmul_dims(ctx, &a.shape, &bd.shape, &out.shape)?;
+    let dims = matmul_dims(ctx, &a.shape, &bd.shape, &out.shape)?;
+    let (a2, b2, batch) = (&dims.a2, &dims.b2, &dims.batch);
+    let (m, k, n) = (dims.m, dims.k, dims.n);
     let (ra, rb) = (a2.len(), b2.len());
     let total = out.numel();
     if total == 0 {
@@ -1391,47 +1408,17 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
             .iter()
             .flatten()
             .all(|&(_, dt, _)| dt == a.dtype);
-        let (sa, sb) = (strides(&a2), strides(&b2));
-        let p = Problem {
-            batch: batch.clone(),
-            m,
-            n,
-            k,
-            a: Operand {
-                arg: Arg::Input(ai),
-                dtype: a.dtype,
-                numel: a.numel(),
-                batch_strides: batch_strides(&a2[..ra - 2], &sa[..ra - 2], &batch),
-                source: Source::Strided {
-                    row_stride: k,
-                    k_stride: 1,
-                },
-            },
-            b: Operand {
-                arg: Arg::Input(bi),
-                dtype: bd.dtype,
-                numel: bd.numel(),
-                batch_strides: batch_strides(&b2[..rb - 2], &sb[..rb - 2], &batch),
-                source: Source::Strided {
-                    row_stride: 1,
-                    k_stride: n,
-                },
-            },
-            out: (
-                if qlinear {
-                    Arg::Temp(0)
-                } else {
-                    Arg::Output(0)
-                },
-                DType::I32,
-            ),
-            out_batch_strides: strides(&batch).iter().map(|s| s * m * n).collect(),
-            out_m_stride: n,
-            out_n_stride: 1,
-            alpha: 1.0,
-            addend: None,
-            epilogue: None,
+        let out_arg = if qlinear {
+            Arg::Temp(0)
+        } else {
+            Arg::Output(0)
         };
+        let p = dims.problem(
+            (Arg::Input(ai), a),
+            (Arg::Input(bi), bd),
+            (out_arg, DType::I32),
+            None,
+        );
         if zp_dtypes_match {
             mma_first = super::mma::lower_problem_zp(ctx, &p, &zp)?;
         }
@@ -1448,19 +1435,6 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     oshape.push(m);
     oshape.push(n);
     let br = batch.len();
-    // Kernel 1: the i32 product (into the output, or a scratch tensor for QLinearMatMul).
-    let mut b = KernelBuilder::new(ctx.kname("qdot"), [wg, 1, 1]);
-    let mut args = vec![Arg::Input(ai), Arg::Input(bi)];
-    let abuf = b.buffer(
-        "a",
-        Type::scalar(storage_scalar(a.dtype).unwrap_or(Scalar::I32)),
-        Access::Read,
-    );
-    let bbuf = b.buffer(
-        "b",
-        Type::scalar(storage_scalar(bd.dtype).unwrap_or(Scalar::I32)),
-        Access::Read,
-    );
     let bind_params = |b: &mut KernelBuilder,
                        args: &mut Vec<Arg>,
                        list: &[(usize, bool, bool)]|
@@ -1480,30 +1454,6 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         }
         Ok(v)
     };
-    let zb = bind_params(
-        &mut b,
-        &mut args,
-        &[(zps[0], true, false), (zps[1], false, false)],
-    )?;
-    let ob = b.buffer("out", Type::scalar(Scalar::I32), Access::ReadWrite);
-    args.push(if qlinear {
-        Arg::Temp(0)
-    } else {
-        Arg::Output(0)
-    });
-    let t = flat_index(&mut b, grid, wg);
-    common::guard(&mut b, &t, total);
-    let c = unravel(&mut b, &t, &oshape);
-    let (mc, nc) = (c[br].clone(), c[br + 1].clone());
-    let sa = strides(&a2);
-    let sb = strides(&b2);
-    let abs = batch_strides(&a2[..ra - 2], &sa[..ra - 2], &batch);
-    let bbs = batch_strides(&b2[..rb - 2], &sb[..rb - 2], &batch);
-    let a_off = b.let_(
-        Type::I32,
-        common::dot_strides(&c[..br], &abs) + mc.clone() * i(k as i32),
-    );
-    let b_off = b.let_(Type::I32, common::dot_strides(&c[..br], &bbs) + nc.clone());
     let load_p =
         |b: &mut KernelBuilder, p: Option<BoundParam>, mc: &Expr, nc: &Expr| -> Option<Expr> {
             p.map(|(buf, dt, ix, float)| {
@@ -1511,27 +1461,70 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
                 b.let_(ty, param_load(buf, dt, ix, mc, nc, float))
             })
         };
-    let azp = load_p(&mut b, zb[0], &mc, &nc);
-    let bzp = load_p(&mut b, zb[1], &mc, &nc);
-    let acc = b.var(Type::I32, i(0));
-    b.for_(i(0), i(k as i32), 1, false, |b, kk| {
-        let mut av = Expr::load(abuf, a_off.clone() + kk.clone()).cast(Scalar::I32);
-        if let Some(z) = &azp {
-            av = av - z.clone();
-        }
-        let mut bv = Expr::load(bbuf, b_off.clone() + kk * i(n as i32)).cast(Scalar::I32);
-        if let Some(z) = &bzp {
-            bv = bv - z.clone();
-        }
-        b.assign(acc, Expr::Var(acc) + av * bv);
-    });
-    b.store(ob, t, Expr::Var(acc));
-    // (With tensor cores the product kernel is the mma one; the dot kernel above is dropped.)
-    let mut launches = vec![mma_first.unwrap_or(KernelLaunch {
-        kernel: b.finish(),
-        args,
-        grid,
-    })];
+    // Kernel 1: the i32 product (into the output, or a scratch tensor for QLinearMatMul).
+    // Built only where the tensor cores do not take the product.
+    let qdot = || -> Result<KernelLaunch, LowerError> {
+        let mut b = KernelBuilder::new(ctx.kname("qdot"), [wg, 1, 1]);
+        let mut args = vec![Arg::Input(ai), Arg::Input(bi)];
+        let abuf = b.buffer(
+            "a",
+            Type::scalar(storage_scalar(a.dtype).unwrap_or(Scalar::I32)),
+            Access::Read,
+        );
+        let bbuf = b.buffer(
+            "b",
+            Type::scalar(storage_scalar(bd.dtype).unwrap_or(Scalar::I32)),
+            Access::Read,
+        );
+        let zb = bind_params(
+            &mut b,
+            &mut args,
+            &[(zps[0], true, false), (zps[1], false, false)],
+        )?;
+        let ob = b.buffer("out", Type::scalar(Scalar::I32), Access::ReadWrite);
+        args.push(if qlinear {
+            Arg::Temp(0)
+        } else {
+            Arg::Output(0)
+        });
+        let t = flat_index(&mut b, grid, wg);
+        common::guard(&mut b, &t, total);
+        let c = unravel(&mut b, &t, &oshape);
+        let (mc, nc) = (c[br].clone(), c[br + 1].clone());
+        let sa = strides(a2);
+        let sb = strides(b2);
+        let abs = batch_strides(&a2[..ra - 2], &sa[..ra - 2], batch);
+        let bbs = batch_strides(&b2[..rb - 2], &sb[..rb - 2], batch);
+        let a_off = b.let_(
+            Type::I32,
+            common::dot_strides(&c[..br], &abs) + mc.clone() * i(k as i32),
+        );
+        let b_off = b.let_(Type::I32, common::dot_strides(&c[..br], &bbs) + nc.clone());
+        let azp = load_p(&mut b, zb[0], &mc, &nc);
+        let bzp = load_p(&mut b, zb[1], &mc, &nc);
+        let acc = b.var(Type::I32, i(0));
+        b.for_(i(0), i(k as i32), 1, false, |b, kk| {
+            let mut av = Expr::load(abuf, a_off.clone() + kk.clone()).cast(Scalar::I32);
+            if let Some(z) = &azp {
+                av = av - z.clone();
+            }
+            let mut bv = Expr::load(bbuf, b_off.clone() + kk * i(n as i32)).cast(Scalar::I32);
+            if let Some(z) = &bzp {
+                bv = bv - z.clone();
+            }
+            b.assign(acc, Expr::Var(acc) + av * bv);
+        });
+        b.store(ob, t, Expr::Var(acc));
+        Ok(KernelLaunch {
+            kernel: b.finish(),
+            args,
+            grid,
+        })
+    };
+    let mut launches = vec![match mma_first {
+        Some(l) => l,
+        None => qdot()?,
+    }];
     let mut temps = Vec::new();
     if qlinear {
         temps.push(super::TensorDesc::new(DType::I32, oshape.clone()));
