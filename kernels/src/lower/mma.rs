@@ -560,7 +560,7 @@ fn global_body(
         Source::Strided { .. } => None,
     };
     kb.for_(i(0), i(ki), kstep, false, |kb, k0| {
-        if let (Some(px), Source::Im2col(geo)) = (&pixels, &p.a.source) {
+        if let Some(px) = &pixels {
             // The lane's K values (tf32: q, q + 4; else 2q, 2q + 1, 2q + 8, 2q + 9), each
             // decomposed once for both of its rows.
             let (lane_k, offs): (&Expr, &[i32]) = if tf32 {
@@ -570,7 +570,7 @@ fn global_body(
             };
             let taps: Vec<KTap> = offs
                 .iter()
-                .map(|&o| KTap::new(kb, geo, k0.clone() + lane_k.clone() + i(o), p.k))
+                .map(|&o| KTap::new(kb, &px.geo, k0.clone() + lane_k.clone() + i(o), p.k))
                 .collect();
             for (r, v) in a_frag.iter().enumerate() {
                 let v2 = if tf32 {
@@ -597,13 +597,7 @@ fn global_body(
                     })
                     .collect();
                 if with_zp {
-                    let s = row_sums[r % 2];
-                    let add = vals
-                        .iter()
-                        .map(|v| v.clone().cast(Scalar::I32))
-                        .reduce(|x, y| x + y)
-                        .unwrap_or(i(0));
-                    kb.assign(s, Expr::Var(s) + add);
+                    add_bytes(kb, row_sums[r % 2], &vals);
                 }
                 let v4 = quad(kb, vals);
                 kb.assign(*v, v4);
@@ -637,13 +631,7 @@ fn global_body(
                         })
                         .collect();
                     if with_zp {
-                        let s = col_sums[t as usize];
-                        let add = vals
-                            .iter()
-                            .map(|v| v.clone().cast(Scalar::I32))
-                            .reduce(|x, y| x + y)
-                            .unwrap_or(i(0));
-                        kb.assign(s, Expr::Var(s) + add);
+                        add_bytes(kb, col_sums[t as usize], &vals);
                     }
                     let v4 = quad(kb, vals);
                     kb.assign(frag, v4);
@@ -680,6 +668,16 @@ fn global_body(
             )
         })
         .collect()
+}
+
+/// `sum += Σ vals` over the (i32/u32-stored) bytes of one fragment register.
+fn add_bytes(kb: &mut KernelBuilder, sum: Var, vals: &[Expr]) {
+    let add = vals
+        .iter()
+        .map(|v| v.clone().cast(Scalar::I32))
+        .reduce(|x, y| x + y)
+        .unwrap_or(i(0));
+    kb.assign(sum, Expr::Var(sum) + add);
 }
 
 /// `acc −= zb·Σ_k a[row] + za·Σ_k b[col] − K·za·zb` for every accumulator of the lane: the
@@ -912,23 +910,20 @@ fn staged_body(
         let a_stage = kb.let_(Type::I32, stage.clone() * i(ta as i32) + la.clone());
         let b_stage = kb.let_(Type::I32, stage.clone() * i(tb as i32) + lb.clone());
         for k16 in 0..SBK / 16 {
-            for mt in 0..2 {
-                let row0 = wrow.clone() + i(16 * mt as i32);
-                kb.stmt(Stmt::LoadMatrix {
-                    arr: sa,
-                    index: a_stage.clone() + at(ma, row0, 16 * k16),
-                    trans: ma == Major::Row,
-                    dst: a_frag[4 * mt..4 * mt + 4].to_vec(),
-                });
-            }
-            for np in 0..2 {
-                let col0 = wcol.clone() + i(16 * np as i32);
-                kb.stmt(Stmt::LoadMatrix {
-                    arr: sb,
-                    index: b_stage.clone() + at(mb, col0, 16 * k16),
-                    trans: mb == Major::Row,
-                    dst: b_frag[4 * np..4 * np + 4].to_vec(),
-                });
+            // Two x4 loads per operand: A's two m16 tiles, B's two pairs of n8 tiles.
+            for (arr, stage, major, first, frag) in [
+                (sa, &a_stage, ma, &wrow, &a_frag),
+                (sb, &b_stage, mb, &wcol, &b_frag),
+            ] {
+                for h in 0..2 {
+                    let row0 = first.clone() + i(16 * h as i32);
+                    kb.stmt(Stmt::LoadMatrix {
+                        arr,
+                        index: stage.clone() + at(major, row0, 16 * k16),
+                        trans: major == Major::Row,
+                        dst: frag[4 * h..4 * h + 4].to_vec(),
+                    });
+                }
             }
             for mt in 0..2 {
                 for nt in 0..4 {
