@@ -17,8 +17,9 @@
 //!   row `dd` from lane `dd % 8` and updates its rows' scores (vec4 FMAs); then lane `j` loads V
 //!   row `j0 + j` and every lane takes row `j` from lane `j`. Needs subgroups of at least 8
 //!   lanes, as the GEMM template. On lavapipe (`benches/fusion.rs`, 4 heads, head dim 64):
-//!   S = 128 in ~475 µs on the device against ~690 µs for the decomposed MatMul, Softmax,
-//!   MatMul; S = 512 in ~5.4 ms against ~9.5 ms.
+//!   S = 128 in 465 µs on the device against 770 µs for the decomposed MatMul, Softmax,
+//!   MatMul; S = 512 in 5.1 ms against 10.5 ms (`cargo bench --bench fusion -- attention_s`,
+//!   -O2 against -O0 in one run).
 //! - **Workgroup memory** (otherwise): one invocation per query row, `R` rows per workgroup
 //!   (grid `[⌈S/R⌉, batch, 1]`); each keeps its query row and accumulator in registers. Keys go
 //!   by tiles of [`TILE`]: the workgroup loads the tile's Kt columns and V rows cooperatively
@@ -47,10 +48,10 @@
 //! `4·(TILE·(D + Dv) + R·TILE)` ≤ 12 KiB.
 
 use super::common::{broadcast_flat_offset, broadcasts_to, load};
-use super::epilogue::Epilogue;
+use super::epilogue::{Bound, Epilogue};
 use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, check_storage};
 use crate::builder::{KernelBuilder, builtin_i32, f, i, select, u};
-use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, SubgroupOp, Type, UnOp};
+use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, SubgroupOp, Type, UnOp, Var};
 use optc_ir::dtype::DType;
 use optc_ir::ops::{Fused, FusedAttention, Op};
 use optc_ir::tensor::Tensor;
@@ -300,10 +301,10 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
         row: Expr,
         valid: Expr,
         q: Vec<Expr>,
-        m: crate::ir::Var,
-        l: crate::ir::Var,
-        bad: crate::ir::Var,
-        acc: Vec<crate::ir::Var>,
+        m: Var,
+        l: Var,
+        bad: Var,
+        acc: Vec<Var>,
         sflat: Expr,
     }
     let mut rs: Vec<Row> = Vec::new();
@@ -335,7 +336,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
         let j0 = b.let_(Type::I32, j0);
         // Scores of keys j0..j0+8: sc[r][h] holds keys j0 + 4h..+4. Lane jl loads Kt rows
         // jl + 8i (two vec4 of keys each); every lane gets row dd from lane dd % 8.
-        let sc: Vec<Vec<crate::ir::Var>> = (0..per_lane)
+        let sc: Vec<Vec<Var>> = (0..per_lane)
             .map(|_| (0..2).map(|_| b.var(v4, splat(f(0.0)))).collect())
             .collect();
         // The second half of the block may lie past T (T % 8 == 4): clamped and zeroed.
@@ -388,23 +389,18 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
                 let mut lanes = Vec::new();
                 for e in 0..4 {
                     let key = j0.clone() + i((4 * h + e) as i32);
-                    let mut v = Expr::Var(half).lane(e as u8);
-                    if let Some(bound) = &bound {
-                        let flat = b.let_(
-                            Type::I32,
-                            row.sflat.clone() + key.clone().min(i(t as i32 - 1)),
-                        );
-                        v = bound.apply(b, v, &flat);
-                    }
-                    let v = b.let_(Type::F32, v);
-                    let inside = b.let_(Type::BOOL, key.lt(i(t as i32)));
-                    let nonfinite = v
-                        .clone()
-                        .un(UnOp::IsNan)
-                        .or(v.clone().un(UnOp::IsInf).and(v.clone().gt(f(0.0))));
-                    let isbad = b.let_(Type::BOOL, inside.clone().and(nonfinite));
-                    b.assign(row.bad, Expr::Var(row.bad).or(isbad.clone()));
-                    lanes.push(select(inside.and(isbad.un(UnOp::Not)), v, neg_inf()));
+                    let inside = b.let_(Type::BOOL, key.clone().lt(i(t as i32)));
+                    // Past T (a half block) the mask is read at key T − 1; the score is dropped.
+                    let flat = row.sflat.clone() + key.min(i(t as i32 - 1));
+                    let v = Expr::Var(half).lane(e as u8);
+                    lanes.push(filter_score(
+                        b,
+                        bound.as_ref(),
+                        v,
+                        flat,
+                        Some(inside),
+                        row.bad,
+                    ));
                 }
                 s2.push(b.let_(v4, Expr::Vector(lanes)));
             }
@@ -415,17 +411,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
                     .reduce(|x, y| x.max(y))
                     .unwrap_or(neg_inf()),
             );
-            // Scores are finite or -inf here: the maximum is -inf exactly when all are.
-            let mnew = b.let_(Type::F32, Expr::Var(row.m).max(tmax));
-            let dead = b.let_(Type::BOOL, mnew.clone().un(UnOp::IsInf));
-            let alpha = b.let_(
-                Type::F32,
-                select(
-                    dead.clone(),
-                    f(1.0),
-                    (Expr::Var(row.m) - mnew.clone()).un(UnOp::Exp),
-                ),
-            );
+            let Rescale { mnew, dead, alpha } = rescale(b, row.m, tmax);
             let pr: Vec<Expr> = s2
                 .iter()
                 .map(|x| {
@@ -486,11 +472,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
     let fill = if a.nan_fill_zero { f(0.0) } else { f(f32::NAN) };
     for row in &rs {
         b.if_(row.valid.clone(), |b| {
-            let fail = b.let_(
-                Type::BOOL,
-                Expr::Var(row.bad).or(Expr::Var(row.l).eq_(f(0.0))),
-            );
-            let inv = b.let_(Type::F32, f(1.0) / Expr::Var(row.l));
+            let (fail, inv) = row_result(b, row.bad, row.l);
             let obase = b.let_(
                 Type::I32,
                 (bi.clone() * i(s as i32) + row.row.clone()) * i((dv / 4) as i32),
@@ -505,17 +487,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
             }
         });
     }
-    if let Some(bound) = bound {
-        bound.finish()?;
-    }
-    Ok(Lowered {
-        launches: vec![KernelLaunch {
-            kernel: b.finish(),
-            args,
-            grid: [s.div_ceil(rows) as u32, p.nb as u32, 1],
-        }],
-        ..Lowered::default()
-    })
+    one_launch(b, args, bound, [s.div_ceil(rows) as u32, p.nb as u32, 1])
 }
 
 /// The workgroup-memory kernel (see the module docs).
@@ -609,34 +581,13 @@ fn lower_shared(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowe
                     let kk = Expr::load_shared(ks, kbase.clone() + i(k as i32));
                     b.assign(sv, qk.clone().fma(kk, Expr::Var(sv)));
                 }
-                let mut sc = Expr::Var(sv);
-                if let Some(bound) = &bound {
-                    let flat = b.let_(Type::I32, sflat.clone() + t0.clone() + j.clone());
-                    sc = bound.apply(b, sc, &flat);
-                }
-                let sc = b.let_(Type::F32, sc);
-                let nonfinite = sc
-                    .clone()
-                    .un(UnOp::IsNan)
-                    .or(sc.clone().un(UnOp::IsInf).and(sc.clone().gt(f(0.0))));
-                let isbad = b.let_(Type::BOOL, nonfinite);
-                b.assign(bad, Expr::Var(bad).or(isbad.clone()));
-                let s2 = b.let_(Type::F32, select(isbad, neg_inf(), sc));
+                let flat = sflat.clone() + t0.clone() + j.clone();
+                let s2 = filter_score(b, bound.as_ref(), Expr::Var(sv), flat, None, bad);
+                let s2 = b.let_(Type::F32, s2);
                 b.store_shared(ss, j * i(r as i32) + lid.clone(), s2.clone());
                 b.assign(tmax, Expr::Var(tmax).max(s2));
             });
-            // Scores are finite or -inf here, so the maximum is -inf exactly when every score
-            // so far is.
-            let mnew = b.let_(Type::F32, Expr::Var(m).max(Expr::Var(tmax)));
-            let dead = b.let_(Type::BOOL, mnew.clone().un(UnOp::IsInf));
-            let alpha = b.let_(
-                Type::F32,
-                select(
-                    dead.clone(),
-                    f(1.0),
-                    (Expr::Var(m) - mnew.clone()).un(UnOp::Exp),
-                ),
-            );
+            let Rescale { mnew, dead, alpha } = rescale(b, m, Expr::Var(tmax));
             b.assign(l, Expr::Var(l) * alpha.clone());
             for &c in &acc {
                 b.assign(c, Expr::Var(c) * alpha.clone());
@@ -662,14 +613,93 @@ fn lower_shared(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowe
 
     let fill = if a.nan_fill_zero { f(0.0) } else { f(f32::NAN) };
     b.if_(valid, |b| {
-        let fail = b.let_(Type::BOOL, Expr::Var(bad).or(Expr::Var(l).eq_(f(0.0))));
-        let inv = b.let_(Type::F32, f(1.0) / Expr::Var(l));
+        let (fail, inv) = row_result(b, bad, l);
         let obase = b.let_(Type::I32, (bi * i(s as i32) + row) * i(dv as i32));
         for (k, &c) in acc.iter().enumerate() {
             let v = select(fail.clone(), fill.clone(), Expr::Var(c) * inv.clone());
             b.store(ob, obase.clone() + i(k as i32), v);
         }
     });
+    one_launch(b, args, bound, [s.div_ceil(r) as u32, p.nb as u32, 1])
+}
+
+/// A score after the score program (its extras read at flat score index `flat`): the value
+/// the softmax takes — `-inf` for a NaN or `+inf` score, or for a key outside the row
+/// (`inside` false) — with `bad` set when an in-row score makes the reference softmax NaN.
+fn filter_score(
+    b: &mut KernelBuilder,
+    bound: Option<&Bound<'_>>,
+    v: Expr,
+    flat: Expr,
+    inside: Option<Expr>,
+    bad: Var,
+) -> Expr {
+    let v = match bound {
+        Some(bound) => {
+            let flat = b.let_(Type::I32, flat);
+            bound.apply(b, v, &flat)
+        }
+        None => v,
+    };
+    let v = b.let_(Type::F32, v);
+    let nonfinite = v
+        .clone()
+        .un(UnOp::IsNan)
+        .or(v.clone().un(UnOp::IsInf).and(v.clone().gt(f(0.0))));
+    let isbad = b.let_(
+        Type::BOOL,
+        match &inside {
+            Some(ok) => ok.clone().and(nonfinite),
+            None => nonfinite,
+        },
+    );
+    b.assign(bad, Expr::Var(bad).or(isbad.clone()));
+    let keep = match inside {
+        Some(ok) => ok.and(isbad.un(UnOp::Not)),
+        None => isbad.un(UnOp::Not),
+    };
+    select(keep, v, f(f32::NEG_INFINITY))
+}
+
+/// The online softmax's step to a block whose maximum is `tmax`.
+struct Rescale {
+    /// The new running maximum.
+    mnew: Expr,
+    /// Whether it is `-inf`: scores are finite or `-inf` here, so every score so far is.
+    dead: Expr,
+    /// `exp(m_old − mnew)` (1 when dead), for the running sum and accumulator.
+    alpha: Expr,
+}
+
+fn rescale(b: &mut KernelBuilder, m: Var, tmax: Expr) -> Rescale {
+    let mnew = b.let_(Type::F32, Expr::Var(m).max(tmax));
+    let dead = b.let_(Type::BOOL, mnew.clone().un(UnOp::IsInf));
+    let alpha = b.let_(
+        Type::F32,
+        select(
+            dead.clone(),
+            f(1.0),
+            (Expr::Var(m) - mnew.clone()).un(UnOp::Exp),
+        ),
+    );
+    Rescale { mnew, dead, alpha }
+}
+
+/// A finished row: whether its reference softmax is NaN (a flagged score, or every score
+/// `-inf`: the sum is 0), and `1 / sum`.
+fn row_result(b: &mut KernelBuilder, bad: Var, l: Var) -> (Expr, Expr) {
+    let fail = b.let_(Type::BOOL, Expr::Var(bad).or(Expr::Var(l).eq_(f(0.0))));
+    let inv = b.let_(Type::F32, f(1.0) / Expr::Var(l));
+    (fail, inv)
+}
+
+/// The kernel as the op's one launch, after the score program reports its errors.
+fn one_launch(
+    b: KernelBuilder,
+    args: Vec<Arg>,
+    bound: Option<Bound<'_>>,
+    grid: [u32; 3],
+) -> Result<Lowered, LowerError> {
     if let Some(bound) = bound {
         bound.finish()?;
     }
@@ -677,7 +707,7 @@ fn lower_shared(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowe
         launches: vec![KernelLaunch {
             kernel: b.finish(),
             args,
-            grid: [s.div_ceil(r) as u32, p.nb as u32, 1],
+            grid,
         }],
         ..Lowered::default()
     })
