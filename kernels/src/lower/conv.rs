@@ -343,42 +343,33 @@ fn depthwise(
     let tile = DW_TILE.min(g.output[2]);
     let tiles_w = g.output[2].div_ceil(tile);
     // Thread space: (n, m, od, oh, w tile).
-    let space = [n, m, g.output[0], g.output[1], tiles_w];
-    let total: usize = space.iter().product();
-    let wg = 64;
-    let grid = grid_1d(total, wg);
-    let mut b = KernelBuilder::new(ctx.kname("dwconv"), [wg, 1, 1]);
     let st = |d: DType| Type::scalar(storage_scalar(d).unwrap_or(Scalar::F32));
-    let xb = b.buffer("x", st(*x), Access::Read);
-    let wb = b.buffer("w", st(wdt), Access::Read);
-    let mut args = vec![Arg::Input(0), Arg::Input(1)];
-    let bb = bias.map(|bd| {
-        args.push(Arg::Input(2));
-        b.buffer("bias", st(bd.dtype), Access::Read)
-    });
-    let ep = ep.map(|e| e.bind(&mut b, &mut args));
-    let ob = b.buffer("y", st(ydt), Access::ReadWrite);
-    args.push(Arg::Output(0));
-    let t = flat_index(&mut b, grid, wg);
-    guard(&mut b, &t, total);
-    let c = unravel(&mut b, &t, &space);
+    let DwStart {
+        mut b,
+        args,
+        xb,
+        wb,
+        ob,
+        ep,
+        c,
+        ci,
+        init,
+        grid,
+    } = dw_start(
+        ctx,
+        &[n, m, g.output[0], g.output[1], tiles_w],
+        [st(*x), st(wdt), st(ydt)],
+        dims,
+        bias,
+        ep,
+    );
     let (ni, mi) = (c[0].clone(), c[1].clone());
     let ow0 = b.let_(Type::I32, c[4].clone() * i(tile as i32));
-    let ci = if mg == 1 {
-        mi.clone()
-    } else {
-        b.let_(Type::I32, mi.clone() / i(mg as i32))
-    };
     let cin = m / mg;
     let pin = g.in_size();
     let xbase = b.let_(Type::I32, (ni.clone() * i(cin as i32) + ci) * i(pin as i32));
     let kk = g.kernel_size();
     let wbase = b.let_(Type::I32, mi.clone() * i(kk as i32));
-    let init = match (bb, bias) {
-        (Some(bb), Some(bd)) => common::load(bb, mi.clone(), bd.dtype),
-        _ => f(0.0),
-    };
-    let init = b.let_(Type::F32, init);
     let acc: Vec<_> = (0..tile).map(|_| b.var(Type::F32, init.clone())).collect();
     let [_, ih, iw] = g.input;
     // Start positions of axes 0 and 1 (od*s - p), and of the tile along axis 2.
@@ -494,6 +485,76 @@ fn depthwise(
     })
 }
 
+/// What both depthwise kernels start with.
+struct DwStart<'e> {
+    b: KernelBuilder,
+    args: Vec<Arg>,
+    xb: u32,
+    wb: u32,
+    ob: u32,
+    ep: Option<super::epilogue::Bound<'e>>,
+    /// The thread's coordinates over the kernel's thread space (images and channels first).
+    c: Vec<Expr>,
+    /// The input channel of output channel `c[1]`.
+    ci: Expr,
+    /// The accumulators' initial value: the channel's bias, or 0.
+    init: Expr,
+    grid: [u32; 3],
+}
+
+/// The kernel over thread `space` (`[n, m, ..]`, 64 threads a workgroup) with buffers x, w,
+/// (bias), the epilogue's and y of element types `[x, w, y]`, one thread per point (the rest
+/// return at once).
+fn dw_start<'e>(
+    ctx: &LowerCtx<'_>,
+    space: &[usize],
+    [xt, wt, yt]: [Type; 3],
+    dims: DwDims,
+    bias: Option<&TensorDesc>,
+    ep: Option<&'e Epilogue>,
+) -> DwStart<'e> {
+    let total: usize = space.iter().product();
+    let wg = 64;
+    let grid = grid_1d(total, wg);
+    let mut b = KernelBuilder::new(ctx.kname("dwconv"), [wg, 1, 1]);
+    let xb = b.buffer("x", xt, Access::Read);
+    let wb = b.buffer("w", wt, Access::Read);
+    let mut args = vec![Arg::Input(0), Arg::Input(1)];
+    let bb = bias.map(|bd| {
+        args.push(Arg::Input(2));
+        let s = storage_scalar(bd.dtype).unwrap_or(Scalar::F32);
+        b.buffer("bias", Type::scalar(s), Access::Read)
+    });
+    let ep = ep.map(|e| e.bind(&mut b, &mut args));
+    let ob = b.buffer("y", yt, Access::ReadWrite);
+    args.push(Arg::Output(0));
+    let t = flat_index(&mut b, grid, wg);
+    guard(&mut b, &t, total);
+    let c = unravel(&mut b, &t, space);
+    let mi = c[1].clone();
+    let ci = if dims.mg == 1 {
+        mi.clone()
+    } else {
+        b.let_(Type::I32, mi.clone() / i(dims.mg as i32))
+    };
+    let init = match (bb, bias) {
+        (Some(bb), Some(bd)) => b.let_(Type::F32, common::load(bb, mi, bd.dtype)),
+        _ => f(0.0),
+    };
+    DwStart {
+        b,
+        args,
+        xb,
+        wb,
+        ob,
+        ep,
+        c,
+        ci,
+        init,
+        grid,
+    }
+}
+
 /// Whether a depthwise conv takes [`depthwise_vec4`]: 2-D (axis 0 trivial), f32 in and out,
 /// input and output rows a multiple of 4 wide, stride 1 or 2 along the rows.
 fn dw_vec4_ok(g: &Geom, x: DType, w: DType, y: DType, ep: Option<&Epilogue>) -> bool {
@@ -532,36 +593,28 @@ fn depthwise_vec4(
     let tw = if s == 1 && ow % 8 == 0 { 8 } else { 4 };
     let th = DW_ROWS.min(oh);
     let (tiles_w, tiles_h) = (ow / tw, oh.div_ceil(th));
-    let space = [n, m, tiles_h, tiles_w];
-    let total: usize = space.iter().product();
-    let wg = 64;
-    let grid = grid_1d(total, wg);
-    let mut b = KernelBuilder::new(ctx.kname("dwconv"), [wg, 1, 1]);
-    let xb = b.buffer("x", v4, Access::Read);
-    let wb = b.buffer("w", Type::F32, Access::Read);
-    let mut args = vec![Arg::Input(0), Arg::Input(1)];
-    let bb = bias.map(|bd| {
-        args.push(Arg::Input(2));
-        b.buffer(
-            "bias",
-            Type::scalar(storage_scalar(bd.dtype).unwrap_or(Scalar::F32)),
-            Access::Read,
-        )
-    });
-    let ep = ep.map(|e| e.bind(&mut b, &mut args));
-    let ob = b.buffer("y", v4, Access::ReadWrite);
-    args.push(Arg::Output(0));
-    let t = flat_index(&mut b, grid, wg);
-    guard(&mut b, &t, total);
-    let c = unravel(&mut b, &t, &space);
+    let DwStart {
+        mut b,
+        args,
+        xb,
+        wb,
+        ob,
+        ep,
+        c,
+        ci,
+        init,
+        grid,
+    } = dw_start(
+        ctx,
+        &[n, m, tiles_h, tiles_w],
+        [v4, Type::F32, v4],
+        dims,
+        bias,
+        ep,
+    );
     let (ni, mi) = (c[0].clone(), c[1].clone());
     let oh0 = b.let_(Type::I32, c[2].clone() * i(th as i32));
     let ow0 = b.let_(Type::I32, c[3].clone() * i(tw as i32));
-    let ci = if mg == 1 {
-        mi.clone()
-    } else {
-        b.let_(Type::I32, mi.clone() / i(mg as i32))
-    };
     let cin = m / mg;
     // The input plane's first row, in vec4 units (rows are a multiple of 4 wide).
     let xplane = b.let_(
@@ -580,10 +633,6 @@ fn depthwise_vec4(
             )
         })
         .collect();
-    let init = match (bb, bias) {
-        (Some(bb), Some(bd)) => b.let_(Type::F32, common::load(bb, mi.clone(), bd.dtype)),
-        _ => f(0.0),
-    };
     let acc: Vec<Vec<_>> = (0..th)
         .map(|_| (0..tw).map(|_| b.var(Type::F32, init.clone())).collect())
         .collect();
