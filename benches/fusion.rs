@@ -18,7 +18,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use optc::compile::Options;
-use optc::ir::ops::{ActivationOp, BinaryOp, NormOp, ReduceOp, UnaryOp};
+use optc::ir::ops::{ActivationOp, BinaryOp, NormOp, UnaryOp};
 use optc::ir::{Graph, Op, Tensor, TensorType, ValueId};
 use optc_runtime::Target;
 use optc_runtime::wgpu_exec::{Device, Session};
@@ -30,6 +30,18 @@ struct G {
 }
 
 impl G {
+    fn new() -> G {
+        G {
+            g: Graph::new(),
+            k: 0,
+        }
+    }
+    /// An f32 graph input.
+    fn input(&mut self, name: &str, shape: &[usize]) -> ValueId {
+        self.g
+            .add_input(name, TensorType::fixed(optc::ir::DType::F32, shape))
+            .unwrap()
+    }
     fn op(&mut self, op: Op, ins: Vec<Option<ValueId>>) -> ValueId {
         self.k += 1;
         let (_, o) = self
@@ -63,13 +75,8 @@ fn rand(n: usize, seed: u64) -> Vec<f32> {
 
 fn chain8() -> (Graph, Vec<Tensor>) {
     let n = 16 << 20;
-    let mut b = G {
-        g: Graph::new(),
-        k: 0,
-    };
-    let x =
-        b.g.add_input("x", TensorType::fixed(optc::ir::DType::F32, &[n]))
-            .unwrap();
+    let mut b = G::new();
+    let x = b.input("x", &[n]);
     let half = b.konst(Tensor::scalar(0.5f32));
     let mut v = b.op(Op::Binary(BinaryOp::Mul), vec![Some(x), Some(half)]);
     v = b.op(Op::Binary(BinaryOp::Add), vec![Some(v), Some(half)]);
@@ -85,13 +92,8 @@ fn chain8() -> (Graph, Vec<Tensor>) {
 
 fn gemm_bias_gelu() -> (Graph, Vec<Tensor>) {
     let n = 512;
-    let mut b = G {
-        g: Graph::new(),
-        k: 0,
-    };
-    let x =
-        b.g.add_input("x", TensorType::fixed(optc::ir::DType::F32, &[n, n]))
-            .unwrap();
+    let mut b = G::new();
+    let x = b.input("x", &[n, n]);
     let w = b.konst(Tensor::from_vec(vec![n, n], rand(n * n, 2)).unwrap());
     let bias = b.konst(Tensor::from_vec(vec![n], rand(n, 3)).unwrap());
     let m = b.op(Op::MatMul, vec![Some(x), Some(w)]);
@@ -109,13 +111,8 @@ fn gemm_bias_gelu() -> (Graph, Vec<Tensor>) {
 
 fn row_op(op: Op, extra: bool) -> (Graph, Vec<Tensor>) {
     let (r, c) = (4096, 1024);
-    let mut b = G {
-        g: Graph::new(),
-        k: 0,
-    };
-    let x =
-        b.g.add_input("x", TensorType::fixed(optc::ir::DType::F32, &[r, c]))
-            .unwrap();
+    let mut b = G::new();
+    let x = b.input("x", &[r, c]);
     let mut ins = vec![Some(x)];
     if extra {
         ins.push(Some(
@@ -137,37 +134,11 @@ fn row_op(op: Op, extra: bool) -> (Graph, Vec<Tensor>) {
 /// ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β (-O2 recognises it as one LayerNormalization).
 fn layernorm_decomposed() -> (Graph, Vec<Tensor>) {
     let (r, c) = (4096, 1024);
-    let mut b = G {
-        g: Graph::new(),
-        k: 0,
-    };
-    let x =
-        b.g.add_input("x", TensorType::fixed(optc::ir::DType::F32, &[r, c]))
-            .unwrap();
-    let mean = |b: &mut G, v: ValueId| {
-        let ax = b.konst(Tensor::from_vec(vec![1], vec![-1i64]).unwrap());
-        b.op(
-            Op::Reduce {
-                op: ReduceOp::Mean,
-                keepdims: true,
-                noop_with_empty_axes: false,
-            },
-            vec![Some(v), Some(ax)],
-        )
-    };
-    let m = mean(&mut b, x);
-    let d = b.op(Op::Binary(BinaryOp::Sub), vec![Some(x), Some(m)]);
-    let two = b.konst(Tensor::scalar(2.0f32));
-    let sq = b.op(Op::Binary(BinaryOp::Pow), vec![Some(d), Some(two)]);
-    let var = mean(&mut b, sq);
-    let eps = b.konst(Tensor::scalar(1e-5f32));
-    let ve = b.op(Op::Binary(BinaryOp::Add), vec![Some(var), Some(eps)]);
-    let sd = b.op(Op::Unary(UnaryOp::Sqrt), vec![Some(ve)]);
-    let n = b.op(Op::Binary(BinaryOp::Div), vec![Some(d), Some(sd)]);
+    let mut b = G::new();
+    let x = b.input("x", &[r, c]);
     let g = b.konst(Tensor::from_vec(vec![c], rand(c, 5)).unwrap());
-    let y = b.op(Op::Binary(BinaryOp::Mul), vec![Some(n), Some(g)]);
     let bt = b.konst(Tensor::from_vec(vec![c], rand(c, 6)).unwrap());
-    let z = b.op(Op::Binary(BinaryOp::Add), vec![Some(y), Some(bt)]);
+    let z = optc_passes::testing::decomposed_layer_norm(&mut b.g, x, g, bt, 1e-5).unwrap();
     b.g.set_outputs(vec![z]);
     (
         b.g,
@@ -177,17 +148,10 @@ fn layernorm_decomposed() -> (Graph, Vec<Tensor>) {
 
 fn attention(seq: usize) -> (Graph, Vec<Tensor>) {
     let (h, d) = (4, 64);
-    let mut b = G {
-        g: Graph::new(),
-        k: 0,
-    };
-    let f32_in = |b: &mut G, name: &str, shape: &[usize]| {
-        b.g.add_input(name, TensorType::fixed(optc::ir::DType::F32, shape))
-            .unwrap()
-    };
-    let q = f32_in(&mut b, "q", &[1, h, seq, d]);
-    let kt = f32_in(&mut b, "kt", &[1, h, d, seq]);
-    let v = f32_in(&mut b, "v", &[1, h, seq, d]);
+    let mut b = G::new();
+    let q = b.input("q", &[1, h, seq, d]);
+    let kt = b.input("kt", &[1, h, d, seq]);
+    let v = b.input("v", &[1, h, seq, d]);
     let s = b.op(Op::MatMul, vec![Some(q), Some(kt)]);
     let p = b.op(
         Op::Softmax {

@@ -147,3 +147,50 @@ fn close(a: &Tensor, b: &Tensor, rtol: f64) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Appends to `g` the opset-13 exporters' LayerNorm of `x` (f32) over its last axis —
+/// `ReduceMean`, `Sub`, `Pow 2`, `ReduceMean`, `Add ε`, `Sqrt`, `Div`, `Mul γ`, `Add β` — the
+/// pattern the canonicalize stage recognises as `LayerNormalization`. Nodes, values and
+/// constants are named after `x`. Returns the output.
+pub fn decomposed_layer_norm(
+    g: &mut Graph,
+    x: ValueId,
+    gamma: ValueId,
+    beta: ValueId,
+    eps: f32,
+) -> Result<ValueId, optc_ir::GraphError> {
+    use optc_ir::Op;
+    use optc_ir::ops::{BinaryOp, ReduceOp, UnaryOp};
+    let p = format!("{}_ln", g.value(x).name);
+    let mut k = 0;
+    let mut op =
+        |g: &mut Graph, op: Op, ins: Vec<ValueId>| -> Result<ValueId, optc_ir::GraphError> {
+            k += 1;
+            let name = format!("{p}{k}");
+            let (_, o) = g.add_node(
+                name.clone(),
+                op,
+                ins.into_iter().map(Some).collect(),
+                vec![Some(name)],
+            )?;
+            Ok(o[0].expect("one output"))
+        };
+    let axes_t = Tensor::from_vec(vec![1], vec![-1i64]).expect("a 1-D tensor of one axis");
+    let axes = g.add_const(format!("{p}_axes"), axes_t)?;
+    let two = g.add_const(format!("{p}_two"), Tensor::scalar(2.0f32))?;
+    let eps = g.add_const(format!("{p}_eps"), Tensor::scalar(eps))?;
+    let mean = Op::Reduce {
+        op: ReduceOp::Mean,
+        keepdims: true,
+        noop_with_empty_axes: false,
+    };
+    let m = op(g, mean.clone(), vec![x, axes])?;
+    let d = op(g, Op::Binary(BinaryOp::Sub), vec![x, m])?;
+    let sq = op(g, Op::Binary(BinaryOp::Pow), vec![d, two])?;
+    let var = op(g, mean, vec![sq, axes])?;
+    let ve = op(g, Op::Binary(BinaryOp::Add), vec![var, eps])?;
+    let sd = op(g, Op::Unary(UnaryOp::Sqrt), vec![ve])?;
+    let n = op(g, Op::Binary(BinaryOp::Div), vec![d, sd])?;
+    let y = op(g, Op::Binary(BinaryOp::Mul), vec![n, gamma])?;
+    op(g, Op::Binary(BinaryOp::Add), vec![y, beta])
+}
