@@ -99,7 +99,7 @@ pub(crate) fn lower_problem_zp(
         DType::F16 => MmaElem::F16,
         DType::BF16 => MmaElem::Bf16,
         DType::F32 if ctx.features.allow_tf32 => MmaElem::Tf32,
-        // MatMulInteger without zero points (`gemm::lower_quant_matmul` builds the problem).
+        // MatMulInteger, QLinearMatMul (`gemm::lower_quant_matmul` builds the problem).
         DType::I8 => MmaElem::S8,
         DType::U8 => MmaElem::U8,
         _ => return Ok(None),
