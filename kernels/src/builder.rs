@@ -267,6 +267,22 @@ impl Expr {
     pub fn lane(self, i: u8) -> Expr {
         Expr::Lane(Box::new(self), i)
     }
+    /// `self` as subgroup lane `lane` (a constant) holds it, in every lane.
+    pub fn broadcast(self, lane: u32) -> Expr {
+        Expr::Subgroup {
+            op: SubgroupOp::Broadcast,
+            value: Box::new(self),
+            lane: Some(Box::new(Expr::U32(lane))),
+        }
+    }
+    /// `self` as subgroup lane `from` (a `u32` expression) holds it.
+    pub fn shuffle(self, from: Expr) -> Expr {
+        Expr::Subgroup {
+            op: SubgroupOp::Shuffle,
+            value: Box::new(self),
+            lane: Some(Box::new(from)),
+        }
+    }
     /// `buffers[buf][index]`.
     pub fn load(buf: u32, index: Expr) -> Expr {
         Expr::Load {

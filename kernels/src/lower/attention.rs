@@ -51,7 +51,7 @@ use super::common::{broadcast_flat_offset, broadcasts_to, load};
 use super::epilogue::{Bound, Epilogue};
 use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, check_storage};
 use crate::builder::{KernelBuilder, builtin_i32, f, i, select, u};
-use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, SubgroupOp, Type, UnOp, Var};
+use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, Type, UnOp, Var};
 use optc_ir::dtype::DType;
 use optc_ir::ops::{Fused, FusedAttention, Op};
 use optc_ir::tensor::Tensor;
@@ -366,14 +366,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
             for e in 0..KEYS.min(d - KEYS * blk) {
                 let dk = KEYS * blk + e;
                 for (h, part) in [&lo, &hi].into_iter().enumerate() {
-                    let kd = b.let_(
-                        v4,
-                        Expr::Subgroup {
-                            op: SubgroupOp::Broadcast,
-                            value: Box::new(part.clone()),
-                            lane: Some(Box::new(u(e as u32))),
-                        },
-                    );
+                    let kd = b.let_(v4, part.clone().broadcast(e as u32));
                     for (row, acc) in rs.iter().zip(&sc) {
                         let qd = splat(row.q[dk / 4].clone().lane((dk % 4) as u8));
                         b.assign(acc[h], qd.fma(kd.clone(), Expr::Var(acc[h])));
@@ -453,14 +446,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
                 ),
             );
             for e in 0..KEYS {
-                let vv = b.let_(
-                    v4,
-                    Expr::Subgroup {
-                        op: SubgroupOp::Broadcast,
-                        value: Box::new(own.clone()),
-                        lane: Some(Box::new(u(e as u32))),
-                    },
-                );
+                let vv = b.let_(v4, own.clone().broadcast(e as u32));
                 for (row, pr) in rs.iter().zip(&probs) {
                     let pe = splat(pr[e / 4].clone().lane((e % 4) as u8));
                     b.assign(row.acc[c], pe.fma(vv.clone(), Expr::Var(row.acc[c])));

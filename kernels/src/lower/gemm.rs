@@ -32,7 +32,7 @@ use super::{
     Arg, BuildMode, KernelLaunch, LowerCtx, LowerError, Lowered, compute_scalar, storage_scalar,
 };
 use crate::builder::{KernelBuilder, f, i, lit, select, u};
-use crate::ir::{Access, Builtin, Expr, Scalar, SubgroupOp, Type};
+use crate::ir::{Access, Builtin, Expr, Scalar, Type};
 use optc_ir::dtype::DType;
 use optc_ir::ops::Op;
 
@@ -700,7 +700,7 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         for unit in 0..a_units {
             let packets: Vec<Expr> = if lane_base.is_some() {
                 let q = (unit / lanes) as usize;
-                let src = u(unit % lanes);
+                let src = unit % lanes;
                 own[q]
                     .iter()
                     .map(|pk| {
@@ -709,14 +709,7 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                         } else {
                             Type::vec(cs, apl as u8)
                         };
-                        b.let_(
-                            ty,
-                            Expr::Subgroup {
-                                op: SubgroupOp::Broadcast,
-                                value: Box::new(pk.clone()),
-                                lane: Some(Box::new(src.clone())),
-                            },
-                        )
+                        b.let_(ty, pk.clone().broadcast(src))
                     })
                     .collect()
             } else {

@@ -52,9 +52,7 @@ use super::conv::Geom;
 use super::gemm::{Operand, ParamIndex, Problem, Source};
 use super::{KernelLaunch, LowerCtx, LowerError, storage_scalar};
 use crate::builder::{KernelBuilder, f, i, select, u};
-use crate::ir::{
-    Access, BinOp, Builtin, Expr, MmaElem, MmaShape, Scalar, Stmt, SubgroupOp, Type, Var,
-};
+use crate::ir::{Access, BinOp, Builtin, Expr, MmaElem, MmaShape, Scalar, Stmt, Type, Var};
 use optc_ir::dtype::DType;
 
 /// Warps per block (2 × 2).
@@ -696,16 +694,11 @@ fn zero_point_correction(
     col_sums: &[Var],
 ) {
     let lane = Expr::Builtin(Builtin::SubgroupLane);
-    let shuffle = |v: Expr, from: Expr| Expr::Subgroup {
-        op: SubgroupOp::Shuffle,
-        value: Box::new(v),
-        lane: Some(Box::new(from)),
-    };
     for &s in row_sums.iter().chain(col_sums) {
         for x in [1u32, 2] {
             let other = kb.let_(
                 Type::I32,
-                shuffle(Expr::Var(s), lane.clone().bin(BinOp::Xor, u(x))),
+                Expr::Var(s).shuffle(lane.clone().bin(BinOp::Xor, u(x))),
             );
             kb.assign(s, Expr::Var(s) + other);
         }
@@ -725,7 +718,7 @@ fn zero_point_correction(
             let src = (cm.q2.clone() + i(r as i32 % 2)) * i(4);
             let csum = kb.let_(
                 Type::I32,
-                shuffle(Expr::Var(col_sums[t as usize]), src.cast(Scalar::U32)),
+                Expr::Var(col_sums[t as usize]).shuffle(src.cast(Scalar::U32)),
             );
             let za = zps
                 .a
