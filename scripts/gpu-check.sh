@@ -14,6 +14,8 @@
 #    out) against a torch device-to-device copy of the same bytes,
 # 5. f16 GEMM 4096^3 (scripts/data/matmul_f16_4096.onnx, the tensor-core mma.sync template)
 #    against torch.matmul on the same device,
+#    and an f16 3x3 conv (scripts/data/conv3x3_f16.onnx: the implicit GEMM on tensor cores)
+#    against torch.nn.functional.conv2d (cuDNN),
 # 6. softmax and layernorm over float32[4096, 1024] (scripts/data/*_4096x1024.onnx) against
 #    torch.softmax / F.layer_norm, and torch.compile of the benched models (compile time and
 #    latency; GPU_CHECK_TORCH_COMPILE=0 skips it),
@@ -106,6 +108,8 @@ echo "== elementwise chain"
 step bench_eltwise 90 "$OPTC" bench scripts/data/eltwise_chain.onnx --target "$TARGET" --runs 20 --json
 echo "== f16 GEMM 4096^3"
 step bench_gemm_f16 90 "$OPTC" bench scripts/data/matmul_f16_4096.onnx --target "$TARGET" --runs 20 --json
+echo "== f16 conv 3x3 [8,128,28,28]"
+step bench_conv_f16 60 "$OPTC" bench scripts/data/conv3x3_f16.onnx --target "$TARGET" --runs 20 --json
 echo "== softmax, layernorm 4096x1024"
 step bench_softmax 60 "$OPTC" bench scripts/data/softmax_4096x1024.onnx --target "$TARGET" --runs 20 --json
 step bench_layernorm 60 "$OPTC" bench scripts/data/layernorm_4096x1024.onnx --target "$TARGET" --runs 20 --json
@@ -287,6 +291,13 @@ def event_ms(fn, runs=20, warm=5):
 
 # Softmax and LayerNorm over float32[4096, 1024], as scripts/data/*_4096x1024.onnx.
 del a, b, c
+# The f16 3x3 conv of scripts/data/conv3x3_f16.onnx (cuDNN; same shapes, bias, pad 1).
+xc = torch.randn(8, 128, 28, 28, device=dev, dtype=torch.float16)
+wc = torch.randn(128, 128, 3, 3, device=dev, dtype=torch.float16) / 34.0
+bc = torch.randn(128, device=dev, dtype=torch.float16)
+res["conv_f16"] = {"flops": 2 * 8 * 128 * 28 * 28 * 128 * 9,
+                   "ms": event_ms(lambda: torch.nn.functional.conv2d(xc, wc, bc, padding=1))}
+del xc, wc, bc
 xr = torch.randn(4096, 1024, device=dev)
 g, beta = torch.randn(1024, device=dev), torch.randn(1024, device=dev)
 res["softmax_ms"] = event_ms(lambda: torch.softmax(xr, dim=-1))
@@ -417,6 +428,15 @@ if e and e.get("device_ms"):
         rows.append(("gemm", "f16 4096^3", f"{tflops:.1f} TFLOP/s", "torch matmul skipped"))
 else:
     rows.append(("gemm", "f16 4096^3", f"exit {rc}", why("bench_gemm_f16")))
+rc, e = load("bench_conv_f16")
+if e and e.get("device_ms"):
+    tflops = 2 * 8 * 128 * 28 * 28 * 128 * 9 / (e["device_ms"] * 1e-3) / 1e12
+    cv = torch.get("conv_f16")
+    rows.append(("conv", "f16 3x3 [8,128,28,28]", f"{tflops:.1f} TFLOP/s",
+                 f"torch conv2d {cv['ms']:.3f} ms -> optc/torch {e['device_ms'] / cv['ms']:.2f}x"
+                 if cv else "torch conv2d skipped"))
+else:
+    rows.append(("conv", "f16 3x3 [8,128,28,28]", f"exit {rc}", why("bench_conv_f16")))
 for op in ("softmax", "layernorm"):
     rc, e = load("bench_" + op)
     if e and e.get("device_ms"):

@@ -524,13 +524,15 @@ impl Checker<'_> {
             Expr::Bitcast(s, x) => {
                 let t = self.expr(x)?;
                 let bits32 = |s: Scalar| matches!(s, Scalar::F32 | Scalar::I32 | Scalar::U32);
-                if !bits32(t.scalar) || !bits32(*s) {
+                let pair = t == Type::vec(Scalar::F16, 2);
+                if !(bits32(t.scalar) || pair) || !bits32(*s) {
                     return Err(format!(
-                        "bitcast from {} to {s} is not between 32-bit types",
+                        "bitcast from {} to {s} is neither between 32-bit types nor a \
+                         vec2<f16> packed into one",
                         show(t)
                     ));
                 }
-                Type::vec(*s, t.lanes)
+                optc_kernels::ir::bitcast_type(*s, t)
             }
             Expr::Vector(xs) => {
                 if !matches!(xs.len(), 2 | 4) {

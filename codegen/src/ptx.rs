@@ -1198,6 +1198,15 @@ impl Printer<'_> {
             }
             Expr::Bitcast(s, x) => {
                 let v = self.expr(x)?;
+                if v.s == Scalar::F16 && v.lanes.len() == 2 && *s != Scalar::F16 {
+                    // A pair of halves packed into one 32-bit register, lane 0 low.
+                    let d = self.new_reg(Class::of(*s));
+                    self.emit(format!("mov.b32 {d}, {{{}, {}}}", v.lanes[0], v.lanes[1]));
+                    return Ok(Val {
+                        s: *s,
+                        lanes: vec![Op::Reg(d)],
+                    });
+                }
                 let lanes = v
                     .lanes
                     .iter()

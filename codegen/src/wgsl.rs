@@ -62,7 +62,8 @@ pub const MAX_UNROLL: i64 = 16;
 /// Prints `k` as a WGSL module with one compute entry point named `k.name`.
 ///
 /// Fails with [`CodegenError::Invalid`] when [`check`] rejects the kernel and with
-/// [`CodegenError::Unsupported`] for [`Stmt::Mma`]. The text is deterministic. It is not
+/// [`CodegenError::Unsupported`] for [`Stmt::Mma`], [`Stmt::LoadMatrix`] and a `vec2<f16>`
+/// bitcast to 32 bits (tensor-core kernels only; PTX prints them). The text is deterministic. It is not
 /// validated here: call [`validate_wgsl`] (tests do, for every kernel they print).
 pub fn emit_wgsl(k: &Kernel) -> Result<String, CodegenError> {
     check(k)?;
@@ -407,6 +408,16 @@ impl Printer<'_> {
             Expr::Cast(s, x) => {
                 let t = Type::vec(*s, self.ty(x)?.lanes);
                 format!("{}({})", wgsl_type(t), self.expr(x)?)
+            }
+            Expr::Bitcast(_, x) if self.ty(x)? == Type::vec(Scalar::F16, 2) => {
+                // naga types `bitcast<u32>(vec2<f16>)` as vec2<u16> and wants a capability
+                // for `pack2x16float` beside f16; only tensor-core kernels (PTX) pack halves.
+                return Err(CodegenError::Unsupported {
+                    kernel: self.k.name.clone(),
+                    what: "a vec2<f16> packed into 32 bits (bitcast) has no WGSL form naga \
+                           accepts"
+                        .into(),
+                });
             }
             Expr::Bitcast(s, x) => {
                 let t = Type::vec(*s, self.ty(x)?.lanes);

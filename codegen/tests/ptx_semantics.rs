@@ -539,3 +539,29 @@ fn conversions_saturate_and_round_like_wgsl() {
         bad.join("\n")
     );
 }
+
+#[test]
+fn f16_pairs_pack_into_u32_low_lane_first() {
+    // `Bitcast(u32, vec2<f16>)`, as the tensor-core pipeline packs gathered f16 operands.
+    let xs: Vec<f32> = vec![1.0, -2.5, 65504.0, 6.1e-5, 0.0, -0.0, 3.0e-7, 1.0e9];
+    let ws: Vec<f32> = vec![0.5, 7.0, -1.0, 1.0e-3, -3.25, 2.0, 100.0, -1.0e9];
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    let ys = map2(
+        "pack_f16x2",
+        Scalar::F32,
+        Scalar::U32,
+        &bits(&xs),
+        &bits(&ws),
+        |x, w| {
+            Expr::Bitcast(
+                Scalar::U32,
+                Box::new(Expr::Vector(vec![x.cast(Scalar::F16), w.cast(Scalar::F16)])),
+            )
+        },
+    );
+    for ((x, w), y) in xs.iter().zip(&ws).zip(&ys) {
+        let lo = half::f16::from_f32(*x).to_bits() as u32;
+        let hi = half::f16::from_f32(*w).to_bits() as u32;
+        assert_eq!(*y, lo | (hi << 16), "pack({x}, {w})");
+    }
+}

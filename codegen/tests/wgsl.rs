@@ -326,3 +326,29 @@ fn integer_and_f16_literals() {
         "f16 literal 0.1 is not exactly representable"
     );
 }
+
+#[test]
+fn f16_pairs_bitcast_is_refused() {
+    // `Bitcast(u32, vec2<f16>)` type-checks as one u32 (the PTX printer packs the pair, see
+    // ptx_semantics.rs) but has no WGSL form naga accepts; a lone half never bitcasts.
+    let mut b = KernelBuilder::new("pack", [1, 1, 1]);
+    let h = b.buffer("h", Type::F16, Access::Read);
+    let z = b.buffer("z", Type::U32, Access::ReadWrite);
+    let pair = Expr::Vector(vec![Expr::load(h, u(0)), Expr::load(h, u(1))]);
+    b.store(z, u(0), Expr::Bitcast(Scalar::U32, Box::new(pair)));
+    let k = b.finish();
+    check(&k).unwrap();
+    assert!(matches!(
+        emit_wgsl(&k),
+        Err(CodegenError::Unsupported { what, .. }) if what.contains("vec2<f16> packed")
+    ));
+    let mut b = KernelBuilder::new("bad_pack", [1, 1, 1]);
+    let h = b.buffer("h", Type::F16, Access::Read);
+    let z = b.buffer("z", Type::U32, Access::ReadWrite);
+    b.store(
+        z,
+        u(0),
+        Expr::Bitcast(Scalar::U32, Box::new(Expr::load(h, u(0)))),
+    );
+    assert!(invalid(&b.finish()).contains("bitcast from f16 to u32"));
+}

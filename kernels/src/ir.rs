@@ -96,6 +96,16 @@ impl Type {
     pub const BOOL: Type = Type::scalar(Scalar::Bool);
 }
 
+/// The type of `Expr::Bitcast(to, x)` for `x` of type `from`: the lane count is kept, except
+/// that a `vec2<f16>` packs into one 32-bit scalar.
+pub fn bitcast_type(to: Scalar, from: Type) -> Type {
+    if from == Type::vec(Scalar::F16, 2) && to != Scalar::F16 {
+        Type::scalar(to)
+    } else {
+        Type::vec(to, from.lanes)
+    }
+}
+
 /// A local variable of a kernel (index into [`Kernel::locals`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Var(pub u32);
@@ -280,7 +290,10 @@ pub enum Expr {
     /// Value conversion to another scalar type (lane count kept). Float → int truncates toward
     /// zero; bool → number is 0/1; number → bool is `!= 0`.
     Cast(Scalar, Box<Expr>),
-    /// Reinterpretation of the bits as another 32-bit scalar type (lane count kept).
+    /// Reinterpretation of the bits as another 32-bit scalar type (lane count kept), or of a
+    /// `vec2<f16>` as one 32-bit scalar (lane 0 in the low half: PTX's `mov.b32 r, {lo, hi}`;
+    /// the WGSL printer refuses it, as naga mistypes `bitcast<u32>(vec2<f16>)`) — see
+    /// [`bitcast_type`].
     Bitcast(Scalar, Box<Expr>),
     /// A vector built from `lanes` scalars, or one scalar repeated (`Splat`).
     Vector(Vec<Expr>),
@@ -539,7 +552,8 @@ impl Kernel {
             }
             Expr::Select { t, .. } => self.type_of(t)?,
             Expr::Fma(a, _, _) => self.type_of(a)?,
-            Expr::Cast(s, x) | Expr::Bitcast(s, x) => Type::vec(*s, self.type_of(x)?.lanes),
+            Expr::Cast(s, x) => Type::vec(*s, self.type_of(x)?.lanes),
+            Expr::Bitcast(s, x) => bitcast_type(*s, self.type_of(x)?),
             Expr::Vector(xs) => {
                 let first = xs.first().ok_or_else(|| err("empty vector".into()))?;
                 Type::vec(self.type_of(first)?.scalar, xs.len() as u8)

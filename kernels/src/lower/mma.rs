@@ -18,34 +18,41 @@
 //!
 //! Two kernel bodies:
 //!
-//! - **Shared-memory pipeline** (f16, when both operands can be moved in aligned 16-byte
-//!   chunks: one of their strides is 1, the other stride, the batch strides and the contiguous
-//!   extent are multiples of 8). A block of 4 warps owns a 64 × 64 output tile; K advances in
-//!   slices of 32 through a 3-stage ring of shared tiles. Each slice is copied by `cp.async`
-//!   (16 bytes per copy, 2 per thread per operand; chunks outside the matrix are zero-filled by
-//!   a plain store), one commit group per slice; `cp.async.wait_group 1` plus a barrier make
-//!   slice `kt` visible while `kt + 1` is still in flight, and the refill of slice `kt + 2`
-//!   reuses the stage every thread left before that barrier. Tiles keep their global
-//!   orientation (K-major `[rows][32]` or row-major `[32][64]`, rows padded by one chunk so the
-//!   8 rows an `ldmatrix` reads hit distinct banks); `ldmatrix.x4` (`.trans` for row-major
-//!   tiles) loads the fragments: per 16 of K, two for A (two m16 tiles) and two for B (four n8
-//!   tiles), then 2 × 4 `mma.sync` into 32 f32 accumulators per lane.
-//! - **Global fragments** (anything else: bf16, tf32, convs, unaligned or odd shapes). A block of 4
-//!   warps owns a 32 × 64 tile; warp `w` has rows `16·(w / 2)..+16` and columns
-//!   `32·(w % 2)..+32` as four m16n8 accumulators. The K loop steps by 16 (f16, bf16) or 8
-//!   (tf32); each step loads the lane's fragments straight from global memory through the
-//!   operands' strides in the ISA's layout (lane `4g + q`; f16: A rows `g`, `g + 8` × columns
-//!   `2q`, `2q + 1` (+8), B columns `g` × rows `2q`, `2q + 1` (+8); tf32: A rows `g`, `g + 8` ×
-//!   columns `q` (+4), B columns `g` × rows `q` (+4)), reading 0 outside the matrix. For a
-//!   conv's im2col A, the lane's two output pixels are decomposed once before the K loop and
-//!   each of its K indices (channel, kernel tap) once per step; padding reads 0.
+//! - **Shared-memory pipeline** (f16 and bf16, any strides, and convs: the implicit GEMM). A
+//!   block of 4 warps owns a 64 × 64 output tile; K advances in slices of 32 through a 3-stage
+//!   ring of shared tiles, one commit group per slice; `cp.async.wait_group 1` plus a barrier
+//!   make slice `kt` visible while `kt + 1` is still in flight, and the refill of slice `kt + 2`
+//!   reuses the stage every thread left before that barrier. Each operand is fed one of two
+//!   ways (`Feed`):
+//!   - *copied* — f16 operands that move in aligned 16-byte chunks (one of their strides is 1;
+//!     the other stride, the batch strides and the contiguous extent are multiples of 8): each
+//!     slice by `cp.async` (16 bytes per copy, 2 per thread; chunks outside the matrix are
+//!     zero-filled by a plain store);
+//!   - *gathered* — everything else: unaligned strides, bf16 (stored as f32, rounded while
+//!     packing) and a conv's im2col matrix. Each thread loads its 16 elements of slice
+//!     `kt + 2` into registers before the `mma`s of slice `kt` and stores them as two packed
+//!     16-byte chunks after, so the loads' latency hides behind the math. For the im2col
+//!     matrix the chunks run along the output pixels (contiguous in NCHW); a thread's 8 pixels
+//!     are decomposed once, and each slice decomposes only its two K indices (channel, tap).
+//!
+//!   Tiles keep their global orientation (K-major `[rows][32]` or row-major `[32][64]`, rows
+//!   padded by one chunk so the 8 rows an `ldmatrix` reads hit distinct banks); `ldmatrix.x4`
+//!   (`.trans` for row-major tiles) loads the fragments: per 16 of K, two for A (two m16 tiles)
+//!   and two for B (four n8 tiles), then 2 × 4 `mma.sync` into 32 f32 accumulators per lane.
+//! - **Global fragments** (tf32 and int8). A block of 4 warps owns a 32 × 64 tile; warp `w` has
+//!   rows `16·(w / 2)..+16` and columns `32·(w % 2)..+32` as four m16n8 accumulators. The K loop
+//!   steps by 8 (tf32) or 32 (int8); each step loads the lane's fragments straight from global
+//!   memory through the operands' strides in the ISA's layout (lane `4g + q`; tf32: A rows
+//!   `g`, `g + 8` × columns `q` (+4), B columns `g` × rows `q` (+4); int8: four bytes per
+//!   register), reading 0 outside the matrix. For a conv's im2col A, the lane's two output
+//!   pixels are decomposed once before the K loop and each of its K indices once per step.
 //!
 //! Both end in the same epilogue (C rows `g`, `g + 8` × columns `2q`, `2q + 1` per m16n8 tile).
 //! Correctness is checked by executing the printed PTX in the test-only interpreter, which
 //! lands each `cp.async` only at the wait that covers it (`tests/mma_ptx.rs`), and by ptxas; the
 //! speed of neither body has been measured on a GPU. Not yet: a swizzled (unpadded) layout,
-//! bf16 stored as 16 bits (so it could take the pipeline), tf32 through shared memory, int8
-//! `mma`, implicit-GEMM convs.
+//! bf16 stored as 16 bits (so it could be copied by `cp.async` instead of gathered), tf32 and
+//! int8 through shared memory.
 
 use super::common::{self, to_storage, unravel};
 use super::conv::Geom;
@@ -159,6 +166,42 @@ enum Major {
     Row,
 }
 
+/// How an operand of the shared-memory pipeline reaches its tiles, laid out by [`Major`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feed {
+    /// 16-byte `cp.async` copies (f16 moved in aligned chunks: [`staged_major`]).
+    Async(Major),
+    /// Register-staged: each thread loads its 16 elements of a slice one by one (any strides,
+    /// a conv's im2col gather, bf16 rounded from its f32 storage), packs them in pairs and
+    /// stores them as two 16-byte chunks once the slice in shared memory is consumed.
+    Gather(Major),
+}
+
+impl Feed {
+    fn major(self) -> Major {
+        match self {
+            Feed::Async(m) | Feed::Gather(m) => m,
+        }
+    }
+
+    /// The feed of `op` (`rows` × `k`): chunked copies where the layout allows them, else a
+    /// gather laid out along the operand's contiguous dimension (an im2col matrix's pixels).
+    fn of(op: &Operand, rows: usize, k: usize, elem: MmaElem) -> Feed {
+        if elem == MmaElem::F16
+            && let Some(m) = staged_major(op, rows, k)
+        {
+            return Feed::Async(m);
+        }
+        Feed::Gather(match op.source {
+            Source::Strided {
+                row_stride,
+                k_stride,
+            } if k_stride == 1 || (row_stride != 1 && k_stride <= row_stride) => Major::K,
+            _ => Major::Row,
+        })
+    }
+}
+
 /// Shared-memory pipeline: block tile 64 × 64, K step 32, 3 stages, 4 warps of 32 × 32.
 const SBM: usize = 64;
 const SBN: usize = 64;
@@ -211,39 +254,38 @@ fn kernel(
     elem: MmaElem,
     zp: &ZeroPoints,
 ) -> Result<(crate::ir::Kernel, Vec<super::Arg>, [usize; 2]), LowerError> {
-    // f16 operands that can be staged in 16-byte chunks take the shared-memory pipeline.
-    let staged = match (
-        elem,
-        staged_major(&p.a, p.m, p.k),
-        staged_major(&p.b, p.n, p.k),
-    ) {
-        (MmaElem::F16, Some(a), Some(b)) => Some((a, b)),
+    // f16 and bf16 take the shared-memory pipeline.
+    let staged = match elem {
+        MmaElem::F16 | MmaElem::Bf16 => Some((
+            Feed::of(&p.a, p.m, p.k, elem),
+            Feed::of(&p.b, p.n, p.k, elem),
+        )),
         _ => None,
     };
-    let name = match (elem, staged) {
-        (MmaElem::F16, Some(_)) => "mma_staged",
-        (MmaElem::F16, None) => "mma",
-        (MmaElem::Bf16, _) => "mma_bf16",
-        (MmaElem::Tf32, _) => "mma_tf32",
-        (MmaElem::S8, _) => "mma_s8",
-        (MmaElem::U8, _) => "mma_u8",
+    let name = match elem {
+        MmaElem::F16 => "mma",
+        MmaElem::Bf16 => "mma_bf16",
+        MmaElem::Tf32 => "mma_tf32",
+        MmaElem::S8 => "mma_s8",
+        MmaElem::U8 => "mma_u8",
     };
     let mut kb = KernelBuilder::new(ctx.kname(name), [32 * WARPS, 1, 1]);
-    // Staged operands are read as 16-byte chunks; bf16 tensors are stored as f32, bytes as
+    // Chunked operands are read as 16-byte chunks; bf16 tensors are stored as f32, bytes as
     // i32/u32.
-    let stored = if staged.is_some() {
-        Type::vec(Scalar::U32, 4)
-    } else {
-        Type::scalar(match elem {
-            MmaElem::F16 => Scalar::F16,
-            MmaElem::S8 => Scalar::I32,
-            MmaElem::U8 => Scalar::U32,
-            MmaElem::Bf16 | MmaElem::Tf32 => Scalar::F32,
-        })
+    let elem_ty = Type::scalar(match elem {
+        MmaElem::F16 => Scalar::F16,
+        MmaElem::S8 => Scalar::I32,
+        MmaElem::U8 => Scalar::U32,
+        MmaElem::Bf16 | MmaElem::Tf32 => Scalar::F32,
+    });
+    let stored = |feed: Option<Feed>| match feed {
+        Some(Feed::Async(_)) => Type::vec(Scalar::U32, 4),
+        _ => elem_ty,
     };
+    let (a_ty, b_ty) = (stored(staged.map(|s| s.0)), stored(staged.map(|s| s.1)));
     let mut args = vec![p.a.arg, p.b.arg];
-    let a_buf = kb.buffer("a", stored, Access::Read);
-    let b_buf = kb.buffer("b", stored, Access::Read);
+    let a_buf = kb.buffer("a", a_ty, Access::Read);
+    let b_buf = kb.buffer("b", b_ty, Access::Read);
     let mut bind_zp = |name: &str, z: Option<(super::Arg, DType, ParamIndex)>| {
         z.map(|(arg, dt, ix)| {
             args.push(arg);
@@ -307,8 +349,8 @@ fn kernel(
         b_base,
     };
     let (tiles, block) = match staged {
-        Some((ma, mb)) => (
-            staged_body(&mut kb, p, &ops, &lane, &warp, ma, mb),
+        Some((fa, fb)) => (
+            staged_body(&mut kb, p, &ops, &lane, &warp, elem, [fa, fb]),
             [SBM, SBN],
         ),
         None => (
@@ -340,25 +382,28 @@ struct BoundZp {
 /// One m16n8 accumulator tile of a warp: its first row and column and its 4 f32 registers.
 type Tile = (Expr, Expr, [Var; 4]);
 
-/// The lane's two rows (`first`, `first + 8`) of a conv's im2col matrix: whether each is an
-/// output pixel, and its window start `o · stride − pad` per spatial axis.
+/// Some rows of a conv's im2col matrix (output pixels) that a lane reads at every K step:
+/// whether each is an output pixel, and its window start `o · stride − pad` per spatial axis.
 struct PixelRows {
     geo: Geom,
-    ok: [Expr; 2],
-    start: [[Expr; 3]; 2],
+    ok: Vec<Expr>,
+    start: Vec<[Expr; 3]>,
 }
 
 impl PixelRows {
-    fn new(kb: &mut KernelBuilder, geo: &Geom, first: &Expr, m: usize) -> PixelRows {
+    fn new(kb: &mut KernelBuilder, geo: &Geom, rows: &[Expr], m: usize) -> PixelRows {
         let mut ok = Vec::new();
         let mut start = Vec::new();
-        for r in 0..2 {
-            let row = kb.let_(Type::I32, first.clone() + i(8 * r));
+        for row in rows {
+            let row = kb.let_(Type::I32, row.clone());
             let inside = kb.let_(Type::BOOL, row.clone().lt(i(m as i32)));
             let row = kb.let_(Type::I32, select(inside.clone(), row, i(0)));
             let coords = unravel(kb, &row, &geo.output);
             let st: Vec<Expr> = (0..3)
                 .map(|a| {
+                    if Self::flat(geo, a) {
+                        return i(0);
+                    }
                     kb.let_(
                         Type::I32,
                         coords[a].clone() * i(geo.stride[a] as i32) - i(geo.pad[a] as i32),
@@ -370,12 +415,18 @@ impl PixelRows {
         }
         PixelRows {
             geo: geo.clone(),
-            ok: [ok[0].clone(), ok[1].clone()],
-            start: [start[0].clone(), start[1].clone()],
+            ok,
+            start,
         }
     }
 
-    /// Element (row `r` of the two, `tap`) of the im2col matrix, 0 in the padding or outside.
+    /// An axis the window never moves along (size 1, kernel 1, no padding: a 1-D or 2-D conv's
+    /// leading axes).
+    fn flat(geo: &Geom, a: usize) -> bool {
+        geo.input[a] == 1 && geo.kernel[a] == 1 && geo.pad[a] == 0
+    }
+
+    /// Element (row `r` of these, `tap`) of the im2col matrix, 0 in the padding or outside.
     fn load(
         &self,
         kb: &mut KernelBuilder,
@@ -390,7 +441,7 @@ impl PixelRows {
         let mut inside = self.ok[r].clone().and(tap.ok.clone());
         let mut idx = base.clone() + tap.chan_off.clone();
         for (a, &stride) in st.iter().enumerate() {
-            if geo.input[a] == 1 && geo.kernel[a] == 1 && geo.pad[a] == 0 {
+            if Self::flat(geo, a) {
                 continue;
             }
             let pa = kb.let_(Type::I32, self.start[r][a].clone() + tap.tap[a].clone());
@@ -440,8 +491,8 @@ impl KTap {
     }
 }
 
-/// The simple body: a block of 4 warps owns a 32 × 64 tile; every fragment element is loaded
-/// from global memory (any strides, f16, bf16 or tf32).
+/// The global-fragment body (tf32, int8): a block of 4 warps owns a 32 × 64 tile; every
+/// fragment element is loaded from global memory (any strides).
 #[allow(clippy::too_many_arguments)]
 fn global_body(
     kb: &mut KernelBuilder,
@@ -453,9 +504,8 @@ fn global_body(
     elem: MmaElem,
     zps: &BoundZp,
 ) -> Vec<Tile> {
-    let tf32 = elem == MmaElem::Tf32;
     let (mi, ni, ki) = (p.m as i32, p.n as i32, p.k as i32);
-    let (g, q2) = (&cm.g, &cm.q2);
+    let g = &cm.g;
     let wg = |a: u8| Expr::Builtin(Builtin::WorkgroupId(a)).cast(Scalar::I32);
     let row0 = kb.let_(
         Type::I32,
@@ -489,28 +539,12 @@ fn global_body(
     } else {
         Type::I32
     };
-    // f16: two halves per fragment register; bf16: two packed in a u32; tf32: one f32; bytes:
-    // four packed in a u32.
+    // tf32: one f32 per fragment register; bytes: four packed in a u32.
     let (frag_ty, frag_zero, zero) = match elem {
         MmaElem::Tf32 => (Type::F32, f(0.0), f(0.0)),
-        MmaElem::Bf16 => (Type::U32, u(0), f(0.0)),
         MmaElem::S8 => (Type::U32, u(0), i(0)),
         MmaElem::U8 => (Type::U32, u(0), u(0)),
-        MmaElem::F16 => (
-            Type::vec(Scalar::F16, 2),
-            Expr::Splat(2, Box::new(Expr::F16(0.0))),
-            Expr::F16(0.0),
-        ),
-    };
-    // A fragment register from the two elements it holds.
-    let pair = |kb: &mut KernelBuilder, lo: Expr, hi: Expr| -> Expr {
-        if elem == MmaElem::Bf16 {
-            let lo = kb.let_(Type::F32, lo);
-            let hi = kb.let_(Type::F32, hi);
-            pack_bf16x2(lo, hi)
-        } else {
-            Expr::Vector(vec![lo, hi])
-        }
+        MmaElem::F16 | MmaElem::Bf16 => unreachable!("f16 and bf16 take the pipeline"),
     };
     let a_frag: Vec<Var> = (0..4).map(|_| kb.var(frag_ty, frag_zero.clone())).collect();
     let b_frag: Vec<Var> = (0..8).map(|_| kb.var(frag_ty, frag_zero.clone())).collect();
@@ -523,11 +557,9 @@ fn global_body(
         select(inside, Expr::load(buf, idx), zero.clone())
     };
     let (kstep, shape) = match elem {
-        MmaElem::Tf32 => (8, MmaShape::M16N8K8_TF32),
-        MmaElem::Bf16 => (16, MmaShape::M16N8K16_BF16),
-        MmaElem::F16 => (16, MmaShape::M16N8K16_F16),
         MmaElem::S8 => (32, MmaShape::M16N8K32_S8),
         MmaElem::U8 => (32, MmaShape::M16N8K32_U8),
+        _ => (8, MmaShape::M16N8K8_TF32),
     };
     // Four bytes (i32/u32 storage, low byte first) as one fragment register.
     let quad = |kb: &mut KernelBuilder, vals: Vec<Expr>| -> Expr {
@@ -554,30 +586,21 @@ fn global_body(
     let (a_buf, b_buf, a_base, b_base) = (ops.a_buf, ops.b_buf, &ops.a_base, &ops.b_base);
     // A conv's im2col A: the lane's two output pixels, decomposed once.
     let pixels = match &p.a.source {
-        Source::Im2col(geo) => Some(PixelRows::new(kb, geo, &(row0.clone() + g.clone()), p.m)),
+        Source::Im2col(geo) => {
+            let first = kb.let_(Type::I32, row0.clone() + g.clone());
+            Some(PixelRows::new(kb, geo, &[first.clone(), first + i(8)], p.m))
+        }
         Source::Strided { .. } => None,
     };
     kb.for_(i(0), i(ki), kstep, false, |kb, k0| {
         if let Some(px) = &pixels {
-            // The lane's K values (tf32: q, q + 4; else 2q, 2q + 1, 2q + 8, 2q + 9), each
-            // decomposed once for both of its rows.
-            let (lane_k, offs): (&Expr, &[i32]) = if tf32 {
-                (q, &[0, 4])
-            } else {
-                (q2, &[0, 1, 8, 9])
-            };
-            let taps: Vec<KTap> = offs
+            // The lane's K values (tf32: q, q + 4), each decomposed once for both of its rows.
+            let taps: Vec<KTap> = [0, 4]
                 .iter()
-                .map(|&o| KTap::new(kb, &px.geo, k0.clone() + lane_k.clone() + i(o), p.k))
+                .map(|&o| KTap::new(kb, &px.geo, k0.clone() + q.clone() + i(o), p.k))
                 .collect();
             for (r, v) in a_frag.iter().enumerate() {
-                let v2 = if tf32 {
-                    px.load(kb, a_buf, a_base, r % 2, &taps[r / 2], &zero)
-                } else {
-                    let lo = px.load(kb, a_buf, a_base, r % 2, &taps[2 * (r / 2)], &zero);
-                    let hi = px.load(kb, a_buf, a_base, r % 2, &taps[2 * (r / 2) + 1], &zero);
-                    pair(kb, lo, hi)
-                };
+                let v2 = px.load(kb, a_buf, a_base, r % 2, &taps[r / 2], &zero);
                 kb.assign(*v, v2);
             }
         } else if int8 {
@@ -603,16 +626,8 @@ fn global_body(
         } else {
             for (r, v) in a_frag.iter().enumerate() {
                 let row = row0.clone() + g.clone() + i(8 * (r as i32 % 2));
-                if tf32 {
-                    let k = k0.clone() + q.clone() + i(4 * (r as i32 / 2));
-                    kb.assign(*v, load(a_buf, &p.a, a_base, row, k, mi));
-                } else {
-                    let k = k0.clone() + q2.clone() + i(8 * (r as i32 / 2));
-                    let lo = load(a_buf, &p.a, a_base, row.clone(), k.clone(), mi);
-                    let hi = load(a_buf, &p.a, a_base, row, k + i(1), mi);
-                    let v2 = pair(kb, lo, hi);
-                    kb.assign(*v, v2);
-                }
+                let k = k0.clone() + q.clone() + i(4 * (r as i32 / 2));
+                kb.assign(*v, load(a_buf, &p.a, a_base, row, k, mi));
             }
         }
         for t in 0..4 {
@@ -633,15 +648,9 @@ fn global_body(
                     }
                     let v4 = quad(kb, vals);
                     kb.assign(frag, v4);
-                } else if tf32 {
+                } else {
                     let k = k0.clone() + q.clone() + i(4 * r);
                     kb.assign(frag, load(b_buf, &p.b, b_base, col, k, ni));
-                } else {
-                    let k = k0.clone() + q2.clone() + i(8 * r);
-                    let lo = load(b_buf, &p.b, b_base, col.clone(), k.clone(), ni);
-                    let hi = load(b_buf, &p.b, b_base, col, k + i(1), ni);
-                    let v2 = pair(kb, lo, hi);
-                    kb.assign(frag, v2);
                 }
             }
         }
@@ -750,10 +759,12 @@ fn zero_point_correction(
     }
 }
 
-/// The shared-memory pipeline (f16): a block of 4 warps owns a 64 × 64 tile; `STAGES` K-slices
-/// of 32 are in flight, copied in 16-byte chunks by `cp.async` (zeros stored for chunks outside
-/// the matrix) into padded tiles, from which `ldmatrix` (`.trans` for row-major tiles) loads the
-/// fragments; each warp then issues 2 × 4 `mma.sync` per 16 of K.
+/// The shared-memory pipeline (f16, bf16): a block of 4 warps owns a 64 × 64 tile; `STAGES`
+/// K-slices of 32 are in flight in padded shared tiles, from which `ldmatrix` (`.trans` for
+/// row-major tiles) loads the fragments; each warp then issues 2 × 4 `mma.sync` per 16 of K.
+/// An operand is fed ([`Feed`]) by `cp.async` 16-byte copies (zeros stored for chunks outside
+/// the matrix), or gathered: the loads of slice `kt + 2` are issued into registers before the
+/// `mma`s of slice `kt` and stored after them, so their latency hides behind the math.
 #[allow(clippy::too_many_arguments)]
 fn staged_body(
     kb: &mut KernelBuilder,
@@ -761,9 +772,10 @@ fn staged_body(
     ops: &Operands,
     lane: &Expr,
     warp: &Expr,
-    ma: Major,
-    mb: Major,
+    elem: MmaElem,
+    feeds: [Feed; 2],
 ) -> Vec<Tile> {
+    let (ma, mb) = (feeds[0].major(), feeds[1].major());
     let chunk = Type::vec(Scalar::U32, 4);
     let tile_chunks = |m: Major| match m {
         Major::K => SBM * KPITCH,
@@ -780,41 +792,63 @@ fn staged_body(
     let m0 = kb.let_(Type::I32, wg(1) * i(SBM as i32));
     let n0 = kb.let_(Type::I32, wg(0) * i(SBN as i32));
     let ktiles = p.k.div_ceil(SBK);
+    let shape = if elem == MmaElem::Bf16 {
+        MmaShape::M16N8K16_BF16
+    } else {
+        MmaShape::M16N8K16_F16
+    };
+    let zero = if elem == MmaElem::Bf16 {
+        f(0.0)
+    } else {
+        Expr::F16(0.0)
+    };
 
-    // Copies K-slice `kt` of an operand into stage `stage`: 256 chunks, 2 per thread.
+    // Chunk `j` of a thread's share of a slice (2 per thread per operand): its (row, k) offset
+    // from the slice's first row and K, along which of the two its 8 elements run, and its
+    // shared slot within a stage.
+    let chunk_at = |major: Major, j: usize| -> (Expr, Expr, Expr) {
+        let c = tid.clone() + i((j * 32 * WARPS as usize) as i32);
+        match major {
+            Major::K => {
+                let r = c.clone() / i((SBK / 8) as i32);
+                let kc = c % i((SBK / 8) as i32);
+                (r.clone(), kc.clone() * i(8), r * i(KPITCH as i32) + kc)
+            }
+            Major::Row => {
+                let kr = c.clone() / i((SBM / 8) as i32);
+                let rc = c % i((SBM / 8) as i32);
+                (rc.clone() * i(8), kr.clone(), kr * i(RPITCH as i32) + rc)
+            }
+        }
+    };
+    const CHUNKS: usize = (SBM * SBK / 8) / (32 * WARPS as usize);
+
     struct Side<'a> {
         op: &'a Operand,
         buf: u32,
         base: &'a Expr,
         arr: u32,
         tile: usize,
-        major: Major,
+        feed: Feed,
         first_row: &'a Expr,
         rows: usize,
+        /// A gathered im2col operand: the thread's 8 pixels (the same in every slice and
+        /// chunk: its chunks differ in K only).
+        pixels: Option<PixelRows>,
+        /// A gathered operand: the thread's 2 chunks of the next slice, as 4 packed pairs each.
+        regs: Vec<Var>,
     }
-    let load_slice = |kb: &mut KernelBuilder, s: &Side, kt: Expr, stage: Expr| {
+    // Copies K-slice `kt` of an operand into stage `stage` with `cp.async`.
+    let copy_slice = |kb: &mut KernelBuilder, s: &Side, kt: Expr, stage: Expr| {
         let Source::Strided {
             row_stride,
             k_stride,
         } = s.op.source
         else {
-            unreachable!("staged operands are strided")
+            unreachable!("chunked operands are strided")
         };
-        for j in 0..(SBM * SBK / 8) / (32 * WARPS as usize) {
-            let c = tid.clone() + i((j * 32 * WARPS as usize) as i32);
-            // (row, k) of the chunk's first element within the tile, and its shared slot.
-            let (r, kk, slot) = match s.major {
-                Major::K => {
-                    let r = c.clone() / i((SBK / 8) as i32);
-                    let kc = c % i((SBK / 8) as i32);
-                    (r.clone(), kc.clone() * i(8), r * i(KPITCH as i32) + kc)
-                }
-                Major::Row => {
-                    let kr = c.clone() / i((SBM / 8) as i32);
-                    let rc = c % i((SBM / 8) as i32);
-                    (rc.clone() * i(8), kr.clone(), kr * i(RPITCH as i32) + rc)
-                }
-            };
+        for j in 0..CHUNKS {
+            let (r, kk, slot) = chunk_at(s.feed.major(), j);
             let row = kb.let_(Type::I32, s.first_row.clone() + r);
             let k = kb.let_(Type::I32, kt.clone() * i(SBK as i32) + kk);
             let dst = kb.let_(Type::I32, stage.clone() * i(s.tile as i32) + slot);
@@ -839,32 +873,122 @@ fn staged_body(
             );
         }
     };
+    // Loads K-slice `kt` of a gathered operand into its registers.
+    let gather_slice = |kb: &mut KernelBuilder, s: &Side, kt: Expr| {
+        let major = s.feed.major();
+        for j in 0..CHUNKS {
+            let (r, kk, _) = chunk_at(major, j);
+            let row = kb.let_(Type::I32, s.first_row.clone() + r);
+            let k = kb.let_(Type::I32, kt.clone() * i(SBK as i32) + kk);
+            let tap = s
+                .pixels
+                .as_ref()
+                .map(|px| KTap::new(kb, &px.geo, k.clone(), p.k));
+            let mut vals = Vec::new();
+            for e in 0..8 {
+                let v = match (&s.pixels, &tap) {
+                    (Some(px), Some(tap)) => px.load(kb, s.buf, s.base, e, tap, &zero),
+                    _ => {
+                        let (row, k) = match major {
+                            Major::K => (row.clone(), k.clone() + i(e as i32)),
+                            Major::Row => (row.clone() + i(e as i32), k.clone()),
+                        };
+                        let inside = row
+                            .clone()
+                            .lt(i(s.rows as i32))
+                            .and(k.clone().lt(i(p.k as i32)));
+                        let idx = select(inside.clone(), offset(s.op, s.base, row, k), i(0));
+                        select(inside, Expr::load(s.buf, idx), zero.clone())
+                    }
+                };
+                vals.push(v);
+            }
+            for (h, pair) in vals.chunks(2).enumerate() {
+                let packed = if elem == MmaElem::Bf16 {
+                    let lo = kb.let_(Type::F32, pair[0].clone());
+                    let hi = kb.let_(Type::F32, pair[1].clone());
+                    pack_bf16x2(lo, hi)
+                } else {
+                    Expr::Bitcast(
+                        Scalar::U32,
+                        Box::new(Expr::Vector(vec![pair[0].clone(), pair[1].clone()])),
+                    )
+                };
+                kb.assign(s.regs[4 * j + h], packed);
+            }
+        }
+    };
+    // Stores a gathered operand's registers into stage `stage`.
+    let put_slice = |kb: &mut KernelBuilder, s: &Side, stage: Expr| {
+        for j in 0..CHUNKS {
+            let (_, _, slot) = chunk_at(s.feed.major(), j);
+            let v = Expr::Vector((0..4).map(|h| Expr::Var(s.regs[4 * j + h])).collect());
+            kb.store_shared(s.arr, stage.clone() * i(s.tile as i32) + slot, v);
+        }
+    };
+    // A gathered operand's pixels (for an im2col matrix) and registers.
+    let gather_state = |kb: &mut KernelBuilder, op: &Operand, feed: Feed, first_row: &Expr| {
+        let pixels = match (&op.source, feed) {
+            (Source::Im2col(geo), Feed::Gather(Major::Row)) => {
+                // Chunk j is (K row tid / 8 + 16 j, rows 8 · (tid % 8) ..+ 8).
+                let first = kb.let_(
+                    Type::I32,
+                    first_row.clone() + (tid.clone() % i((SBM / 8) as i32)) * i(8),
+                );
+                let rows: Vec<Expr> = (0..8).map(|e| first.clone() + i(e)).collect();
+                Some(PixelRows::new(kb, geo, &rows, p.m))
+            }
+            (Source::Im2col(_), _) => unreachable!("an im2col operand is gathered along its rows"),
+            _ => None,
+        };
+        let n = if matches!(feed, Feed::Gather(_)) {
+            4 * CHUNKS
+        } else {
+            0
+        };
+        let regs: Vec<Var> = (0..n).map(|_| kb.var(Type::U32, u(0))).collect();
+        (pixels, regs)
+    };
+    let (pixels, regs) = gather_state(kb, &p.a, feeds[0], &m0);
     let a_side = Side {
         op: &p.a,
         buf: ops.a_buf,
         base: &ops.a_base,
         arr: sa,
         tile: ta,
-        major: ma,
+        feed: feeds[0],
         first_row: &m0,
         rows: p.m,
+        pixels,
+        regs,
     };
+    let (pixels, regs) = gather_state(kb, &p.b, feeds[1], &n0);
     let b_side = Side {
         op: &p.b,
         buf: ops.b_buf,
         base: &ops.b_base,
         arr: sb,
         tile: tb,
-        major: mb,
+        feed: feeds[1],
         first_row: &n0,
         rows: p.n,
+        pixels,
+        regs,
     };
+    let sides = [&a_side, &b_side];
 
     // Prologue: the first STAGES - 1 slices, one commit group each.
-    for s in 0..STAGES - 1 {
-        if s < ktiles {
-            load_slice(kb, &a_side, i(s as i32), i(s as i32));
-            load_slice(kb, &b_side, i(s as i32), i(s as i32));
+    for st in 0..STAGES - 1 {
+        if st < ktiles {
+            for s in sides {
+                match s.feed {
+                    Feed::Async(_) => copy_slice(kb, s, i(st as i32), i(st as i32)),
+                    Feed::Gather(_) => {
+                        gather_slice(kb, s, i(st as i32));
+                        put_slice(kb, s, i(st as i32));
+                    }
+                }
+            }
         }
         kb.stmt(Stmt::AsyncCommit);
     }
@@ -899,6 +1023,18 @@ fn staged_body(
             pending: (STAGES - 2) as u32,
         });
         kb.barrier(crate::ir::Barrier::Workgroup);
+        let next = kb.let_(Type::I32, kt.clone() + i((STAGES - 1) as i32));
+        let refill = kb.let_(Type::BOOL, next.clone().lt(i(ktiles as i32)));
+        // Gathered operands: issue the loads of slice kt + 2 now, store them after the math.
+        if sides.iter().any(|s| matches!(s.feed, Feed::Gather(_))) {
+            kb.if_(refill.clone(), |kb| {
+                for s in sides {
+                    if let Feed::Gather(_) = s.feed {
+                        gather_slice(kb, s, next.clone());
+                    }
+                }
+            });
+        }
         let stage = kb.let_(Type::I32, kt.clone() % i(STAGES as i32));
         let a_stage = kb.let_(Type::I32, stage.clone() * i(ta as i32) + la.clone());
         let b_stage = kb.let_(Type::I32, stage.clone() * i(tb as i32) + lb.clone());
@@ -922,7 +1058,7 @@ fn staged_body(
                 for nt in 0..4 {
                     let t = 4 * mt + nt;
                     kb.stmt(Stmt::Mma {
-                        shape: MmaShape::M16N8K16_F16,
+                        shape,
                         a: a_frag[4 * mt..4 * mt + 4].to_vec(),
                         b: b_frag[2 * nt..2 * nt + 2].to_vec(),
                         c: acc[4 * t..4 * t + 4].to_vec(),
@@ -931,11 +1067,14 @@ fn staged_body(
             }
         }
         // Refill the stage slice kt - 1 used: every thread is past it (the barrier above).
-        let next = kb.let_(Type::I32, kt + i((STAGES - 1) as i32));
-        kb.if_(next.clone().lt(i(ktiles as i32)), |kb| {
+        kb.if_(refill, |kb| {
             let stage = kb.let_(Type::I32, next.clone() % i(STAGES as i32));
-            load_slice(kb, &a_side, next.clone(), stage.clone());
-            load_slice(kb, &b_side, next.clone(), stage);
+            for s in sides {
+                match s.feed {
+                    Feed::Async(_) => copy_slice(kb, s, next.clone(), stage.clone()),
+                    Feed::Gather(_) => put_slice(kb, s, stage.clone()),
+                }
+            }
         });
         kb.stmt(Stmt::AsyncCommit);
     });
