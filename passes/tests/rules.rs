@@ -233,6 +233,45 @@ proptest! {
     }
 
     #[test]
+    fn decomposed_gelu_is_the_op(seed in 0u64..1000, r in 1usize..5, tanh in any::<bool>(), assoc in 0u8..3, mul_form in any::<bool>(), swap in any::<bool>()) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape: Vec<usize> = (0..r).map(|_| rng.random_range(1..5)).collect();
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &shape));
+        let (s, _) = gelu_parts(&mut b, x, tanh, mul_form, swap);
+        let y = gelu_product(&mut b, x, s, assoc);
+        let rs = canon_rules();
+        b.check(y, &refs(&rs), &["decomposed-gelu"]);
+    }
+
+    #[test]
+    fn decomposed_hardswish_is_the_op(seed in 0u64..1000, r in 1usize..5, form in 0u8..4, swap in any::<bool>()) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape: Vec<usize> = (0..r).map(|_| rng.random_range(1..5)).collect();
+        let mut b = B::new();
+        // Inputs across the clip's corners (-3 and 3).
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-5.0f32..5.0)).collect();
+        let x = b.input(Tensor::from_vec(shape.clone(), v).unwrap());
+        let y = hardswish_form(&mut b, x, form, swap);
+        let rs = canon_rules();
+        b.check(y, &refs(&rs), &["decomposed-hardswish"]);
+    }
+
+    #[test]
+    fn decomposed_softmax_is_the_op(seed in 0u64..1000, r in 1usize..5, a_off in 0usize..4, negative in any::<bool>(), stable in any::<bool>()) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape: Vec<usize> = (0..r).map(|_| rng.random_range(1..5)).collect();
+        let axis = a_off.min(r - 1);
+        let ax = if negative { axis as i64 - r as i64 } else { axis as i64 };
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &shape));
+        let y = softmax_form(&mut b, x, ax, stable);
+        let rs = canon_rules();
+        b.check(y, &refs(&rs), &["decomposed-softmax"]);
+    }
+
+    #[test]
     fn transpose_of_unit_dims_is_a_reshape(seed in 0u64..1000, r in 2usize..6) {
         let mut rng = StdRng::seed_from_u64(seed);
         let shape: Vec<usize> = (0..r).map(|_| if rng.random_bool(0.5) { 1 } else { rng.random_range(2..4) }).collect();
@@ -607,4 +646,160 @@ fn attention_graph(seed: u64) -> (B, ValueId, ValueId) {
     );
     let out = b.op(Op::MatMul, vec![Some(p), Some(v)]);
     (b, p, out)
+}
+
+/// `1 + erf(x/√2)` (`x · (1/√2)` with `mul_form`) or the tanh form's `1 + tanh(√(2/π) · (x +
+/// 0.044715 · x³))`, operands of the additions swapped with `swap`; and the inner term.
+fn gelu_parts(b: &mut B, x: ValueId, tanh: bool, mul_form: bool, swap: bool) -> (ValueId, ValueId) {
+    let bin = |b: &mut B, op: BinaryOp, p: ValueId, q: ValueId, swap: bool| {
+        let (p, q) = if swap { (q, p) } else { (p, q) };
+        b.op(Op::Binary(op), vec![Some(p), Some(q)])
+    };
+    let inner = if tanh {
+        let three = b.konst(Tensor::scalar(3.0f32));
+        let cube = b.op(Op::Binary(BinaryOp::Pow), vec![Some(x), Some(three)]);
+        let c = b.konst(Tensor::scalar(0.044715f32));
+        let m = bin(b, BinaryOp::Mul, cube, c, swap);
+        let w = bin(b, BinaryOp::Add, x, m, swap);
+        let k = b.konst(Tensor::scalar((2.0f32 / std::f32::consts::PI).sqrt()));
+        let z = bin(b, BinaryOp::Mul, w, k, !swap);
+        b.op(Op::Unary(UnaryOp::Tanh), vec![Some(z)])
+    } else {
+        let z = if mul_form {
+            let k = b.konst(Tensor::scalar(std::f32::consts::FRAC_1_SQRT_2));
+            bin(b, BinaryOp::Mul, x, k, swap)
+        } else {
+            let k = b.konst(Tensor::scalar(std::f32::consts::SQRT_2));
+            b.op(Op::Binary(BinaryOp::Div), vec![Some(x), Some(k)])
+        };
+        b.op(Op::Unary(UnaryOp::Erf), vec![Some(z)])
+    };
+    let one = b.konst(Tensor::scalar(1.0f32));
+    (bin(b, BinaryOp::Add, inner, one, swap), inner)
+}
+
+/// `x · 0.5 · s` associated as the exporters do: `(x·s)·0.5` (torch.onnx, vit), `x·(0.5·s)`
+/// (bert), `(x·0.5)·s` (gpt2).
+fn gelu_product(b: &mut B, x: ValueId, s: ValueId, assoc: u8) -> ValueId {
+    let half = b.konst(Tensor::scalar(0.5f32));
+    let mul =
+        |b: &mut B, p: ValueId, q: ValueId| b.op(Op::Binary(BinaryOp::Mul), vec![Some(p), Some(q)]);
+    match assoc {
+        0 => {
+            let t = mul(b, x, s);
+            mul(b, t, half)
+        }
+        1 => {
+            let t = mul(b, half, s);
+            mul(b, x, t)
+        }
+        _ => {
+            let t = mul(b, x, half);
+            mul(b, t, s)
+        }
+    }
+}
+
+/// HardSwish written out: `x · Clip(x + 3, 0, 6) / 6` (form 0), `(x · clip) · (1/6)` (1),
+/// `x · (clip · (1/6))` (2), `x · HardSigmoid(x)` (3).
+fn hardswish_form(b: &mut B, x: ValueId, form: u8, swap: bool) -> ValueId {
+    let mul = |b: &mut B, p: ValueId, q: ValueId| {
+        let (p, q) = if swap { (q, p) } else { (p, q) };
+        b.op(Op::Binary(BinaryOp::Mul), vec![Some(p), Some(q)])
+    };
+    if form == 3 {
+        let h = b.op(
+            Op::Activation(ActivationOp::HardSigmoid {
+                alpha: 1.0 / 6.0,
+                beta: 0.5,
+            }),
+            vec![Some(x)],
+        );
+        return mul(b, x, h);
+    }
+    let three = b.konst(Tensor::scalar(3.0f32));
+    let a = b.op(Op::Binary(BinaryOp::Add), vec![Some(x), Some(three)]);
+    let lo = b.konst(Tensor::scalar(0.0f32));
+    let hi = b.konst(Tensor::scalar(6.0f32));
+    let c = b.op(Op::Clip, vec![Some(a), Some(lo), Some(hi)]);
+    match form {
+        0 => {
+            let p = mul(b, x, c);
+            let six = b.konst(Tensor::scalar(6.0f32));
+            b.op(Op::Binary(BinaryOp::Div), vec![Some(p), Some(six)])
+        }
+        1 => {
+            let p = mul(b, x, c);
+            let sixth = b.konst(Tensor::scalar(1.0f32 / 6.0));
+            mul(b, p, sixth)
+        }
+        _ => {
+            let sixth = b.konst(Tensor::scalar(1.0f32 / 6.0));
+            let q = mul(b, c, sixth);
+            mul(b, x, q)
+        }
+    }
+}
+
+/// Softmax over `axis` written out: `exp(x - max(x)) / sum(…)` (`stable`) or `exp(x) / sum(…)`.
+fn softmax_form(b: &mut B, x: ValueId, axis: i64, stable: bool) -> ValueId {
+    let reduce = |b: &mut B, op: ReduceOp, v: ValueId| {
+        let ax = b.konst(Tensor::from_vec(vec![1], vec![axis]).unwrap());
+        b.op(
+            Op::Reduce {
+                op,
+                keepdims: true,
+                noop_with_empty_axes: false,
+            },
+            vec![Some(v), Some(ax)],
+        )
+    };
+    let z = if stable {
+        let m = reduce(b, ReduceOp::Max, x);
+        b.op(Op::Binary(BinaryOp::Sub), vec![Some(x), Some(m)])
+    } else {
+        x
+    };
+    let e = b.op(Op::Unary(UnaryOp::Exp), vec![Some(z)]);
+    let s = reduce(b, ReduceOp::Sum, e);
+    b.op(Op::Binary(BinaryOp::Div), vec![Some(e), Some(s)])
+}
+
+#[test]
+fn whole_optimizer_recognises_decomposed_activations_and_softmax() {
+    // Each written-out form becomes the one op (GELU both ways, HardSwish, Softmax), and the
+    // values stay the reference's.
+    type Build = Box<dyn Fn(&mut B, ValueId) -> ValueId>;
+    let cases: Vec<(&str, Build)> = vec![
+        (
+            "Gelu",
+            Box::new(|b, x| {
+                let (s, _) = gelu_parts(b, x, false, false, false);
+                gelu_product(b, x, s, 0)
+            }),
+        ),
+        (
+            "Gelu",
+            Box::new(|b, x| {
+                let (s, _) = gelu_parts(b, x, true, false, true);
+                gelu_product(b, x, s, 2)
+            }),
+        ),
+        ("HardSwish", Box::new(|b, x| hardswish_form(b, x, 0, false))),
+        ("Softmax", Box::new(|b, x| softmax_form(b, x, -1, true))),
+    ];
+    for (want, build) in cases {
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &[2, 3, 8]));
+        let y = build(&mut b, x);
+        let (ops, got, w) = b.optimize(vec![y]);
+        assert_eq!(ops, vec![want]);
+        for (a, e) in got[0].to_f64_vec().iter().zip(&w[0].to_f64_vec()) {
+            assert!(
+                (a - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                "{want}: {a} vs {e}"
+            );
+        }
+    }
 }

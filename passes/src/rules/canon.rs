@@ -1,7 +1,7 @@
 //! Canonicalisation rules (stage 1): remove no-ops, compose transposes and reshape chains,
 //! fold inference BatchNormalization into the preceding Conv or turn it into a per-channel
 //! multiply-add that the fusion stage can fuse, recognise the exporters' decomposed
-//! LayerNormalization as the op. Weight arithmetic is written as ordinary ops
+//! LayerNormalization, GELU (erf and tanh forms), HardSwish and Softmax as the ops. Weight arithmetic is written as ordinary ops
 //! over weights: the compiler's constant folder evaluates it after extraction, so the e-graph
 //! never holds tensor data.
 
@@ -9,7 +9,7 @@ use super::{Ctx, Rule, add_op, add_weight, op_node, shape, weight};
 use crate::cost::is_alias;
 use crate::lang::{EG, Node};
 use egg::Id;
-use optc_ir::ops::{BinaryOp, NormOp, UnaryOp};
+use optc_ir::ops::{ActivationOp, BinaryOp, NormOp, ReduceOp, UnaryOp};
 use optc_ir::{DType, Op, Tensor};
 
 /// All canonicalisation rules.
@@ -21,6 +21,9 @@ pub fn rules() -> Vec<Box<dyn Rule>> {
         Box::new(BnIntoConv),
         Box::new(BnToAffine),
         Box::new(DecomposedLayerNorm),
+        Box::new(DecomposedGelu),
+        Box::new(DecomposedHardSwish),
+        Box::new(DecomposedSoftmax),
     ]
 }
 
@@ -492,4 +495,334 @@ fn ln_build(
         },
         args,
     ))
+}
+
+// ---- decomposed activations and Softmax ------------------------------------------------------
+
+/// Every way class `id` is a product of exactly `n` factors through nested `Mul` nodes
+/// (operands in written order); `n` bounds the depth.
+fn products(eg: &EG, id: Id, n: usize) -> Vec<Vec<Id>> {
+    let id = eg.find(id);
+    if n <= 1 {
+        return vec![vec![id]];
+    }
+    let mut out = Vec::new();
+    for node in &eg[id].nodes {
+        if let Some((Op::Binary(BinaryOp::Mul), 0, 1, a)) = op_node(eg, node) {
+            out.extend(split_product(eg, a[0], a[1], n));
+        }
+    }
+    out
+}
+
+/// The `n`-factor products `l · r` (each side one or more factors).
+fn split_product(eg: &EG, l: Id, r: Id, n: usize) -> Vec<Vec<Id>> {
+    let mut out = Vec::new();
+    for k in 1..n {
+        for lf in products(eg, l, k) {
+            for rf in products(eg, r, n - k) {
+                out.push([lf.clone(), rf].concat());
+            }
+        }
+    }
+    out
+}
+
+/// The orderings of three factors.
+fn perms3(f: &[Id]) -> [[Id; 3]; 6] {
+    let (a, b, c) = (f[0], f[1], f[2]);
+    [
+        [a, b, c],
+        [a, c, b],
+        [b, a, c],
+        [b, c, a],
+        [c, a, b],
+        [c, b, a],
+    ]
+}
+
+/// Class `id` is a scalar float constant within a relative 1e-4 of `want`.
+fn is_const(eg: &EG, id: Id, want: f64) -> bool {
+    scalar_weight(eg, id).is_some_and(|v| (v - want).abs() <= 1e-4 * want.abs().max(1e-30))
+}
+
+/// The operand lists of the `op` nodes (output 0) in class `id`.
+fn nodes_of(eg: &EG, id: Id, op: &Op) -> Vec<Vec<Id>> {
+    eg[eg.find(id)]
+        .nodes
+        .iter()
+        .filter_map(|n| match op_node(eg, n)? {
+            (o, 0, _, a) if &o == op => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Class `id` holds `Binary(op)(x, c)` (or `(c, x)` for commutative `op`) with `x` in class
+/// `x` and `c` a scalar constant `want`.
+fn is_binary_const(eg: &EG, id: Id, op: BinaryOp, x: Id, want: f64) -> bool {
+    let x = eg.find(x);
+    nodes_of(eg, id, &Op::Binary(op)).iter().any(|a| {
+        (eg.find(a[0]) == x && is_const(eg, a[1], want))
+            || (matches!(op, BinaryOp::Add | BinaryOp::Mul)
+                && eg.find(a[1]) == x
+                && is_const(eg, a[0], want))
+    })
+}
+
+/// The operands of `op(a, b)` nodes in class `id`, both orders for commutative `op`.
+fn operand_pairs(eg: &EG, id: Id, op: BinaryOp) -> Vec<(Id, Id)> {
+    let mut out = Vec::new();
+    for a in nodes_of(eg, id, &Op::Binary(op)) {
+        out.push((a[0], a[1]));
+        if matches!(op, BinaryOp::Add | BinaryOp::Mul) {
+            out.push((a[1], a[0]));
+        }
+    }
+    out
+}
+
+/// Class `id` is a float tensor.
+fn is_float(eg: &EG, id: Id) -> bool {
+    eg[id]
+        .data
+        .ty
+        .as_ref()
+        .is_some_and(|t| matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16))
+}
+
+/// The exporters' decomposed GELU, as the op: the product, in any association and order, of
+/// `x`, `0.5` and `1 + erf(x / √2)` (`x · (1/√2)` too) — `Gelu(x)` — or `1 + tanh(√(2/π) ·
+/// (x + 0.044715 · x³))` with `x³` as `Pow(x, 3)` — `Gelu(x, approximate = "tanh")`.
+pub struct DecomposedGelu;
+
+impl Rule for DecomposedGelu {
+    fn name(&self) -> &'static str {
+        "decomposed-gelu"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::Binary(BinaryOp::Mul), 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        let mut found: Vec<(Id, bool)> = Vec::new();
+        for f in split_product(eg, args[0], args[1], 3) {
+            for [x, half, s] in perms3(&f) {
+                if !is_const(eg, half, 0.5) || !is_float(eg, x) {
+                    continue;
+                }
+                if let Some(tanh) = gelu_sum(eg, s, x)
+                    && !found.contains(&(x, tanh))
+                {
+                    found.push((x, tanh));
+                }
+            }
+        }
+        found
+            .into_iter()
+            .map(|(x, tanh)| add_op(eg, Op::Activation(ActivationOp::Gelu { tanh }), vec![x]))
+            .collect()
+    }
+}
+
+/// Whether class `s` is `1 + erf(x/√2)` (`Some(false)`) or the tanh form's `1 + tanh(…)`
+/// (`Some(true)`).
+fn gelu_sum(eg: &EG, s: Id, x: Id) -> Option<bool> {
+    let x = eg.find(x);
+    for (e, one) in operand_pairs(eg, s, BinaryOp::Add) {
+        if !is_const(eg, one, 1.0) {
+            continue;
+        }
+        for z in nodes_of(eg, e, &Op::Unary(UnaryOp::Erf)) {
+            if is_binary_const(eg, z[0], BinaryOp::Div, x, std::f64::consts::SQRT_2)
+                || is_binary_const(eg, z[0], BinaryOp::Mul, x, std::f64::consts::FRAC_1_SQRT_2)
+            {
+                return Some(false);
+            }
+        }
+        for z in nodes_of(eg, e, &Op::Unary(UnaryOp::Tanh)) {
+            // √(2/π) · (x + 0.044715 · x³)
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            for (w, c) in operand_pairs(eg, z[0], BinaryOp::Mul) {
+                if !is_const(eg, c, k) {
+                    continue;
+                }
+                for (xx, m) in operand_pairs(eg, w, BinaryOp::Add) {
+                    if eg.find(xx) != x {
+                        continue;
+                    }
+                    for (cube, c3) in operand_pairs(eg, m, BinaryOp::Mul) {
+                        if is_const(eg, c3, 0.044715)
+                            && is_binary_const(eg, cube, BinaryOp::Pow, x, 3.0)
+                        {
+                            return Some(true);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The decomposed HardSwish, as the op: `x · Clip(x + 3, 0, 6) / 6`, the division also as a
+/// factor `1/6` of the product (any association and order), and `x · HardSigmoid(x)` with
+/// HardSigmoid's `alpha = 1/6`, `beta = 0.5`.
+pub struct DecomposedHardSwish;
+
+impl Rule for DecomposedHardSwish {
+    fn name(&self) -> &'static str {
+        "decomposed-hardswish"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::Binary(op), 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        let mut found: Vec<Id> = Vec::new();
+        let mut push = |x: Id| {
+            if !found.contains(&x) {
+                found.push(x);
+            }
+        };
+        match op {
+            BinaryOp::Div if is_const(eg, args[1], 6.0) => {
+                for f in products(eg, args[0], 2) {
+                    for (x, c) in [(f[0], f[1]), (f[1], f[0])] {
+                        if relu6_of_x_plus_3(eg, c, x) {
+                            push(x);
+                        }
+                    }
+                }
+            }
+            BinaryOp::Mul => {
+                for f in split_product(eg, args[0], args[1], 3) {
+                    for [x, c, sixth] in perms3(&f) {
+                        if is_const(eg, sixth, 1.0 / 6.0) && relu6_of_x_plus_3(eg, c, x) {
+                            push(x);
+                        }
+                    }
+                }
+                for (x, h) in [(args[0], args[1]), (args[1], args[0])] {
+                    let x = eg.find(x);
+                    let hard_sigmoid = eg[h].nodes.iter().any(|n| match op_node(eg, n) {
+                        Some((
+                            Op::Activation(ActivationOp::HardSigmoid { alpha, beta }),
+                            0,
+                            1,
+                            a,
+                        )) => {
+                            eg.find(a[0]) == x
+                                && (f64::from(alpha) - 1.0 / 6.0).abs() <= 1e-6
+                                && beta == 0.5
+                        }
+                        _ => false,
+                    });
+                    if hard_sigmoid {
+                        push(x);
+                    }
+                }
+            }
+            _ => {}
+        }
+        found.retain(|&x| is_float(eg, x));
+        found
+            .into_iter()
+            .map(|x| add_op(eg, Op::Unary(UnaryOp::HardSwish), vec![x]))
+            .collect()
+    }
+}
+
+/// Class `c` is `Clip(x + 3, 0, 6)`.
+fn relu6_of_x_plus_3(eg: &EG, c: Id, x: Id) -> bool {
+    nodes_of(eg, c, &Op::Clip).iter().any(|a| {
+        a.len() == 3
+            && scalar_weight(eg, a[1]) == Some(0.0)
+            && is_const(eg, a[2], 6.0)
+            && is_binary_const(eg, a[0], BinaryOp::Add, x, 3.0)
+    })
+}
+
+/// The decomposed Softmax, as the op: `Exp(x − ReduceMax(x)) / ReduceSum(Exp(x − ReduceMax(x)))`
+/// and `Exp(x) / ReduceSum(Exp(x))`, both reductions over one axis with keepdims.
+pub struct DecomposedSoftmax;
+
+impl Rule for DecomposedSoftmax {
+    fn name(&self) -> &'static str {
+        "decomposed-softmax"
+    }
+    fn apply(&self, eg: &mut EG, _: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        let Some((Op::Binary(BinaryOp::Div), 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        let e = eg.find(args[0]);
+        // The denominator sums the numerator over one axis.
+        let Some(axis) = one_axis_reductions(eg, args[1], ReduceOp::Sum)
+            .into_iter()
+            .find_map(|(v, axis)| (v == e).then_some(axis))
+        else {
+            return vec![];
+        };
+        let mut found: Vec<Id> = Vec::new();
+        for a in nodes_of(eg, e, &Op::Unary(UnaryOp::Exp)) {
+            let z = eg.find(a[0]);
+            // exp(x - max(x)) or exp(x).
+            let mut xs = vec![z];
+            for (x, m) in operand_pairs(eg, z, BinaryOp::Sub) {
+                let x = eg.find(x);
+                if one_axis_reductions(eg, m, ReduceOp::Max).contains(&(x, axis)) {
+                    xs.push(x);
+                }
+            }
+            for x in xs {
+                if is_float(eg, x) && !found.contains(&x) {
+                    found.push(x);
+                }
+            }
+        }
+        found
+            .into_iter()
+            .map(|x| {
+                add_op(
+                    eg,
+                    Op::Softmax {
+                        axis: axis as i64,
+                        legacy: false,
+                    },
+                    vec![x],
+                )
+            })
+            .collect()
+    }
+}
+
+/// `(x, axis)` for the `Reduce(op)(x, [axis])` nodes with keepdims in class `id` (the axis
+/// normalised to be non-negative).
+fn one_axis_reductions(eg: &EG, id: Id, op: ReduceOp) -> Vec<(Id, usize)> {
+    eg[eg.find(id)]
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let (o, slot, _, a) = op_node(eg, node)?;
+            let Op::Reduce {
+                op: ro,
+                keepdims: true,
+                ..
+            } = o
+            else {
+                return None;
+            };
+            if ro != op || slot != 0 || a.len() < 2 {
+                return None;
+            }
+            let rank = shape(eg, a[0])?.len() as i64;
+            let axes = weight(eg, a[1])?.to_f64_vec();
+            let [ax] = axes[..] else {
+                return None;
+            };
+            let ax = ax as i64;
+            let ax = if ax < 0 { ax + rank } else { ax };
+            (0..rank)
+                .contains(&ax)
+                .then_some((eg.find(a[0]), ax as usize))
+        })
+        .collect()
 }
