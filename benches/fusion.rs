@@ -182,6 +182,7 @@ fn attention_op(seq: usize) -> (Graph, Vec<Tensor>) {
     let op = Op::FusedAttention(Box::new(optc::ir::ops::FusedAttention {
         score: None,
         nan_fill_zero: false,
+        layout: None,
     }));
     let (_, o) = g
         .add_node("fa", op, ins, vec![Some("fa_out".into())])

@@ -52,6 +52,7 @@ fn fused_attention_matches_the_reference_on_wgpu() {
     let plain = Op::FusedAttention(Box::new(FusedAttention {
         score: None,
         nan_fill_zero: false,
+        layout: None,
     }));
     let ins = [
         rand(&[1, 2, 37, 16], 1),
@@ -76,6 +77,7 @@ fn fused_attention_matches_the_reference_on_wgpu() {
         let op = Op::FusedAttention(Box::new(FusedAttention {
             score: Some(bert_mask()),
             nan_fill_zero: fill,
+            layout: None,
         }));
         let want =
             optc_ir::interp::eval_op(&op, &ins.iter().cloned().map(Some).collect::<Vec<_>>(), 1)

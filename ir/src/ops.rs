@@ -901,6 +901,64 @@ pub struct FusedAttention {
     /// The `Where(IsNaN(p), 0, p)` step after the softmax: probabilities that are NaN (rows that
     /// are all `-inf`, or hold a NaN or `+inf` score) become 0.
     pub nan_fill_zero: bool,
+    /// Where Q, Kt, V and the output live when not in the canonical layout above (`None`: all
+    /// canonical).
+    pub layout: Option<AttentionLayout>,
+}
+
+/// The layouts of a [`FusedAttention`]'s operands and output as permutations, so that the head
+/// split and merge around attention (`[b, s, h, d]` ↔ `[b, h, s, d]`) are read and written
+/// through strides instead of transposed copies: the op's inputs are Q', K', V' with
+/// `Q = Transpose(Q', q)`, `Kt = Transpose(K', k)`, `V = Transpose(V', v)`, and it stores
+/// `Transpose(y, out)` where `y` is the canonical `[.., S, Dv]` result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttentionLayout {
+    /// Q's permutation.
+    pub q: Vec<usize>,
+    /// Kt's permutation (e.g. `[0, 2, 3, 1]` for K stored `[b, t, h, d]`).
+    pub k: Vec<usize>,
+    /// V's permutation.
+    pub v: Vec<usize>,
+    /// The output's permutation.
+    pub out: Vec<usize>,
+}
+
+impl AttentionLayout {
+    /// The permutation of input `j` (0 Q, 1 Kt, 2 V), if it has one.
+    pub fn input(&self, j: usize) -> Option<&[usize]> {
+        match j {
+            0 => Some(&self.q),
+            1 => Some(&self.k),
+            2 => Some(&self.v),
+            _ => None,
+        }
+    }
+}
+
+impl FusedAttention {
+    /// The canonical dims of input `j` (0 Q `[.., S, D]`, 1 Kt `[.., D, T]`, 2 V `[.., T, Dv]`,
+    /// others as stored) given its stored dims, `None` if a permutation does not fit them.
+    pub fn input_dims(&self, j: usize, stored: &[usize]) -> Option<Vec<usize>> {
+        match self.layout.as_ref().and_then(|l| l.input(j)) {
+            None => Some(stored.to_vec()),
+            Some(p) => permute(stored, p),
+        }
+    }
+}
+
+/// `dims` transposed by `perm` (`out[i] = dims[perm[i]]`), `None` if `perm` is not a
+/// permutation of `dims`' axes.
+pub fn permute(dims: &[usize], perm: &[usize]) -> Option<Vec<usize>> {
+    let mut seen = vec![false; dims.len()];
+    if perm.len() != dims.len() {
+        return None;
+    }
+    for &p in perm {
+        if p >= dims.len() || std::mem::replace(&mut seen[p], true) {
+            return None;
+        }
+    }
+    Some(perm.iter().map(|&p| dims[p]).collect())
 }
 
 impl Op {

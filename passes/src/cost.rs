@@ -216,8 +216,13 @@ fn flops(eg: &EG, op: &Op, args: &[Id], out: Id) -> f64 {
         Op::FusedAttention(a) => {
             // Per score: D multiply-adds for Q·Kt, Dv for P·V, the score program, ~4 for the
             // online softmax (max, exp, sum, rescale).
-            let d = dims(eg, args[0]).last().copied().unwrap_or(1) as f64;
-            let vd = dims(eg, args[2]);
+            // Q [.., S, D], V [.., T, Dv] in the canonical layout.
+            let canon = |j: usize| {
+                let st = dims(eg, args[j]);
+                a.input_dims(j, &st).unwrap_or(st)
+            };
+            let d = canon(0).last().copied().unwrap_or(1) as f64;
+            let vd = canon(2);
             let t = vd.iter().rev().nth(1).copied().unwrap_or(1) as f64;
             let dv = vd.last().copied().unwrap_or(1).max(1) as f64;
             let steps = a.score.as_ref().map_or(0, |p| p.steps.len()) as f64;
@@ -265,11 +270,29 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
     // The attention template has its own (measured) arithmetic rates, by the kernel it builds
     // (the register-tiled one needs D, Dv and T multiples of 4: Q [.., S, D], V [.., T, Dv]).
     let rate = match op {
-        Op::FusedAttention(_) => {
-            let (q, v) = (dims(eg, args[0]), dims(eg, args[2]));
-            let tiled = q.last().is_some_and(|d| d % 4 == 0)
-                && v.last().is_some_and(|dv| dv % 4 == 0)
+        Op::FusedAttention(a) => {
+            let canon = |j: usize| {
+                let st = dims(eg, args[j]);
+                a.input_dims(j, &st).unwrap_or(st)
+            };
+            let (q, v) = (canon(0), canon(2));
+            // The kernel `attention::tiled_keys` picks: Q, V and the output keep their last
+            // dim innermost; K its keys (Kt's last dim; then T % 4 == 0) or D (K stored as
+            // rows, any T).
+            let last = |p: &[usize]| p.last().is_some_and(|&x| x + 1 == p.len());
+            let rows_ok = a
+                .layout
+                .as_ref()
+                .is_none_or(|l| last(&l.q) && last(&l.v) && last(&l.out));
+            let k_rows = a.layout.as_ref().is_some_and(|l| {
+                !last(&l.k) && l.k.iter().rev().nth(1).is_some_and(|&x| x + 1 == l.k.len())
+            });
+            let k_cols = a.layout.as_ref().is_none_or(|l| last(&l.k))
                 && v.iter().rev().nth(1).is_some_and(|t| t % 4 == 0);
+            let tiled = rows_ok
+                && (k_rows || k_cols)
+                && q.last().is_some_and(|d| d % 4 == 0)
+                && v.last().is_some_and(|dv| dv % 4 == 0);
             if tiled {
                 model.attention_flops_per_us
             } else {

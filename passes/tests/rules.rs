@@ -454,6 +454,14 @@ proptest! {
     }
 
     #[test]
+    fn head_split_attention_fuses(seed in 0u64..1000, h in 1usize..3, s in 1usize..6, t in 1usize..6, d in 1usize..5, dv in 1usize..5, scale in any::<bool>(), nan_step in any::<bool>()) {
+        let (b, out) = head_split_attention(seed, h, s, t, d, dv, scale, nan_step);
+        let mut rs = fusion::rules();
+        rs.extend(einsum::rules());
+        b.check(out, &refs(&rs), &["fuse-attention"]);
+    }
+
+    #[test]
     fn contractions_absorb_transposes_and_scalar_factors(seed in 0u64..1000, n in 1usize..3, m in 1usize..4, k in 1usize..4, c in 1usize..4, ta in any::<bool>(), tb in any::<bool>(), to in any::<bool>(), scale in any::<bool>()) {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut b = B::new();
@@ -801,5 +809,97 @@ fn whole_optimizer_recognises_decomposed_activations_and_softmax() {
                 "{want}: {a} vs {e}"
             );
         }
+    }
+}
+
+/// torch's scaled-dot-product attention export: Q', K', V' `[2, s, h, d]` (the head split
+/// without its transpose), `Q = Transpose(Q')` (times `1/√d` with `scale`), `Kt` = K' permuted
+/// `[0, 2, 3, 1]`, a mask over the keys, Softmax, the optional `Where(IsNaN(p), 0, p)`, `P·V`,
+/// and the head merge `Transpose(·, [0, 2, 1, 3])`.
+#[allow(clippy::too_many_arguments)]
+fn head_split_attention(
+    seed: u64,
+    h: usize,
+    s: usize,
+    t: usize,
+    d: usize,
+    dv: usize,
+    scale: bool,
+    nan_step: bool,
+) -> (B, ValueId) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut b = B::new();
+    let tr = |b: &mut B, x: ValueId, p: &[usize]| {
+        b.op(
+            Op::Transpose {
+                perm: Some(p.to_vec()),
+            },
+            vec![Some(x)],
+        )
+    };
+    let q0 = b.input(rand_t(&mut rng, &[2, s, h, d]));
+    let k0 = b.input(rand_t(&mut rng, &[2, t, h, d]));
+    let v0 = b.input(rand_t(&mut rng, &[2, t, h, dv]));
+    let mut q = tr(&mut b, q0, &[0, 2, 1, 3]);
+    if scale {
+        let c = b.konst(Tensor::scalar(1.0 / (d as f32).sqrt()));
+        q = b.op(Op::Binary(BinaryOp::Mul), vec![Some(q), Some(c)]);
+    }
+    let kt = tr(&mut b, k0, &[0, 2, 3, 1]);
+    let v = tr(&mut b, v0, &[0, 2, 1, 3]);
+    let sc = b.op(Op::MatMul, vec![Some(q), Some(kt)]);
+    let mask: Vec<f32> = (0..2 * t)
+        .map(|k| {
+            if k >= t && k % 2 == 0 {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let m = b.konst(Tensor::from_vec(vec![2, 1, 1, t], mask).unwrap());
+    let sc = b.op(Op::Binary(BinaryOp::Add), vec![Some(sc), Some(m)]);
+    let mut p = b.op(
+        Op::Softmax {
+            axis: -1,
+            legacy: false,
+        },
+        vec![Some(sc)],
+    );
+    if nan_step {
+        let nan = b.op(Op::Unary(UnaryOp::IsNaN), vec![Some(p)]);
+        let z = b.konst(Tensor::scalar(0.0f32));
+        p = b.op(Op::Where, vec![Some(nan), Some(z), Some(p)]);
+    }
+    let y = b.op(Op::MatMul, vec![Some(p), Some(v)]);
+    let out = tr(&mut b, y, &[0, 2, 1, 3]);
+    (b, out)
+}
+
+#[test]
+fn whole_optimizer_fuses_head_split_attention_in_place() {
+    // The transposes of the head split and merge become the op's layout: one kernel, no copies.
+    let (mut b, out) = head_split_attention(3, 2, 6, 8, 4, 4, true, true);
+    b.g.set_outputs(vec![out]);
+    let opts = optc_passes::Options::new(3, "wgsl");
+    let o = optc_passes::optimize(&b.g, &Default::default(), &opts).unwrap();
+    let ops: Vec<&Op> = o.graph.node_ids().map(|n| &o.graph.node(n).op).collect();
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    let Op::FusedAttention(a) = ops[0] else {
+        panic!("{ops:?}")
+    };
+    let l = a.layout.as_ref().expect("a layout");
+    assert_eq!(
+        (l.q.as_slice(), l.k.as_slice()),
+        (&[0, 2, 1, 3][..], &[0, 2, 3, 1][..])
+    );
+    assert_eq!(
+        (l.v.as_slice(), l.out.as_slice()),
+        (&[0, 2, 1, 3][..], &[0, 2, 1, 3][..])
+    );
+    let got = optc_ir::run(&o.graph, &b.inputs).unwrap();
+    let want = optc_ir::run(&b.g, &b.inputs).unwrap();
+    for (g, w) in got[0].to_f64_vec().iter().zip(&want[0].to_f64_vec()) {
+        assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
     }
 }

@@ -2,6 +2,8 @@
 //! fusion replaced run one after another — `MatMul(Q, Kt)` with the score program as its fused
 //! epilogue, `Softmax` over the last axis, the optional `Where(IsNaN(p), 0, p)`, `MatMul(·, V)`
 //! — so the fused op is checked against exactly the graph it came from, every rounding kept.
+//! With a layout ([`crate::ops::AttentionLayout`]), the inputs are transposed into the
+//! canonical layout first and the result transposed into the stored one.
 
 use crate::dtype::DType;
 use crate::infer::{InferError, InferInput, infer as infer_op};
@@ -47,20 +49,59 @@ fn arity(a: &FusedAttention, n: usize) -> Result<(), String> {
     Ok(())
 }
 
+fn transpose(perm: &[usize]) -> Op {
+    Op::Transpose {
+        perm: Some(perm.to_vec()),
+    }
+}
+
 /// Output type of a fused attention op.
 pub fn infer(
     a: &FusedAttention,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>, InferError> {
     arity(a, inputs.len()).map_err(InferError::Arity)?;
-    let mut score_in: Vec<Option<InferInput<'_>>> = inputs[..2].to_vec();
-    score_in.extend_from_slice(&inputs[3..]);
     let one = |op: &Op, ins: &[Option<InferInput<'_>>]| -> Result<TensorType, InferError> {
         infer_op(op, ins, 1)?
             .into_iter()
             .next()
             .ok_or_else(|| InferError::Arity(format!("{} has no output", op.name())))
     };
+    let Some(layout) = &a.layout else {
+        return infer_canonical(a, inputs, &one);
+    };
+    // The canonical views of Q, Kt and V, then the stored output.
+    let mut views: Vec<TensorType> = Vec::new();
+    for (j, x) in inputs[..3].iter().enumerate() {
+        let p = layout.input(j).unwrap_or(&[]);
+        views.push(one(&transpose(p), std::slice::from_ref(x))?);
+    }
+    let mut canon: Vec<Option<InferInput<'_>>> = views
+        .iter()
+        .map(|ty| Some(InferInput { ty, value: None }))
+        .collect();
+    canon.extend_from_slice(&inputs[3..]);
+    let y = infer_canonical(a, &canon, &one)?;
+    let y = one(
+        &transpose(&layout.out),
+        &[Some(InferInput {
+            ty: &y[0],
+            value: None,
+        })],
+    )?;
+    Ok(vec![y])
+}
+
+type InferOne<'f> = dyn Fn(&Op, &[Option<InferInput<'_>>]) -> Result<TensorType, InferError> + 'f;
+
+/// [`infer`] for the canonical layout.
+fn infer_canonical(
+    a: &FusedAttention,
+    inputs: &[Option<InferInput<'_>>],
+    one: &InferOne<'_>,
+) -> Result<Vec<TensorType>, InferError> {
+    let mut score_in: Vec<Option<InferInput<'_>>> = inputs[..2].to_vec();
+    score_in.extend_from_slice(&inputs[3..]);
     let s = one(&score_op(a), &score_in)?;
     if !s.dtype.is_float() {
         return Err(InferError::Dtype(format!(
@@ -106,6 +147,25 @@ fn first(v: Vec<Tensor>, what: &str) -> Result<Tensor, EvalError> {
 /// Evaluates a fused attention op by decomposition.
 pub fn eval(a: &FusedAttention, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, EvalError> {
     arity(a, inputs.len()).map_err(EvalError::Invalid)?;
+    let Some(layout) = &a.layout else {
+        return eval_canonical(a, inputs);
+    };
+    let mut canon: Vec<Option<Tensor>> = Vec::new();
+    for (j, x) in inputs.iter().enumerate() {
+        canon.push(match layout.input(j) {
+            Some(p) => Some(first(
+                eval_op(&transpose(p), std::slice::from_ref(x), 1)?,
+                "Transpose",
+            )?),
+            None => x.clone(),
+        });
+    }
+    let y = eval_canonical(a, &canon)?;
+    eval_op(&transpose(&layout.out), &[y.into_iter().next()], 1)
+}
+
+/// [`eval`] for the canonical layout.
+fn eval_canonical(a: &FusedAttention, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, EvalError> {
     let mut score_in: Vec<Option<Tensor>> = inputs[..2].to_vec();
     score_in.extend_from_slice(&inputs[3..]);
     let s = first(eval_op(&score_op(a), &score_in, 1)?, "the score op")?;
@@ -146,6 +206,7 @@ mod tests {
                 }],
             }),
             nan_fill_zero: true,
+            layout: None,
         }
     }
 
@@ -186,6 +247,7 @@ mod tests {
         let plain = FusedAttention {
             score: None,
             nan_fill_zero: false,
+            layout: None,
         };
         assert!(infer(&plain, &[i(&q), i(&kt), i(&v), i(&m)]).is_err());
         assert!(infer(&add_mask(), &[i(&q), i(&kt), i(&v)]).is_err());

@@ -3,18 +3,25 @@
 //!
 //! Layout: Q `[.., S, D]`, Kt `[.., D, T]` (K already transposed), V `[.., T, Dv]`, output
 //! `[.., S, Dv]`; batch dims broadcast numpy-style to the output's (which must be the scores'
-//! batch). Two kernels, both with an online softmax per query row (running maximum `m`, sum
-//! `l`, accumulator `acc`; per block of keys: rescale by `exp(m_old - m_new)`, then add
-//! `p = exp(s - m_new)` and `p·v`):
+//! batch). With an [`optc_ir::ops::AttentionLayout`] these are views of the stored tensors
+//! (torch's head split `[b, s, h, d]`, K stored `[b, t, h, d]`, the merged output
+//! `[b, s, h, dv]`): every operand is addressed through the strides of its canonical view
+//! (`View`), so no transpose is copied. Two kernels, both with an online softmax per query row
+//! (running maximum `m`, sum `l`, accumulator `acc`; per block of keys: rescale by
+//! `exp(m_old - m_new)`, then add `p = exp(s - m_new)` and `p·v`):
 //!
-//! - **Register-tiled** (D, Dv and T multiples of 4; see lavapipe.md for why): each invocation
+//! - **Register-tiled** (D and Dv multiples of 4, Q, V and output rows contiguous, and the keys
+//!   either Kt columns with T a multiple of 4 or K rows — D contiguous, any T; see lavapipe.md
+//!   for why): each invocation
 //!   owns [`TILED_ROWS`] query rows (1 where [`super::Features::small_register_file`]), their
 //!   Q rows and accumulators in vec4 registers; a workgroup (8–64 invocations) covers
 //!   `rows × invocations` rows of one batch entry, grid `[⌈S/rows⌉, batch, 1]`. Keys go by
 //!   blocks of 8 and every K/V value is loaded once per group of 8 lanes, then shared with
 //!   `subgroupBroadcast` from a constant lane (cheap on lavapipe, a shuffle on GPUs): lane
 //!   `j = lane % 8` loads the two vec4 of keys `j0..j0+8` of Kt rows `j + 8i`, every lane takes
-//!   row `dd` from lane `dd % 8` and updates its rows' scores (vec4 FMAs); then lane `j` loads V
+//!   row `dd` from lane `dd % 8` and updates its rows' scores (vec4 FMAs) — or, for K rows, lane
+//!   `j` loads key `j0 + j`'s row and every lane takes key `e`'s chunks from lane `e` into vec4
+//!   partial dot products, summed per key at the end of the block; then lane `j` loads V
 //!   row `j0 + j` and every lane takes row `j` from lane `j`. Needs subgroups of at least 8
 //!   lanes, as the GEMM template. On lavapipe (`benches/fusion.rs`, 4 heads, head dim 64):
 //!   S = 128 in 465 µs on the device against 770 µs for the decomposed MatMul, Softmax,
@@ -47,13 +54,13 @@
 //! power of two ≥ S, capped at 64) and the key tile (16); workgroup memory
 //! `4·(TILE·(D + Dv) + R·TILE)` ≤ 12 KiB.
 
-use super::common::{broadcast_flat_offset, broadcasts_to, load};
+use super::common::{broadcasts_to, dot_strides, load, strides, unravel};
 use super::epilogue::{Bound, Epilogue};
 use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, check_storage};
 use crate::builder::{KernelBuilder, builtin_i32, f, i, select, u};
 use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, Type, UnOp, Var};
 use optc_ir::dtype::DType;
-use optc_ir::ops::{Fused, FusedAttention, Op};
+use optc_ir::ops::{Fused, FusedAttention, Op, permute};
 use optc_ir::tensor::Tensor;
 
 /// Largest head dim (`D` and `Dv`) the template accepts.
@@ -63,13 +70,61 @@ pub const TILE: usize = 16;
 /// Most workgroups along y (one per batch entry).
 const MAX_BATCH: usize = 65535;
 
+/// An operand (or the output) in its canonical layout: element strides of the output batch
+/// dims (0 where broadcast) and of its two matrix dims, whatever layout it is stored in.
+#[derive(Clone, Debug)]
+struct View {
+    batch: Vec<usize>,
+    rows: usize,
+    cols: usize,
+}
+
+impl View {
+    /// The canonical view of a tensor stored with dims `stored`, whose canonical dims are
+    /// `stored` permuted by `perm` (`None`: stored canonically), within output batch `batch`.
+    fn new(stored: &[usize], perm: Option<&[usize]>, batch: &[usize]) -> Option<View> {
+        let st = strides(stored);
+        let (dims, st) = match perm {
+            None => (stored.to_vec(), st),
+            Some(p) => (permute(stored, p)?, permute(&st, p)?),
+        };
+        let r = dims.len();
+        let off = batch.len().checked_sub(r - 2)?;
+        let bst = (0..batch.len())
+            .map(|j| {
+                if j < off || dims[j - off] == 1 {
+                    0
+                } else {
+                    st[j - off]
+                }
+            })
+            .collect();
+        Some(View {
+            batch: bst,
+            rows: st[r - 2],
+            cols: st[r - 1],
+        })
+    }
+
+    /// Every stride but the columns' a multiple of 4 and the columns contiguous: rows can be
+    /// read and written as vec4.
+    fn vec4_rows(&self) -> bool {
+        self.cols == 1 && self.rows % 4 == 0 && self.batch.iter().all(|s| s % 4 == 0)
+    }
+
+    /// Every stride but the rows' a multiple of 4 and the rows contiguous (a transposed view).
+    fn vec4_cols(&self) -> bool {
+        self.rows == 1 && self.cols % 4 == 0 && self.batch.iter().all(|s| s % 4 == 0)
+    }
+}
+
 /// What the analysis found.
 struct Plan {
     /// Output batch dims and their product.
     batch: Vec<usize>,
     nb: usize,
-    /// Batch dims of Q, Kt, V.
-    in_batch: [Vec<usize>; 3],
+    /// Canonical views of Q `[S, D]`, Kt `[D, T]`, V `[T, Dv]` and the output `[S, Dv]`.
+    views: [View; 4],
     s: usize,
     t: usize,
     d: usize,
@@ -97,18 +152,41 @@ fn analyse(ctx: &LowerCtx<'_>, a: &FusedAttention) -> Result<Plan, LowerError> {
             return Err(ctx.unsupported("with an operand of rank < 2"));
         }
     }
-    let last2 = |x: &TensorDesc| {
-        let r = x.shape.len();
-        (x.shape[r - 2], x.shape[r - 1], x.shape[..r - 2].to_vec())
+    // Canonical dims (the layout's permutations applied; the output's inverted).
+    let out_perm: Option<Vec<usize>> = a.layout.as_ref().map(|l| {
+        let mut inv = vec![0; l.out.len()];
+        for (i, &p) in l.out.iter().enumerate() {
+            if p < inv.len() {
+                inv[p] = i;
+            }
+        }
+        inv
+    });
+    let perm_of = |j: usize| a.layout.as_ref().and_then(|l| l.input(j));
+    let canon = |x: &TensorDesc, perm: Option<&[usize]>| match perm {
+        None => Some(x.shape.clone()),
+        Some(p) => permute(&x.shape, p),
     };
-    let (s, d, qb) = last2(q);
-    let (kd, t, kb) = last2(k);
-    let (vt, dv, vb) = last2(v);
-    let (os, odv, batch) = last2(out);
+    let (Some(qdims), Some(kdims), Some(vdims), Some(odims)) = (
+        canon(q, perm_of(0)),
+        canon(k, perm_of(1)),
+        canon(v, perm_of(2)),
+        canon(out, out_perm.as_deref()),
+    ) else {
+        return Err(ctx.invalid("a layout permutation does not fit its operand"));
+    };
+    let last2 = |x: &[usize]| {
+        let r = x.len();
+        (x[r - 2], x[r - 1], x[..r - 2].to_vec())
+    };
+    let (s, d, qb) = last2(&qdims);
+    let (kd, t, kb) = last2(&kdims);
+    let (vt, dv, vb) = last2(&vdims);
+    let (os, odv, batch) = last2(&odims);
     if kd != d || vt != t || os != s || odv != dv {
         return Err(ctx.invalid(format!(
-            "shapes Q {:?}, Kt {:?}, V {:?}, output {:?} do not chain",
-            q.shape, k.shape, v.shape, out.shape
+            "shapes Q {:?}, Kt {:?}, V {:?}, output {:?} do not chain (layout {:?})",
+            q.shape, k.shape, v.shape, out.shape, a.layout
         )));
     }
     if [s, t, d, dv].contains(&0) {
@@ -156,7 +234,10 @@ fn analyse(ctx: &LowerCtx<'_>, a: &FusedAttention) -> Result<Plan, LowerError> {
                 program: p.clone(),
             };
             let sop = Op::Fused(Box::new(f.clone()));
-            let mut inputs: Vec<Option<TensorDesc>> = vec![Some(q.clone()), Some(k.clone())];
+            let mut inputs: Vec<Option<TensorDesc>> = vec![
+                Some(TensorDesc::new(DType::F32, qdims.clone())),
+                Some(TensorDesc::new(DType::F32, kdims.clone())),
+            ];
             inputs.extend(ctx.inputs[3..].iter().cloned());
             let values: Vec<Option<&Tensor>> = [0, 1]
                 .into_iter()
@@ -185,10 +266,19 @@ fn analyse(ctx: &LowerCtx<'_>, a: &FusedAttention) -> Result<Plan, LowerError> {
         ep.check_bindings(ctx, 4)?;
     }
     let r = s.next_power_of_two().clamp(8, 64);
+    let view = |x: &TensorDesc, perm: Option<&[usize]>| {
+        View::new(&x.shape, perm, &batch).ok_or_else(|| ctx.invalid("operand layout"))
+    };
+    let views = [
+        view(q, perm_of(0))?,
+        view(k, perm_of(1))?,
+        view(v, perm_of(2))?,
+        view(out, out_perm.as_deref())?,
+    ];
     Ok(Plan {
         batch,
         nb,
-        in_batch: [qb, kb, vb],
+        views,
         s,
         t,
         d,
@@ -223,15 +313,16 @@ pub fn supports_attention(
     super::fused::supports_fused_op(&op, inputs, values, output)
 }
 
-/// The element offset of batch entry `bi` (of the output batch `batch`) in an operand whose
-/// batch dims are `in_batch` and whose matrices hold `mat` elements.
-fn batch_offset(bi: &Expr, batch: &[usize], in_batch: &[usize], mat: usize) -> Expr {
-    let off = broadcast_flat_offset(bi, batch, in_batch);
-    if matches!(off, Expr::I32(0)) {
-        off
-    } else {
-        off * i(mat as i32)
-    }
+/// The element offsets of batch entry `bi` (of the output batch) in Q, Kt, V and the output.
+fn batch_offsets(b: &mut KernelBuilder, bi: &Expr, p: &Plan) -> [Expr; 4] {
+    let coords = unravel(b, bi, &p.batch);
+    let off = |b: &mut KernelBuilder, v: &View| b.let_(Type::I32, dot_strides(&coords, &v.batch));
+    [
+        off(b, &p.views[0]),
+        off(b, &p.views[1]),
+        off(b, &p.views[2]),
+        off(b, &p.views[3]),
+    ]
 }
 
 /// Lowers a fused attention op to one kernel launch (see the module docs): the register-tiled
@@ -239,10 +330,9 @@ fn batch_offset(bi: &Expr, batch: &[usize], in_batch: &[usize], mat: usize) -> E
 pub fn lower_attention(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     let a = attention_of(ctx)?;
     let p = analyse(ctx, a)?;
-    if p.d % 4 == 0 && p.dv % 4 == 0 && p.t % 4 == 0 {
-        lower_tiled(ctx, a, &p)
-    } else {
-        lower_shared(ctx, a, &p)
+    match tiled_keys(&p) {
+        Some(keys) => lower_tiled(ctx, a, &p, keys),
+        None => lower_shared(ctx, a, &p),
     }
 }
 
@@ -254,8 +344,44 @@ pub const TILED_ROWS: usize = 4;
 /// Keys per block of the register-tiled kernel: one per lane of a group of 8.
 const KEYS: usize = 8;
 
+/// How the register-tiled kernel reads the keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keys {
+    /// Kt `[D, T]` with the keys contiguous: lane `j` loads Kt rows `j + 8i`, 8 keys each.
+    Columns,
+    /// K stored `[T, D]` (Kt a transposed view; torch's head split): lane `j` loads key
+    /// `j0 + j`'s row, and each score is a dot product of vec4s.
+    Rows,
+}
+
+/// The key form of the register-tiled kernel when it applies: head dims multiples of 4, Q, V
+/// and the output rows contiguous and vec4-aligned, and K's rows (any key count) or Kt's (a
+/// key count that is a multiple of 4).
+fn tiled_keys(p: &Plan) -> Option<Keys> {
+    if p.d % 4 != 0 || p.dv % 4 != 0 {
+        return None;
+    }
+    let [q, k, v, o] = &p.views;
+    if !(q.vec4_rows() && v.vec4_rows() && o.vec4_rows()) {
+        return None;
+    }
+    if k.vec4_rows() && p.t % 4 == 0 {
+        Some(Keys::Columns)
+    } else if k.vec4_cols() {
+        Some(Keys::Rows)
+    } else {
+        None
+    }
+}
+
 /// The register-tiled kernel (see the module docs).
-fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowered, LowerError> {
+fn lower_tiled(
+    ctx: &LowerCtx<'_>,
+    a: &FusedAttention,
+    p: &Plan,
+    keys: Keys,
+) -> Result<Lowered, LowerError> {
+    let [qv, kv, vv, ov] = &p.views;
     let (s, t, d, dv) = (p.s, p.t, p.d, p.dv);
     let per_lane = if ctx.features.small_register_file {
         1
@@ -287,15 +413,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
         Type::I32,
         builtin_i32(Builtin::WorkgroupId(0)) * i(rows as i32) + lid,
     );
-    let koff = b.let_(
-        Type::I32,
-        batch_offset(&bi, &p.batch, &p.in_batch[1], d * t),
-    );
-    let voff = b.let_(
-        Type::I32,
-        batch_offset(&bi, &p.batch, &p.in_batch[2], t * dv),
-    );
-    let qoff = batch_offset(&bi, &p.batch, &p.in_batch[0], s * d);
+    let [qoff, koff, voff, ooff] = batch_offsets(&mut b, &bi, p);
     // Per row r of the lane: rows row0 + r·wg; past S, row S - 1 is read and nothing stored.
     struct Row {
         row: Expr,
@@ -314,7 +432,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
         let rowc = b.let_(Type::I32, row.clone().min(i(s as i32 - 1)));
         let qrow = b.let_(
             Type::I32,
-            (qoff.clone() + rowc.clone() * i(d as i32)) / i(4),
+            (qoff.clone() + rowc.clone() * i(qv.rows as i32)) / i(4),
         );
         let q = (0..d / 4)
             .map(|c| b.let_(v4, Expr::load(qb, qrow.clone() + i(c as i32))))
@@ -332,6 +450,8 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
         });
     }
 
+    // The lane's query rows (vec4 chunks), for the key loads.
+    let qs: Vec<Vec<Expr>> = rs.iter().map(|r| r.q.clone()).collect();
     b.for_(i(0), i(t as i32), KEYS as i32, false, |b, j0| {
         let j0 = b.let_(Type::I32, j0);
         // Scores of keys j0..j0+8: sc[r][h] holds keys j0 + 4h..+4. Lane jl loads Kt rows
@@ -339,39 +459,12 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
         let sc: Vec<Vec<Var>> = (0..per_lane)
             .map(|_| (0..2).map(|_| b.var(v4, splat(f(0.0)))).collect())
             .collect();
-        // The second half of the block may lie past T (T % 8 == 4): clamped and zeroed.
-        let hi_in = b.let_(Type::BOOL, (j0.clone() + i(4)).lt(i(t as i32)));
-        let hi_key = b.let_(Type::I32, (j0.clone() + i(4)).min(i(t as i32 - 4)));
-        for blk in 0..d.div_ceil(KEYS) {
-            let dd = b.let_(Type::I32, jl.clone() + i((KEYS * blk) as i32));
-            let dd_in = b.let_(Type::BOOL, dd.clone().lt(i(d as i32)));
-            let ddc = b.let_(Type::I32, dd.min(i(d as i32 - 1)));
-            let rowk = b.let_(Type::I32, koff.clone() + ddc * i(t as i32));
-            let lo = b.let_(
-                v4,
-                select(
-                    dd_in.clone(),
-                    Expr::load(kb, (rowk.clone() + j0.clone()) / i(4)),
-                    splat(f(0.0)),
-                ),
-            );
-            let hi = b.let_(
-                v4,
-                select(
-                    dd_in.and(hi_in.clone()),
-                    Expr::load(kb, (rowk + hi_key.clone()) / i(4)),
-                    splat(f(0.0)),
-                ),
-            );
-            for e in 0..KEYS.min(d - KEYS * blk) {
-                let dk = KEYS * blk + e;
-                for (h, part) in [&lo, &hi].into_iter().enumerate() {
-                    let kd = b.let_(v4, part.clone().broadcast(e as u32));
-                    for (row, acc) in rs.iter().zip(&sc) {
-                        let qd = splat(row.q[dk / 4].clone().lane((dk % 4) as u8));
-                        b.assign(acc[h], qd.fma(kd.clone(), Expr::Var(acc[h])));
-                    }
-                }
+        match keys {
+            Keys::Columns => {
+                key_columns(b, &sc, &qs, kb, &koff, kv.rows, &jl, &j0, d, t);
+            }
+            Keys::Rows => {
+                key_rows(b, &sc, &qs, kb, &koff, kv.cols, &jl, &j0, d, t);
             }
         }
         // Score program, out-of-range keys and the online softmax, per row.
@@ -434,7 +527,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
         let v_in = b.let_(Type::BOOL, vrow.clone().lt(i(t as i32)));
         let vbase = b.let_(
             Type::I32,
-            (voff.clone() + vrow.min(i(t as i32 - 1)) * i(dv as i32)) / i(4),
+            (voff.clone() + vrow.min(i(t as i32 - 1)) * i(vv.rows as i32)) / i(4),
         );
         for c in 0..dv / 4 {
             let own = b.let_(
@@ -461,7 +554,7 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
             let (fail, inv) = row_result(b, row.bad, row.l);
             let obase = b.let_(
                 Type::I32,
-                (bi.clone() * i(s as i32) + row.row.clone()) * i((dv / 4) as i32),
+                (ooff.clone() + row.row.clone() * i(ov.rows as i32)) / i(4),
             );
             for (c, &acc) in row.acc.iter().enumerate() {
                 let v = select(
@@ -476,9 +569,127 @@ fn lower_tiled(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lower
     one_launch(b, args, bound, [s.div_ceil(rows) as u32, p.nb as u32, 1])
 }
 
+/// Scores of keys `j0..j0+8` from Kt `[D, T]` with the keys contiguous (`dstride` between Kt
+/// rows): `sc[r][h]` gets keys `j0 + 4h..+4` of row `r`. Lane `jl` loads Kt rows `jl + 8i`
+/// (two vec4 of keys each); every lane takes row `dd` from lane `dd % 8`.
+#[allow(clippy::too_many_arguments)]
+fn key_columns(
+    b: &mut KernelBuilder,
+    sc: &[Vec<Var>],
+    q: &[Vec<Expr>],
+    kb: u32,
+    koff: &Expr,
+    dstride: usize,
+    jl: &Expr,
+    j0: &Expr,
+    d: usize,
+    t: usize,
+) {
+    let v4 = Type::vec(Scalar::F32, 4);
+    let splat = |e: Expr| Expr::Splat(4, Box::new(e));
+    // The second half of the block may lie past T (T % 8 == 4): clamped and zeroed.
+    let hi_in = b.let_(Type::BOOL, (j0.clone() + i(4)).lt(i(t as i32)));
+    let hi_key = b.let_(Type::I32, (j0.clone() + i(4)).min(i(t as i32 - 4)));
+    for blk in 0..d.div_ceil(KEYS) {
+        let dd = b.let_(Type::I32, jl.clone() + i((KEYS * blk) as i32));
+        let dd_in = b.let_(Type::BOOL, dd.clone().lt(i(d as i32)));
+        let ddc = b.let_(Type::I32, dd.min(i(d as i32 - 1)));
+        let rowk = b.let_(Type::I32, koff.clone() + ddc * i(dstride as i32));
+        let lo = b.let_(
+            v4,
+            select(
+                dd_in.clone(),
+                Expr::load(kb, (rowk.clone() + j0.clone()) / i(4)),
+                splat(f(0.0)),
+            ),
+        );
+        let hi = b.let_(
+            v4,
+            select(
+                dd_in.and(hi_in.clone()),
+                Expr::load(kb, (rowk + hi_key.clone()) / i(4)),
+                splat(f(0.0)),
+            ),
+        );
+        for e in 0..KEYS.min(d - KEYS * blk) {
+            let dk = KEYS * blk + e;
+            for (h, part) in [&lo, &hi].into_iter().enumerate() {
+                let kd = b.let_(v4, part.clone().broadcast(e as u32));
+                for (qr, acc) in q.iter().zip(sc) {
+                    let qd = splat(qr[dk / 4].clone().lane((dk % 4) as u8));
+                    b.assign(acc[h], qd.fma(kd.clone(), Expr::Var(acc[h])));
+                }
+            }
+        }
+    }
+}
+
+/// Scores of keys `j0..j0+8` from K stored `[T, D]` (`tstride` between keys, D contiguous):
+/// lane `jl` loads key `j0 + jl`'s row as vec4s (zero past T); every lane takes key `e`'s
+/// chunks from lane `e` and accumulates vec4 partial products, summed into `sc` at the end.
+#[allow(clippy::too_many_arguments)]
+fn key_rows(
+    b: &mut KernelBuilder,
+    sc: &[Vec<Var>],
+    q: &[Vec<Expr>],
+    kb: u32,
+    koff: &Expr,
+    tstride: usize,
+    jl: &Expr,
+    j0: &Expr,
+    d: usize,
+    t: usize,
+) {
+    let v4 = Type::vec(Scalar::F32, 4);
+    let splat = |e: Expr| Expr::Splat(4, Box::new(e));
+    let key = b.let_(Type::I32, j0.clone() + jl.clone());
+    let k_in = b.let_(Type::BOOL, key.clone().lt(i(t as i32)));
+    let kbase = b.let_(
+        Type::I32,
+        (koff.clone() + key.min(i(t as i32 - 1)) * i(tstride as i32)) / i(4),
+    );
+    let own: Vec<Expr> = (0..d / 4)
+        .map(|c| {
+            b.let_(
+                v4,
+                select(
+                    k_in.clone(),
+                    Expr::load(kb, kbase.clone() + i(c as i32)),
+                    splat(f(0.0)),
+                ),
+            )
+        })
+        .collect();
+    // part[r][e]: row r's lane-wise partial products with key j0 + e.
+    let part: Vec<Vec<Var>> = q
+        .iter()
+        .map(|_| (0..KEYS).map(|_| b.var(v4, splat(f(0.0)))).collect())
+        .collect();
+    for (c, chunk) in own.iter().enumerate() {
+        for e in 0..KEYS {
+            let kc = b.let_(v4, chunk.clone().broadcast(e as u32));
+            for (qr, pr) in q.iter().zip(&part) {
+                b.assign(pr[e], qr[c].clone().fma(kc.clone(), Expr::Var(pr[e])));
+            }
+        }
+    }
+    for (pr, acc) in part.iter().zip(sc) {
+        for (h, &half) in acc.iter().enumerate() {
+            let lanes = (0..4)
+                .map(|e| {
+                    let x = Expr::Var(pr[4 * h + e]);
+                    (x.clone().lane(0) + x.clone().lane(1)) + (x.clone().lane(2) + x.lane(3))
+                })
+                .collect();
+            b.assign(half, Expr::Vector(lanes));
+        }
+    }
+}
+
 /// The workgroup-memory kernel (see the module docs).
 fn lower_shared(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowered, LowerError> {
     let (s, t, d, dv, r) = (p.s, p.t, p.d, p.dv, p.r);
+    let [qv, kv, vv, ov] = &p.views;
     let neg_inf = || f(f32::NEG_INFINITY);
     let mut b = KernelBuilder::new(ctx.kname("attention"), [r as u32, 1, 1]);
     let qb = b.buffer("q", Type::F32, Access::Read);
@@ -501,18 +712,13 @@ fn lower_shared(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowe
     let valid = b.let_(Type::BOOL, row.clone().lt(i(s as i32)));
     // Rows past the end load row S-1 (in range) and store nothing.
     let rowc = b.let_(Type::I32, row.clone().min(i(s as i32 - 1)));
-    let qoff = batch_offset(&bi, &p.batch, &p.in_batch[0], s * d);
-    let qrow = b.let_(Type::I32, qoff + rowc.clone() * i(d as i32));
-    let koff = b.let_(
-        Type::I32,
-        batch_offset(&bi, &p.batch, &p.in_batch[1], d * t),
-    );
-    let voff = b.let_(
-        Type::I32,
-        batch_offset(&bi, &p.batch, &p.in_batch[2], t * dv),
-    );
-    let qv: Vec<Expr> = (0..d)
-        .map(|k| b.let_(Type::F32, load(qb, qrow.clone() + i(k as i32), DType::F32)))
+    let [qoff, koff, voff, ooff] = batch_offsets(&mut b, &bi, p);
+    let qrow = b.let_(Type::I32, qoff + rowc.clone() * i(qv.rows as i32));
+    let qvals: Vec<Expr> = (0..d)
+        .map(|k| {
+            let idx = qrow.clone() + i((k * qv.cols) as i32);
+            b.let_(Type::F32, load(qb, idx, DType::F32))
+        })
         .collect();
     let m = b.var(Type::F32, neg_inf());
     let l = b.var(Type::F32, f(0.0));
@@ -536,12 +742,14 @@ fn lower_shared(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowe
                 let dd = b.let_(Type::I32, e.clone() / i(TILE as i32));
                 let j = b.let_(Type::I32, e % i(TILE as i32));
                 let tk = b.let_(Type::I32, t0.clone() + j.clone());
-                let idx = koff.clone() + dd.clone() * i(t as i32) + tk.clone().min(i(t as i32 - 1));
+                let idx = koff.clone()
+                    + dd.clone() * i(kv.rows as i32)
+                    + tk.clone().min(i(t as i32 - 1)) * i(kv.cols as i32);
                 let val = select(tk.lt(i(t as i32)), load(kb, idx, DType::F32), f(0.0));
                 b.store_shared(ks, j * i(d as i32) + dd, val);
             },
         );
-        // V tile: element e = j·Dv + dd is V[t0 + j, dd] (contiguous).
+        // V tile: element e = j·Dv + dd is V[t0 + j, dd].
         b.for_(
             lid.clone(),
             i((TILE * dv) as i32),
@@ -549,9 +757,12 @@ fn lower_shared(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowe
             false,
             |b, e| {
                 let e = b.let_(Type::I32, e);
-                let g = b.let_(Type::I32, t0.clone() * i(dv as i32) + e.clone());
-                let idx = voff.clone() + g.clone().min(i((t * dv) as i32 - 1));
-                let val = select(g.lt(i((t * dv) as i32)), load(vb, idx, DType::F32), f(0.0));
+                let tv = b.let_(Type::I32, t0.clone() + e.clone() / i(dv as i32));
+                let dd = e.clone() % i(dv as i32);
+                let idx = voff.clone()
+                    + tv.clone().min(i(t as i32 - 1)) * i(vv.rows as i32)
+                    + dd * i(vv.cols as i32);
+                let val = select(tv.lt(i(t as i32)), load(vb, idx, DType::F32), f(0.0));
                 b.store_shared(vs, e, val);
             },
         );
@@ -563,7 +774,7 @@ fn lower_shared(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowe
                 let j = b.let_(Type::I32, j);
                 let sv = b.var(Type::F32, f(0.0));
                 let kbase = b.let_(Type::I32, j.clone() * i(d as i32));
-                for (k, qk) in qv.iter().enumerate() {
+                for (k, qk) in qvals.iter().enumerate() {
                     let kk = Expr::load_shared(ks, kbase.clone() + i(k as i32));
                     b.assign(sv, qk.clone().fma(kk, Expr::Var(sv)));
                 }
@@ -600,10 +811,10 @@ fn lower_shared(ctx: &LowerCtx<'_>, a: &FusedAttention, p: &Plan) -> Result<Lowe
     let fill = if a.nan_fill_zero { f(0.0) } else { f(f32::NAN) };
     b.if_(valid, |b| {
         let (fail, inv) = row_result(b, bad, l);
-        let obase = b.let_(Type::I32, (bi * i(s as i32) + row) * i(dv as i32));
+        let obase = b.let_(Type::I32, ooff + row * i(ov.rows as i32));
         for (k, &c) in acc.iter().enumerate() {
             let v = select(fail.clone(), fill.clone(), Expr::Var(c) * inv.clone());
-            b.store(ob, obase.clone() + i(k as i32), v);
+            b.store(ob, obase.clone() + i((k * ov.cols) as i32), v);
         }
     });
     one_launch(b, args, bound, [s.div_ceil(r) as u32, p.nb as u32, 1])
@@ -710,6 +921,7 @@ mod tests {
         Op::FusedAttention(Box::new(FusedAttention {
             score,
             nan_fill_zero,
+            layout: None,
         }))
     }
 
@@ -801,10 +1013,69 @@ mod tests {
     }
 
     #[test]
+    fn head_split_layouts_match_reference() {
+        // torch's SDPA export: Q', K', V' stored [b, s, h, d] (the head split without its
+        // transpose), Kt = K' permuted [0, 2, 3, 1], the output stored [b, s, h, dv]; and the
+        // same with K already transposed ([b, h, d, t]: Kt's keys contiguous).
+        use optc_ir::ops::AttentionLayout;
+        for (s, t, d, dv, k_rows) in [
+            // Register-tiled, keys as K rows (any T) / as Kt columns.
+            (9usize, 20usize, 8usize, 8usize, true),
+            (13, 197 - 180, 8, 4, true),
+            (33, 16, 64, 64, true),
+            (9, 20, 8, 8, false),
+            // Workgroup memory (odd head dims).
+            (5, 7, 6, 3, true),
+            (5, 7, 6, 3, false),
+        ] {
+            let (b, h) = (2usize, 3usize);
+            let q = rand_t(&[b, s, h, d], 11);
+            let (k, kperm) = if k_rows {
+                (rand_t(&[b, t, h, d], 12), vec![0, 2, 3, 1])
+            } else {
+                (rand_t(&[b, h, d, t], 12), vec![0, 1, 2, 3])
+            };
+            let v = rand_t(&[b, t, h, dv], 13);
+            let mask = rand_t(&[1, 1, s, t], 14);
+            let layout = AttentionLayout {
+                q: vec![0, 2, 1, 3],
+                k: kperm,
+                v: vec![0, 2, 1, 3],
+                out: vec![0, 2, 1, 3],
+            };
+            let o = Op::FusedAttention(Box::new(FusedAttention {
+                score: Some(add_mask()),
+                nan_fill_zero: true,
+                layout: Some(layout),
+            }));
+            for small in [false, true] {
+                let features = Features {
+                    small_register_file: small,
+                    ..Features::default()
+                };
+                let ins = [
+                    Some(q.clone()),
+                    Some(k.clone()),
+                    Some(v.clone()),
+                    Some(mask.clone()),
+                ];
+                let (got, want) = run_op_for(&o, &ins, &[], 3, features);
+                assert_eq!(got[0].shape(), &[b, s, h, dv]);
+                assert_close(
+                    &got[0],
+                    &want[0],
+                    &format!("{s} {t} {d} {dv} rows {k_rows}"),
+                );
+            }
+        }
+    }
+
+    #[test]
     fn rejects_large_head_dims_and_other_dtypes() {
         let a = FusedAttention {
             score: None,
             nan_fill_zero: false,
+            layout: None,
         };
         let dsc = |s: &[usize]| Some(TensorDesc::new(DType::F32, s.to_vec()));
         let ok = supports_attention(

@@ -866,13 +866,49 @@ pub fn lower_problem(ctx: &LowerCtx<'_>, p: &Problem) -> Result<KernelLaunch, Lo
     build(ctx.kname("gemm"), p, &cfg).map_err(|e| ctx.invalid(e))
 }
 
+/// `p` with trailing batch dims folded into the rows where that is the same GEMM: B (and the
+/// addend's batch stride, if any) broadcast along the dim, and A's rows and the output's rows
+/// continuing across it — e.g. a `[197, 1, 192] × [192, 576]` MatMul (ViT's sequence-first
+/// projection) is one 197-row GEMM, not 197 one-row GEMMs.
+pub(crate) fn fold_batch_into_rows(p: &Problem) -> std::borrow::Cow<'_, Problem> {
+    let mut q = std::borrow::Cow::Borrowed(p);
+    while let Some(j) = q.batch.len().checked_sub(1) {
+        let Source::Strided { row_stride, .. } = q.a.source else {
+            break;
+        };
+        let m = q.m;
+        let rows_continue = |stride: usize, row: usize| stride == m * row;
+        let foldable = q.batch[j] == 1
+            || q.b.batch_strides[j] == 0
+                && rows_continue(q.a.batch_strides[j], row_stride)
+                && rows_continue(q.out_batch_strides[j], q.out_m_stride)
+                && q.addend
+                    .as_ref()
+                    .is_none_or(|c| rows_continue(c.batch_strides[j], c.m_stride));
+        if !foldable {
+            break;
+        }
+        let q = q.to_mut();
+        q.m *= q.batch.pop().unwrap_or(1);
+        q.a.batch_strides.pop();
+        q.b.batch_strides.pop();
+        q.out_batch_strides.pop();
+        if let Some(c) = q.addend.as_mut() {
+            c.batch_strides.pop();
+        }
+    }
+    q
+}
+
 /// [`lower_problem`] as a lowering's launches; with [`BuildMode::Check`] only what can make it fail
-/// is checked (the bindings and the heuristic configuration), and no kernel is built.
+/// is checked (the bindings and the heuristic configuration), and no kernel is built. Batch
+/// dims that are really rows are folded first ([`fold_batch_into_rows`]).
 pub(crate) fn problem_launches(
     ctx: &LowerCtx<'_>,
     p: &Problem,
     mode: BuildMode,
 ) -> Result<Lowered, LowerError> {
+    let p = &*fold_batch_into_rows(p);
     if let Some(e) = &p.epilogue {
         e.check_bindings(ctx, 3 + p.addend.is_some() as usize)?;
     }
@@ -1721,6 +1757,47 @@ mod tests {
 
     fn f32d(shape: &[usize]) -> Option<TensorDesc> {
         Some(TensorDesc::new(DType::F32, shape.to_vec()))
+    }
+
+    #[test]
+    fn batch_dims_that_continue_the_rows_fold_into_m() {
+        // [3, 4, 2, 8] × [8, 12]: B is broadcast and A's rows run on across both batch dims,
+        // so the kernel is exactly the [24, 8] × [8, 12] one.
+        let out = |s: &[usize]| TensorDesc::new(DType::F32, s.to_vec());
+        let folded = lower_op(
+            Op::MatMul,
+            vec![f32d(&[3, 4, 2, 8]), f32d(&[8, 12])],
+            out(&[3, 4, 2, 12]),
+        );
+        let flat = lower_op(
+            Op::MatMul,
+            vec![f32d(&[24, 8]), f32d(&[8, 12])],
+            out(&[24, 12]),
+        );
+        assert_eq!(folded.launches[0].kernel.body, flat.launches[0].kernel.body);
+        assert_eq!(folded.launches[0].grid, flat.launches[0].grid);
+        // A batched B keeps the batch.
+        let batched = lower_op(
+            Op::MatMul,
+            vec![f32d(&[4, 2, 8]), f32d(&[4, 8, 12])],
+            out(&[4, 2, 12]),
+        );
+        let one = lower_op(
+            Op::MatMul,
+            vec![f32d(&[8, 8]), f32d(&[8, 12])],
+            out(&[8, 12]),
+        );
+        assert_ne!(batched.launches[0].kernel.body, one.launches[0].kernel.body);
+        // And the folded kernel computes the MatMul.
+        use crate::lower::sim::{assert_close, rand_t, run_op};
+        for (a, b) in [
+            (vec![3, 4, 2, 8], vec![8, 12]),
+            (vec![5, 1, 16], vec![16, 20]),
+        ] {
+            let ins = [Some(rand_t(&a, 1)), Some(rand_t(&b, 2))];
+            let (got, want) = run_op(&Op::MatMul, &ins, &[]);
+            assert_close(&got[0], &want[0], &format!("{a:?} x {b:?}"));
+        }
     }
 
     #[test]

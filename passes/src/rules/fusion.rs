@@ -10,10 +10,11 @@
 //! score kernel, and an optional `Where(IsNaN(p), 0, p)` between) gets its one-kernel
 //! [`Op::FusedAttention`] form ([`FuseAttention`]).
 
+use super::einsum::Contraction;
 use super::{Ctx, Rule, add_op, op_node, shape};
 use crate::lang::{EG, Node};
 use egg::Id;
-use optc_ir::ops::{Fused, FusedAttention, Program, Step, UnaryOp};
+use optc_ir::ops::{AttentionLayout, Fused, FusedAttention, Program, Step, UnaryOp};
 use optc_ir::{DType, Op, TensorType};
 
 /// All fusion rules.
@@ -336,7 +337,10 @@ impl Rule for FuseProducer {
 /// (as plain ops or as their fused program), and `S = MatMul(Q, Kt)` or
 /// `Fused{anchor: MatMul, program}(Q, Kt, extras)`: one [`FusedAttention`] kernel over
 /// `(Q, Kt, V, extras)`. f32 only, every operand of rank ≥ 2; the NaN step only with a constant
-/// scalar 0 fill.
+/// scalar 0 fill. Either product may be the strided Einsum the einsum rules make of a MatMul
+/// and the transposes around it (torch's head split `[b, s, h, d]` and merge): its equation
+/// gives the op's [`AttentionLayout`], so the operands are read and the output written in
+/// place.
 pub struct FuseAttention;
 
 /// True when class `id` holds the scalar constant 0 (any float dtype, any rank-0/one-element
@@ -420,6 +424,24 @@ fn attention_probs(eg: &EG, id: Id) -> Vec<(Id, bool)> {
     out
 }
 
+/// The op's layout from the products' (`None` when both are MatMuls): identity permutations
+/// where a product is a MatMul.
+fn attention_layout(
+    eg: &EG,
+    ids: &[Id],
+    score: Option<&Perms>,
+    pv: Option<&Perms>,
+    out: Id,
+) -> Option<AttentionLayout> {
+    if score.is_none() && pv.is_none() {
+        return None;
+    }
+    let id = |c: Id| (0..shape(eg, c).map_or(0, |s| s.len())).collect::<Vec<usize>>();
+    let (q, k) = score.cloned().unwrap_or_else(|| (id(ids[0]), id(ids[1])));
+    let (v, o) = pv.cloned().unwrap_or_else(|| (id(ids[2]), id(out)));
+    Some(AttentionLayout { q, k, v, out: o })
+}
+
 fn is_f32_rank2(eg: &EG, id: Id) -> bool {
     eg[id]
         .data
@@ -428,12 +450,84 @@ fn is_f32_rank2(eg: &EG, id: Id) -> bool {
         .is_some_and(|t| t.dtype == DType::F32 && t.shape.as_static().is_some_and(|s| s.len() >= 2))
 }
 
+/// Two operand permutations of an attention product (Q and Kt, or V and the output).
+type Perms = (Vec<usize>, Vec<usize>);
+
+/// The layouts of `P·V` as an Einsum with P read as stored, `[batch.., S, T]`: the
+/// permutations taking V to `[.., T, Dv]` and the output from `[.., S, Dv]`.
+fn pv_layout(c: &Contraction) -> Option<Perms> {
+    let r = c.a.len();
+    if r < 2 || c.b.len() != r || c.out.len() != r {
+        return None;
+    }
+    let (batch, m, k) = (&c.a[..r - 2], c.a[r - 2], c.a[r - 1]);
+    if c.out.contains(&k) {
+        return None;
+    }
+    let ns: Vec<char> = c.b.iter().copied().filter(|l| !c.a.contains(l)).collect();
+    let [n] = ns[..] else {
+        return None;
+    };
+    let canon_v: Vec<char> = batch.iter().copied().chain([k, n]).collect();
+    let canon_o: Vec<char> = batch.iter().copied().chain([m, n]).collect();
+    let pos = |v: &[char], l: char| v.iter().position(|&x| x == l);
+    let v = canon_v
+        .iter()
+        .map(|&l| pos(&c.b, l))
+        .collect::<Option<Vec<_>>>()?;
+    let out = c
+        .out
+        .iter()
+        .map(|&l| pos(&canon_o, l))
+        .collect::<Option<Vec<_>>>()?;
+    Some((v, out))
+}
+
+/// The layouts of the scores `Q·Kt` as an Einsum whose output is `[batch.., S, T]`: the
+/// permutations taking its operands to Q `[.., S, D]` and Kt `[.., D, T]`.
+fn score_layout(c: &Contraction) -> Option<Perms> {
+    let r = c.out.len();
+    if r < 2 || c.a.len() != r || c.b.len() != r {
+        return None;
+    }
+    let (batch, m, n) = (&c.out[..r - 2], c.out[r - 2], c.out[r - 1]);
+    let ks: Vec<char> = c.a.iter().copied().filter(|l| !c.out.contains(l)).collect();
+    let [k] = ks[..] else {
+        return None;
+    };
+    let canon_q: Vec<char> = batch.iter().copied().chain([m, k]).collect();
+    let canon_k: Vec<char> = batch.iter().copied().chain([k, n]).collect();
+    let pos = |v: &[char], l: char| v.iter().position(|&x| x == l);
+    let q = canon_q
+        .iter()
+        .map(|&l| pos(&c.a, l))
+        .collect::<Option<Vec<_>>>()?;
+    let kt = canon_k
+        .iter()
+        .map(|&l| pos(&c.b, l))
+        .collect::<Option<Vec<_>>>()?;
+    Some((q, kt))
+}
+
+/// A contraction anchor of the attention products: MatMul (canonical layouts) or a parsable
+/// two-operand Einsum (with the layout `f` derives from its equation, or not an anchor).
+fn product_layout(op: &Op, f: fn(&Contraction) -> Option<Perms>) -> Option<Option<Perms>> {
+    match op {
+        Op::MatMul => Some(None),
+        Op::Einsum { equation } => Contraction::parse(equation).and_then(|c| f(&c)).map(Some),
+        _ => None,
+    }
+}
+
 impl Rule for FuseAttention {
     fn name(&self) -> &'static str {
         "fuse-attention"
     }
     fn apply(&self, eg: &mut EG, ctx: &Ctx, class: Id, node: &Node) -> Vec<Id> {
-        let Some((Op::MatMul, 0, 1, args)) = op_node(eg, node) else {
+        let Some((pv_op, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        let Some(pv) = product_layout(&pv_op, pv_layout) else {
             return vec![];
         };
         if eg[class].data.konst || args.len() != 2 || !is_f32_rank2(eg, class) {
@@ -447,19 +541,29 @@ impl Rule for FuseAttention {
         for (s, nan_fill_zero) in attention_probs(eg, eg.find(args[0])) {
             let cands: Vec<Node> = eg[s].nodes.clone();
             for sn in &cands {
-                let (score, sargs) = match op_node(eg, sn) {
-                    Some((Op::MatMul, 0, 1, a)) if a.len() == 2 => (None, a),
-                    Some((Op::Fused(f), 0, 1, a))
-                        if matches!(f.anchor, Some(Op::MatMul)) && f.anchor_inputs == 2 =>
-                    {
-                        // The anchor-as-program form of a plain MatMul is the plain MatMul.
+                let (score, sargs, sl) = match op_node(eg, sn) {
+                    Some((op, 0, 1, a)) if a.len() == 2 => {
+                        match product_layout(&op, score_layout) {
+                            Some(sl) => (None, a, sl),
+                            None => continue,
+                        }
+                    }
+                    Some((Op::Fused(f), 0, 1, a)) if f.anchor_inputs == 2 => {
+                        let Some(sl) = f
+                            .anchor
+                            .as_ref()
+                            .and_then(|o| product_layout(o, score_layout))
+                        else {
+                            continue;
+                        };
+                        // The anchor-as-program form of a plain product is the plain product.
                         let identity = f.program.inputs == 1
                             && matches!(f.program.steps.as_slice(),
                                 [Step { op: Op::Identity, args }] if args == &[Some(0)]);
                         if identity {
-                            (None, a[..2].to_vec())
+                            (None, a[..2].to_vec(), sl)
                         } else {
-                            (Some(f.program.clone()), a)
+                            (Some(f.program.clone()), a, sl)
                         }
                     }
                     _ => continue,
@@ -475,9 +579,11 @@ impl Rule for FuseAttention {
                 }
                 let mut ids = vec![q, kt, v];
                 ids.extend(sargs[2..].iter().map(|&e| eg.find(e)));
+                let layout = attention_layout(eg, &ids, sl.as_ref(), pv.as_ref(), class);
                 let op = Op::FusedAttention(Box::new(FusedAttention {
                     score,
                     nan_fill_zero,
+                    layout,
                 }));
                 if !legal_op(eg, ctx, &op, &ids) {
                     continue;
