@@ -70,3 +70,23 @@ fn optimized_shared_models_match_the_expected_outputs() {
         }
     }
 }
+
+#[test]
+fn compiling_twice_gives_byte_identical_artifacts() {
+    // -O3 runs every e-graph stage and the integer-program extraction (budgeted in
+    // branch-and-bound nodes, not time): the same model must give the same bytes.
+    let Some(models) = common::shared_models() else {
+        return;
+    };
+    for m in models {
+        for target in [optc_runtime::Target::Wgsl, optc_runtime::Target::Sm89] {
+            let bytes = || {
+                optc::compile::compile(&m.model.graph, &m.name, &m.options(target, 3))
+                    .unwrap_or_else(|e| panic!("{} {target}: {e}", m.name))
+                    .to_artifact()
+                    .to_bytes()
+            };
+            assert!(bytes() == bytes(), "{} {target}: artifacts differ", m.name);
+        }
+    }
+}

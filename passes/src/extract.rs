@@ -5,11 +5,20 @@
 //!
 //! The fixpoint runs over a worklist in class-id order (deterministic). A node whose own class
 //! appears below it is a cycle and is never chosen.
+//!
+//! [`extract_ilp`] solves the same choice exactly as a 0-1 integer program (microlp, pure Rust):
+//! a binary per e-node, its own cost as the objective, "a chosen node's children are chosen",
+//! one node per class, the root chosen, and acyclicity by order variables (`t_c ≥ t_child + 1`
+//! wherever a node is chosen). It is warm-started from the greedy answer and budgeted in
+//! branch-and-bound nodes — not wall time — so its answer is deterministic; the driver keeps it
+//! only when it is strictly cheaper than the greedy one.
 
 use crate::cost::{CostModel, node_cost};
 use crate::lang::{EG, Node};
 use egg::{Id, Language, RecExpr};
+use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, Variable};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
 
 struct Best {
     node: Node,
@@ -106,11 +115,26 @@ pub fn extract(eg: &EG, root: Id, model: &CostModel) -> Result<Extracted, String
         .get(&root)
         .map(|b| b.total)
         .ok_or_else(|| "no finite extraction (every choice is cyclic)".to_string())?;
-    // Emit the chosen DAG in dependency order.
+    let choice: BTreeMap<Id, Node> = best.iter().map(|(&c, b)| (c, b.node.clone())).collect();
+    let (expr, out_classes) = emit(eg, root, &choice)?;
+    Ok(Extracted {
+        expr,
+        classes: out_classes,
+        cost: total,
+    })
+}
+
+/// The DAG of the chosen node of every class below `root`, in dependency order, with the class
+/// of each expression node.
+fn emit(
+    eg: &EG,
+    root: Id,
+    choice: &BTreeMap<Id, Node>,
+) -> Result<(RecExpr<Node>, Vec<Id>), String> {
     let mut expr = RecExpr::default();
     let mut at: BTreeMap<Id, Id> = BTreeMap::new();
     let mut out_classes = Vec::new();
-    let mut stack: Vec<(Id, bool)> = vec![(root, false)];
+    let mut stack: Vec<(Id, bool)> = vec![(eg.find(root), false)];
     let mut steps = 0usize;
     while let Some((c, expanded)) = stack.pop() {
         steps += 1;
@@ -120,16 +144,16 @@ pub fn extract(eg: &EG, root: Id, model: &CostModel) -> Result<Extracted, String
         if at.contains_key(&c) {
             continue;
         }
-        let b = best
+        let node = choice
             .get(&c)
             .ok_or_else(|| format!("class {c} has no extraction"))?;
         if expanded {
-            let node = b.node.clone().map_children(|ch| at[&eg.find(ch)]);
+            let node = node.clone().map_children(|ch| at[&eg.find(ch)]);
             at.insert(c, expr.add(node));
             out_classes.push(c);
         } else {
             stack.push((c, true));
-            for ch in b.node.children().iter().rev() {
+            for ch in node.children().iter().rev() {
                 let ch = eg.find(*ch);
                 if !at.contains_key(&ch) {
                     stack.push((ch, false));
@@ -137,9 +161,186 @@ pub fn extract(eg: &EG, root: Id, model: &CostModel) -> Result<Extracted, String
             }
         }
     }
-    Ok(Extracted {
+    Ok((expr, out_classes))
+}
+
+/// Budget of [`extract_ilp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IlpLimits {
+    /// E-graphs with more e-nodes below the root are left to the greedy extractor.
+    pub max_enodes: usize,
+    /// Branch-and-bound nodes (deterministic, unlike a time limit).
+    pub bb_nodes: u64,
+}
+
+impl Default for IlpLimits {
+    fn default() -> Self {
+        IlpLimits {
+            max_enodes: 4000,
+            bb_nodes: 200,
+        }
+    }
+}
+
+/// What [`extract_ilp`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IlpOutcome {
+    /// `optimal`, `node_limit` (the best found within the budget), `skipped: …` or
+    /// `failed: …`.
+    pub status: String,
+    /// Cost of the ILP's answer, µs, when it has one.
+    pub cost: Option<f64>,
+    /// Wall time, ms.
+    pub ms: f64,
+}
+
+/// The cheapest DAG computing `root` as a 0-1 integer program (see the module docs), warm-started
+/// from `greedy` (the [`extract`] answer on the same e-graph). Returns the ILP's extraction, if
+/// it found one, and what it did.
+pub fn extract_ilp(
+    eg: &EG,
+    root: Id,
+    model: &CostModel,
+    greedy: &Extracted,
+    limits: IlpLimits,
+) -> (Option<Extracted>, IlpOutcome) {
+    let t0 = Instant::now();
+    let done = |ex: Option<Extracted>, status: String, cost: Option<f64>| {
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        (ex, IlpOutcome { status, cost, ms })
+    };
+    let root = eg.find(root);
+    // The classes below the root.
+    let mut reach: BTreeSet<Id> = BTreeSet::new();
+    let mut todo = vec![root];
+    while let Some(c) = todo.pop() {
+        if !reach.insert(c) {
+            continue;
+        }
+        for n in &eg[c].nodes {
+            for ch in n.children() {
+                let ch = eg.find(*ch);
+                if !reach.contains(&ch) {
+                    todo.push(ch);
+                }
+            }
+        }
+    }
+    let enodes: usize = reach.iter().map(|&c| eg[c].nodes.len()).sum();
+    if enodes > limits.max_enodes {
+        let why = format!("skipped: {enodes} e-nodes > {}", limits.max_enodes);
+        return done(None, why, None);
+    }
+    let n = reach.len() as f64;
+    let mut p = Problem::new(OptimizationDirection::Minimize);
+    // x[(c, k)]: node k of class c is chosen (absent: it is its own descendant's parent).
+    let mut x: BTreeMap<(Id, usize), (Variable, f64)> = BTreeMap::new();
+    let mut t: BTreeMap<Id, Variable> = BTreeMap::new();
+    for &c in &reach {
+        t.insert(c, p.add_var(0.0, (0.0, n)));
+        for (k, node) in eg[c].nodes.iter().enumerate() {
+            if node.children().iter().any(|&ch| eg.find(ch) == c) {
+                continue;
+            }
+            let cost = node_cost(model, eg, c, node);
+            x.insert((c, k), (p.add_binary_var(cost), cost));
+        }
+    }
+    let vars_of = |c: Id| -> Vec<(Variable, f64)> {
+        x.range((c, 0)..=(c, usize::MAX))
+            .map(|(_, &(v, _))| (v, 1.0))
+            .collect()
+    };
+    p.add_constraint(vars_of(root).as_slice(), ComparisonOp::Eq, 1.0);
+    for &c in &reach {
+        let own = vars_of(c);
+        if own.len() > 1 {
+            p.add_constraint(own.as_slice(), ComparisonOp::Le, 1.0);
+        }
+        for (k, node) in eg[c].nodes.iter().enumerate() {
+            let Some(&(xv, _)) = x.get(&(c, k)) else {
+                continue;
+            };
+            let kids: BTreeSet<Id> = node.children().iter().map(|&ch| eg.find(ch)).collect();
+            for ch in kids {
+                // A chosen node's children are chosen ...
+                let mut e = vars_of(ch);
+                e.push((xv, -1.0));
+                p.add_constraint(e.as_slice(), ComparisonOp::Ge, 0.0);
+                // ... and come before it.
+                let big = n + 1.0;
+                p.add_constraint(
+                    [(t[&c], 1.0), (t[&ch], -1.0), (xv, -big)].as_slice(),
+                    ComparisonOp::Ge,
+                    1.0 - big,
+                );
+            }
+        }
+    }
+    // Warm start: the greedy DAG (its expression order is topological).
+    let mut chosen: BTreeMap<Id, (usize, usize)> = BTreeMap::new();
+    for (i, (&c, node)) in greedy.classes.iter().zip(greedy.expr.as_ref()).enumerate() {
+        let c = eg.find(c);
+        let want = node
+            .clone()
+            .map_children(|ch| eg.find(greedy.classes[usize::from(ch)]));
+        let k = eg[c]
+            .nodes
+            .iter()
+            .position(|m| m.clone().map_children(|ch| eg.find(ch)) == want);
+        if let Some(k) = k {
+            chosen.insert(c, (k, i));
+        }
+    }
+    let mut hint: Vec<(Variable, f64)> = Vec::new();
+    for (&(c, k), &(v, _)) in &x {
+        let on = chosen.get(&c).is_some_and(|&(ck, _)| ck == k);
+        hint.push((v, if on { 1.0 } else { 0.0 }));
+    }
+    for (&c, &v) in &t {
+        hint.push((v, chosen.get(&c).map_or(0.0, |&(_, i)| i as f64)));
+    }
+    let mut options = SolveOptions::default();
+    options.node_limit = Some(limits.bb_nodes);
+    options.warm_start = Some(hint);
+    let outcome = match p.solve_with(options) {
+        Ok(o) => o,
+        Err(e) => return done(None, format!("failed: {e}"), None),
+    };
+    let status = if outcome.is_optimal() {
+        "optimal".to_string()
+    } else {
+        format!("{:?}", outcome.termination_reason()).to_lowercase()
+    };
+    let Some(sol) = outcome.solution() else {
+        return done(None, status, None);
+    };
+    let mut choice: BTreeMap<Id, Node> = BTreeMap::new();
+    for (&(c, k), &(v, _)) in &x {
+        if sol.var_value(v) > 0.5 {
+            choice.insert(c, eg[c].nodes[k].clone());
+        }
+    }
+    let (expr, classes) = match emit(eg, root, &choice) {
+        Ok(e) => e,
+        Err(e) => return done(None, format!("failed: {e}"), None),
+    };
+    // The cost of what is emitted (a chosen node nothing uses is not paid).
+    let cost: f64 = classes
+        .iter()
+        .map(|c| {
+            let k = eg[*c]
+                .nodes
+                .iter()
+                .position(|m| Some(m) == choice.get(c))
+                .unwrap_or(0);
+            x.get(&(*c, k)).map_or(0.0, |&(_, cost)| cost)
+        })
+        .sum();
+    let ex = Extracted {
         expr,
-        classes: out_classes,
-        cost: total,
-    })
+        classes,
+        cost,
+    };
+    done(Some(ex), status, Some(cost))
 }

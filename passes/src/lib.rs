@@ -63,6 +63,9 @@ pub struct Options {
     pub max_fused_inputs: usize,
     /// Most program steps of a fused kernel.
     pub max_fused_steps: usize,
+    /// Also extract each stage by integer programming (kept where cheaper than the greedy
+    /// DAG): on at `-O3`.
+    pub ilp: Option<extract::IlpLimits>,
 }
 
 impl Options {
@@ -75,6 +78,7 @@ impl Options {
             limits: Limits::default(),
             max_fused_inputs: 8,
             max_fused_steps: 32,
+            ilp: (level >= 3).then(extract::IlpLimits::default),
         }
     }
 }
@@ -181,8 +185,18 @@ pub fn optimize(
         } else {
             model.clone()
         };
-        let ex = extract::extract(&eg, root, &stage_model)
+        let mut ex = extract::extract(&eg, root, &stage_model)
             .map_err(|e| PassError::Internal(format!("stage {name}: extraction: {e}")))?;
+        rep.greedy_cost_us = ex.cost;
+        if let Some(limits) = opts.ilp {
+            let (ilp, outcome) = extract::extract_ilp(&eg, root, &stage_model, &ex, limits);
+            rep.ilp = Some(outcome.status);
+            rep.ilp_ms = outcome.ms;
+            if let Some(ilp) = ilp.filter(|i| i.cost < ex.cost - 1e-9 * ex.cost.abs().max(1.0)) {
+                ex = ilp;
+                rep.extractor = "ilp".to_string();
+            }
+        }
         rep.extract_ms = te.elapsed().as_secs_f64() * 1e3;
         rep.cost_us = ex.cost;
         names = ex

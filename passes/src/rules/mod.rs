@@ -83,6 +83,16 @@ pub struct StageReport {
     pub extract_ms: f64,
     /// Cost of the extracted graph (µs, the target's roofline model).
     pub cost_us: f64,
+    /// Which extraction was kept: `greedy`, or `ilp` where the integer program found a
+    /// cheaper DAG.
+    pub extractor: String,
+    /// Cost of the greedy DAG extraction, µs.
+    pub greedy_cost_us: f64,
+    /// The integer program's outcome (`optimal`, `nodelimit`, `skipped: …`), when it ran
+    /// ([`crate::Options::ilp`]).
+    pub ilp: Option<String>,
+    /// Its time, ms.
+    pub ilp_ms: f64,
     /// Times each rule produced a new equality.
     pub applied: BTreeMap<String, usize>,
 }
@@ -150,6 +160,10 @@ pub fn saturate(
         ms: t0.elapsed().as_secs_f64() * 1e3,
         extract_ms: 0.0,
         cost_us: 0.0,
+        extractor: "greedy".to_string(),
+        greedy_cost_us: 0.0,
+        ilp: None,
+        ilp_ms: 0.0,
         applied,
     }
 }
