@@ -182,8 +182,15 @@ pub fn inspect_optimized(
         print!("{}", optc::ir::print::print(&g, "main"));
         if let Some(r) = &report {
             for s in &r.stages {
+                // -O3 also runs the ILP extraction: its status, and which answer was kept.
+                let ilp = s.ilp.as_ref().map_or_else(String::new, |st| {
+                    format!(
+                        ", ILP {st} in {:.1} ms ({} kept; greedy {:.0} µs)",
+                        s.ilp_ms, s.extractor, s.greedy_cost_us
+                    )
+                });
                 eprintln!(
-                    "stage {}: {} e-nodes, {} classes, {} iterations, stop {}, {:.1} ms (+{:.1} ms extraction), cost {:.0} µs",
+                    "stage {}: {} e-nodes, {} classes, {} iterations, stop {}, {:.1} ms (+{:.1} ms extraction), cost {:.0} µs{ilp}",
                     s.name,
                     s.nodes,
                     s.classes,
