@@ -459,13 +459,19 @@ fn lower_tiled(
         let sc: Vec<Vec<Var>> = (0..per_lane)
             .map(|_| (0..2).map(|_| b.var(v4, splat(f(0.0)))).collect())
             .collect();
+        let blk = KeyBlock {
+            sc: &sc,
+            q: &qs,
+            kb,
+            koff: &koff,
+            jl: &jl,
+            j0: &j0,
+            d,
+            t,
+        };
         match keys {
-            Keys::Columns => {
-                key_columns(b, &sc, &qs, kb, &koff, kv.rows, &jl, &j0, d, t);
-            }
-            Keys::Rows => {
-                key_rows(b, &sc, &qs, kb, &koff, kv.cols, &jl, &j0, d, t);
-            }
+            Keys::Columns => key_columns(b, &blk, kv.rows),
+            Keys::Rows => key_rows(b, &blk, kv.cols),
         }
         // Score program, out-of-range keys and the online softmax, per row.
         let mut probs: Vec<Vec<Expr>> = Vec::new();
@@ -569,29 +575,41 @@ fn lower_tiled(
     one_launch(b, args, bound, [s.div_ceil(rows) as u32, p.nb as u32, 1])
 }
 
-/// Scores of keys `j0..j0+8` from Kt `[D, T]` with the keys contiguous (`dstride` between Kt
-/// rows): `sc[r][h]` gets keys `j0 + 4h..+4` of row `r`. Lane `jl` loads Kt rows `jl + 8i`
-/// (two vec4 of keys each); every lane takes row `dd` from lane `dd % 8`.
-#[allow(clippy::too_many_arguments)]
-fn key_columns(
-    b: &mut KernelBuilder,
-    sc: &[Vec<Var>],
-    q: &[Vec<Expr>],
+/// One block of keys `j0..j0+8` of the register-tiled kernel: where its scores go (`sc[r][h]`
+/// holds keys `j0 + 4h..+4` of the lane's row `r`), the lane's query rows (vec4 chunks), the
+/// key buffer and its batch offset, this lane's key slot `jl`, and the head dim and key count.
+struct KeyBlock<'a> {
+    sc: &'a [Vec<Var>],
+    q: &'a [Vec<Expr>],
     kb: u32,
-    koff: &Expr,
-    dstride: usize,
-    jl: &Expr,
-    j0: &Expr,
+    koff: &'a Expr,
+    jl: &'a Expr,
+    j0: &'a Expr,
     d: usize,
     t: usize,
-) {
+}
+
+/// The block's scores from Kt `[D, T]` with the keys contiguous (`dstride` between Kt rows):
+/// lane `jl` loads Kt rows `jl + 8i` (two vec4 of keys each); every lane takes row `dd` from
+/// lane `dd % 8`.
+fn key_columns(b: &mut KernelBuilder, blk: &KeyBlock, dstride: usize) {
+    let KeyBlock {
+        sc,
+        q,
+        kb,
+        koff,
+        jl,
+        j0,
+        d,
+        t,
+    } = *blk;
     let v4 = Type::vec(Scalar::F32, 4);
     let splat = |e: Expr| Expr::Splat(4, Box::new(e));
     // The second half of the block may lie past T (T % 8 == 4): clamped and zeroed.
     let hi_in = b.let_(Type::BOOL, (j0.clone() + i(4)).lt(i(t as i32)));
     let hi_key = b.let_(Type::I32, (j0.clone() + i(4)).min(i(t as i32 - 4)));
-    for blk in 0..d.div_ceil(KEYS) {
-        let dd = b.let_(Type::I32, jl.clone() + i((KEYS * blk) as i32));
+    for kblk in 0..d.div_ceil(KEYS) {
+        let dd = b.let_(Type::I32, jl.clone() + i((KEYS * kblk) as i32));
         let dd_in = b.let_(Type::BOOL, dd.clone().lt(i(d as i32)));
         let ddc = b.let_(Type::I32, dd.min(i(d as i32 - 1)));
         let rowk = b.let_(Type::I32, koff.clone() + ddc * i(dstride as i32));
@@ -611,8 +629,8 @@ fn key_columns(
                 splat(f(0.0)),
             ),
         );
-        for e in 0..KEYS.min(d - KEYS * blk) {
-            let dk = KEYS * blk + e;
+        for e in 0..KEYS.min(d - KEYS * kblk) {
+            let dk = KEYS * kblk + e;
             for (h, part) in [&lo, &hi].into_iter().enumerate() {
                 let kd = b.let_(v4, part.clone().broadcast(e as u32));
                 for (qr, acc) in q.iter().zip(sc) {
@@ -624,22 +642,20 @@ fn key_columns(
     }
 }
 
-/// Scores of keys `j0..j0+8` from K stored `[T, D]` (`tstride` between keys, D contiguous):
-/// lane `jl` loads key `j0 + jl`'s row as vec4s (zero past T); every lane takes key `e`'s
-/// chunks from lane `e` and accumulates vec4 partial products, summed into `sc` at the end.
-#[allow(clippy::too_many_arguments)]
-fn key_rows(
-    b: &mut KernelBuilder,
-    sc: &[Vec<Var>],
-    q: &[Vec<Expr>],
-    kb: u32,
-    koff: &Expr,
-    tstride: usize,
-    jl: &Expr,
-    j0: &Expr,
-    d: usize,
-    t: usize,
-) {
+/// The block's scores from K stored `[T, D]` (`tstride` between keys, D contiguous): lane
+/// `jl` loads key `j0 + jl`'s row as vec4s (zero past T); every lane takes key `e`'s chunks
+/// from lane `e` and accumulates vec4 partial products, summed into `sc` at the end.
+fn key_rows(b: &mut KernelBuilder, blk: &KeyBlock, tstride: usize) {
+    let KeyBlock {
+        sc,
+        q,
+        kb,
+        koff,
+        jl,
+        j0,
+        d,
+        t,
+    } = *blk;
     let v4 = Type::vec(Scalar::F32, 4);
     let splat = |e: Expr| Expr::Splat(4, Box::new(e));
     let key = b.let_(Type::I32, j0.clone() + jl.clone());

@@ -470,17 +470,15 @@ fn pv_layout(c: &Contraction) -> Option<Perms> {
     };
     let canon_v: Vec<char> = batch.iter().copied().chain([k, n]).collect();
     let canon_o: Vec<char> = batch.iter().copied().chain([m, n]).collect();
-    let pos = |v: &[char], l: char| v.iter().position(|&x| x == l);
-    let v = canon_v
-        .iter()
-        .map(|&l| pos(&c.b, l))
-        .collect::<Option<Vec<_>>>()?;
-    let out = c
-        .out
-        .iter()
-        .map(|&l| pos(&canon_o, l))
-        .collect::<Option<Vec<_>>>()?;
-    Some((v, out))
+    Some((positions(&canon_v, &c.b)?, positions(&c.out, &canon_o)?))
+}
+
+/// Where each letter of `want` sits in `have`: the permutation taking `have`'s order to
+/// `want`'s (`None` if a letter is missing).
+fn positions(want: &[char], have: &[char]) -> Option<Vec<usize>> {
+    want.iter()
+        .map(|&l| have.iter().position(|&x| x == l))
+        .collect()
 }
 
 /// The layouts of the scores `Q·Kt` as an Einsum whose output is `[batch.., S, T]`: the
@@ -497,16 +495,7 @@ fn score_layout(c: &Contraction) -> Option<Perms> {
     };
     let canon_q: Vec<char> = batch.iter().copied().chain([m, k]).collect();
     let canon_k: Vec<char> = batch.iter().copied().chain([k, n]).collect();
-    let pos = |v: &[char], l: char| v.iter().position(|&x| x == l);
-    let q = canon_q
-        .iter()
-        .map(|&l| pos(&c.a, l))
-        .collect::<Option<Vec<_>>>()?;
-    let kt = canon_k
-        .iter()
-        .map(|&l| pos(&c.b, l))
-        .collect::<Option<Vec<_>>>()?;
-    Some((q, kt))
+    Some((positions(&canon_q, &c.a)?, positions(&canon_k, &c.b)?))
 }
 
 /// A contraction anchor of the attention products: MatMul (canonical layouts) or a parsable
