@@ -302,16 +302,26 @@ pub fn extract_ilp(
     }
     let mut options = SolveOptions::default();
     options.node_limit = Some(limits.bb_nodes);
+    // A safety net only (the node budget ends every solve of the shared models in well under
+    // a second): an answer cut by wall time is discarded below, so timing never changes the
+    // artifact.
+    options.time_limit = Some(std::time::Duration::from_secs(2));
     options.warm_start = Some(hint);
-    let outcome = match p.solve_with(options) {
-        Ok(o) => o,
-        Err(e) => return done(None, format!("failed: {e}"), None),
+    // The solver is third-party code: a panic in it costs the ILP answer, not the compile.
+    let solved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.solve_with(options)));
+    let outcome = match solved {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return done(None, format!("failed: {e}"), None),
+        Err(_) => return done(None, "failed: the solver panicked".into(), None),
     };
     let status = if outcome.is_optimal() {
         "optimal".to_string()
     } else {
         format!("{:?}", outcome.termination_reason()).to_lowercase()
     };
+    if outcome.termination_reason() == microlp::TerminationReason::TimeLimit {
+        return done(None, status, None);
+    }
     let Some(sol) = outcome.solution() else {
         return done(None, status, None);
     };
