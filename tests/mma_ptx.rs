@@ -378,6 +378,22 @@ fn bf16_gemms_on_tensor_cores_match_the_reference() {
         einsum,
     ];
     for case in &cases {
+        // bf16 is stored as 16 bits on sm targets: aligned operands are copied by cp.async
+        // like f16, the rest gathered (each value widened exactly), and the result rounded to
+        // bf16 on store.
+        let art = case.compile(Target::Sm89, false);
+        let has = |what: &str| art.sources.iter().any(|s| s.contains(what));
+        assert!(has("ldmatrix.sync.aligned"), "{}", case.name);
+        assert!(has("cvt.rn.bf16.f32"), "{}", case.name);
+        // K = 70: neither operand chunks ("bf16-batched" chunks A, K = 24, but not B, N = 9).
+        assert_eq!(
+            has("cp.async.cg"),
+            case.name != "bf16-ragged",
+            "{}",
+            case.name
+        );
+        let info = &art.manifest.outputs[0];
+        assert_eq!(info.device, optc_runtime::DeviceType::Bf16, "{}", case.name);
         case.check(false, BF16_MMA);
     }
 }

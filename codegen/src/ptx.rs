@@ -791,10 +791,15 @@ impl Printer<'_> {
                 self.assign(*v, val);
             }
             Stmt::Store { buf, index, value } => {
-                let elem = self.k.buffers[*buf as usize].elem;
+                let b = &self.k.buffers[*buf as usize];
+                let (elem, bf16) = (b.elem, b.bf16);
                 let addr = self.global_addr(*buf, index)?;
                 let val = self.expr(value)?;
-                self.store("global", elem, &addr, &val);
+                if bf16 {
+                    self.store_bf16(elem, &addr, &val);
+                } else {
+                    self.store("global", elem, &addr, &val);
+                }
             }
             Stmt::StoreShared { arr, index, value } => {
                 let elem = self.k.shared[*arr as usize].elem;
@@ -1009,8 +1014,10 @@ impl Printer<'_> {
 
     /// `[addr]` of element `index` of buffer `buf`.
     fn global_addr(&mut self, buf: u32, index: &Expr) -> R<String> {
-        let elem = self.k.buffers[buf as usize].elem;
-        let size = i64::from(elem.scalar.size() * u32::from(elem.lanes));
+        let b = &self.k.buffers[buf as usize];
+        let elem = b.elem;
+        let scalar_bytes = if b.bf16 { 2 } else { elem.scalar.size() };
+        let size = i64::from(scalar_bytes * u32::from(elem.lanes));
         let base = self.bufs[buf as usize].clone();
         let idx = self.expr(index)?;
         Ok(match &idx.lanes[0] {
@@ -1083,6 +1090,49 @@ impl Printer<'_> {
         }
     }
 
+    /// A load from a bf16-stored buffer ([`optc_kernels::ir::Buffer::bf16`]): the 16-bit
+    /// values, each widened exactly to f32 (the bf16 bits are the f32's high half).
+    fn load_bf16(&mut self, elem: Type, addr: &str) -> Val {
+        let raw = self.load("global", Type::vec(Scalar::F16, elem.lanes), addr);
+        let zero = self.new_reg(Class::H);
+        self.emit(format!("mov.b16 {zero}, 0x0000"));
+        let lanes = raw
+            .lanes
+            .iter()
+            .map(|h| {
+                let f = self.new_reg(Class::F);
+                self.emit(format!("mov.b32 {f}, {{{zero}, {h}}}"));
+                Op::Reg(f)
+            })
+            .collect();
+        Val {
+            s: Scalar::F32,
+            lanes,
+        }
+    }
+
+    /// A store to a bf16-stored buffer: each f32 rounded to nearest-even bf16.
+    fn store_bf16(&mut self, elem: Type, addr: &str, v: &Val) {
+        let lanes = v
+            .lanes
+            .iter()
+            .map(|x| {
+                let x = match x {
+                    Op::Imm(_) => self.op(Class::F, "mov.f32", &[x]),
+                    r => r.clone(),
+                };
+                let h = self.new_reg(Class::H);
+                self.emit(format!("cvt.rn.bf16.f32 {h}, {x}"));
+                Op::Reg(h)
+            })
+            .collect();
+        let raw = Val {
+            s: Scalar::F16,
+            lanes,
+        };
+        self.store("global", Type::vec(Scalar::F16, elem.lanes), addr, &raw);
+    }
+
     fn store(&mut self, space: &str, elem: Type, addr: &str, v: &Val) {
         let ty = match elem.scalar {
             Scalar::F32 => "f32",
@@ -1141,9 +1191,14 @@ impl Printer<'_> {
                 lanes: vec![Op::Reg(self.builtin_reg(*b).to_string())],
             },
             Expr::Load { buf, index } => {
-                let elem = self.k.buffers[*buf as usize].elem;
+                let b = &self.k.buffers[*buf as usize];
+                let (elem, bf16) = (b.elem, b.bf16);
                 let addr = self.global_addr(*buf, index)?;
-                self.load("global", elem, &addr)
+                if bf16 {
+                    self.load_bf16(elem, &addr)
+                } else {
+                    self.load("global", elem, &addr)
+                }
             }
             Expr::LoadShared { arr, index } => {
                 let elem = self.k.shared[*arr as usize].elem;

@@ -67,6 +67,15 @@ pub const MAX_UNROLL: i64 = 16;
 /// validated here: call [`validate_wgsl`] (tests do, for every kernel they print).
 pub fn emit_wgsl(k: &Kernel) -> Result<String, CodegenError> {
     check(k)?;
+    if let Some(b) = k.buffers.iter().find(|b| b.bf16) {
+        return Err(CodegenError::Unsupported {
+            kernel: k.name.clone(),
+            what: format!(
+                "buffer {} stores bf16 (WGSL has no 16-bit bf16 storage)",
+                b.name
+            ),
+        });
+    }
     let mut p = Printer {
         k,
         out: String::new(),

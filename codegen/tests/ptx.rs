@@ -291,6 +291,7 @@ fn lower_op(index: usize, op: Op, ins: Vec<In>, n_out: usize) -> Vec<Kernel> {
             tensor_cores: true,
             allow_tf32: false,
             small_register_file: true,
+            bf16_storage: true,
         },
     };
     let lowered = lower(&ctx).unwrap_or_else(|e| panic!("{name}: {e}"));

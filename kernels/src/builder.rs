@@ -33,6 +33,7 @@ impl KernelBuilder {
             name: name.into(),
             elem,
             access,
+            bf16: false,
         });
         self.kernel.buffers.len() as u32 - 1
     }

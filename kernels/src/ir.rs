@@ -128,6 +128,10 @@ pub struct Buffer {
     pub elem: Type,
     /// Access mode.
     pub access: Access,
+    /// The f32 elements are stored as bf16 (2 bytes each): loads widen them exactly, stores
+    /// round to nearest even. Set by the lowering for bf16 tensors on targets with
+    /// [`crate::lower::Features::bf16_storage`] (PTX); the WGSL printer refuses it.
+    pub bf16: bool,
 }
 
 /// A workgroup (shared) memory array.

@@ -913,6 +913,17 @@ fn cvt(rnd: Rnd, dst: Ty, src: Ty, v: u64) -> Result<u64, String> {
     if rnd == Rnd::Rna {
         return Err(format!("cvt.rna to {dst:?} (only tf32 takes .rna)"));
     }
+    if dst == Ty::Bf16 {
+        if src != Ty::F32 || rnd != Rnd::Rn {
+            return Err(format!("cvt to bf16 from {src:?} with {rnd:?}"));
+        }
+        // Nearest even; NaN becomes the canonical 0x7FFF, as the hardware does.
+        let x = f(v);
+        if x.is_nan() {
+            return Ok(0x7fff);
+        }
+        return Ok(u64::from(half::bf16::from_f32(x).to_bits()));
+    }
     let x = match src {
         Ty::F32 => f64::from(f(v)),
         Ty::F16 => f64::from(half::f16::from_bits(v as u16).to_f32()),

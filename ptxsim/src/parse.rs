@@ -33,6 +33,8 @@ pub enum Ty {
     Pred,
     /// `.tf32` (an f32 bit pattern whose low 13 mantissa bits are zero)
     Tf32,
+    /// `.bf16` (as a conversion destination: `cvt.rn.bf16.f32`)
+    Bf16,
 }
 
 impl Ty {
@@ -49,6 +51,7 @@ impl Ty {
             "s64" => Ty::S64,
             "pred" => Ty::Pred,
             "tf32" => Ty::Tf32,
+            "bf16" => Ty::Bf16,
             _ => return None,
         })
     }
@@ -56,7 +59,7 @@ impl Ty {
     /// Size in bytes in memory.
     pub fn bytes(self) -> usize {
         match self {
-            Ty::F16 | Ty::B16 => 2,
+            Ty::F16 | Ty::B16 | Ty::Bf16 => 2,
             Ty::F32 | Ty::B32 | Ty::U32 | Ty::S32 | Ty::Tf32 => 4,
             Ty::B64 | Ty::U64 | Ty::S64 => 8,
             Ty::Pred => 1,

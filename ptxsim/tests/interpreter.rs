@@ -296,7 +296,7 @@ fn instructions_outside_the_subset_are_refused() {
         "ld.global.nc.f32 %f0, [%rd1]",
         "atom.global.add.f32 %f0, [%rd1], %f1",
         "tex.2d.v4.f32.f32 {%f0, %f1, %f2, %f3}, [t, {%f4, %f5}]",
-        "cvt.rn.bf16.f32 %h0, %f0",
+        "cvt.rn.relu.bf16.f32 %h0, %f0",
     ] {
         let text = format!(
             ".version 7.8\n.target sm_89\n.address_size 64\n.visible .entry k(\n)\n{{\n\t{inst};\n\tret;\n}}\n"

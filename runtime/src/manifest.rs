@@ -124,13 +124,15 @@ impl HostType {
 /// Element type of a tensor in device memory. Host types that a target cannot hold are stored
 /// widened or narrowed: i8/u8/i16/u16/bool as i32/u32, i64 as i32 (the compiler only does this
 /// where the values provably fit, and the runtime checks inputs), the code types
-/// ([`HostType::is_code`]) as u32 codes; f64 is refused by the compiler.
+/// ([`HostType::is_code`]) as u32 codes; f64 is refused by the compiler. bf16 is stored as 16
+/// bits on PTX targets (`Bf16`) and widened to f32 on WGSL, which has no bf16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum DeviceType {
     F32,
     F16,
+    Bf16,
     I32,
     U32,
 }
@@ -139,7 +141,7 @@ impl DeviceType {
     /// Bytes per element on the device.
     pub fn size(self) -> usize {
         match self {
-            DeviceType::F16 => 2,
+            DeviceType::F16 | DeviceType::Bf16 => 2,
             _ => 4,
         }
     }
@@ -342,9 +344,9 @@ impl fmt::Display for HostType {
 }
 
 impl DeviceType {
-    /// True for f32 and f16.
+    /// True for f32, f16 and bf16.
     pub fn is_float(self) -> bool {
-        matches!(self, DeviceType::F32 | DeviceType::F16)
+        matches!(self, DeviceType::F32 | DeviceType::F16 | DeviceType::Bf16)
     }
 
     /// The WGSL-style name (`f32`, `f16`, `i32`, `u32`).
@@ -352,6 +354,7 @@ impl DeviceType {
         match self {
             DeviceType::F32 => "f32",
             DeviceType::F16 => "f16",
+            DeviceType::Bf16 => "bf16",
             DeviceType::I32 => "i32",
             DeviceType::U32 => "u32",
         }

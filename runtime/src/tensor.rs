@@ -202,6 +202,7 @@ fn same_layout(h: HostType, d: DeviceType) -> bool {
         (h, d),
         (HostType::F32, DeviceType::F32)
             | (HostType::F16, DeviceType::F16)
+            | (HostType::Bf16, DeviceType::Bf16)
             | (HostType::I32, DeviceType::I32)
             | (HostType::U32, DeviceType::U32)
     )
@@ -252,6 +253,13 @@ pub fn host_to_device(info: &TensorInfo, t: &HostTensor) -> Result<Vec<u8>, Runt
                 };
                 out.extend_from_slice(&f16::from_f64(x).to_le_bytes())
             }
+            (DeviceType::Bf16, v) => {
+                let x = match v {
+                    Scalar::F(x) => x,
+                    Scalar::I(x) => x as f64,
+                };
+                out.extend_from_slice(&bf16::from_f64(x).to_le_bytes())
+            }
             (DeviceType::I32, Scalar::I(x)) => {
                 let y = i32::try_from(x).map_err(|_| range_error(info, k, x))?;
                 out.extend_from_slice(&y.to_le_bytes())
@@ -295,6 +303,9 @@ pub fn device_to_host(info: &TensorInfo, bytes: &[u8]) -> HostTensor {
                 ) as f64),
                 DeviceType::F16 => {
                     Scalar::F(f16::from_le_bytes([bytes[k * 2], bytes[k * 2 + 1]]).to_f64())
+                }
+                DeviceType::Bf16 => {
+                    Scalar::F(bf16::from_le_bytes([bytes[k * 2], bytes[k * 2 + 1]]).to_f64())
                 }
                 DeviceType::I32 => Scalar::I(i32::from_le_bytes(
                     bytes[k * 4..k * 4 + 4].try_into().unwrap(),

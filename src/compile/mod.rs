@@ -255,8 +255,14 @@ pub fn host_type(dt: DType) -> HostType {
     }
 }
 
-fn device_type(dt: DType) -> Option<DeviceType> {
+/// How a tensor of `dt` is stored on `target`'s device: bf16 as 16 bits on PTX targets
+/// (kernels mark those buffers, `lower::Features::bf16_storage`), otherwise as
+/// [`lower::storage_scalar`] says.
+fn device_type(dt: DType, target: Target) -> Option<DeviceType> {
     use optc_kernels::ir::Scalar;
+    if dt == DType::BF16 && target.is_cuda() {
+        return Some(DeviceType::Bf16);
+    }
     Some(match lower::storage_scalar(dt)? {
         Scalar::F32 => DeviceType::F32,
         Scalar::F16 => DeviceType::F16,
@@ -266,8 +272,8 @@ fn device_type(dt: DType) -> Option<DeviceType> {
 }
 
 /// A constant's bytes in its device storage type.
-fn storage_bytes(name: &str, t: &Tensor) -> Result<Vec<u8>, CompileError> {
-    let dev = device_type(t.dtype()).ok_or_else(|| {
+fn storage_bytes(name: &str, t: &Tensor, target: Target) -> Result<Vec<u8>, CompileError> {
+    let dev = device_type(t.dtype(), target).ok_or_else(|| {
         CompileError::Unsupported(vec![format!(
             "constant '{name}' has dtype {}",
             t.dtype().name()
@@ -284,6 +290,7 @@ fn storage_bytes(name: &str, t: &Tensor) -> Result<Vec<u8>, CompileError> {
     let target = match dev {
         DeviceType::F32 => DType::F32,
         DeviceType::F16 => DType::F16,
+        DeviceType::Bf16 => DType::BF16,
         DeviceType::I32 => DType::I32,
         DeviceType::U32 => DType::U32,
     };
@@ -375,14 +382,14 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
     let mut weights_vals: Vec<ValueId> = Vec::new();
     let mut bufs: Vec<plan::Interval> = Vec::new();
     let bytes_of = |d: &TensorDesc| -> u64 {
-        d.numel() as u64 * device_type(d.dtype).map_or(4, |t| t.size() as u64)
+        d.numel() as u64 * device_type(d.dtype, opts.target).map_or(4, |t| t.size() as u64)
     };
     for &v in g.inputs() {
         if const_of(v).is_some() {
             continue;
         }
         let d = static_desc(&g, v)?;
-        if device_type(d.dtype).is_none() {
+        if device_type(d.dtype, opts.target).is_none() {
             return Err(CompileError::Unsupported(vec![format!(
                 "graph input '{}' has dtype {}, which {} cannot hold",
                 g.value(v).name,
@@ -422,6 +429,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
         tensor_cores: opts.target.is_cuda(),
         allow_tf32: opts.allow_tf32,
         small_register_file: opts.target.is_cuda(),
+        bf16_storage: opts.target.is_cuda(),
     };
     for (step, &n) in run_nodes.iter().enumerate() {
         let step = step + 1;
@@ -559,7 +567,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
                 g.value(v).name
             ))
         })?;
-        let bytes = storage_bytes(&g.value(v).name, t)?;
+        let bytes = storage_bytes(&g.value(v).name, t, opts.target)?;
         let off = weights.len() as u64;
         weight_locs.push(Location {
             region: Region::Weights,
@@ -646,7 +654,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
         let d = static_desc(&g, v)?;
         let name = g.value(v).name.clone();
         let dtype = host_type(d.dtype);
-        let device = device_type(d.dtype).ok_or_else(|| {
+        let device = device_type(d.dtype, opts.target).ok_or_else(|| {
             CompileError::Unsupported(vec![format!("'{name}' has dtype {}", d.dtype.name())])
         })?;
         let mut location = loc_of(homes[&v]);

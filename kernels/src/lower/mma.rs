@@ -1,7 +1,8 @@
 //! GEMMs on tensor cores (targets with [`super::Features::tensor_cores`]: PTX `mma.sync`), with
-//! f32 accumulation: f16 and bf16 operands with `m16n8k16` (bf16 tensors are stored as f32 on
-//! the device: each pair is rounded to nearest-even bf16 and packed by `pack_bf16x2`, exact
-//! for values that are already bf16), and — only when the user allows it
+//! f32 accumulation: f16 and bf16 operands with `m16n8k16` (bf16 tensors are stored as 16 bits
+//! on sm targets, [`super::Features::bf16_storage`], and move like f16; where they are not, or
+//! a gathered value has been widened, each pair is rounded to nearest-even bf16 and packed by
+//! `pack_bf16x2`, exact for values that are already bf16), and — only when the user allows it
 //! ([`super::Features::allow_tf32`], `--allow-tf32`) — f32 operands with `m16n8k8` on tf32
 //! (operands rounded to 10 mantissa bits, ~1e-3 relative error); two s8 or two u8 operands
 //! (MatMulInteger, QLinearMatMul's product: [`super::gemm::lower_quant_matmul`]) with
@@ -24,11 +25,12 @@
 //!   make slice `kt` visible while `kt + 1` is still in flight, and the refill of slice `kt + 2`
 //!   reuses the stage every thread left before that barrier. Each operand is fed one of two
 //!   ways (`Feed`):
-//!   - *copied* — f16 operands that move in aligned 16-byte chunks (one of their strides is 1;
+//!   - *copied* — f16 (and 16-bit bf16) operands that move in aligned 16-byte chunks (one of
+//!     their strides is 1;
 //!     the other stride, the batch strides and the contiguous extent are multiples of 8): each
 //!     slice by `cp.async` (16 bytes per copy, 2 per thread; chunks outside the matrix are
 //!     zero-filled by a plain store);
-//!   - *gathered* — everything else: unaligned strides, bf16 (stored as f32, rounded while
+//!   - *gathered* — everything else: unaligned strides, bf16 stored as f32 (rounded while
 //!     packing) and a conv's im2col matrix. Each thread loads its 16 elements of slice
 //!     `kt + 2` into registers before the `mma`s of slice `kt` and stores them as two packed
 //!     16-byte chunks after, so the loads' latency hides behind the math. For the im2col
@@ -50,9 +52,8 @@
 //! Both end in the same epilogue (C rows `g`, `g + 8` × columns `2q`, `2q + 1` per m16n8 tile).
 //! Correctness is checked by executing the printed PTX in the test-only interpreter, which
 //! lands each `cp.async` only at the wait that covers it (`tests/mma_ptx.rs`), and by ptxas; the
-//! speed of neither body has been measured on a GPU. Not yet: a swizzled (unpadded) layout,
-//! bf16 stored as 16 bits (so it could be copied by `cp.async` instead of gathered), tf32 and
-//! int8 through shared memory.
+//! speed of neither body has been measured on a GPU. Not yet: a swizzled (unpadded) layout, tf32
+//! and int8 through shared memory.
 
 use super::common::{self, to_storage, unravel};
 use super::conv::Geom;
@@ -184,12 +185,12 @@ impl Feed {
         }
     }
 
-    /// The feed of `op` (`rows` × `k`): chunked copies where the layout allows them, else a
-    /// gather laid out along the operand's contiguous dimension (an im2col matrix's pixels).
-    fn of(op: &Operand, rows: usize, k: usize, elem: MmaElem) -> Feed {
-        if elem == MmaElem::F16
-            && let Some(m) = staged_major(op, rows, k)
-        {
+    /// The feed of `op` (`rows` × `k`): chunked copies where its elements are 16-bit in
+    /// memory (`raw16`: f16, or bf16 with [`super::Features::bf16_storage`]) and the layout
+    /// allows them, else a gather laid out along the operand's contiguous dimension (an im2col
+    /// matrix's pixels).
+    fn of(op: &Operand, rows: usize, k: usize, raw16: bool) -> Feed {
+        if raw16 && let Some(m) = staged_major(op, rows, k) {
             return Feed::Async(m);
         }
         Feed::Gather(match op.source {
@@ -255,10 +256,11 @@ fn kernel(
     zp: &ZeroPoints,
 ) -> Result<(crate::ir::Kernel, Vec<super::Arg>, [usize; 2]), LowerError> {
     // f16 and bf16 take the shared-memory pipeline.
+    let raw16 = elem == MmaElem::F16 || (elem == MmaElem::Bf16 && ctx.features.bf16_storage);
     let staged = match elem {
         MmaElem::F16 | MmaElem::Bf16 => Some((
-            Feed::of(&p.a, p.m, p.k, elem),
-            Feed::of(&p.b, p.n, p.k, elem),
+            Feed::of(&p.a, p.m, p.k, raw16),
+            Feed::of(&p.b, p.n, p.k, raw16),
         )),
         _ => None,
     };
@@ -270,7 +272,8 @@ fn kernel(
         MmaElem::U8 => "mma_u8",
     };
     let mut kb = KernelBuilder::new(ctx.kname(name), [32 * WARPS, 1, 1]);
-    // Chunked operands are read as 16-byte chunks; bf16 tensors are stored as f32, bytes as
+    // Chunked operands are read as 16-byte chunks; gathered bf16 is declared f32 (widened on
+    // load where it is stored as 16 bits), bytes as
     // i32/u32.
     let elem_ty = Type::scalar(match elem {
         MmaElem::F16 => Scalar::F16,

@@ -5,7 +5,8 @@
 //! its arguments ([`Arg`]) and launch grid, plus any scratch tensors the kernels need. Ops that
 //! only reinterpret a buffer (Reshape, Squeeze, Identity, …) lower to an alias instead.
 //!
-//! Device storage: floats are f32 (f16 stays f16, bf16 is widened to f32), signed integers are
+//! Device storage: floats are f32 (f16 stays f16; bf16 is declared f32 — widened on WGSL, and
+//! 16 bits on PTX where [`lower`] marks the buffers [`crate::ir::Buffer::bf16`]), signed integers are
 //! i32 (i8/i16 sign-extended; i64 narrowed, which the compiler only allows where the values are
 //! indices or shapes, and the runtime range-checks inputs), unsigned integers are u32 and bools
 //! are u32 0/1. Kernels compute floats in f32, signed integers in i32, unsigned in u32.
@@ -165,6 +166,10 @@ pub struct Features {
     /// (lavapipe spills them cheaply to the stack) keep them small. Set for the sm targets; a
     /// WGSL artifact's device is unknown at compile time and gets CI's (lavapipe) tiles.
     pub small_register_file: bool,
+    /// bf16 tensors are stored as 16 bits (PTX): templates still declare them f32 (as
+    /// [`storage_scalar`] says), and [`lower`] marks those buffers [`crate::ir::Buffer::bf16`],
+    /// so the printer widens loads and rounds stores; the tensor-core pipeline copies them raw.
+    pub bf16_storage: bool,
 }
 
 impl<'a> LowerCtx<'a> {
@@ -275,6 +280,40 @@ fn check_storage(ctx: &LowerCtx<'_>) -> Result<(), LowerError> {
 
 /// Lowers one op.
 pub fn lower(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
+    let mut l = lower_op(ctx)?;
+    if ctx.features.bf16_storage {
+        mark_bf16_buffers(ctx, &mut l);
+    }
+    Ok(l)
+}
+
+/// Marks the f32-declared buffers bound to bf16 tensors as 16-bit storage.
+fn mark_bf16_buffers(ctx: &LowerCtx<'_>, l: &mut Lowered) {
+    let dtype = |a: &Arg| -> Option<DType> {
+        match *a {
+            Arg::Input(i) => ctx.inputs.get(i)?.as_ref().map(|d| d.dtype),
+            Arg::Output(i) => ctx.outputs.get(i)?.as_ref().map(|d| d.dtype),
+            Arg::Temp(i) => l.temps.get(i).map(|d| d.dtype),
+        }
+    };
+    let marks: Vec<Vec<bool>> = l
+        .launches
+        .iter()
+        .map(|k| {
+            k.args
+                .iter()
+                .map(|a| dtype(a) == Some(DType::BF16))
+                .collect()
+        })
+        .collect();
+    for (k, m) in l.launches.iter_mut().zip(marks) {
+        for (b, bf16) in k.kernel.buffers.iter_mut().zip(m) {
+            b.bf16 = bf16 && b.elem.scalar == Scalar::F32;
+        }
+    }
+}
+
+fn lower_op(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
     check_storage(ctx)?;
     match ctx.op {
         Op::Identity | Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => {
