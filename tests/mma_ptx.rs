@@ -115,7 +115,8 @@ impl Case {
     }
 }
 
-/// `Conv(x, w[, bias])` with `kernel`, `strides`, `dilations`, symmetric `pads` and `group`,
+/// `Conv(x, w[, bias])` with `kernel`, `strides`, `dilations`, `pads` (one per axis:
+/// symmetric; or ONNX's begins then ends) and `group`,
 /// at `level` (-O2 fuses a trailing Relu into its epilogue).
 #[allow(clippy::too_many_arguments)]
 fn conv(
@@ -135,12 +136,16 @@ fn conv(
             kernel_shape: w[2..].to_vec(),
             strides: strides.to_vec(),
             dilations: dilations.to_vec(),
-            pads: pads.iter().chain(pads).copied().collect(),
+            pads: if pads.len() == rank {
+                pads.iter().chain(pads).copied().collect()
+            } else {
+                pads.to_vec()
+            },
             auto_pad: AutoPad::NotSet,
         },
         group,
     };
-    assert_eq!(pads.len(), rank);
+    assert!(pads.len() == rank || pads.len() == 2 * rank);
     let mut nodes = vec![(Op::Conv(attrs), vec![0, 1, 2])];
     if relu {
         nodes.push((Op::Unary(UnaryOp::Relu), vec![3]));
@@ -204,6 +209,19 @@ fn conv_cases(dt: DType) -> Vec<Case> {
             &[1, 1],
             &[0, 0],
             2,
+            false,
+        ),
+        // Height 1 and a 1-tall kernel, but padded at the end only: the output has 2 rows and
+        // the second reads only padding (the axis is not a unit axis to skip).
+        conv(
+            "conv-unit-height-end-pad",
+            dt,
+            &[1, 8, 1, 6],
+            &[16, 8, 1, 3],
+            &[1, 1],
+            &[1, 1],
+            &[0, 1, 1, 1],
+            1,
             false,
         ),
         conv(

@@ -64,7 +64,7 @@ impl Geom {
         self.output.iter().product()
     }
     /// True when the axis is a padding unit axis (nothing to check).
-    fn trivial(&self, a: usize) -> bool {
+    pub(crate) fn trivial(&self, a: usize) -> bool {
         self.input[a] == 1 && self.kernel[a] == 1 && self.pad[a] == 0 && self.output[a] == 1
     }
 }

@@ -404,7 +404,7 @@ impl PixelRows {
             let coords = unravel(kb, &row, &geo.output);
             let st: Vec<Expr> = (0..3)
                 .map(|a| {
-                    if Self::flat(geo, a) {
+                    if geo.trivial(a) {
                         return i(0);
                     }
                     kb.let_(
@@ -423,12 +423,6 @@ impl PixelRows {
         }
     }
 
-    /// An axis the window never moves along (size 1, kernel 1, no padding: a 1-D or 2-D conv's
-    /// leading axes).
-    fn flat(geo: &Geom, a: usize) -> bool {
-        geo.input[a] == 1 && geo.kernel[a] == 1 && geo.pad[a] == 0
-    }
-
     /// Element (row `r` of these, `tap`) of the im2col matrix, 0 in the padding or outside.
     fn load(
         &self,
@@ -444,7 +438,7 @@ impl PixelRows {
         let mut inside = self.ok[r].clone().and(tap.ok.clone());
         let mut idx = base.clone() + tap.chan_off.clone();
         for (a, &stride) in st.iter().enumerate() {
-            if Self::flat(geo, a) {
+            if geo.trivial(a) {
                 continue;
             }
             let pa = kb.let_(Type::I32, self.start[r][a].clone() + tap.tap[a].clone());

@@ -202,6 +202,13 @@ fn group_norm(
     })
 }
 
+/// Whether a LayerNorm/RMSNorm parameter of shape `p` holds one value per normalized element
+/// (its shape X's trailing `norm_rank` dims, leading 1s aside): indexed by the column.
+fn per_column(p: &[usize], norm_rank: usize, cols: usize) -> bool {
+    let lead = p.len().saturating_sub(norm_rank);
+    p.iter().product::<usize>() == cols && p[..lead].iter().all(|&d| d == 1)
+}
+
 /// How a LayerNorm/RMSNorm parameter is indexed: by the column, or by broadcasting.
 fn param_offset(
     b: &mut KernelBuilder,
@@ -212,12 +219,10 @@ fn param_offset(
     row: &Expr,
     r: &Expr,
 ) -> Expr {
-    let numel: usize = p.iter().product();
-    let lead = p.len().saturating_sub(norm_rank);
-    if numel == cols && p[..lead].iter().all(|&d| d == 1) {
+    if per_column(p, norm_rank, cols) {
         return r.clone();
     }
-    if numel == 1 {
+    if p.iter().product::<usize>() == 1 {
         return i(0);
     }
     let flat = b.let_(Type::I32, row.clone() * i(cols as i32) + r.clone());
@@ -259,8 +264,8 @@ fn layer_norm(
         ]
     };
     let geom = RowGeom::contiguous(rows, cols);
-    // One parameter per normalized element (its shape x's trailing dims, leading 1s aside).
-    let dense = |p: &super::TensorDesc| p.numel() == cols && p.dtype == DType::F32;
+    let dense =
+        |p: &super::TensorDesc| per_column(&p.shape, norm_rank, cols) && p.dtype == DType::F32;
     if stats.iter().all(Option::is_none)
         && out.dtype == x.dtype
         && dense(sc)
@@ -610,10 +615,19 @@ mod tests {
             epsilon: 1e-5,
         };
         check(
-            ln,
+            ln.clone(),
             vec![rand_t(&[2, 3, 4], 1), rand_t(&[3, 1], 2), rand_t(&[4], 3)],
             3,
         );
+        // Rows the vec4 form takes, with a scale that holds one value per *row* ([32, 1] over
+        // [32, 32], axis -1): as many values as columns, but not indexed by the column.
+        let ln = Op::Norm {
+            op: NormOp::LayerNormalization { axis: -1 },
+            epsilon: 1e-5,
+        };
+        let ins = [Some(rand_t(&[32, 32], 4)), Some(rand_t(&[32, 1], 5))];
+        let (got, want) = run_op_n(&ln, &ins, &[], 1);
+        assert_close(&got[0], &want[0], "per-row scale, y only");
     }
 
     #[test]
