@@ -946,6 +946,17 @@ impl FusedAttention {
     }
 }
 
+/// The inverse of permutation `perm` (`inv[perm[i]] = i`), `None` if `perm` is not one.
+pub fn inverse_permutation(perm: &[usize]) -> Option<Vec<usize>> {
+    let axes: Vec<usize> = (0..perm.len()).collect();
+    permute(&axes, perm)?;
+    let mut inv = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i;
+    }
+    Some(inv)
+}
+
 /// `dims` transposed by `perm` (`out[i] = dims[perm[i]]`), `None` if `perm` is not a
 /// permutation of `dims`' axes.
 pub fn permute(dims: &[usize], perm: &[usize]) -> Option<Vec<usize>> {

@@ -60,7 +60,7 @@ use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, check_
 use crate::builder::{KernelBuilder, builtin_i32, f, i, select, u};
 use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, Type, UnOp, Var};
 use optc_ir::dtype::DType;
-use optc_ir::ops::{Fused, FusedAttention, Op, permute};
+use optc_ir::ops::{Fused, FusedAttention, Op, inverse_permutation, permute};
 use optc_ir::tensor::Tensor;
 
 /// Largest head dim (`D` and `Dv`) the template accepts.
@@ -152,26 +152,18 @@ fn analyse(ctx: &LowerCtx<'_>, a: &FusedAttention) -> Result<Plan, LowerError> {
             return Err(ctx.unsupported("with an operand of rank < 2"));
         }
     }
-    // Canonical dims (the layout's permutations applied; the output's inverted).
-    let out_perm: Option<Vec<usize>> = a.layout.as_ref().map(|l| {
-        let mut inv = vec![0; l.out.len()];
-        for (i, &p) in l.out.iter().enumerate() {
-            if p < inv.len() {
-                inv[p] = i;
-            }
-        }
-        inv
-    });
+    // Canonical dims: the layout's permutations applied to Q, Kt and V, and inverted for the
+    // output (which is stored as `Transpose(y, out)`).
+    let out_perm = a.layout.as_ref().map(|l| inverse_permutation(&l.out));
     let perm_of = |j: usize| a.layout.as_ref().and_then(|l| l.input(j));
-    let canon = |x: &TensorDesc, perm: Option<&[usize]>| match perm {
-        None => Some(x.shape.clone()),
-        Some(p) => permute(&x.shape, p),
-    };
     let (Some(qdims), Some(kdims), Some(vdims), Some(odims)) = (
-        canon(q, perm_of(0)),
-        canon(k, perm_of(1)),
-        canon(v, perm_of(2)),
-        canon(out, out_perm.as_deref()),
+        a.input_dims(0, &q.shape),
+        a.input_dims(1, &k.shape),
+        a.input_dims(2, &v.shape),
+        match &out_perm {
+            None => Some(out.shape.clone()),
+            Some(inv) => inv.as_ref().and_then(|inv| permute(&out.shape, inv)),
+        },
     ) else {
         return Err(ctx.invalid("a layout permutation does not fit its operand"));
     };
@@ -273,7 +265,7 @@ fn analyse(ctx: &LowerCtx<'_>, a: &FusedAttention) -> Result<Plan, LowerError> {
         view(q, perm_of(0))?,
         view(k, perm_of(1))?,
         view(v, perm_of(2))?,
-        view(out, out_perm.as_deref())?,
+        view(out, out_perm.flatten().as_deref())?,
     ];
     Ok(Plan {
         batch,
@@ -473,6 +465,19 @@ fn lower_tiled(
             Keys::Columns => key_columns(b, &blk, kv.rows),
             Keys::Rows => key_rows(b, &blk, kv.cols),
         }
+        // The block's keys, whether each is inside T (always, when T is a multiple of the
+        // block), and the clamped key the score program reads past T (the score is dropped).
+        let block_keys: Vec<(Option<Expr>, Expr)> = (0..KEYS as i32)
+            .map(|e| {
+                let key = j0.clone() + i(e);
+                if t % KEYS == 0 {
+                    return (None, key);
+                }
+                let inside = b.let_(Type::BOOL, key.clone().lt(i(t as i32)));
+                let clamped = b.let_(Type::I32, key.min(i(t as i32 - 1)));
+                (Some(inside), clamped)
+            })
+            .collect();
         // Score program, out-of-range keys and the online softmax, per row.
         let mut probs: Vec<Vec<Expr>> = Vec::new();
         for (row, acc) in rs.iter().zip(&sc) {
@@ -480,19 +485,10 @@ fn lower_tiled(
             for (h, &half) in acc.iter().enumerate() {
                 let mut lanes = Vec::new();
                 for e in 0..4 {
-                    let key = j0.clone() + i((4 * h + e) as i32);
-                    let inside = b.let_(Type::BOOL, key.clone().lt(i(t as i32)));
-                    // Past T (a half block) the mask is read at key T − 1; the score is dropped.
-                    let flat = row.sflat.clone() + key.min(i(t as i32 - 1));
+                    let (inside, key) = block_keys[4 * h + e].clone();
+                    let flat = row.sflat.clone() + key;
                     let v = Expr::Var(half).lane(e as u8);
-                    lanes.push(filter_score(
-                        b,
-                        bound.as_ref(),
-                        v,
-                        flat,
-                        Some(inside),
-                        row.bad,
-                    ));
+                    lanes.push(filter_score(b, bound.as_ref(), v, flat, inside, row.bad));
                 }
                 s2.push(b.let_(v4, Expr::Vector(lanes)));
             }
@@ -941,6 +937,26 @@ mod tests {
         }))
     }
 
+    /// The register-tiled key form `o` lowers to on these inputs (`None`: the workgroup-memory
+    /// kernel), so each case checks the kernel it means to.
+    fn keys_for(o: &Op, ins: &[Option<Tensor>], features: Features) -> Option<Keys> {
+        let want = optc_ir::interp::eval_op(o, ins, 1).expect("reference eval");
+        let desc = |t: &Tensor| TensorDesc::new(t.dtype(), t.shape().to_vec());
+        let descs: Vec<Option<TensorDesc>> = ins.iter().map(|t| t.as_ref().map(desc)).collect();
+        let outs = [Some(desc(&want[0]))];
+        let values = vec![None; ins.len()];
+        let ctx = LowerCtx {
+            op: o,
+            name: "n0",
+            inputs: &descs,
+            values: &values,
+            outputs: &outs,
+            features,
+        };
+        let a = attention_of(&ctx).expect("fused attention");
+        tiled_keys(&analyse(&ctx, a).expect("analysis"))
+    }
+
     fn add_mask() -> Program {
         Program {
             inputs: 2,
@@ -980,6 +996,9 @@ mod tests {
                     ..Features::default()
                 };
                 let ins = [Some(q.clone()), Some(k.clone()), Some(v.clone())];
+                let tiled = d % 4 == 0 && dv % 4 == 0 && t % 4 == 0;
+                let keys = keys_for(&o, &ins, features);
+                assert_eq!(keys, tiled.then_some(Keys::Columns), "{s} {t} {d} {dv}");
                 let (got, want) = run_op_for(&o, &ins, &[], 3, features);
                 assert_close(
                     &got[0],
@@ -1020,6 +1039,8 @@ mod tests {
                 Some(v.clone()),
                 Some(mask.clone()),
             ];
+            let keys = keys_for(&o, &ins, Features::default());
+            assert_eq!(keys, (t % 4 == 0).then_some(Keys::Columns), "T = {t}");
             let (got, want) = run_op(&o, &ins, &[]);
             assert_close(&got[0], &want[0], &format!("fill {fill}"));
             let w = want[0].to_f64_vec();
@@ -1037,7 +1058,7 @@ mod tests {
         for (s, t, d, dv, k_rows) in [
             // Register-tiled, keys as K rows (any T) / as Kt columns.
             (9usize, 20usize, 8usize, 8usize, true),
-            (13, 197 - 180, 8, 4, true),
+            (13, 17, 8, 4, true),
             (33, 16, 64, 64, true),
             (9, 20, 8, 8, false),
             // Workgroup memory (odd head dims).
@@ -1075,6 +1096,12 @@ mod tests {
                     Some(v.clone()),
                     Some(mask.clone()),
                 ];
+                let want_keys = match (d % 4 == 0 && dv % 4 == 0, k_rows) {
+                    (false, _) => None,
+                    (true, true) => Some(Keys::Rows),
+                    (true, false) => (t % 4 == 0).then_some(Keys::Columns),
+                };
+                assert_eq!(keys_for(&o, &ins, features), want_keys, "{s} {t} {d} {dv}");
                 let (got, want) = run_op_for(&o, &ins, &[], 3, features);
                 assert_eq!(got[0].shape(), &[b, s, h, dv]);
                 assert_close(
