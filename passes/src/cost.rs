@@ -216,13 +216,8 @@ fn flops(eg: &EG, op: &Op, args: &[Id], out: Id) -> f64 {
         Op::FusedAttention(a) => {
             // Per score: D multiply-adds for Q·Kt, Dv for P·V, the score program, ~4 for the
             // online softmax (max, exp, sum, rescale).
-            // Q [.., S, D], V [.., T, Dv] in the canonical layout.
-            let canon = |j: usize| {
-                let st = dims(eg, args[j]);
-                a.input_dims(j, &st).unwrap_or(st)
-            };
-            let d = canon(0).last().copied().unwrap_or(1) as f64;
-            let vd = canon(2);
+            let (q, vd) = attention_qv(eg, a, args);
+            let d = q.last().copied().unwrap_or(1) as f64;
             let t = vd.iter().rev().nth(1).copied().unwrap_or(1) as f64;
             let dv = vd.last().copied().unwrap_or(1).max(1) as f64;
             let steps = a.score.as_ref().map_or(0, |p| p.steps.len()) as f64;
@@ -230,6 +225,19 @@ fn flops(eg: &EG, op: &Op, args: &[Id], out: Id) -> f64 {
         }
         _ => n,
     }
+}
+
+/// A fused attention's Q `[.., S, D]` and V `[.., T, Dv]` dims in the canonical layout.
+fn attention_qv(
+    eg: &EG,
+    a: &optc_ir::ops::FusedAttention,
+    args: &[Id],
+) -> (Vec<usize>, Vec<usize>) {
+    let canon = |j: usize| {
+        let st = dims(eg, args[j]);
+        a.input_dims(j, &st).unwrap_or(st)
+    };
+    (canon(0), canon(2))
 }
 
 /// The cost of e-node `node` in class `class`, µs. Leaves, compile-time constants and
@@ -271,11 +279,7 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
     // (the register-tiled one needs D, Dv and T multiples of 4: Q [.., S, D], V [.., T, Dv]).
     let rate = match op {
         Op::FusedAttention(a) => {
-            let canon = |j: usize| {
-                let st = dims(eg, args[j]);
-                a.input_dims(j, &st).unwrap_or(st)
-            };
-            let (q, v) = (canon(0), canon(2));
+            let (q, v) = attention_qv(eg, a, args);
             // The kernel `attention::tiled_keys` picks: Q, V and the output keep their last
             // dim innermost; K its keys (Kt's last dim; then T % 4 == 0) or D (K stored as
             // rows, any T).

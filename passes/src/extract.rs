@@ -11,7 +11,8 @@
 //! one node per class, the root chosen, and acyclicity by order variables (`t_c ≥ t_child + 1`
 //! wherever a node is chosen). It is warm-started from the greedy answer and budgeted in
 //! branch-and-bound nodes — not wall time — so its answer is deterministic; the driver keeps it
-//! only when it is strictly cheaper than the greedy one.
+//! only when it is strictly cheaper than the greedy one. Both extractors price e-nodes from one
+//! table ([`node_costs`]).
 
 use crate::cost::{CostModel, node_cost};
 use crate::lang::{EG, Node};
@@ -21,7 +22,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 struct Best {
-    node: Node,
+    /// Index of the chosen node in its class.
+    k: usize,
     own: f64,
     total: f64,
     below: BTreeMap<Id, f64>,
@@ -36,20 +38,40 @@ pub struct Extracted {
     pub classes: Vec<Id>,
     /// Total cost, µs.
     pub cost: f64,
+    /// The chosen node (its index in the class) of every class of the DAG.
+    pub choice: BTreeMap<Id, usize>,
 }
 
-/// Extracts the cheapest DAG computing `root` (a [`Node::Outputs`] class).
-pub fn extract(eg: &EG, root: Id, model: &CostModel) -> Result<Extracted, String> {
+/// The cost of every e-node, µs, by (class, index in the class).
+pub type NodeCosts = BTreeMap<(Id, usize), f64>;
+
+/// Prices every e-node of `eg` with `model` (once, for both extractors).
+pub fn node_costs(eg: &EG, model: &CostModel) -> NodeCosts {
+    let mut own = NodeCosts::new();
+    for c in eg.classes() {
+        for (k, n) in c.nodes.iter().enumerate() {
+            own.insert((c.id, k), node_cost(model, eg, c.id, n));
+        }
+    }
+    own
+}
+
+/// Whether cost `a` is cheaper than `b` by more than rounding (relative 1e-9).
+pub fn cheaper(a: f64, b: f64) -> bool {
+    a < b - 1e-9 * b.abs().max(1.0)
+}
+
+/// Extracts the cheapest DAG computing `root` (a [`Node::Outputs`] class), with e-node costs
+/// `own` ([`node_costs`]).
+pub fn extract(eg: &EG, root: Id, own: &NodeCosts) -> Result<Extracted, String> {
     let mut classes: Vec<Id> = eg.classes().map(|c| c.id).collect();
     classes.sort();
     let mut parents: BTreeMap<Id, BTreeSet<Id>> = BTreeMap::new();
-    let mut own: BTreeMap<(Id, usize), f64> = BTreeMap::new();
     for &c in &classes {
-        for (k, n) in eg[c].nodes.iter().enumerate() {
+        for n in &eg[c].nodes {
             for ch in n.children() {
                 parents.entry(eg.find(*ch)).or_default().insert(c);
             }
-            own.insert((c, k), node_cost(model, eg, c, n));
         }
     }
     let mut best: BTreeMap<Id, Best> = BTreeMap::new();
@@ -83,15 +105,12 @@ pub fn extract(eg: &EG, root: Id, model: &CostModel) -> Result<Extracted, String
             }
             let me = own[&(c, k)];
             let total = me + below.values().sum::<f64>();
-            let better = match best.get(&c) {
-                None => true,
-                Some(b) => total < b.total - 1e-9 * b.total.abs().max(1.0),
-            };
+            let better = best.get(&c).is_none_or(|b| cheaper(total, b.total));
             if better {
                 best.insert(
                     c,
                     Best {
-                        node: n.clone(),
+                        k,
                         own: me,
                         total,
                         below,
@@ -115,21 +134,23 @@ pub fn extract(eg: &EG, root: Id, model: &CostModel) -> Result<Extracted, String
         .get(&root)
         .map(|b| b.total)
         .ok_or_else(|| "no finite extraction (every choice is cyclic)".to_string())?;
-    let choice: BTreeMap<Id, Node> = best.iter().map(|(&c, b)| (c, b.node.clone())).collect();
+    let choice: BTreeMap<Id, usize> = best.iter().map(|(&c, b)| (c, b.k)).collect();
     let (expr, out_classes) = emit(eg, root, &choice)?;
+    let choice = out_classes.iter().map(|c| (*c, choice[c])).collect();
     Ok(Extracted {
         expr,
         classes: out_classes,
         cost: total,
+        choice,
     })
 }
 
-/// The DAG of the chosen node of every class below `root`, in dependency order, with the class
-/// of each expression node.
+/// The DAG of the chosen node (index in its class) of every class below `root`, in dependency
+/// order, with the class of each expression node.
 fn emit(
     eg: &EG,
     root: Id,
-    choice: &BTreeMap<Id, Node>,
+    choice: &BTreeMap<Id, usize>,
 ) -> Result<(RecExpr<Node>, Vec<Id>), String> {
     let mut expr = RecExpr::default();
     let mut at: BTreeMap<Id, Id> = BTreeMap::new();
@@ -146,6 +167,7 @@ fn emit(
         }
         let node = choice
             .get(&c)
+            .map(|&k| &eg[c].nodes[k])
             .ok_or_else(|| format!("class {c} has no extraction"))?;
         if expanded {
             let node = node.clone().map_children(|ch| at[&eg.find(ch)]);
@@ -185,11 +207,9 @@ impl Default for IlpLimits {
 /// What [`extract_ilp`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IlpOutcome {
-    /// `optimal`, `node_limit` (the best found within the budget), `skipped: …` or
-    /// `failed: …`.
+    /// `optimal`, `nodelimit` (the best found within the budget), `timelimit` (discarded),
+    /// `skipped: …` or `failed: …`.
     pub status: String,
-    /// Cost of the ILP's answer, µs, when it has one.
-    pub cost: Option<f64>,
     /// Wall time, ms.
     pub ms: f64,
 }
@@ -200,14 +220,14 @@ pub struct IlpOutcome {
 pub fn extract_ilp(
     eg: &EG,
     root: Id,
-    model: &CostModel,
+    own: &NodeCosts,
     greedy: &Extracted,
     limits: IlpLimits,
 ) -> (Option<Extracted>, IlpOutcome) {
     let t0 = Instant::now();
-    let done = |ex: Option<Extracted>, status: String, cost: Option<f64>| {
+    let done = |ex: Option<Extracted>, status: String| {
         let ms = t0.elapsed().as_secs_f64() * 1e3;
-        (ex, IlpOutcome { status, cost, ms })
+        (ex, IlpOutcome { status, ms })
     };
     let root = eg.find(root);
     // The classes below the root.
@@ -229,12 +249,12 @@ pub fn extract_ilp(
     let enodes: usize = reach.iter().map(|&c| eg[c].nodes.len()).sum();
     if enodes > limits.max_enodes {
         let why = format!("skipped: {enodes} e-nodes > {}", limits.max_enodes);
-        return done(None, why, None);
+        return done(None, why);
     }
     let n = reach.len() as f64;
     let mut p = Problem::new(OptimizationDirection::Minimize);
     // x[(c, k)]: node k of class c is chosen (absent: it is its own descendant's parent).
-    let mut x: BTreeMap<(Id, usize), (Variable, f64)> = BTreeMap::new();
+    let mut x: BTreeMap<(Id, usize), Variable> = BTreeMap::new();
     let mut t: BTreeMap<Id, Variable> = BTreeMap::new();
     for &c in &reach {
         t.insert(c, p.add_var(0.0, (0.0, n)));
@@ -242,23 +262,22 @@ pub fn extract_ilp(
             if node.children().iter().any(|&ch| eg.find(ch) == c) {
                 continue;
             }
-            let cost = node_cost(model, eg, c, node);
-            x.insert((c, k), (p.add_binary_var(cost), cost));
+            x.insert((c, k), p.add_binary_var(own[&(c, k)]));
         }
     }
     let vars_of = |c: Id| -> Vec<(Variable, f64)> {
         x.range((c, 0)..=(c, usize::MAX))
-            .map(|(_, &(v, _))| (v, 1.0))
+            .map(|(_, &v)| (v, 1.0))
             .collect()
     };
     p.add_constraint(vars_of(root).as_slice(), ComparisonOp::Eq, 1.0);
     for &c in &reach {
-        let own = vars_of(c);
-        if own.len() > 1 {
-            p.add_constraint(own.as_slice(), ComparisonOp::Le, 1.0);
+        let nodes = vars_of(c);
+        if nodes.len() > 1 {
+            p.add_constraint(nodes.as_slice(), ComparisonOp::Le, 1.0);
         }
         for (k, node) in eg[c].nodes.iter().enumerate() {
-            let Some(&(xv, _)) = x.get(&(c, k)) else {
+            let Some(&xv) = x.get(&(c, k)) else {
                 continue;
             };
             let kids: BTreeSet<Id> = node.children().iter().map(|&ch| eg.find(ch)).collect();
@@ -277,23 +296,15 @@ pub fn extract_ilp(
             }
         }
     }
-    // Warm start: the greedy DAG (its expression order is topological).
-    let mut chosen: BTreeMap<Id, (usize, usize)> = BTreeMap::new();
-    for (i, (&c, node)) in greedy.classes.iter().zip(greedy.expr.as_ref()).enumerate() {
-        let c = eg.find(c);
-        let want = node
-            .clone()
-            .map_children(|ch| eg.find(greedy.classes[usize::from(ch)]));
-        let k = eg[c]
-            .nodes
-            .iter()
-            .position(|m| m.clone().map_children(|ch| eg.find(ch)) == want);
-        if let Some(k) = k {
-            chosen.insert(c, (k, i));
-        }
-    }
+    // Warm start: the greedy DAG, ordered as emitted (topologically).
+    let chosen: BTreeMap<Id, (usize, usize)> = greedy
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (*c, (greedy.choice[c], i)))
+        .collect();
     let mut hint: Vec<(Variable, f64)> = Vec::new();
-    for (&(c, k), &(v, _)) in &x {
+    for (&(c, k), &v) in &x {
         let on = chosen.get(&c).is_some_and(|&(ck, _)| ck == k);
         hint.push((v, if on { 1.0 } else { 0.0 }));
     }
@@ -303,16 +314,16 @@ pub fn extract_ilp(
     let mut options = SolveOptions::default();
     options.node_limit = Some(limits.bb_nodes);
     // A safety net only (the node budget ends every solve of the shared models in well under
-    // a second): an answer cut by wall time is discarded below, so timing never changes the
-    // artifact.
+    // a second): an answer cut by wall time is discarded below for the greedy one, so wall time
+    // can change the artifact only for a solve that straddles the limit.
     options.time_limit = Some(std::time::Duration::from_secs(2));
     options.warm_start = Some(hint);
     // The solver is third-party code: a panic in it costs the ILP answer, not the compile.
     let solved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.solve_with(options)));
     let outcome = match solved {
         Ok(Ok(o)) => o,
-        Ok(Err(e)) => return done(None, format!("failed: {e}"), None),
-        Err(_) => return done(None, "failed: the solver panicked".into(), None),
+        Ok(Err(e)) => return done(None, format!("failed: {e}")),
+        Err(_) => return done(None, "failed: the solver panicked".into()),
     };
     let status = if outcome.is_optimal() {
         "optimal".to_string()
@@ -320,37 +331,28 @@ pub fn extract_ilp(
         format!("{:?}", outcome.termination_reason()).to_lowercase()
     };
     if outcome.termination_reason() == microlp::TerminationReason::TimeLimit {
-        return done(None, status, None);
+        return done(None, status);
     }
     let Some(sol) = outcome.solution() else {
-        return done(None, status, None);
+        return done(None, status);
     };
-    let mut choice: BTreeMap<Id, Node> = BTreeMap::new();
-    for (&(c, k), &(v, _)) in &x {
-        if sol.var_value(v) > 0.5 {
-            choice.insert(c, eg[c].nodes[k].clone());
-        }
-    }
+    let choice: BTreeMap<Id, usize> = x
+        .iter()
+        .filter(|&(_, &v)| sol.var_value(v) > 0.5)
+        .map(|(&(c, k), _)| (c, k))
+        .collect();
     let (expr, classes) = match emit(eg, root, &choice) {
         Ok(e) => e,
-        Err(e) => return done(None, format!("failed: {e}"), None),
+        Err(e) => return done(None, format!("failed: {e}")),
     };
-    // The cost of what is emitted (a chosen node nothing uses is not paid).
-    let cost: f64 = classes
-        .iter()
-        .map(|c| {
-            let k = eg[*c]
-                .nodes
-                .iter()
-                .position(|m| Some(m) == choice.get(c))
-                .unwrap_or(0);
-            x.get(&(*c, k)).map_or(0.0, |&(_, cost)| cost)
-        })
-        .sum();
+    // The cost and choice of what is emitted (a chosen node nothing uses is not paid).
+    let choice: BTreeMap<Id, usize> = classes.iter().map(|c| (*c, choice[c])).collect();
+    let cost = choice.iter().map(|(&c, &k)| own[&(c, k)]).sum();
     let ex = Extracted {
         expr,
         classes,
         cost,
+        choice,
     };
-    done(Some(ex), status, Some(cost))
+    done(Some(ex), status)
 }

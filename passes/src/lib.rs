@@ -185,14 +185,15 @@ pub fn optimize(
         } else {
             model.clone()
         };
-        let mut ex = extract::extract(&eg, root, &stage_model)
+        let costs = extract::node_costs(&eg, &stage_model);
+        let mut ex = extract::extract(&eg, root, &costs)
             .map_err(|e| PassError::Internal(format!("stage {name}: extraction: {e}")))?;
         rep.greedy_cost_us = ex.cost;
         if let Some(limits) = opts.ilp {
-            let (ilp, outcome) = extract::extract_ilp(&eg, root, &stage_model, &ex, limits);
+            let (ilp, outcome) = extract::extract_ilp(&eg, root, &costs, &ex, limits);
             rep.ilp = Some(outcome.status);
             rep.ilp_ms = outcome.ms;
-            if let Some(ilp) = ilp.filter(|i| i.cost < ex.cost - 1e-9 * ex.cost.abs().max(1.0)) {
+            if let Some(ilp) = ilp.filter(|i| extract::cheaper(i.cost, ex.cost)) {
                 ex = ilp;
                 rep.extractor = "ilp".to_string();
             }

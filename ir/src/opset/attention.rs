@@ -61,19 +61,12 @@ pub fn infer(
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>, InferError> {
     arity(a, inputs.len()).map_err(InferError::Arity)?;
-    let one = |op: &Op, ins: &[Option<InferInput<'_>>]| -> Result<TensorType, InferError> {
-        infer_op(op, ins, 1)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| InferError::Arity(format!("{} has no output", op.name())))
-    };
     let Some(layout) = &a.layout else {
-        return infer_canonical(a, inputs, &one);
+        return infer_canonical(a, inputs);
     };
     // The canonical views of Q, Kt and V, then the stored output.
     let mut views: Vec<TensorType> = Vec::new();
-    for (j, x) in inputs[..3].iter().enumerate() {
-        let p = layout.input(j).unwrap_or(&[]);
+    for (p, x) in [&layout.q, &layout.k, &layout.v].into_iter().zip(inputs) {
         views.push(one(&transpose(p), std::slice::from_ref(x))?);
     }
     let mut canon: Vec<Option<InferInput<'_>>> = views
@@ -81,7 +74,7 @@ pub fn infer(
         .map(|ty| Some(InferInput { ty, value: None }))
         .collect();
     canon.extend_from_slice(&inputs[3..]);
-    let y = infer_canonical(a, &canon, &one)?;
+    let y = infer_canonical(a, &canon)?;
     let y = one(
         &transpose(&layout.out),
         &[Some(InferInput {
@@ -92,13 +85,18 @@ pub fn infer(
     Ok(vec![y])
 }
 
-type InferOne<'f> = dyn Fn(&Op, &[Option<InferInput<'_>>]) -> Result<TensorType, InferError> + 'f;
+/// The one output type of `op` on `ins`.
+fn one(op: &Op, ins: &[Option<InferInput<'_>>]) -> Result<TensorType, InferError> {
+    infer_op(op, ins, 1)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| InferError::Arity(format!("{} has no output", op.name())))
+}
 
 /// [`infer`] for the canonical layout.
 fn infer_canonical(
     a: &FusedAttention,
     inputs: &[Option<InferInput<'_>>],
-    one: &InferOne<'_>,
 ) -> Result<Vec<TensorType>, InferError> {
     let mut score_in: Vec<Option<InferInput<'_>>> = inputs[..2].to_vec();
     score_in.extend_from_slice(&inputs[3..]);

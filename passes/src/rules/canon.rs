@@ -331,11 +331,9 @@ fn ln_divs(eg: &EG, n: Id) -> Vec<(Id, usize, f32)> {
 
 /// The scalar float weight held by class `id`.
 fn scalar_weight(eg: &EG, id: Id) -> Option<f64> {
-    let w = weight(eg, id)?;
-    if w.numel() != 1 || !w.dtype().is_float() {
-        return None;
-    }
-    w.to_f64_vec().first().copied()
+    weight(eg, id)
+        .filter(|w| w.dtype().is_float())?
+        .scalar_f64()
 }
 
 /// `(x, first axis)` when class `m` holds `ReduceMean(x, axes)` with keepdims over the
@@ -394,8 +392,7 @@ fn ln_core(eg: &EG, d: Id, s: Id) -> Option<(Id, usize, f32)> {
         })
         .collect();
     let (x, axis) = *centred.first()?;
-    let dt = eg[x].data.ty.as_ref()?.dtype;
-    if !matches!(dt, DType::F32 | DType::F16 | DType::BF16) {
+    if !is_float(eg, x) {
         return None;
     }
     // s = sqrt(mean(d²) + eps)
