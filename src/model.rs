@@ -28,6 +28,25 @@ pub fn load(path: &Path) -> Result<Model> {
     Ok(model)
 }
 
+/// The `--shape` keys that can size dim `axis` (declared `d`) of input `name`, in precedence
+/// order: its symbol, then `INPUT.AXIS`; none for a static dim.
+fn size_keys(name: &str, axis: usize, d: &Dim) -> Vec<String> {
+    let positional = format!("{name}.{axis}");
+    match d {
+        Dim::Static(_) => vec![],
+        Dim::Sym(s) => vec![s.clone(), positional],
+        Dim::Unknown => vec![positional],
+    }
+}
+
+/// `(input name, declared dims)` of every graph input with a declared rank.
+fn declared_dims(g: &Graph) -> impl Iterator<Item = (&str, &[Dim])> {
+    g.inputs().iter().filter_map(|&v| {
+        let dims = g.ty(v).shape.dims()?;
+        Some((g.value(v).name.as_str(), dims))
+    })
+}
+
 /// The concrete shape of graph input `v`: static dims as declared; a symbolic dim from
 /// `shapes` by its symbol (`batch` → 4), or any non-static dim by position as `INPUT.AXIS`
 /// (`x.2` → 48); 1 when not given.
@@ -36,9 +55,8 @@ pub fn input_shape(
     v: optc_ir::ValueId,
     shapes: &BTreeMap<String, usize>,
 ) -> Result<Vec<usize>> {
-    let ty = g.ty(v);
     let name = &g.value(v).name;
-    let dims = ty.shape.dims().ok_or_else(|| {
+    let dims = g.ty(v).shape.dims().ok_or_else(|| {
         Error::BadInput(format!(
             "input '{name}' has no declared rank: pass --inputs"
         ))
@@ -46,13 +64,12 @@ pub fn input_shape(
     Ok(dims
         .iter()
         .enumerate()
-        .map(|(axis, d)| {
-            let by_position = || shapes.get(&format!("{name}.{axis}")).copied();
-            match d {
-                Dim::Static(n) => *n,
-                Dim::Sym(s) => shapes.get(s).copied().or_else(by_position).unwrap_or(1),
-                Dim::Unknown => by_position().unwrap_or(1),
-            }
+        .map(|(axis, d)| match d {
+            Dim::Static(n) => *n,
+            _ => size_keys(name, axis, d)
+                .iter()
+                .find_map(|k| shapes.get(k).copied())
+                .unwrap_or(1),
         })
         .collect())
 }
@@ -65,20 +82,17 @@ pub fn defaulted_dims(
     shapes: &BTreeMap<String, usize>,
 ) -> Vec<(String, usize, Option<String>)> {
     let mut out = Vec::new();
-    for &v in g.inputs() {
-        let name = &g.value(v).name;
-        let Some(dims) = g.ty(v).shape.dims() else {
-            continue;
-        };
+    for (name, dims) in declared_dims(g) {
         for (axis, d) in dims.iter().enumerate() {
-            let by_position = shapes.contains_key(&format!("{name}.{axis}"));
-            match d {
-                Dim::Sym(s) if !shapes.contains_key(s) && !by_position => {
-                    out.push((name.clone(), axis, Some(s.clone())))
-                }
-                Dim::Unknown if !by_position => out.push((name.clone(), axis, None)),
-                _ => {}
+            let keys = size_keys(name, axis, d);
+            if keys.is_empty() || keys.iter().any(|k| shapes.contains_key(k)) {
+                continue;
             }
+            let sym = match d {
+                Dim::Sym(s) => Some(s.clone()),
+                _ => None,
+            };
+            out.push((name.to_string(), axis, sym));
         }
     }
     out
@@ -87,24 +101,16 @@ pub fn defaulted_dims(
 /// The keys of `shapes` that size no dim of the graph inputs (a symbol no input has, an
 /// `INPUT.AXIS` naming no input, or an axis past its rank, or a static dim): most likely typos.
 pub fn unused_shapes(g: &Graph, shapes: &BTreeMap<String, usize>) -> Vec<String> {
+    let used: std::collections::BTreeSet<String> = declared_dims(g)
+        .flat_map(|(name, dims)| {
+            dims.iter()
+                .enumerate()
+                .flat_map(move |(axis, d)| size_keys(name, axis, d))
+        })
+        .collect();
     shapes
         .keys()
-        .filter(|k| {
-            !g.inputs().iter().any(|&v| {
-                let name = &g.value(v).name;
-                let Some(dims) = g.ty(v).shape.dims() else {
-                    return false;
-                };
-                dims.iter().enumerate().any(|(axis, d)| {
-                    let positional = **k == format!("{name}.{axis}");
-                    match d {
-                        Dim::Static(_) => false,
-                        Dim::Sym(s) => s == *k || positional,
-                        Dim::Unknown => positional,
-                    }
-                })
-            })
-        })
+        .filter(|k| !used.contains(*k))
         .cloned()
         .collect()
 }

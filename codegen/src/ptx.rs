@@ -105,10 +105,11 @@
 //!   A/B locals of type `u32` (two packed f16, low half first) or `vec2<f16>`, C locals `f32` —
 //!   → `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32` accumulating in place; the same with
 //!   `ab = Bf16` and `u32` A/B locals (two packed bf16) → `….f32.bf16.bf16.f32`; shape m16n8k8
-//!   with `ab = Tf32` and f32 A/B locals (and m16n8k32 `S8`/`U8` with `u32` A/B locals of four
-//!   packed bytes and `i32` accumulators → `….s32.s8.s8.s32` / `….s32.u8.u8.s32`) → each operand rounded by `cvt.rna.tf32.f32`, then
+//!   with `ab = Tf32` and f32 A/B locals → each operand rounded by `cvt.rna.tf32.f32`, then
 //!   `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32` (what `--allow-tf32` compiles f32
-//!   MatMuls to). Any other shape or fragment typing is [`PtxError::Unsupported`].
+//!   MatMuls to); shape m16n8k32 with `ab = S8`/`U8`, `u32` A/B locals of four packed bytes and
+//!   `i32` accumulators → `….s32.s8.s8.s32` / `….s32.u8.u8.s32`. Any other shape or fragment
+//!   typing is [`PtxError::Unsupported`].
 //!
 //! Kernels whose workgroup exceeds 1024 threads or whose shared arrays exceed 48 KiB (the static
 //! shared-memory limit) are refused with [`PtxError::Unsupported`] rather than printed.

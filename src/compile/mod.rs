@@ -255,12 +255,11 @@ pub fn host_type(dt: DType) -> HostType {
     }
 }
 
-/// How a tensor of `dt` is stored on `target`'s device: bf16 as 16 bits on PTX targets
-/// (kernels mark those buffers, `lower::Features::bf16_storage`), otherwise as
-/// [`lower::storage_scalar`] says.
-fn device_type(dt: DType, target: Target) -> Option<DeviceType> {
+/// How a tensor of `dt` is stored on the device: bf16 as 16 bits where the lowering marks its
+/// buffers so (`features.bf16_storage`), otherwise as [`lower::storage_scalar`] says.
+fn device_type(dt: DType, features: lower::Features) -> Option<DeviceType> {
     use optc_kernels::ir::Scalar;
-    if dt == DType::BF16 && target.is_cuda() {
+    if dt == DType::BF16 && features.bf16_storage {
         return Some(DeviceType::Bf16);
     }
     Some(match lower::storage_scalar(dt)? {
@@ -272,8 +271,12 @@ fn device_type(dt: DType, target: Target) -> Option<DeviceType> {
 }
 
 /// A constant's bytes in its device storage type.
-fn storage_bytes(name: &str, t: &Tensor, target: Target) -> Result<Vec<u8>, CompileError> {
-    let dev = device_type(t.dtype(), target).ok_or_else(|| {
+fn storage_bytes(
+    name: &str,
+    t: &Tensor,
+    features: lower::Features,
+) -> Result<Vec<u8>, CompileError> {
+    let dev = device_type(t.dtype(), features).ok_or_else(|| {
         CompileError::Unsupported(vec![format!(
             "constant '{name}' has dtype {}",
             t.dtype().name()
@@ -381,15 +384,23 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
     let mut homes: BTreeMap<ValueId, Home> = BTreeMap::new();
     let mut weights_vals: Vec<ValueId> = Vec::new();
     let mut bufs: Vec<plan::Interval> = Vec::new();
+    // PTX targets have tensor cores (sm_80 and newer), a GPU's register file and 16-bit bf16;
+    // tf32 only when the user allows it.
+    let features = lower::Features {
+        tensor_cores: opts.target.is_cuda(),
+        allow_tf32: opts.allow_tf32,
+        small_register_file: opts.target.is_cuda(),
+        bf16_storage: opts.target.is_cuda(),
+    };
     let bytes_of = |d: &TensorDesc| -> u64 {
-        d.numel() as u64 * device_type(d.dtype, opts.target).map_or(4, |t| t.size() as u64)
+        d.numel() as u64 * device_type(d.dtype, features).map_or(4, |t| t.size() as u64)
     };
     for &v in g.inputs() {
         if const_of(v).is_some() {
             continue;
         }
         let d = static_desc(&g, v)?;
-        if device_type(d.dtype, opts.target).is_none() {
+        if device_type(d.dtype, features).is_none() {
             return Err(CompileError::Unsupported(vec![format!(
                 "graph input '{}' has dtype {}, which {} cannot hold",
                 g.value(v).name,
@@ -422,14 +433,6 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
         weights_vals.push(v);
         homes.insert(v, h);
         h
-    };
-    // PTX targets have tensor cores (sm_80 and newer) and a GPU's register file; tf32 only
-    // when the user allows it.
-    let features = lower::Features {
-        tensor_cores: opts.target.is_cuda(),
-        allow_tf32: opts.allow_tf32,
-        small_register_file: opts.target.is_cuda(),
-        bf16_storage: opts.target.is_cuda(),
     };
     for (step, &n) in run_nodes.iter().enumerate() {
         let step = step + 1;
@@ -567,7 +570,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
                 g.value(v).name
             ))
         })?;
-        let bytes = storage_bytes(&g.value(v).name, t, opts.target)?;
+        let bytes = storage_bytes(&g.value(v).name, t, features)?;
         let off = weights.len() as u64;
         weight_locs.push(Location {
             region: Region::Weights,
@@ -654,7 +657,7 @@ pub fn compile(g: &Graph, model_name: &str, opts: &Options) -> Result<Compiled, 
         let d = static_desc(&g, v)?;
         let name = g.value(v).name.clone();
         let dtype = host_type(d.dtype);
-        let device = device_type(d.dtype, opts.target).ok_or_else(|| {
+        let device = device_type(d.dtype, features).ok_or_else(|| {
             CompileError::Unsupported(vec![format!("'{name}' has dtype {}", d.dtype.name())])
         })?;
         let mut location = loc_of(homes[&v]);

@@ -55,8 +55,8 @@
 //! `4·(TILE·(D + Dv) + R·TILE)` ≤ 12 KiB.
 
 use super::common::{broadcasts_to, dot_strides, load, strides, unravel};
-use super::epilogue::{Bound, Epilogue};
-use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, check_storage};
+use super::epilogue::{Bound, Epilogue, finish_launch};
+use super::{Arg, LowerCtx, LowerError, Lowered, TensorDesc, check_storage};
 use crate::builder::{KernelBuilder, builtin_i32, f, i, select, u};
 use crate::ir::{Access, Barrier, Builtin, Expr, Scalar, Type, UnOp, Var};
 use optc_ir::dtype::DType;
@@ -909,15 +909,8 @@ fn one_launch(
     bound: Option<Bound<'_>>,
     grid: [u32; 3],
 ) -> Result<Lowered, LowerError> {
-    if let Some(bound) = bound {
-        bound.finish()?;
-    }
     Ok(Lowered {
-        launches: vec![KernelLaunch {
-            kernel: b.finish(),
-            args,
-            grid,
-        }],
+        launches: vec![finish_launch(b, args, bound, grid)?],
         ..Lowered::default()
     })
 }

@@ -22,7 +22,7 @@
 //! workgroups of 256.
 
 use super::common::{self, flat_index, grid_1d, guard, load, to_storage, unravel};
-use super::epilogue::Epilogue;
+use super::epilogue::{Epilogue, finish_launch};
 use super::gemm::{self, Addend, Operand, Problem, Source};
 use super::{
     Arg, BuildMode, KernelLaunch, LowerCtx, LowerError, Lowered, TensorDesc, compute_scalar,
@@ -475,14 +475,7 @@ fn depthwise(
             b.if_((ow0.clone() + i(t as i32)).lt(i(g.output[2] as i32)), store);
         }
     }
-    if let Some(e) = ep {
-        e.finish()?;
-    }
-    Ok(KernelLaunch {
-        kernel: b.finish(),
-        args,
-        grid,
-    })
+    finish_launch(b, args, ep, grid)
 }
 
 /// What both depthwise kernels start with.
@@ -716,14 +709,7 @@ fn depthwise_vec4(
             b.if_(orow.clone().lt(i(oh as i32)), store);
         }
     }
-    if let Some(e) = ep {
-        e.finish()?;
-    }
-    Ok(KernelLaunch {
-        kernel: b.finish(),
-        args,
-        grid,
-    })
+    finish_launch(b, args, ep, grid)
 }
 
 /// Window loops of a direct conv: calls `body(b, input_flat_offset_within_plane, tap_index)`
@@ -867,15 +853,8 @@ fn lower_conv_transpose(
         None => Expr::Var(acc),
     };
     b.store(ob, t, to_storage(v, ydt));
-    if let Some(e) = ep {
-        e.finish()?;
-    }
     Ok(Lowered {
-        launches: vec![KernelLaunch {
-            kernel: b.finish(),
-            args,
-            grid,
-        }],
+        launches: vec![finish_launch(b, args, ep, grid)?],
         ..Lowered::default()
     })
 }

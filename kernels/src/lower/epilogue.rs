@@ -242,3 +242,21 @@ impl Bound<'_> {
         }
     }
 }
+
+/// The launch of a kernel built with epilogue `ep` bound (if any): the epilogue reports its
+/// errors first, then the kernel is finished.
+pub(crate) fn finish_launch(
+    b: KernelBuilder,
+    args: Vec<Arg>,
+    ep: Option<Bound<'_>>,
+    grid: [u32; 3],
+) -> Result<super::KernelLaunch, LowerError> {
+    if let Some(e) = ep {
+        e.finish()?;
+    }
+    Ok(super::KernelLaunch {
+        kernel: b.finish(),
+        args,
+        grid,
+    })
+}

@@ -27,7 +27,7 @@
 //! k_step 4, workgroup 64, shrunk for small M/N — the 45 GFLOP/s design on lavapipe.
 
 use super::common::{self, flat_index, grid_1d, strides, to_storage, unravel};
-use super::epilogue::Epilogue;
+use super::epilogue::{Epilogue, finish_launch};
 use super::{
     Arg, BuildMode, KernelLaunch, LowerCtx, LowerError, Lowered, compute_scalar, storage_scalar,
 };
@@ -1196,14 +1196,7 @@ fn dot_kernel(
         None => Expr::Var(acc),
     };
     b.store(ob, t, to_storage(v, out_dt));
-    if let Some(e) = ep {
-        e.finish()?;
-    }
-    Ok(KernelLaunch {
-        kernel: b.finish(),
-        args,
-        grid,
-    })
+    finish_launch(b, args, ep, grid)
 }
 
 /// Gemm: `alpha · op(A) · op(B) + beta · C` with C broadcast to `[M, N]`.
@@ -1450,12 +1443,6 @@ pub fn lower_quant_matmul(ctx: &LowerCtx<'_>) -> Result<Lowered, LowerError> {
         );
         if zp_dtypes_match {
             mma_first = super::mma::lower_problem_zp(ctx, &p, &zp)?;
-        }
-        if !qlinear && let Some(l) = mma_first.take() {
-            return Ok(Lowered {
-                launches: vec![l],
-                ..Lowered::default()
-            });
         }
     }
     let wg = 256;

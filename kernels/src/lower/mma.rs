@@ -837,13 +837,6 @@ fn staged_body(
     }
     // Copies K-slice `kt` of an operand into stage `stage` with `cp.async`.
     let copy_slice = |kb: &mut KernelBuilder, s: &Side, kt: Expr, stage: Expr| {
-        let Source::Strided {
-            row_stride,
-            k_stride,
-        } = s.op.source
-        else {
-            unreachable!("chunked operands are strided")
-        };
         for j in 0..CHUNKS {
             let (r, kk, slot) = chunk_at(s.feed.major(), j);
             let row = kb.let_(Type::I32, s.first_row.clone() + r);
@@ -853,8 +846,7 @@ fn staged_body(
                 .clone()
                 .lt(i(s.rows as i32))
                 .and(k.clone().lt(i(p.k as i32)));
-            let src =
-                (s.base.clone() + common::dot_strides(&[row, k], &[row_stride, k_stride])) / i(8);
+            let src = offset(s.op, s.base, row, k) / i(8);
             let (arr, buf) = (s.arr, s.buf);
             kb.if_else(
                 inside,
