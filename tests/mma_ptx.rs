@@ -144,6 +144,7 @@ fn conv(
             auto_pad: AutoPad::NotSet,
         },
         group,
+        layout: Default::default(),
     };
     assert!(pads.len() == rank || pads.len() == 2 * rank);
     let mut nodes = vec![(Op::Conv(attrs), vec![0, 1, 2])];

@@ -40,6 +40,7 @@ fn conv(k: usize, pad: usize, group: usize) -> Op {
             auto_pad: AutoPad::NotSet,
         },
         group,
+        layout: Default::default(),
     })
 }
 

@@ -485,6 +485,7 @@ fn template_kernels() -> Vec<Kernel> {
         Op::Conv(ConvAttrs {
             window: window(k, s, p),
             group,
+            layout: Default::default(),
         })
     };
     cases.push((
@@ -512,6 +513,7 @@ fn template_kernels() -> Vec<Kernel> {
             conv: ConvAttrs {
                 window: window(&[3, 3], &[2, 2], &[1, 1, 1, 1]),
                 group: 1,
+                layout: Default::default(),
             },
             output_padding: vec![],
             output_shape: vec![],

@@ -250,6 +250,54 @@ pub struct ConvAttrs {
     pub window: Window,
     /// Number of groups.
     pub group: usize,
+    /// Where the channels of X and Y live (Conv only; the other Conv-like ops are always
+    /// channels-first).
+    pub layout: ConvLayout,
+}
+
+/// Where a Conv's channel axis lives in its input and its output.
+///
+/// ONNX's layout is channels-first (`[N, C, spatial...]`). The optimizer's layout stage may
+/// store either side channels-last (`[N, spatial..., C]`): the conv kernels read and write
+/// both through strides, and channels-last lets them load and store vec4s along the channels
+/// where a channels-first plane is not a multiple of 4 wide. The weight stays
+/// `[M, C/group, kernel...]`. Reference semantics: transpose X to channels-first, convolve,
+/// transpose Y to the stored layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ConvLayout {
+    /// X is stored `[N, spatial..., C]`.
+    pub input_last: bool,
+    /// Y is stored `[N, spatial..., M]`.
+    pub output_last: bool,
+}
+
+impl ConvLayout {
+    /// Both sides channels-first (ONNX's layout).
+    pub fn is_first(self) -> bool {
+        !self.input_last && !self.output_last
+    }
+
+    /// The permutation taking a channels-last tensor of rank `rank` to channels-first:
+    /// `[0, rank - 1, 1, .., rank - 2]`.
+    pub fn to_first(rank: usize) -> Vec<usize> {
+        let mut p = vec![0];
+        if rank > 1 {
+            p.push(rank - 1);
+            p.extend(1..rank - 1);
+        }
+        p
+    }
+
+    /// The permutation taking a channels-first tensor of rank `rank` to channels-last:
+    /// `[0, 2, .., rank - 1, 1]`.
+    pub fn to_last(rank: usize) -> Vec<usize> {
+        let mut p = vec![0];
+        if rank > 1 {
+            p.extend(2..rank);
+            p.push(1);
+        }
+        p
+    }
 }
 
 /// Normalisation ops with an epsilon.

@@ -177,6 +177,7 @@ proptest! {
         let conv = Op::Conv(ConvAttrs {
             window: Window { kernel_shape: vec![k, k], strides: vec![1, 1], pads: vec![0, 0, 0, 0], dilations: vec![1, 1], auto_pad: Default::default() },
             group: 1,
+            layout: Default::default(),
         });
         let y = b.op(conv, vec![Some(x), Some(w), bb]);
         let s = b.konst(rand_t(&mut rng, &[cout]));

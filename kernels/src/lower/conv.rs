@@ -31,7 +31,7 @@ use super::{
 use crate::builder::{KernelBuilder, f, i, select, u};
 use crate::ir::{Access, Expr, Scalar, Type};
 use optc_ir::dtype::DType;
-use optc_ir::ops::{AutoPad, ConvAttrs, Op};
+use optc_ir::ops::{AutoPad, ConvAttrs, ConvLayout, Op};
 
 /// Outputs per thread of the depthwise kernel along the last spatial axis.
 pub const DW_TILE: usize = 4;
@@ -51,6 +51,11 @@ pub struct Geom {
     pub dilation: [usize; 3],
     /// Padding before each axis (may be negative for ConvTranspose with output_shape).
     pub pad: [i64; 3],
+    /// Element stride of one input channel: the input's spatial size channels-first, 1
+    /// channels-last ([`ConvLayout`]).
+    pub chan_stride: usize,
+    /// Element stride of one input pixel: 1 channels-first, the channel count channels-last.
+    pub pixel_stride: usize,
 }
 
 impl Geom {
@@ -59,6 +64,12 @@ impl Geom {
     }
     fn in_size(&self) -> usize {
         self.input.iter().product()
+    }
+    /// Stores the input channels-last (`c` channels).
+    fn channels_last(mut self, c: usize) -> Geom {
+        self.chan_stride = 1;
+        self.pixel_stride = c;
+        self
     }
     fn out_size(&self) -> usize {
         self.output.iter().product()
@@ -117,6 +128,8 @@ fn conv_geom(
         stride: [1; 3],
         dilation: [1; 3],
         pad: [0; 3],
+        chan_stride: x[2..].iter().product(),
+        pixel_stride: 1,
     };
     let off = 3 - nsp;
     for a in 0..nsp {
@@ -212,10 +225,23 @@ fn lower_conv(
     if compute_scalar(y.dtype) != Some(Scalar::F32) {
         return Err(ctx.unsupported(format!("needs {}", y.dtype.name())));
     }
-    let g = conv_geom(ctx, attrs, &x.shape, &w.shape, &y.shape, false)?;
+    let layout = attrs.layout;
+    // Shapes in the channels-first order the geometry is computed in.
+    let first = |s: &[usize], last: bool| -> Vec<usize> {
+        if last && s.len() >= 3 {
+            optc_ir::ops::permute(s, &ConvLayout::to_first(s.len())).unwrap_or_default()
+        } else {
+            s.to_vec()
+        }
+    };
+    let (xs, ys) = (
+        first(&x.shape, layout.input_last),
+        first(&y.shape, layout.output_last),
+    );
+    let g = conv_geom(ctx, attrs, &xs, &w.shape, &ys, false)?;
     let group = attrs.group.max(1);
-    let (n, c, m) = (x.shape[0], x.shape[1], w.shape[0]);
-    if c % group != 0 || m % group != 0 || w.shape[1] * group != c || y.shape[1] != m {
+    let (n, c, m) = (xs[0], xs[1], w.shape[0]);
+    if c % group != 0 || m % group != 0 || w.shape[1] * group != c || ys[1] != m {
         return Err(ctx.invalid("channels do not match the group"));
     }
     if y.numel() == 0 {
@@ -228,10 +254,13 @@ fn lower_conv(
             e.check_bindings(ctx, 3 + bias.is_some() as usize)?;
         }
         let dims = DwDims { n, m, mg };
-        let launch = if dw_vec4_ok(&g, x.dtype, w.dtype, y.dtype, ep.as_ref()) {
+        let dts = [x.dtype, w.dtype, y.dtype];
+        let launch = if layout.is_first() && dw_vec4_ok(&g, dts, ep.as_ref()) {
             depthwise_vec4(ctx, &g, dims, bias, ep.as_ref())?
+        } else if dw_last_vec4_ok(&g, layout, dims, dts, ep.as_ref()) {
+            depthwise_last_vec4(ctx, &g, dims, bias, ep.as_ref())?
         } else {
-            depthwise(ctx, &g, dims, bias, ep.as_ref())?
+            depthwise(ctx, &g, dims, layout, bias, ep.as_ref())?
         };
         return Ok(Lowered {
             launches: vec![launch],
@@ -241,13 +270,29 @@ fn lower_conv(
     let kk = g.kernel_size();
     let (pin, pout) = (g.in_size(), g.out_size());
     let pointwise = kk == 1 && g.stride == [1; 3] && g.pad == [0; 3];
-    let source = if pointwise {
-        Source::Strided {
-            row_stride: 1,
-            k_stride: pin,
-        }
+    let (source, a_group_stride) = match (pointwise, layout.input_last) {
+        (true, false) => (
+            Source::Strided {
+                row_stride: 1,
+                k_stride: pin,
+            },
+            cg * pin,
+        ),
+        (true, true) => (
+            Source::Strided {
+                row_stride: c,
+                k_stride: 1,
+            },
+            cg,
+        ),
+        (false, false) => (Source::Im2col(g.clone()), cg * pin),
+        (false, true) => (Source::Im2col(g.clone().channels_last(c)), cg),
+    };
+    // Output strides per pixel and per channel.
+    let (y_pixel, y_chan) = if layout.output_last {
+        (m, 1)
     } else {
-        Source::Im2col(g.clone())
+        (1, pout)
     };
     let kdim = cg * kk;
     let mut p = Problem {
@@ -259,7 +304,7 @@ fn lower_conv(
             arg: Arg::Input(0),
             dtype: x.dtype,
             numel: x.numel(),
-            batch_strides: vec![c * pin, cg * pin],
+            batch_strides: vec![c * pin, a_group_stride],
             source,
         },
         b: Operand {
@@ -273,9 +318,9 @@ fn lower_conv(
             },
         },
         out: (Arg::Output(0), ep.as_ref().map_or(y.dtype, |e| e.out.dtype)),
-        out_batch_strides: vec![m * pout, mg * pout],
-        out_m_stride: 1,
-        out_n_stride: pout,
+        out_batch_strides: vec![m * pout, mg * y_chan],
+        out_m_stride: y_pixel,
+        out_n_stride: y_chan,
         alpha: 1.0,
         addend: bias.map(|b| Addend {
             arg: Arg::Input(2),
@@ -287,16 +332,17 @@ fn lower_conv(
         }),
         epilogue: ep,
     };
-    if pointwise {
-        // 1×1: rows = output channels (weights, vec4 along K, shared across lanes), columns =
-        // pixels (vec4 along the plane when it is a multiple of 4), vec4 stores.
+    if pointwise && !layout.input_last {
+        // 1×1 over a channels-first input: rows = output channels (weights, vec4 along K,
+        // shared across lanes), columns = pixels (vec4 along the plane when it is a multiple
+        // of 4). (Channels-last, the pixels' channels are K-contiguous: rows stay pixels.)
         let (a, b) = (p.b.clone(), p.a.clone());
         p.m = mg;
         p.n = pout;
         p.a = a;
         p.b = b;
-        p.out_m_stride = pout;
-        p.out_n_stride = 1;
+        p.out_m_stride = y_chan;
+        p.out_n_stride = y_pixel;
         if let Some(ad) = p.addend.as_mut() {
             ad.m_stride = 1;
             ad.n_stride = 0;
@@ -306,6 +352,7 @@ fn lower_conv(
 }
 
 /// Images, output channels and output channels per group of a depthwise conv.
+#[derive(Clone, Copy)]
 struct DwDims {
     n: usize,
     m: usize,
@@ -319,6 +366,7 @@ fn depthwise(
     ctx: &LowerCtx<'_>,
     g: &Geom,
     dims: DwDims,
+    layout: ConvLayout,
     bias: Option<&TensorDesc>,
     ep: Option<&Epilogue>,
 ) -> Result<KernelLaunch, LowerError> {
@@ -367,7 +415,18 @@ fn depthwise(
     let ow0 = b.let_(Type::I32, c[4].clone() * i(tile as i32));
     let cin = m / mg;
     let pin = g.in_size();
-    let xbase = b.let_(Type::I32, (ni.clone() * i(cin as i32) + ci) * i(pin as i32));
+    // Strides of an input pixel and an output pixel (1 channels-first, the channel count
+    // channels-last).
+    let (xps, yps) = (
+        if layout.input_last { cin } else { 1 },
+        if layout.output_last { m } else { 1 },
+    );
+    let xbase = if layout.input_last {
+        b.let_(Type::I32, ni.clone() * i((pin * cin) as i32) + ci)
+    } else {
+        b.let_(Type::I32, (ni.clone() * i(cin as i32) + ci) * i(pin as i32))
+    };
+    let scaled = |e: Expr, s: usize| if s == 1 { e } else { e * i(s as i32) };
     let kk = g.kernel_size();
     let wbase = b.let_(Type::I32, mi.clone() * i(kk as i32));
     let acc: Vec<_> = (0..tile).map(|_| b.var(Type::F32, init.clone())).collect();
@@ -405,7 +464,7 @@ fn depthwise(
             let row_ok = row_ok.map(|e| b.let_(Type::BOOL, e));
             let row = b.let_(
                 Type::I32,
-                xbase.clone() + (p0 * i(ih as i32) + p1) * i(iw as i32),
+                xbase.clone() + scaled((p0 * i(ih as i32) + p1) * i(iw as i32), xps),
             );
             // Input values of this window row.
             let vals: Vec<Expr> = offs
@@ -423,7 +482,7 @@ fn depthwise(
                             Some(o) => o.and(r.clone()),
                         });
                     }
-                    let idx = row.clone() + p2;
+                    let idx = row.clone() + scaled(p2, xps);
                     let v = match ok {
                         None => common::load(xb, idx, *x),
                         Some(ok) => {
@@ -450,18 +509,19 @@ fn depthwise(
         }
     }
     let pout = g.out_size();
-    let obase = b.let_(
-        Type::I32,
-        (ni * i(m as i32) + mi) * i(pout as i32)
-            + (c[2].clone() * i(g.output[1] as i32) + c[3].clone()) * i(g.output[2] as i32)
-            + ow0.clone(),
-    );
+    let pixel = (c[2].clone() * i(g.output[1] as i32) + c[3].clone()) * i(g.output[2] as i32)
+        + ow0.clone();
+    let obase = if layout.output_last {
+        b.let_(Type::I32, (ni * i(pout as i32) + pixel) * i(m as i32) + mi)
+    } else {
+        b.let_(Type::I32, (ni * i(m as i32) + mi) * i(pout as i32) + pixel)
+    };
     for (t, a) in acc.iter().enumerate() {
         let store = |b: &mut KernelBuilder| {
             let off = if t == 0 {
                 obase.clone()
             } else {
-                b.let_(Type::I32, obase.clone() + i(t as i32))
+                b.let_(Type::I32, obase.clone() + i((t * yps) as i32))
             };
             let v = match &ep {
                 Some(e) => e.apply(b, Expr::Var(*a), &off),
@@ -550,7 +610,7 @@ fn dw_start<'e>(
 
 /// Whether a depthwise conv takes [`depthwise_vec4`]: 2-D (axis 0 trivial), f32 in and out,
 /// input and output rows a multiple of 4 wide, stride 1 or 2 along the rows.
-fn dw_vec4_ok(g: &Geom, x: DType, w: DType, y: DType, ep: Option<&Epilogue>) -> bool {
+fn dw_vec4_ok(g: &Geom, [x, w, y]: [DType; 3], ep: Option<&Epilogue>) -> bool {
     let ydt = ep.map_or(y, |e| e.out.dtype);
     g.trivial(0)
         && [x, w, ydt].iter().all(|&d| d == DType::F32)
@@ -707,6 +767,176 @@ fn depthwise_vec4(
             store(&mut b);
         } else {
             b.if_(orow.clone().lt(i(oh as i32)), store);
+        }
+    }
+    finish_launch(b, args, ep, grid)
+}
+
+/// Whether a depthwise conv takes [`depthwise_last_vec4`]: channels-last in and out, 2-D, one
+/// output channel per input channel, f32 throughout, channels a multiple of 4.
+fn dw_last_vec4_ok(
+    g: &Geom,
+    layout: ConvLayout,
+    dims: DwDims,
+    [x, w, y]: [DType; 3],
+    ep: Option<&Epilogue>,
+) -> bool {
+    let ydt = ep.map_or(y, |e| e.out.dtype);
+    layout.input_last
+        && layout.output_last
+        && g.trivial(0)
+        && dims.mg == 1
+        && dims.m % 4 == 0
+        && [x, w, ydt].iter().all(|&d| d == DType::F32)
+}
+
+/// Depthwise conv over channels-last tensors, vec4 along the channels: each thread computes 4
+/// channels × `th` output rows × `tw` output columns (2 × 4 at stride 1, 2 × 2 otherwise).
+/// Every input vec4 of the window span is loaded once and feeds all the outputs that use it;
+/// each tap's 4 weights are loaded once (the weight is `[M, 1, kh, kw]`: 4 scalar loads); the
+/// bias and the stores are vec4. Neighbouring threads take neighbouring channel quads, so a
+/// subgroup reads one contiguous run of each input pixel's channels.
+fn depthwise_last_vec4(
+    ctx: &LowerCtx<'_>,
+    g: &Geom,
+    dims: DwDims,
+    bias: Option<&TensorDesc>,
+    ep: Option<&Epilogue>,
+) -> Result<KernelLaunch, LowerError> {
+    let DwDims { n, m, .. } = dims;
+    let v4 = Type::vec(Scalar::F32, 4);
+    let zero = || Expr::Splat(4, Box::new(f(0.0)));
+    let [_, ih, iw] = g.input;
+    let [_, oh, ow] = g.output;
+    let (sh, sw) = (g.stride[1], g.stride[2]);
+    let (dh, dw) = (g.dilation[1], g.dilation[2]);
+    let (kh, kw) = (g.kernel[1], g.kernel[2]);
+    let th = 2.min(oh);
+    let tw = (if sw == 1 { 4 } else { 2 }).min(ow);
+    let (tiles_h, tiles_w, m4) = (oh.div_ceil(th), ow.div_ceil(tw), m / 4);
+    let total = n * tiles_h * tiles_w * m4;
+    let wg = 64;
+    let grid = grid_1d(total, wg);
+    let mut b = KernelBuilder::new(ctx.kname("dwconv"), [wg, 1, 1]);
+    let xb = b.buffer("x", v4, Access::Read);
+    let wb = b.buffer("w", Type::F32, Access::Read);
+    let mut args = vec![Arg::Input(0), Arg::Input(1)];
+    let bb = bias.map(|_| {
+        args.push(Arg::Input(2));
+        b.buffer("bias", v4, Access::Read)
+    });
+    let ep = ep.map(|e| e.bind(&mut b, &mut args));
+    let ob = b.buffer("y", v4, Access::ReadWrite);
+    args.push(Arg::Output(0));
+    let t = flat_index(&mut b, grid, wg);
+    guard(&mut b, &t, total);
+    let c = unravel(&mut b, &t, &[n, tiles_h, tiles_w, m4]);
+    let (ni, q) = (c[0].clone(), c[3].clone());
+    let oh0 = b.let_(Type::I32, c[1].clone() * i(th as i32));
+    let ow0 = b.let_(Type::I32, c[2].clone() * i(tw as i32));
+    let init = match bb {
+        Some(bb) => b.let_(v4, Expr::load(bb, q.clone())),
+        None => zero(),
+    };
+    let kk = kh * kw;
+    let ws: Vec<Expr> = (0..kk)
+        .map(|tap| {
+            let lanes: Vec<Expr> = (0..4)
+                .map(|l| {
+                    load(
+                        wb,
+                        (q.clone() * i(4) + i(l)) * i(kk as i32) + i(tap as i32),
+                        DType::F32,
+                    )
+                })
+                .collect();
+            b.let_(v4, Expr::Vector(lanes))
+        })
+        .collect();
+    let acc: Vec<Vec<_>> = (0..th)
+        .map(|_| (0..tw).map(|_| b.var(v4, init.clone())).collect())
+        .collect();
+    let row0 = b.let_(Type::I32, oh0.clone() * i(sh as i32) - i(g.pad[1] as i32));
+    let col0 = b.let_(Type::I32, ow0.clone() * i(sw as i32) - i(g.pad[2] as i32));
+    let rows_needed = (th - 1) * sh + (kh - 1) * dh + 1;
+    let cols_needed = (tw - 1) * sw + (kw - 1) * dw + 1;
+    // (output index, kernel index) pairs that read input offset `y` along an axis.
+    let users = |tiles: usize, taps: usize, s: usize, d: usize, y: usize| -> Vec<(usize, usize)> {
+        (0..tiles)
+            .flat_map(|o| (0..taps).map(move |k| (o, k)))
+            .filter(|&(o, k)| o * s + k * d == y)
+            .collect()
+    };
+    for y in 0..rows_needed {
+        let ry_users = users(th, kh, sh, dh, y);
+        if ry_users.is_empty() {
+            continue;
+        }
+        let ry = b.let_(Type::I32, row0.clone() + i(y as i32));
+        let row_ok = b.let_(Type::BOOL, ry.clone().cast(Scalar::U32).lt(u(ih as u32)));
+        let rbase = b.let_(Type::I32, (ni.clone() * i(ih as i32) + ry) * i(iw as i32));
+        for x in 0..cols_needed {
+            let cx_users = users(tw, kw, sw, dw, x);
+            if cx_users.is_empty() {
+                continue;
+            }
+            let cx = col0.clone() + i(x as i32);
+            let ok = b.let_(
+                Type::BOOL,
+                row_ok
+                    .clone()
+                    .and(cx.clone().cast(Scalar::U32).lt(u(iw as u32))),
+            );
+            let idx = select(
+                ok.clone(),
+                (rbase.clone() + cx) * i(m4 as i32) + q.clone(),
+                i(0),
+            );
+            let v = b.let_(v4, select(ok, Expr::load(xb, idx), zero()));
+            for &(r, ky) in &ry_users {
+                for &(o, kx) in &cx_users {
+                    let a = acc[r][o];
+                    b.assign(a, v.clone().fma(ws[ky * kw + kx].clone(), Expr::Var(a)));
+                }
+            }
+        }
+    }
+    for (r, row_acc) in acc.iter().enumerate() {
+        for (o, a) in row_acc.iter().enumerate() {
+            let orow = oh0.clone() + i(r as i32);
+            let ocol = ow0.clone() + i(o as i32);
+            let mut cond: Option<Expr> = None;
+            if oh % th != 0 {
+                cond = Some(orow.clone().lt(i(oh as i32)));
+            }
+            if ow % tw != 0 {
+                let c2 = ocol.clone().lt(i(ow as i32));
+                cond = Some(match cond {
+                    None => c2,
+                    Some(c1) => c1.and(c2),
+                });
+            }
+            let store = |b: &mut KernelBuilder| {
+                let flat0 = b.let_(
+                    Type::I32,
+                    ((ni.clone() * i(oh as i32) + orow.clone()) * i(ow as i32) + ocol.clone())
+                        * i(m as i32)
+                        + q.clone() * i(4),
+                );
+                let val = match &ep {
+                    Some(e) => {
+                        let lanes: Vec<Expr> =
+                            (0..4).map(|l| Expr::Var(*a).lane(l as u8)).collect();
+                        Expr::Vector(e.apply_lanes(b, lanes, &flat0))
+                    }
+                    None => Expr::Var(*a),
+                };
+                b.store(ob, flat0 / i(4), val);
+            };
+            match cond {
+                None => store(&mut b),
+                Some(cnd) => b.if_(cnd, store),
+            }
         }
     }
     finish_launch(b, args, ep, grid)
@@ -1031,6 +1261,7 @@ mod tests {
                 auto_pad: AutoPad::NotSet,
             },
             group,
+            layout: Default::default(),
         })
     }
 
@@ -1121,6 +1352,7 @@ mod tests {
                     auto_pad: AutoPad::NotSet,
                 },
                 group,
+                layout: Default::default(),
             })
         };
         // (x, channel multiplier, k, stride, pad, dilation): vec4 rows at stride 1 (8-wide
@@ -1148,6 +1380,65 @@ mod tests {
     }
 
     #[test]
+    fn channels_last_convs_match_the_reference() {
+        use crate::lower::sim::{assert_close, rand_t, run_op};
+        let lay = |input_last, output_last| ConvLayout {
+            input_last,
+            output_last,
+        };
+        // (channels-first x, weight, group, stride, pad): pointwise (rows = channels or
+        // pixels), implicit GEMM (3×3 stride 2, 3 input channels), grouped, depthwise with 8
+        // channels (the vec4 channels-last kernel: stride 1 and 2, odd sizes for the tails) and
+        // with 6 (the scalar one).
+        let cases: [([usize; 4], [usize; 4], usize, usize, usize); 7] = [
+            ([1, 8, 7, 7], [12, 8, 1, 1], 1, 1, 0),
+            ([2, 3, 9, 8], [8, 3, 3, 3], 1, 2, 1),
+            ([1, 8, 5, 6], [4, 4, 3, 3], 2, 1, 1),
+            ([1, 8, 7, 7], [8, 1, 3, 3], 8, 1, 1),
+            ([2, 8, 9, 10], [8, 1, 3, 3], 8, 2, 1),
+            ([1, 8, 6, 5], [8, 1, 5, 5], 8, 1, 2),
+            ([1, 6, 7, 5], [6, 1, 3, 3], 6, 1, 1),
+        ];
+        for (xs, ws, group, st, p) in cases {
+            for layout in [lay(true, false), lay(false, true), lay(true, true)] {
+                let op = Op::Conv(ConvAttrs {
+                    window: Window {
+                        kernel_shape: ws[2..].to_vec(),
+                        strides: vec![st, st],
+                        dilations: vec![],
+                        pads: vec![p; 4],
+                        auto_pad: AutoPad::NotSet,
+                    },
+                    group,
+                    layout,
+                });
+                let xshape = if layout.input_last {
+                    vec![xs[0], xs[2], xs[3], xs[1]]
+                } else {
+                    xs.to_vec()
+                };
+                let ins = [
+                    Some(rand_t(&xshape, 1)),
+                    Some(rand_t(&ws, 2)),
+                    Some(rand_t(&[ws[0]], 3)),
+                ];
+                let (got, want) = run_op(&op, &ins, &[]);
+                assert_close(&got[0], &want[0], &format!("{xs:?} {ws:?} {layout:?}"));
+            }
+        }
+        // The channels-last depthwise kernel: vec4 input, weights loaded per tap.
+        let mut op = conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 16);
+        if let Op::Conv(a) = &mut op {
+            a.layout = lay(true, true);
+        }
+        let l = lower_op(op, &[&[1, 14, 14, 16], &[16, 1, 3, 3]], &[1, 14, 14, 16]);
+        let k = &l.launches[0].kernel;
+        assert!(k.name.ends_with("dwconv"));
+        assert_eq!(k.buffers[0].elem, Type::vec(Scalar::F32, 4));
+        assert_eq!(l.launches[0].grid[0] as usize, (7 * 4 * 4usize).div_ceil(64));
+    }
+
+    #[test]
     fn same_padding_and_transpose_geometry() {
         let op = Op::Conv(ConvAttrs {
             window: Window {
@@ -1156,6 +1447,7 @@ mod tests {
                 ..Window::default()
             },
             group: 1,
+            layout: Default::default(),
         });
         let ins = vec![
             Some(TensorDesc::new(DType::F32, vec![1, 2, 7])),

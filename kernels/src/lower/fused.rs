@@ -204,6 +204,7 @@ mod tests {
                 auto_pad: AutoPad::NotSet,
             },
             group,
+            layout: Default::default(),
         })
     }
 
@@ -576,6 +577,7 @@ mod tests {
                     ..Window::default()
                 },
                 group: 1,
+                layout: Default::default(),
             },
             output_padding: vec![],
             output_shape: vec![],

@@ -407,7 +407,8 @@ impl Side {
                                 None => ok,
                                 Some(x) => x.and(ok),
                             });
-                            idx = idx + if st[a] == 1 { p } else { p * i(st[a] as i32) };
+                            let sa = st[a] * g.pixel_stride;
+                            idx = idx + if sa == 1 { p } else { p * i(sa as i32) };
                         }
                         match inb {
                             None => common::load(self.buf, idx, self.op.dtype),
@@ -637,7 +638,6 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                             b.let_(Type::I32, kx % i(kk_total as i32))
                         };
                         let taps = unravel(b, &rem, &g.kernel);
-                        let plane: usize = g.input.iter().product();
                         let tap: Vec<Expr> = (0..3)
                             .map(|a| {
                                 if g.dilation[a] == 1 {
@@ -648,7 +648,11 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                             })
                             .collect();
                         KDecomp {
-                            chan_off: c * i(plane as i32),
+                            chan_off: if g.chan_stride == 1 {
+                                c
+                            } else {
+                                c * i(g.chan_stride as i32)
+                            },
                             tap: [tap[0].clone(), tap[1].clone(), tap[2].clone()],
                         }
                     })
@@ -794,6 +798,13 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         for r in 0..tm {
             let m = m0.clone() + i(r as i32);
             b.if_(m.clone().lt(i(p.m as i32)), |b| {
+                // A bias that only depends on the row: one load for all columns.
+                let row_add = match &p.addend {
+                    Some(c) if c.n_stride == 0 => {
+                        addend(&m, &i(0)).map(|cv| b.let_(Type::scalar(cs), cv))
+                    }
+                    _ => None,
+                };
                 for c4 in 0..tn / 4 {
                     let n = n0.clone() + i((c4 * 4) as i32);
                     let mut v = Expr::Var(acc[r as usize][c4 as usize]);
@@ -803,7 +814,11 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                     let v = b.let_(Type::vec(cs, 4), v);
                     let addv = |l: u32| -> Expr {
                         let base = comp(&v, 4, l);
-                        match addend(&m, &(n.clone() + i(l as i32))) {
+                        let add = match &row_add {
+                            Some(cv) => Some(cv.clone()),
+                            None => addend(&m, &(n.clone() + i(l as i32))),
+                        };
+                        match add {
                             Some(cv) => base + cv,
                             None => base,
                         }

@@ -443,7 +443,7 @@ impl PixelRows {
             }
             let pa = kb.let_(Type::I32, self.start[r][a].clone() + tap.tap[a].clone());
             inside = inside.and(pa.clone().cast(Scalar::U32).lt(u(geo.input[a] as u32)));
-            idx = idx + pa * i(stride as i32);
+            idx = idx + pa * i((stride * geo.pixel_stride) as i32);
         }
         let inside = kb.let_(Type::BOOL, inside);
         select(
@@ -467,7 +467,6 @@ impl KTap {
         let k = kb.let_(Type::I32, k);
         let ok = kb.let_(Type::BOOL, k.clone().lt(i(kdim as i32)));
         let taps = geo.kernel.iter().product::<usize>() as i32;
-        let plane = geo.input.iter().product::<usize>() as i32;
         let c = kb.let_(Type::I32, k.clone() / i(taps));
         let rem = kb.let_(Type::I32, k % i(taps));
         let t = unravel(kb, &rem, &geo.kernel);
@@ -482,7 +481,7 @@ impl KTap {
             .collect();
         KTap {
             ok,
-            chan_off: kb.let_(Type::I32, c * i(plane)),
+            chan_off: kb.let_(Type::I32, c * i(geo.chan_stride as i32)),
             tap: [tap[0].clone(), tap[1].clone(), tap[2].clone()],
         }
     }

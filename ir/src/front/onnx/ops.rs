@@ -315,6 +315,7 @@ fn conv_attrs(a: &Attrs<'_>) -> Res<ConvAttrs> {
     Ok(ConvAttrs {
         window: window(a, false)?,
         group: a.usize_or("group", 1, 1)?,
+        layout: Default::default(),
     })
 }
 

@@ -7,9 +7,9 @@
 
 use super::gemm::{Mat, gemm};
 use super::{PAR_GRAIN, Real, fmt_dims, infer_same_dtype, load, same_dtype, store, with_real};
-use crate::infer::{InferError, InferInput, input, opt_input, require_float};
-use crate::interp::EvalError;
-use crate::ops::{AutoPad, ConvAttrs, Op, Window};
+use crate::infer::{InferError, InferInput, infer as infer_op, input, opt_input, require_float};
+use crate::interp::{EvalError, eval_op as eval_any};
+use crate::ops::{AutoPad, ConvAttrs, ConvLayout, Op, Window};
 use crate::opset::util::{opt, req};
 use crate::tensor::{Tensor, checked_numel};
 use crate::types::{Dim, Shape, TensorType};
@@ -410,6 +410,105 @@ fn infer_bias(op: &Op, inputs: &[Option<InferInput<'_>>], m: &Dim) -> Result<(),
 }
 
 /// Output types of Conv.
+/// A channels-last Conv ([`ConvLayout`]) as its channels-first form: the same attributes with
+/// ONNX's layout.
+fn channels_first(attrs: &ConvAttrs) -> (Op, ConvAttrs) {
+    let first = ConvAttrs {
+        layout: ConvLayout::default(),
+        ..attrs.clone()
+    };
+    (Op::Conv(first.clone()), first)
+}
+
+fn transpose_op(perm: Vec<usize>) -> Op {
+    Op::Transpose { perm: Some(perm) }
+}
+
+/// [`infer_conv`] for a Conv with a channels-last side: X transposed to channels-first, the
+/// channels-first Conv, Y transposed to the stored layout.
+pub(super) fn infer_conv_layout(
+    op: &Op,
+    attrs: &ConvAttrs,
+    inputs: &[Option<InferInput<'_>>],
+) -> Result<Vec<TensorType>, InferError> {
+    let x = input(op, inputs, 0)?;
+    let Some(rank) = x.ty.shape.rank() else {
+        return Err(shape_err(format!(
+            "a channels-last {} needs an input of known rank",
+            op.name()
+        )));
+    };
+    if rank < 3 {
+        return Err(shape_err(format!(
+            "{} needs an input of rank ≥ 3, got {}",
+            op.name(),
+            x.ty.shape
+        )));
+    }
+    let one = |op: &Op, ty: &TensorType| -> Result<TensorType, InferError> {
+        infer_op(op, &[Some(InferInput { ty, value: None })], 1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| InferError::Arity("Transpose has no output".into()))
+    };
+    let xt = if attrs.layout.input_last {
+        one(&transpose_op(ConvLayout::to_first(rank)), x.ty)?
+    } else {
+        x.ty.clone()
+    };
+    let mut ins = inputs.to_vec();
+    ins[0] = Some(InferInput {
+        ty: &xt,
+        value: None,
+    });
+    let (op1, first) = channels_first(attrs);
+    let y = infer_conv(&op1, &first, &ins)?;
+    if !attrs.layout.output_last {
+        return Ok(y);
+    }
+    Ok(vec![one(&transpose_op(ConvLayout::to_last(rank)), &y[0])?])
+}
+
+/// [`eval_conv`] for a Conv with a channels-last side (see [`infer_conv_layout`]).
+pub(super) fn eval_conv_layout(
+    op: &Op,
+    attrs: &ConvAttrs,
+    inputs: &[Option<Tensor>],
+) -> Result<Vec<Tensor>, EvalError> {
+    let x = req(op, inputs, 0)?;
+    let rank = x.rank();
+    if rank < 3 {
+        return Err(EvalError::Invalid(format!(
+            "{} needs an input of rank ≥ 3, got {:?}",
+            op.name(),
+            x.shape()
+        )));
+    }
+    let one = |op: &Op, t: Tensor| -> Result<Tensor, EvalError> {
+        eval_any(op, &[Some(t)], 1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| EvalError::Invalid("Transpose has no output".into()))
+    };
+    let mut ins = inputs.to_vec();
+    if attrs.layout.input_last {
+        ins[0] = Some(one(
+            &transpose_op(ConvLayout::to_first(rank)),
+            x.clone(),
+        )?);
+    }
+    let (op1, first) = channels_first(attrs);
+    let y = eval_conv(&op1, &first, &ins)?;
+    if !attrs.layout.output_last {
+        return Ok(y);
+    }
+    let y = y
+        .into_iter()
+        .next()
+        .ok_or_else(|| EvalError::Invalid("Conv has no output".into()))?;
+    Ok(vec![one(&transpose_op(ConvLayout::to_last(rank)), y)?])
+}
+
 pub(super) fn infer_conv(
     op: &Op,
     attrs: &ConvAttrs,
@@ -1043,7 +1142,7 @@ mod tests {
     use crate::dtype::DType;
 
     fn conv(group: usize, w: Window) -> Op {
-        Op::Conv(ConvAttrs { window: w, group })
+        Op::Conv(ConvAttrs { window: w, group, layout: Default::default() })
     }
 
     fn win(strides: &[usize], pads: &[usize], dilations: &[usize], auto_pad: AutoPad) -> Window {
@@ -1202,6 +1301,91 @@ mod tests {
         }
     }
 
+    /// `v` (a dense `[n, c, h, w]`) stored as `[n, h, w, c]`.
+    fn nhwc(v: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
+        let mut out = vec![0.0; v.len()];
+        for ni in 0..n {
+            for ci in 0..c {
+                for p in 0..h * w {
+                    out[(ni * h * w + p) * c + ci] = v[(ni * c + ci) * h * w + p];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn channels_last_layouts_match_naive() {
+        // Pointwise, 3×3 strided with padding, depthwise, grouped: every layout against the
+        // channels-first nested loops, with the stored side transposed by hand.
+        let cases: &[([usize; 4], [usize; 4], usize, [usize; 2], [usize; 4])] = &[
+            ([2, 4, 5, 3], [6, 4, 1, 1], 1, [1, 1], [0, 0, 0, 0]),
+            ([1, 3, 7, 6], [5, 3, 3, 3], 1, [2, 2], [1, 1, 1, 1]),
+            ([1, 4, 5, 5], [4, 1, 3, 3], 4, [1, 1], [1, 1, 1, 1]),
+            ([1, 6, 4, 5], [4, 3, 3, 1], 2, [1, 1], [1, 0, 1, 0]),
+        ];
+        for &(xs, ws, group, st, p) in cases {
+            let x = pseudo(xs.iter().product(), 3);
+            let w = pseudo(ws.iter().product(), 11);
+            let (want, ys) = naive_conv2d(&x, xs, &w, ws, group, st, p, [1, 1]);
+            for (input_last, output_last) in [(true, false), (false, true), (true, true)] {
+                let op = Op::Conv(ConvAttrs {
+                    window: win(&st, &p, &[], AutoPad::NotSet),
+                    group,
+                    layout: ConvLayout {
+                        input_last,
+                        output_last,
+                    },
+                });
+                let (xv, xshape) = if input_last {
+                    (nhwc(&x, xs), vec![xs[0], xs[2], xs[3], xs[1]])
+                } else {
+                    (x.clone(), xs.to_vec())
+                };
+                let (wantv, yshape) = if output_last {
+                    (nhwc(&want, ys), vec![ys[0], ys[2], ys[3], ys[1]])
+                } else {
+                    (want.clone(), ys.to_vec())
+                };
+                let xt = f(&xshape, &xv);
+                let wt = f(&ws, &w);
+                let y = run1(&op, &[xt.clone(), wt.clone()]);
+                let wantv: Vec<f64> = wantv.iter().map(|&v| v as f64).collect();
+                close(&y, &yshape, &wantv);
+                let tys = [
+                    TensorType::fixed(DType::F32, &xshape),
+                    TensorType::fixed(DType::F32, &ws),
+                ];
+                let ins: Vec<Option<InferInput<'_>>> = tys
+                    .iter()
+                    .map(|ty| Some(InferInput { ty, value: None }))
+                    .collect();
+                let inferred = super::super::infer(&op, &ins, 1).unwrap();
+                assert_eq!(inferred[0], TensorType::fixed(DType::F32, &yshape));
+            }
+        }
+        // The other conv-like ops refuse a channels-last layout.
+        let convt = Op::ConvTranspose {
+            conv: ConvAttrs {
+                window: Window::default(),
+                group: 1,
+                layout: ConvLayout {
+                    input_last: true,
+                    output_last: false,
+                },
+            },
+            output_padding: vec![],
+            output_shape: vec![],
+        };
+        let xt = TensorType::fixed(DType::F32, &[1, 2, 2, 1]);
+        let wt = TensorType::fixed(DType::F32, &[1, 1, 1, 1]);
+        let ins = [
+            Some(InferInput { ty: &xt, value: None }),
+            Some(InferInput { ty: &wt, value: None }),
+        ];
+        assert!(super::super::infer(&convt, &ins, 1).is_err());
+    }
+
     #[test]
     fn conv_half_and_double() {
         let x = iota(&[1, 1, 3, 3]);
@@ -1314,7 +1498,7 @@ mod tests {
 
     fn convt(group: usize, w: Window, output_padding: &[usize], output_shape: &[usize]) -> Op {
         Op::ConvTranspose {
-            conv: ConvAttrs { window: w, group },
+            conv: ConvAttrs { window: w, group, layout: Default::default() },
             output_padding: output_padding.to_vec(),
             output_shape: output_shape.to_vec(),
         }

@@ -28,7 +28,11 @@ pub fn infer(
     num_outputs: usize,
 ) -> Result<Vec<TensorType>, InferError> {
     match op {
+        Op::Conv(attrs) if !attrs.layout.is_first() => conv::infer_conv_layout(op, attrs, inputs),
         Op::Conv(attrs) => conv::infer_conv(op, attrs, inputs),
+        Op::ConvTranspose { conv, .. } if !conv.layout.is_first() => Err(InferError::Unsupported(
+            "ConvTranspose is channels-first only".into(),
+        )),
         Op::ConvTranspose {
             conv: attrs,
             output_padding,
@@ -59,6 +63,7 @@ pub fn eval(
     num_outputs: usize,
 ) -> Result<Vec<Tensor>, EvalError> {
     match op {
+        Op::Conv(attrs) if !attrs.layout.is_first() => conv::eval_conv_layout(op, attrs, inputs),
         Op::Conv(attrs) => conv::eval_conv(op, attrs, inputs),
         Op::ConvTranspose {
             conv: attrs,

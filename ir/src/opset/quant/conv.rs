@@ -451,6 +451,7 @@ mod tests {
                 ..Window::default()
             },
             group: 1,
+            layout: Default::default(),
         }
     }
 

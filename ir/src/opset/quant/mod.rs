@@ -331,6 +331,9 @@ pub fn infer(
                 shape: matmul_shape(&a.ty.shape, &b.ty.shape)?,
             }])
         }
+        Op::ConvInteger(attrs) | Op::QLinearConv(attrs) if !attrs.layout.is_first() => Err(
+            InferError::Unsupported(format!("{} is channels-first only", op.name())),
+        ),
         Op::ConvInteger(attrs) => {
             max_inputs(op, inputs, 4)?;
             let (x, w) = (input(op, inputs, 0)?, input(op, inputs, 1)?);
