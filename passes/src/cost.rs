@@ -13,6 +13,7 @@
 use crate::lang::{EG, Node};
 use egg::Id;
 use optc_ir::Op;
+use optc_ir::ops::{ConvAttrs, ConvLayout};
 use serde::Serialize;
 
 /// The constants of one target.
@@ -41,6 +42,11 @@ pub struct CostModel {
     /// ... and for its workgroup-memory kernel otherwise (one query row per invocation: far
     /// below the GEMM's rate on lavapipe).
     pub attention_fallback_flops_per_us: f64,
+    /// Relative speed of a Conv kernel that loads or stores element by element where the
+    /// template otherwise moves vec4s ([`conv_vectorized`]), or `None` where that is not
+    /// modelled (the sm targets, whose tensor-core and shared-memory paths do not depend on
+    /// it). Where it is `Some`, the layout stage offers channels-last convs.
+    pub scalar_conv_rate: Option<f64>,
 }
 
 impl CostModel {
@@ -79,6 +85,12 @@ impl CostModel {
             sink_bias_us: 0.0,
             attention_flops_per_us: attention_gflops.map_or(gflops, |a| a.0) * 1e3,
             attention_fallback_flops_per_us: attention_gflops.map_or(gflops, |a| a.1) * 1e3,
+            // On lavapipe a load is a loop over the 8 lanes whatever its width, so a scalar
+            // operand costs per element what a vec4 costs per 4: measured on mobilenet_v2
+            // (`optc bench`), the channels-first depthwise kernel on 14×14 planes (scalar)
+            // runs at ~0.4 of the roofline rate of the vec4 ones, and so do the 1×1 convs on
+            // 7×7 planes against those on 14×14.
+            scalar_conv_rate: (!target.starts_with("sm_")).then_some(0.4),
         }
     }
 }
@@ -131,37 +143,58 @@ pub fn is_movement_class(eg: &EG, id: Id) -> bool {
     moved
 }
 
+/// The data input of the first movement node (a transpose or a reshape-like alias) in class
+/// `id`, if it has one; the class may also hold other nodes (the kernel that computes the
+/// value in another layout).
+fn movement_input(eg: &EG, id: Id) -> Option<Id> {
+    eg[id].nodes.iter().find_map(|n| match n {
+        Node::Op { op, args, .. } => {
+            let op = eg.analysis.ops.get(*op);
+            let moves =
+                matches!(op, Op::Transpose { .. }) || (is_alias(op) && !matches!(op, Op::Identity));
+            args.first()
+                .map(|&a| eg.find(a))
+                .filter(|&a| moves && a != id)
+        }
+        _ => None,
+    })
+}
+
 /// How much an elementwise consumer of class `id` gains from being sunk below its data
-/// movement: 1 when `id` is a movement-only class over a Conv/Gemm/MatMul output, 0.1 over an
-/// elementwise output, else 0.
+/// movement: 1 when `id` holds a movement (chain) over a Conv/Gemm/MatMul output, 0.1 over an
+/// elementwise output, else 0. A class that also holds a kernel counts: a channels-last conv's
+/// channels-first value is both `Transpose(Conv')` and the (dearer) channels-first `Conv`.
 fn movement_weight(eg: &EG, id: Id) -> f64 {
     let mut c = eg.find(id);
     for _ in 0..8 {
-        if eg[c].data.konst || !is_movement_class(eg, c) {
+        if eg[c].data.konst {
             return 0.0;
         }
-        // Follow the first movement node's data input.
-        let Some(next) = eg[c].nodes.iter().find_map(|n| match n {
-            Node::Op { args, .. } => args.first().map(|&a| eg.find(a)).filter(|&a| a != c),
-            _ => None,
-        }) else {
+        let Some(next) = movement_input(eg, c) else {
             return 0.0;
         };
-        if !is_movement_class(eg, next) {
-            let ops = eg[next].nodes.iter().filter_map(|n| match n {
+        if eg[next].data.konst {
+            return 0.0;
+        }
+        let ops: Vec<&Op> = eg[next]
+            .nodes
+            .iter()
+            .filter_map(|n| match n {
                 Node::Op { op, .. } => Some(eg.analysis.ops.get(*op)),
                 _ => None,
-            });
-            let mut w: f64 = 0.0;
-            for op in ops {
-                if matches!(op, Op::Conv(_) | Op::Gemm { .. } | Op::MatMul) {
-                    return 1.0;
-                }
-                if optc_ir::ops::Program::is_step_op(op) && !matches!(op, Op::Identity) {
-                    w = 0.1;
-                }
-            }
-            return if eg[next].data.konst { 0.0 } else { w };
+            })
+            .collect();
+        if ops
+            .iter()
+            .any(|op| matches!(op, Op::Conv(_) | Op::Gemm { .. } | Op::MatMul))
+        {
+            return 1.0;
+        }
+        if movement_input(eg, next).is_none() {
+            let step = ops
+                .iter()
+                .any(|op| optc_ir::ops::Program::is_step_op(op) && !matches!(op, Op::Identity));
+            return if step { 0.1 } else { 0.0 };
         }
         c = next;
     }
@@ -227,6 +260,67 @@ fn flops(eg: &EG, op: &Op, args: &[Id], out: Id) -> f64 {
     }
 }
 
+/// Whether the conv kernel for `a` on these stored shapes (X, W, Y) loads and stores vec4s:
+/// a depthwise conv channels-first needs rows a multiple of 4 wide (and stride ≤ 2),
+/// channels-last both sides channels-last and channels a multiple of 4; a 1×1 conv needs its
+/// pixels (channels-first input) or channels (channels-last) a multiple of 4; every GEMM-based
+/// conv stores along its output's contiguous dim (pixels channels-first, channels
+/// channels-last), which must then be a multiple of 4. Other shapes: true.
+pub fn conv_vectorized(a: &ConvAttrs, xs: &[usize], ws: &[usize], ys: &[usize]) -> bool {
+    if xs.len() != 4 || ws.len() != 4 || ys.len() != 4 {
+        return true;
+    }
+    let lay = a.layout;
+    let first = |s: &[usize], last: bool| {
+        if last {
+            optc_ir::ops::permute(s, &ConvLayout::to_first(4)).unwrap_or_default()
+        } else {
+            s.to_vec()
+        }
+    };
+    let (x, y) = (first(xs, lay.input_last), first(ys, lay.output_last));
+    let (c, m, group) = (x[1], ws[0], a.group.max(1));
+    let (cg, mg) = (c / group, m / group);
+    let (pin, pout) = (x[2] * x[3], y[2] * y[3]);
+    let ones = |v: &[usize], want: usize| v.iter().all(|&s| s == want);
+    if cg == 1 && group > 1 {
+        let sw = a.window.strides.get(1).copied().unwrap_or(1);
+        return if lay.is_first() {
+            x[3] % 4 == 0 && y[3] % 4 == 0 && sw <= 2
+        } else {
+            lay.input_last && lay.output_last && mg == 1 && m % 4 == 0
+        };
+    }
+    let pointwise =
+        ws[2] == 1 && ws[3] == 1 && ones(&a.window.strides, 1) && ones(&a.window.pads, 0);
+    let loads = match (pointwise, lay.input_last) {
+        (true, true) => c % 4 == 0 && cg % 4 == 0,
+        (true, false) => pin % 4 == 0,
+        (false, _) => true,
+    };
+    let stores = if lay.output_last {
+        m % 4 == 0
+    } else {
+        pout % 4 == 0
+    };
+    loads && stores
+}
+
+/// [`conv_vectorized`] for the Conv `op` (or the fused kernel anchored on one) with arguments
+/// `args` and output class `out`; true for other ops.
+fn vectorized(eg: &EG, op: &Op, args: &[Id], out: Id) -> bool {
+    match op {
+        Op::Conv(a) if args.len() >= 2 => {
+            conv_vectorized(a, &dims(eg, args[0]), &dims(eg, args[1]), &dims(eg, out))
+        }
+        Op::Fused(f) => match &f.anchor {
+            Some(anchor) => vectorized(eg, anchor, &args[..f.anchor_inputs.min(args.len())], out),
+            None => true,
+        },
+        _ => true,
+    }
+}
+
 /// A fused attention's Q `[.., S, D]` and V `[.., T, Dv]` dims in the canonical layout.
 fn attention_qv(
     eg: &EG,
@@ -268,7 +362,9 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         Op::Fused(f) if f.program.steps.len() == 1 || f.anchor.is_some() => 1e-3,
         op if model.sink_bias_us > 0.0
             && optc_ir::ops::Program::is_step_op(op)
-            && args.iter().any(|&a| is_movement_class(eg, a)) =>
+            && args
+                .iter()
+                .any(|&a| movement_input(eg, eg.find(a)).is_some()) =>
         {
             let w: f64 = args.iter().map(|&a| movement_weight(eg, a)).sum();
             model.sink_bias_us * w
@@ -305,5 +401,10 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         }
         _ => model.flops_per_us,
     };
-    model.launch_us + (b / model.bytes_per_us).max(flops(eg, op, args, class) / rate) + extra
+    let roof = (b / model.bytes_per_us).max(flops(eg, op, args, class) / rate);
+    let roof = match model.scalar_conv_rate {
+        Some(r) if !vectorized(eg, op, args, class) => roof / r,
+        _ => roof,
+    };
+    model.launch_us + roof + extra
 }

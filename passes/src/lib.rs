@@ -141,6 +141,7 @@ pub fn optimize(
         legal: opts.legal.clone(),
         max_fused_inputs: opts.max_fused_inputs,
         max_fused_steps: opts.max_fused_steps,
+        conv_layouts: model.scalar_conv_rate.is_some(),
     };
     let mut canon = rules::canon::rules();
     canon.extend(rules::layout::canon_rules());

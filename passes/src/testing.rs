@@ -41,6 +41,7 @@ pub fn check_rules(
         legal,
         max_fused_inputs: 8,
         max_fused_steps: 32,
+        conv_layouts: true,
     };
     let rep = saturate(&mut eg, rules, &ctx, Limits::default(), "test");
     if !eg.analysis.conflicts.is_empty() {

@@ -509,8 +509,8 @@ fn depthwise(
         }
     }
     let pout = g.out_size();
-    let pixel = (c[2].clone() * i(g.output[1] as i32) + c[3].clone()) * i(g.output[2] as i32)
-        + ow0.clone();
+    let pixel =
+        (c[2].clone() * i(g.output[1] as i32) + c[3].clone()) * i(g.output[2] as i32) + ow0.clone();
     let obase = if layout.output_last {
         b.let_(Type::I32, (ni * i(pout as i32) + pixel) * i(m as i32) + mi)
     } else {
@@ -793,8 +793,8 @@ fn dw_last_vec4_ok(
 /// Depthwise conv over channels-last tensors, vec4 along the channels: each thread computes 4
 /// channels × `th` output rows × `tw` output columns (2 × 4 at stride 1, 2 × 2 otherwise).
 /// Every input vec4 of the window span is loaded once and feeds all the outputs that use it;
-/// each tap's 4 weights are loaded once (the weight is `[M, 1, kh, kw]`: 4 scalar loads); the
-/// bias and the stores are vec4. Neighbouring threads take neighbouring channel quads, so a
+/// the quad's weights (`[M, 1, kh, kw]`: 4·kh·kw consecutive floats) are kh·kw vec4 loads
+/// regrouped by tap; the bias and the stores are vec4. Neighbouring threads take neighbouring channel quads, so a
 /// subgroup reads one contiguous run of each input pixel's channels.
 fn depthwise_last_vec4(
     ctx: &LowerCtx<'_>,
@@ -819,7 +819,7 @@ fn depthwise_last_vec4(
     let grid = grid_1d(total, wg);
     let mut b = KernelBuilder::new(ctx.kname("dwconv"), [wg, 1, 1]);
     let xb = b.buffer("x", v4, Access::Read);
-    let wb = b.buffer("w", Type::F32, Access::Read);
+    let wb = b.buffer("w", v4, Access::Read);
     let mut args = vec![Arg::Input(0), Arg::Input(1)];
     let bb = bias.map(|_| {
         args.push(Arg::Input(2));
@@ -838,16 +838,18 @@ fn depthwise_last_vec4(
         Some(bb) => b.let_(v4, Expr::load(bb, q.clone())),
         None => zero(),
     };
+    // The quad's weights are 4·kk consecutive floats (channel-major): kk vec4 loads, then
+    // each tap's vec4 gathers its 4 channels' lanes.
     let kk = kh * kw;
+    let wq: Vec<Expr> = (0..kk)
+        .map(|j| b.let_(v4, Expr::load(wb, q.clone() * i(kk as i32) + i(j as i32))))
+        .collect();
     let ws: Vec<Expr> = (0..kk)
         .map(|tap| {
             let lanes: Vec<Expr> = (0..4)
                 .map(|l| {
-                    load(
-                        wb,
-                        (q.clone() * i(4) + i(l)) * i(kk as i32) + i(tap as i32),
-                        DType::F32,
-                    )
+                    let e = l * kk + tap;
+                    wq[e / 4].clone().lane((e % 4) as u8)
                 })
                 .collect();
             b.let_(v4, Expr::Vector(lanes))
@@ -1380,6 +1382,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn channels_last_convs_match_the_reference() {
         use crate::lower::sim::{assert_close, rand_t, run_op};
         let lay = |input_last, output_last| ConvLayout {
@@ -1435,7 +1438,10 @@ mod tests {
         let k = &l.launches[0].kernel;
         assert!(k.name.ends_with("dwconv"));
         assert_eq!(k.buffers[0].elem, Type::vec(Scalar::F32, 4));
-        assert_eq!(l.launches[0].grid[0] as usize, (7 * 4 * 4usize).div_ceil(64));
+        assert_eq!(
+            l.launches[0].grid[0] as usize,
+            (7 * 4 * 4usize).div_ceil(64)
+        );
     }
 
     #[test]

@@ -16,12 +16,12 @@
 //! where the elementwise op then fuses into a producer.
 
 use super::canon::reshape_to;
-use super::{Ctx, Rule, add_op, op_node, shape};
+use super::{Ctx, Rule, add_op, add_weight, op_node, shape};
 use crate::cost::is_alias;
 use crate::lang::{EG, Node};
 use egg::Id;
 use optc_ir::Op;
-use optc_ir::ops::Program;
+use optc_ir::ops::{ConvLayout, Program};
 
 /// Layout rules of the canonicalisation stage.
 pub fn canon_rules() -> Vec<Box<dyn Rule>> {
@@ -35,7 +35,12 @@ pub fn canon_rules() -> Vec<Box<dyn Rule>> {
 
 /// Rules of the layout stage, which runs between canonicalisation and fusion.
 pub fn sink_rules() -> Vec<Box<dyn Rule>> {
-    vec![Box::new(SinkReshape), Box::new(SinkTranspose)]
+    vec![
+        Box::new(SinkReshape),
+        Box::new(SinkTranspose),
+        Box::new(ConvLayouts),
+        Box::new(GlobalPoolChannelsLast),
+    ]
 }
 
 /// `perm` of a rank-`rank` transpose with the default (reversal) filled in; `None` when it is
@@ -325,6 +330,12 @@ fn sink(eg: &mut EG, class: Id, node: &Node, transpose: bool) -> Vec<Id> {
                     b
                 } else if is_reshape && shape(eg, b).as_ref() == Some(&out) {
                     reshape_to(eg, b, &xs)
+                } else if let Movement::Transpose(t) = &how
+                    && let Some(y) = transposed_by(eg, b, t)
+                {
+                    // Another operand transposed the same way (a residual Add of two
+                    // channels-last tensors): its input.
+                    y
                 } else if let Some(s) = scalar_operand(eg, b, xs.len()) {
                     s
                 } else {
@@ -340,6 +351,125 @@ fn sink(eg: &mut EG, class: Id, node: &Node, transpose: bool) -> Vec<Id> {
         }
     }
     res
+}
+
+/// The input of a transpose `t` (the same op, permutation included) in class `id`.
+fn transposed_by(eg: &EG, id: Id, t: &Op) -> Option<Id> {
+    eg[id].nodes.iter().find_map(|n| match op_node(eg, n)? {
+        (op, 0, 1, args) if &op == t => args.first().copied(),
+        _ => None,
+    })
+}
+
+/// `Conv(x) = Transpose(Conv'(x), to_first)`, where `Conv'` stores its output channels-last,
+/// and `Conv(x) = Conv''(Transpose(x, to_last))`, where `Conv''` reads a channels-last input
+/// (the conv kernels address either layout through strides; [`ConvLayout`]).
+///
+/// With transposes sunk through elementwise ops ([`SinkTranspose`], which also matches a
+/// residual `Add` of two equally transposed operands) and cancelled in pairs (the
+/// canonicalisation stage's `transpose-transpose`, which this stage also runs), a chain of
+/// 2-D convs can run channels-last between one layout change in and one out — typically none
+/// at all, since the first conv can read channels-first and write channels-last and the last
+/// the reverse. Extraction keeps it where the cost model says it pays: on lavapipe, where a
+/// load costs the same for a scalar and a vec4, channels-last gives vec4s along the channels
+/// to depthwise convs and 1×1 convs whose channels-first planes are not a multiple of 4 wide
+/// (14×14 and 7×7). Offered only where [`Ctx::conv_layouts`] says the cost model prices it.
+pub struct ConvLayouts;
+
+impl Rule for ConvLayouts {
+    fn name(&self) -> &'static str {
+        "conv-channels-last"
+    }
+    fn apply(&self, eg: &mut EG, ctx: &Ctx, _: Id, node: &Node) -> Vec<Id> {
+        if !ctx.conv_layouts {
+            return vec![];
+        }
+        let Some((Op::Conv(a), 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        let rank = match shape(eg, args[0]) {
+            Some(s) if s.len() == 4 => 4,
+            _ => return vec![],
+        };
+        let float = eg[args[0]]
+            .data
+            .ty
+            .as_ref()
+            .is_some_and(|t| t.dtype.is_float());
+        if !float {
+            return vec![];
+        }
+        let mut res = Vec::new();
+        if !a.layout.output_last {
+            let mut last = a.clone();
+            last.layout.output_last = true;
+            let c = add_op(eg, Op::Conv(last), args.clone());
+            let perm = Some(ConvLayout::to_first(rank));
+            res.push(add_op(eg, Op::Transpose { perm }, vec![c]));
+        }
+        if !a.layout.input_last {
+            let mut last = a.clone();
+            last.layout.input_last = true;
+            let perm = Some(ConvLayout::to_last(rank));
+            let t = add_op(eg, Op::Transpose { perm }, vec![args[0]]);
+            let mut nargs = args.clone();
+            nargs[0] = t;
+            res.push(add_op(eg, Op::Conv(last), nargs));
+        }
+        res
+    }
+}
+
+/// `GlobalAveragePool(Transpose(y, to_first)) = Transpose(ReduceMean(y, [1, 2]), to_first)`
+/// (and GlobalMaxPool with ReduceMax) for a 4-D channels-last `y`: the pool of a channels-last
+/// conv chain's output reads it in place; the transpose of the `[N, 1, 1, C]` result only
+/// moves unit dims, so it is written as a (free) reshape.
+pub struct GlobalPoolChannelsLast;
+
+impl Rule for GlobalPoolChannelsLast {
+    fn name(&self) -> &'static str {
+        "global-pool-channels-last"
+    }
+    fn apply(&self, eg: &mut EG, ctx: &Ctx, class: Id, node: &Node) -> Vec<Id> {
+        if !ctx.conv_layouts {
+            return vec![];
+        }
+        let Some((pool, 0, 1, args)) = op_node(eg, node) else {
+            return vec![];
+        };
+        let rop = match pool {
+            Op::GlobalAveragePool => optc_ir::ops::ReduceOp::Mean,
+            Op::GlobalMaxPool => optc_ir::ops::ReduceOp::Max,
+            _ => return vec![],
+        };
+        if shape(eg, args[0]).is_none_or(|s| s.len() != 4) {
+            return vec![];
+        }
+        let to_first = Op::Transpose {
+            perm: Some(ConvLayout::to_first(4)),
+        };
+        let Some(y) = transposed_by(eg, args[0], &to_first) else {
+            return vec![];
+        };
+        let axes = match optc_ir::Tensor::from_vec(vec![2], vec![1i64, 2]) {
+            Ok(t) => add_weight(eg, t),
+            Err(_) => return vec![],
+        };
+        let r = add_op(
+            eg,
+            Op::Reduce {
+                op: rop,
+                keepdims: true,
+                noop_with_empty_axes: false,
+            },
+            vec![y, axes],
+        );
+        // [N, 1, 1, C] to [N, C, 1, 1]: only unit dims move, a reshape.
+        match shape(eg, class) {
+            Some(out) => vec![reshape_to(eg, r, &out)],
+            None => vec![],
+        }
+    }
 }
 
 /// `E(.., Reshape(x), ..) = Reshape(E(.., x, ..), out)`.

@@ -33,6 +33,9 @@ pub struct Ctx {
     pub max_fused_inputs: usize,
     /// Most program steps of a fused kernel (a register-pressure guard).
     pub max_fused_steps: usize,
+    /// Whether the layout stage offers channels-last conv layouts (where the cost model
+    /// prices the difference: [`crate::cost::CostModel::scalar_conv_rate`]).
+    pub conv_layouts: bool,
 }
 
 /// One rewrite rule.

@@ -492,10 +492,7 @@ pub(super) fn eval_conv_layout(
     };
     let mut ins = inputs.to_vec();
     if attrs.layout.input_last {
-        ins[0] = Some(one(
-            &transpose_op(ConvLayout::to_first(rank)),
-            x.clone(),
-        )?);
+        ins[0] = Some(one(&transpose_op(ConvLayout::to_first(rank)), x.clone())?);
     }
     let (op1, first) = channels_first(attrs);
     let y = eval_conv(&op1, &first, &ins)?;
@@ -1142,7 +1139,11 @@ mod tests {
     use crate::dtype::DType;
 
     fn conv(group: usize, w: Window) -> Op {
-        Op::Conv(ConvAttrs { window: w, group, layout: Default::default() })
+        Op::Conv(ConvAttrs {
+            window: w,
+            group,
+            layout: Default::default(),
+        })
     }
 
     fn win(strides: &[usize], pads: &[usize], dilations: &[usize], auto_pad: AutoPad) -> Window {
@@ -1315,6 +1316,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn channels_last_layouts_match_naive() {
         // Pointwise, 3×3 strided with padding, depthwise, grouped: every layout against the
         // channels-first nested loops, with the stored side transposed by hand.
@@ -1380,8 +1382,14 @@ mod tests {
         let xt = TensorType::fixed(DType::F32, &[1, 2, 2, 1]);
         let wt = TensorType::fixed(DType::F32, &[1, 1, 1, 1]);
         let ins = [
-            Some(InferInput { ty: &xt, value: None }),
-            Some(InferInput { ty: &wt, value: None }),
+            Some(InferInput {
+                ty: &xt,
+                value: None,
+            }),
+            Some(InferInput {
+                ty: &wt,
+                value: None,
+            }),
         ];
         assert!(super::super::infer(&convt, &ins, 1).is_err());
     }
@@ -1498,7 +1506,11 @@ mod tests {
 
     fn convt(group: usize, w: Window, output_padding: &[usize], output_shape: &[usize]) -> Op {
         Op::ConvTranspose {
-            conv: ConvAttrs { window: w, group, layout: Default::default() },
+            conv: ConvAttrs {
+                window: w,
+                group,
+                layout: Default::default(),
+            },
             output_padding: output_padding.to_vec(),
             output_shape: output_shape.to_vec(),
         }
