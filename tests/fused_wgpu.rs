@@ -4,7 +4,8 @@
 //! fused node. Fails (does not skip) when no adapter exists.
 
 use optc_ir::ops::{
-    ActivationOp, AutoPad, BinaryOp, ConvAttrs, Fused, Program, Step, UnaryOp, VariadicOp, Window,
+    ActivationOp, AutoPad, BinaryOp, ConvAttrs, ConvLayout, Fused, Program, Step, UnaryOp,
+    VariadicOp, Window,
 };
 use optc_ir::{DType, Op, Tensor};
 
@@ -151,6 +152,81 @@ fn fused_kernels_match_the_reference_on_wgpu() {
         Tensor::scalar(6.0f32),
     ];
     check(&device, "conv_clip", op, &ins, &[1, 3, 4], 1e-4, 1e-4);
+
+    // Channels-last convs (the layout stage's) + Clip(0, 6) + residual: the pointwise GEMM
+    // with rows = pixels (and writing channels-first), the implicit GEMM reading channels-first
+    // and writing channels-last, and both depthwise kernels (vec4 along the channels; scalar
+    // for 6 channels).
+    for (name, k, group, x, w, (input_last, output_last)) in [
+        (
+            "conv1x1_last",
+            1,
+            1,
+            [1, 7, 7, 16],
+            [32, 16, 1, 1],
+            (true, true),
+        ),
+        (
+            "conv1x1_last_first",
+            1,
+            1,
+            [1, 7, 7, 16],
+            [8, 16, 1, 1],
+            (true, false),
+        ),
+        (
+            "conv3x3_first_last",
+            3,
+            1,
+            [1, 8, 10, 10],
+            [16, 8, 3, 3],
+            (false, true),
+        ),
+        (
+            "dwconv_last_vec4",
+            3,
+            16,
+            [1, 7, 7, 16],
+            [16, 1, 3, 3],
+            (true, true),
+        ),
+        (
+            "dwconv_last_scalar",
+            3,
+            6,
+            [1, 9, 9, 6],
+            [6, 1, 3, 3],
+            (true, true),
+        ),
+    ] {
+        let mut cv = conv(k, k / 2, group);
+        if let Op::Conv(a) = &mut cv {
+            a.layout = ConvLayout {
+                input_last,
+                output_last,
+            };
+        }
+        let xs = [rand(&x, 50), rand(&w, 51), rand(&[w[0]], 52)];
+        let y = optc_ir::interp::eval_op(&cv, &xs.clone().map(Some), 1).unwrap()[0]
+            .shape()
+            .to_vec();
+        let op = fused(
+            Some(cv),
+            3,
+            4,
+            vec![st(Op::Clip, &[0, 1, 2]), bin(BinaryOp::Add, 4, 3)],
+        );
+        let [xt, wt, bt] = xs;
+        let ins = [
+            xt,
+            wt,
+            bt,
+            Tensor::scalar(0.0f32),
+            Tensor::scalar(6.0f32),
+            rand(&y, 53),
+        ];
+        check(&device, name, op, &ins, &[3, 4], 1e-4, 1e-4);
+    }
 
     // MatMul + bias + Gelu + residual: vec4 stores, the epilogue per lane.
     let op = fused(

@@ -143,58 +143,37 @@ pub fn is_movement_class(eg: &EG, id: Id) -> bool {
     moved
 }
 
-/// The data input of the first movement node (a transpose or a reshape-like alias) in class
-/// `id`, if it has one; the class may also hold other nodes (the kernel that computes the
-/// value in another layout).
-fn movement_input(eg: &EG, id: Id) -> Option<Id> {
-    eg[id].nodes.iter().find_map(|n| match n {
-        Node::Op { op, args, .. } => {
-            let op = eg.analysis.ops.get(*op);
-            let moves =
-                matches!(op, Op::Transpose { .. }) || (is_alias(op) && !matches!(op, Op::Identity));
-            args.first()
-                .map(|&a| eg.find(a))
-                .filter(|&a| moves && a != id)
-        }
-        _ => None,
-    })
-}
-
 /// How much an elementwise consumer of class `id` gains from being sunk below its data
-/// movement: 1 when `id` holds a movement (chain) over a Conv/Gemm/MatMul output, 0.1 over an
-/// elementwise output, else 0. A class that also holds a kernel counts: a channels-last conv's
-/// channels-first value is both `Transpose(Conv')` and the (dearer) channels-first `Conv`.
+/// movement: 1 when `id` is a movement-only class over a Conv/Gemm/MatMul output, 0.1 over an
+/// elementwise output, else 0.
 fn movement_weight(eg: &EG, id: Id) -> f64 {
     let mut c = eg.find(id);
     for _ in 0..8 {
-        if eg[c].data.konst {
+        if eg[c].data.konst || !is_movement_class(eg, c) {
             return 0.0;
         }
-        let Some(next) = movement_input(eg, c) else {
+        // Follow the first movement node's data input.
+        let Some(next) = eg[c].nodes.iter().find_map(|n| match n {
+            Node::Op { args, .. } => args.first().map(|&a| eg.find(a)).filter(|&a| a != c),
+            _ => None,
+        }) else {
             return 0.0;
         };
-        if eg[next].data.konst {
-            return 0.0;
-        }
-        let ops: Vec<&Op> = eg[next]
-            .nodes
-            .iter()
-            .filter_map(|n| match n {
+        if !is_movement_class(eg, next) {
+            let ops = eg[next].nodes.iter().filter_map(|n| match n {
                 Node::Op { op, .. } => Some(eg.analysis.ops.get(*op)),
                 _ => None,
-            })
-            .collect();
-        if ops
-            .iter()
-            .any(|op| matches!(op, Op::Conv(_) | Op::Gemm { .. } | Op::MatMul))
-        {
-            return 1.0;
-        }
-        if movement_input(eg, next).is_none() {
-            let step = ops
-                .iter()
-                .any(|op| optc_ir::ops::Program::is_step_op(op) && !matches!(op, Op::Identity));
-            return if step { 0.1 } else { 0.0 };
+            });
+            let mut w: f64 = 0.0;
+            for op in ops {
+                if matches!(op, Op::Conv(_) | Op::Gemm { .. } | Op::MatMul) {
+                    return 1.0;
+                }
+                if optc_ir::ops::Program::is_step_op(op) && !matches!(op, Op::Identity) {
+                    w = 0.1;
+                }
+            }
+            return if eg[next].data.konst { 0.0 } else { w };
         }
         c = next;
     }
@@ -362,9 +341,7 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         Op::Fused(f) if f.program.steps.len() == 1 || f.anchor.is_some() => 1e-3,
         op if model.sink_bias_us > 0.0
             && optc_ir::ops::Program::is_step_op(op)
-            && args
-                .iter()
-                .any(|&a| movement_input(eg, eg.find(a)).is_some()) =>
+            && args.iter().any(|&a| is_movement_class(eg, a)) =>
         {
             let w: f64 = args.iter().map(|&a| movement_weight(eg, a)).sum();
             model.sink_bias_us * w

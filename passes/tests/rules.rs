@@ -2,7 +2,9 @@
 //! equality it adds holds on the reference interpreter (`testing::check_rules` evaluates every
 //! e-node of every class).
 
-use optc_ir::ops::{ActivationOp, BinaryOp, ConvAttrs, NormOp, ReduceOp, UnaryOp, Window};
+use optc_ir::ops::{
+    ActivationOp, BinaryOp, ConvAttrs, ConvLayout, NormOp, ReduceOp, UnaryOp, Window,
+};
 use optc_ir::{Graph, Op, Tensor, TensorType, ValueId};
 use optc_passes::rules::{Rule, canon, einsum, fusion, layout};
 use optc_passes::testing::{check_rules, decomposed_layer_norm};
@@ -102,6 +104,28 @@ fn canon_rules() -> Vec<Box<dyn Rule>> {
     canon::rules()
 }
 
+/// The rules of the layout stage, as `optimize` runs it.
+fn layout_stage_rules() -> Vec<Box<dyn Rule>> {
+    let mut r = layout::sink_rules();
+    r.extend(canon::rules());
+    r
+}
+
+/// A 2-D Conv with square kernel `k`, symmetric padding `pad`, `group` groups, stride 1.
+fn conv_op(k: usize, pad: usize, group: usize) -> Op {
+    Op::Conv(ConvAttrs {
+        window: Window {
+            kernel_shape: vec![k, k],
+            strides: vec![1, 1],
+            pads: vec![pad; 4],
+            dilations: vec![1, 1],
+            auto_pad: Default::default(),
+        },
+        group,
+        layout: Default::default(),
+    })
+}
+
 fn refs(v: &[Box<dyn Rule>]) -> Vec<&dyn Rule> {
     v.iter().map(|r| r.as_ref()).collect()
 }
@@ -127,6 +151,34 @@ fn perm(rng: &mut StdRng, r: usize) -> Vec<usize> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    #[test]
+    fn conv_chain_goes_channels_last(seed in 0u64..1000, c in 1usize..3, hw in 3usize..6, k in 1usize..4, residual in any::<bool>()) {
+        // Conv → Clip → depthwise Conv (→ Add the first conv's output) → GlobalAveragePool:
+        // every channels-last variant, sunk Clip/Add and cancelled transpose pair must compute
+        // the same values.
+        let c = 4 * c;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &[1, 3, hw, hw]));
+        let conv1 = conv_op(k, k / 2, 1);
+        let w1 = b.konst(rand_t(&mut rng, &[c, 3, k, k]));
+        let b1 = b.konst(rand_t(&mut rng, &[c]));
+        let y = b.op(conv1, vec![Some(x), Some(w1), Some(b1)]);
+        let lo = b.konst(Tensor::scalar(0.0f32));
+        let hi = b.konst(Tensor::scalar(6.0f32));
+        let y = b.op(Op::Clip, vec![Some(y), Some(lo), Some(hi)]);
+        let w2 = b.konst(rand_t(&mut rng, &[c, 1, 3, 3]));
+        let z = b.op(conv_op(3, 1, c), vec![Some(y), Some(w2), None]);
+        let z = if residual { b.op(Op::Binary(BinaryOp::Add), vec![Some(y), Some(z)]) } else { z };
+        let p = b.op(Op::GlobalAveragePool, vec![Some(z)]);
+        let rs = layout_stage_rules();
+        let mut want = vec!["conv-channels-last", "transpose-transpose", "global-pool-channels-last", "sink-transpose"];
+        if !residual {
+            want.pop();
+        }
+        b.check(p, &refs(&rs), &want);
+    }
 
     #[test]
     fn remove_identity(seed in 0u64..1000, n in 1usize..6) {
@@ -951,4 +1003,77 @@ fn ilp_extraction_reuses_an_intermediate_the_greedy_one_recomputes() {
         ilp.greedy_cost_us
     );
     assert_eq!(ilp.greedy_cost_us, greedy.cost_us);
+}
+
+/// An inverted-residual block on a 7×7 plane (1×1 expand + ReLU6, depthwise 3×3 + ReLU6,
+/// 1×1 project, residual Add, global pool), after a 1×1 stem: on wgsl every conv runs
+/// channels-last (the stem reads the channels-first input, the pool reduces the channels-last
+/// result), with no transpose left; on sm_89, whose cost model does not price layouts, all
+/// stay channels-first. Values are checked against the original graph.
+#[test]
+fn whole_optimizer_runs_a_mobilenet_block_channels_last_on_wgsl_only() {
+    let build = || {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &[1, 8, 7, 7]));
+        let lo = b.konst(Tensor::scalar(0.0f32));
+        let hi = b.konst(Tensor::scalar(6.0f32));
+        let mut conv = |b: &mut B, x: ValueId, cin: usize, cout: usize, k: usize, group: usize| {
+            let w = b.konst(rand_t(&mut rng, &[cout, cin / group, k, k]));
+            let bias = b.konst(rand_t(&mut rng, &[cout]));
+            b.op(conv_op(k, k / 2, group), vec![Some(x), Some(w), Some(bias)])
+        };
+        let stem = conv(&mut b, x, 8, 16, 1, 1);
+        let e = conv(&mut b, stem, 16, 32, 1, 1);
+        let e = b.op(Op::Clip, vec![Some(e), Some(lo), Some(hi)]);
+        let d = conv(&mut b, e, 32, 32, 3, 32);
+        let d = b.op(Op::Clip, vec![Some(d), Some(lo), Some(hi)]);
+        let p = conv(&mut b, d, 32, 16, 1, 1);
+        let r = b.op(Op::Binary(BinaryOp::Add), vec![Some(stem), Some(p)]);
+        let out = b.op(Op::GlobalAveragePool, vec![Some(r)]);
+        b.g.set_outputs(vec![out]);
+        b
+    };
+    for target in ["wgsl", "sm_89"] {
+        let b = build();
+        let opts = optc_passes::Options::new(3, target);
+        let o = optc_passes::optimize(&b.g, &Default::default(), &opts).unwrap();
+        let mut layouts = Vec::new();
+        let mut ops = Vec::new();
+        for n in o.graph.node_ids() {
+            let op = &o.graph.node(n).op;
+            ops.push(op.name());
+            let anchor = match op {
+                Op::Fused(f) => f.anchor.as_ref(),
+                op => Some(op),
+            };
+            if let Some(Op::Conv(a)) = anchor {
+                layouts.push(a.layout);
+            }
+        }
+        assert_eq!(layouts.len(), 4, "{target}: {ops:?}");
+        assert!(!ops.contains(&"Transpose"), "{target}: {ops:?}");
+        let last = |i, o| ConvLayout {
+            input_last: i,
+            output_last: o,
+        };
+        if target == "wgsl" {
+            assert_eq!(layouts[0], last(false, true), "{ops:?}");
+            assert!(
+                layouts[1..].iter().all(|&l| l == last(true, true)),
+                "{layouts:?}"
+            );
+            assert!(ops.contains(&"ReduceMean"), "{ops:?}");
+        } else {
+            assert!(layouts.iter().all(|l| l.is_first()), "{layouts:?}");
+        }
+        let got = optc_ir::run(&o.graph, &b.inputs).unwrap();
+        let want = optc_ir::run(&b.g, &b.inputs).unwrap();
+        for (g, w) in got[0].to_f64_vec().iter().zip(want[0].to_f64_vec()) {
+            assert!(
+                (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                "{target}: {g} vs {w}"
+            );
+        }
+    }
 }

@@ -10,7 +10,13 @@
 //!   the plane is a multiple of 4), vec4 stores. The bias is added in the epilogue.
 //! - Depthwise Conv (one input channel per group) is a direct kernel: each thread computes
 //!   `DW_TILE` consecutive outputs along the last axis, loading each input value of the shared
-//!   window once and each weight once.
+//!   window once and each weight once (vec4 row segments where rows are a multiple of 4 wide).
+//! - Either side of a Conv may be stored channels-last ([`ConvLayout`], chosen by the
+//!   optimizer's layout stage): the GEMM-based convs only change strides (a 1×1 conv over a
+//!   channels-last input keeps rows = pixels, both operands vec4 along K; the im2col source
+//!   addresses through [`Geom::chan_stride`] and [`Geom::pixel_stride`]), the scalar depthwise
+//!   kernel takes any layout, and channels-last on both sides with channels a multiple of 4
+//!   gets its own depthwise kernel, vec4 along the channels.
 //! - ConvTranspose, ConvInteger and QLinearConv are direct kernels (one output per thread;
 //!   QLinearConv adds a requantizing pass over the i32 result).
 //!

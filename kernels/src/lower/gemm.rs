@@ -795,6 +795,20 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
             });
         }
     } else {
+        // A bias that only depends on the column (a channels-last conv's): loaded once per
+        // column for all rows (clamped into range; out-of-range columns are not stored).
+        let col_adds: Option<Vec<Expr>> = match &p.addend {
+            Some(c) if c.m_stride == 0 && c.n_stride != 0 => Some(
+                (0..tn)
+                    .map(|col| {
+                        let n = (n0.clone() + i(col as i32)).min(i(p.n as i32 - 1));
+                        let cv = addend(&i(0), &n).unwrap_or(f(0.0));
+                        b.let_(Type::scalar(cs), cv)
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
         for r in 0..tm {
             let m = m0.clone() + i(r as i32);
             b.if_(m.clone().lt(i(p.m as i32)), |b| {
@@ -814,9 +828,10 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                     let v = b.let_(Type::vec(cs, 4), v);
                     let addv = |l: u32| -> Expr {
                         let base = comp(&v, 4, l);
-                        let add = match &row_add {
-                            Some(cv) => Some(cv.clone()),
-                            None => addend(&m, &(n.clone() + i(l as i32))),
+                        let add = match (&row_add, &col_adds) {
+                            (Some(cv), _) => Some(cv.clone()),
+                            (None, Some(cols)) => Some(cols[(c4 * 4 + l) as usize].clone()),
+                            (None, None) => addend(&m, &(n.clone() + i(l as i32))),
                         };
                         match add {
                             Some(cv) => base + cv,
