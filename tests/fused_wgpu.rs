@@ -157,53 +157,23 @@ fn fused_kernels_match_the_reference_on_wgpu() {
     // with rows = pixels (and writing channels-first), the implicit GEMM reading channels-first
     // and writing channels-last, and both depthwise kernels (vec4 along the channels; scalar
     // for 6 channels).
-    for (name, k, group, x, w, (input_last, output_last)) in [
-        (
-            "conv1x1_last",
-            1,
-            1,
-            [1, 7, 7, 16],
-            [32, 16, 1, 1],
-            (true, true),
-        ),
-        (
-            "conv1x1_last_first",
-            1,
-            1,
-            [1, 7, 7, 16],
-            [8, 16, 1, 1],
-            (true, false),
-        ),
-        (
-            "conv3x3_first_last",
-            3,
-            1,
-            [1, 8, 10, 10],
-            [16, 8, 3, 3],
-            (false, true),
-        ),
-        (
-            "dwconv_last_vec4",
-            3,
-            16,
-            [1, 7, 7, 16],
-            [16, 1, 3, 3],
-            (true, true),
-        ),
-        (
-            "dwconv_last_scalar",
-            3,
-            6,
-            [1, 9, 9, 6],
-            [6, 1, 3, 3],
-            (true, true),
-        ),
-    ] {
+    #[rustfmt::skip]
+    let cases = [
+        ("conv1x1_last", 1, 1, [1, 7, 7, 16], [32, 16, 1, 1], (true, true, false)),
+        ("conv1x1_last_first", 1, 1, [1, 7, 7, 16], [8, 16, 1, 1], (true, false, false)),
+        ("conv3x3_first_last", 3, 1, [1, 8, 10, 10], [16, 8, 3, 3], (false, true, false)),
+        // Tap-major weight [M, kh, kw, C]: the im2col side loads vec4s along the channels.
+        ("conv3x3_tap_major", 3, 1, [1, 8, 8, 16], [16, 3, 3, 16], (true, true, true)),
+        ("dwconv_last_vec4", 3, 16, [1, 7, 7, 16], [16, 1, 3, 3], (true, true, false)),
+        ("dwconv_last_scalar", 3, 6, [1, 9, 9, 6], [6, 1, 3, 3], (true, true, false)),
+    ];
+    for (name, k, group, x, w, (input_last, output_last, weight_last)) in cases {
         let mut cv = conv(k, k / 2, group);
         if let Op::Conv(a) = &mut cv {
             a.layout = ConvLayout {
                 input_last,
                 output_last,
+                weight_last,
             };
         }
         let xs = [rand(&x, 50), rand(&w, 51), rand(&[w[0]], 52)];

@@ -260,21 +260,25 @@ pub struct ConvAttrs {
 /// ONNX's layout is channels-first (`[N, C, spatial...]`). The optimizer's layout stage may
 /// store either side channels-last (`[N, spatial..., C]`): the conv kernels read and write
 /// both through strides, and channels-last lets them load and store vec4s along the channels
-/// where a channels-first plane is not a multiple of 4 wide. The weight stays
-/// `[M, C/group, kernel...]`. Reference semantics: transpose X to channels-first, convolve,
-/// transpose Y to the stored layout.
+/// where a channels-first plane is not a multiple of 4 wide. The weight is `[M, C/group,
+/// kernel...]`, or `[M, kernel..., C/group]` with `weight_last` (then an im2col row's K runs
+/// tap-major, each tap's channels contiguous, as they are in a channels-last input).
+/// Reference semantics: transpose X and W to channels-first, convolve, transpose Y to the
+/// stored layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ConvLayout {
     /// X is stored `[N, spatial..., C]`.
     pub input_last: bool,
     /// Y is stored `[N, spatial..., M]`.
     pub output_last: bool,
+    /// W is stored `[M, kernel..., C/group]`.
+    pub weight_last: bool,
 }
 
 impl ConvLayout {
-    /// Both sides channels-first (ONNX's layout).
+    /// Every operand channels-first (ONNX's layout).
     pub fn is_first(self) -> bool {
-        !self.input_last && !self.output_last
+        !self.input_last && !self.output_last && !self.weight_last
     }
 
     /// The permutation taking a channels-last tensor of rank `rank` to channels-first:

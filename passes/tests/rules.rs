@@ -1056,6 +1056,7 @@ fn whole_optimizer_runs_a_mobilenet_block_channels_last_on_wgsl_only() {
         let last = |i, o| ConvLayout {
             input_last: i,
             output_last: o,
+            weight_last: false,
         };
         if target == "wgsl" {
             assert_eq!(layouts[0], last(false, true), "{ops:?}");

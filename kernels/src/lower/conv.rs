@@ -62,6 +62,9 @@ pub struct Geom {
     pub chan_stride: usize,
     /// Element stride of one input pixel: 1 channels-first, the channel count channels-last.
     pub pixel_stride: usize,
+    /// The im2col matrix's K runs tap-major (`k = tap · C/group + channel`: the weight is
+    /// `[M, kernel..., C/group]`) instead of channel-major (`k = channel · taps + tap`).
+    pub tap_major: bool,
 }
 
 impl Geom {
@@ -75,6 +78,11 @@ impl Geom {
     fn channels_last(mut self, c: usize) -> Geom {
         self.chan_stride = 1;
         self.pixel_stride = c;
+        self
+    }
+    /// Orders K tap-major (a `[M, kernel..., C/group]` weight) when `yes`.
+    fn tap_major(mut self, yes: bool) -> Geom {
+        self.tap_major = yes;
         self
     }
     fn out_size(&self) -> usize {
@@ -136,6 +144,7 @@ fn conv_geom(
         pad: [0; 3],
         chan_stride: x[2..].iter().product(),
         pixel_stride: 1,
+        tap_major: false,
     };
     let off = 3 - nsp;
     for a in 0..nsp {
@@ -240,14 +249,15 @@ fn lower_conv(
             s.to_vec()
         }
     };
-    let (xs, ys) = (
+    let (xs, ys, ws) = (
         first(&x.shape, layout.input_last),
         first(&y.shape, layout.output_last),
+        first(&w.shape, layout.weight_last),
     );
-    let g = conv_geom(ctx, attrs, &xs, &w.shape, &ys, false)?;
+    let g = conv_geom(ctx, attrs, &xs, &ws, &ys, false)?;
     let group = attrs.group.max(1);
-    let (n, c, m) = (xs[0], xs[1], w.shape[0]);
-    if c % group != 0 || m % group != 0 || w.shape[1] * group != c || ys[1] != m {
+    let (n, c, m) = (xs[0], xs[1], ws[0]);
+    if c % group != 0 || m % group != 0 || ws[1] * group != c || ys[1] != m {
         return Err(ctx.invalid("channels do not match the group"));
     }
     if y.numel() == 0 {
@@ -291,8 +301,14 @@ fn lower_conv(
             },
             cg,
         ),
-        (false, false) => (Source::Im2col(g.clone()), cg * pin),
-        (false, true) => (Source::Im2col(g.clone().channels_last(c)), cg),
+        (false, false) => (
+            Source::Im2col(g.clone().tap_major(layout.weight_last)),
+            cg * pin,
+        ),
+        (false, true) => (
+            Source::Im2col(g.clone().channels_last(c).tap_major(layout.weight_last)),
+            cg,
+        ),
     };
     // Output strides per pixel and per channel.
     let (y_pixel, y_chan) = if layout.output_last {
@@ -1394,14 +1410,23 @@ mod tests {
         let lay = |input_last, output_last| ConvLayout {
             input_last,
             output_last,
+            weight_last: false,
+        };
+        let all = |input_last, output_last| ConvLayout {
+            input_last,
+            output_last,
+            weight_last: true,
         };
         // (channels-first x, weight, group, stride, pad): pointwise (rows = channels or
         // pixels), implicit GEMM (3×3 stride 2, 3 input channels), grouped, depthwise with 8
         // channels (the vec4 channels-last kernel: stride 1 and 2, odd sizes for the tails) and
         // with 6 (the scalar one).
-        let cases: [([usize; 4], [usize; 4], usize, usize, usize); 7] = [
+        let cases: [([usize; 4], [usize; 4], usize, usize, usize); 9] = [
             ([1, 8, 7, 7], [12, 8, 1, 1], 1, 1, 0),
             ([2, 3, 9, 8], [8, 3, 3, 3], 1, 2, 1),
+            // Tap-major K over 8 channels: the vec4 im2col loads (stride 1 and 2).
+            ([1, 8, 6, 7], [12, 8, 3, 3], 1, 1, 1),
+            ([2, 16, 9, 8], [8, 8, 3, 3], 2, 2, 1),
             ([1, 8, 5, 6], [4, 4, 3, 3], 2, 1, 1),
             ([1, 8, 7, 7], [8, 1, 3, 3], 8, 1, 1),
             ([2, 8, 9, 10], [8, 1, 3, 3], 8, 2, 1),
@@ -1409,7 +1434,14 @@ mod tests {
             ([1, 6, 7, 5], [6, 1, 3, 3], 6, 1, 1),
         ];
         for (xs, ws, group, st, p) in cases {
-            for layout in [lay(true, false), lay(false, true), lay(true, true)] {
+            for layout in [
+                lay(true, false),
+                lay(false, true),
+                lay(true, true),
+                all(true, true),
+                all(false, false),
+                all(true, false),
+            ] {
                 let op = Op::Conv(ConvAttrs {
                     window: Window {
                         kernel_shape: ws[2..].to_vec(),
@@ -1426,9 +1458,14 @@ mod tests {
                 } else {
                     xs.to_vec()
                 };
+                let wshape = if layout.weight_last {
+                    vec![ws[0], ws[2], ws[3], ws[1]]
+                } else {
+                    ws.to_vec()
+                };
                 let ins = [
                     Some(rand_t(&xshape, 1)),
-                    Some(rand_t(&ws, 2)),
+                    Some(rand_t(&wshape, 2)),
                     Some(rand_t(&[ws[0]], 3)),
                 ];
                 let (got, want) = run_op(&op, &ins, &[]);
@@ -1448,6 +1485,15 @@ mod tests {
             l.launches[0].grid[0] as usize,
             (7 * 4 * 4usize).div_ceil(64)
         );
+        // Channels-last input, tap-major weight, 8 channels: the im2col side loads vec4s.
+        let mut op = conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 1);
+        if let Op::Conv(a) = &mut op {
+            a.layout = all(true, true);
+        }
+        let l = lower_op(op, &[&[1, 6, 6, 8], &[16, 3, 3, 8]], &[1, 6, 6, 16]);
+        let k = &l.launches[0].kernel;
+        assert!(k.name.ends_with("gemm"));
+        assert_eq!(k.buffers[0].elem, Type::vec(Scalar::F32, 4));
     }
 
     #[test]

@@ -265,6 +265,9 @@ enum Mode {
     RowVec,
     /// Scalar loads: one row per unit, one packet (vec4 of the 4 k values when k_step is 4).
     Scalar,
+    /// vec4 along K of an im2col matrix over a channels-last input with tap-major K: the 4 k
+    /// values are 4 channels of one tap, one vec4 load (one bounds check) per row.
+    Im2colVec,
 }
 
 impl Mode {
@@ -292,6 +295,19 @@ fn mode_of(op: &Operand, rows: usize, tile: u32, k: usize, cfg: &GemmConfig) -> 
             } else {
                 Mode::Scalar
             }
+        }
+        Source::Im2col(g)
+            if vec_ok
+                && g.tap_major
+                && g.chan_stride == 1
+                && g.pixel_stride % 4 == 0
+                && cfg.k_step == 4
+                && k % 4 == 0
+                && (k / g.kernel.iter().product::<usize>().max(1)) % 4 == 0
+                && all_div4(&op.batch_strides)
+                && op.numel % 4 == 0 =>
+        {
+            Mode::Im2colVec
         }
         _ => Mode::Scalar,
     }
@@ -363,7 +379,8 @@ impl Side {
         let cs = compute_scalar(self.op.dtype).unwrap_or(Scalar::F32);
         match (ctx, &self.op.source) {
             (RowCtx::Flat(off), Source::Strided { k_stride, .. }) => match self.mode {
-                Mode::KVec => {
+                // (An im2col mode never meets a strided source.)
+                Mode::KVec | Mode::Im2colVec => {
                     let idx = (off.clone() + k0.clone()) / i(4);
                     vec![b.let_(Type::vec(Scalar::F32, 4), Expr::load(self.buf, idx))]
                 }
@@ -389,6 +406,39 @@ impl Side {
                     vec![pack(b, vals, cs)]
                 }
             },
+            (RowCtx::Pixel { base, start }, Source::Im2col(g)) if self.mode == Mode::Im2colVec => {
+                // The 4 k values share their tap: one bounds check, one vec4 load.
+                let d = &kdec[0];
+                let mut inb: Option<Expr> = None;
+                let mut idx = base.clone() + d.chan_off.clone();
+                let st = strides(&g.input);
+                for a in 0..3 {
+                    if g.input[a] == 1 && g.kernel[a] == 1 && g.pad[a] == 0 {
+                        continue;
+                    }
+                    let p = b.let_(Type::I32, start[a].clone() + d.tap[a].clone());
+                    let ok = p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32));
+                    inb = Some(match inb {
+                        None => ok,
+                        Some(x) => x.and(ok),
+                    });
+                    idx = idx + p * i((st[a] * g.pixel_stride) as i32);
+                }
+                let v4 = Type::vec(Scalar::F32, 4);
+                let v = match inb {
+                    None => Expr::load(self.buf, idx / i(4)),
+                    Some(ok) => {
+                        let ok = b.let_(Type::BOOL, ok);
+                        let safe = select(ok.clone(), idx, i(0)) / i(4);
+                        select(
+                            ok,
+                            Expr::load(self.buf, safe),
+                            Expr::Splat(4, Box::new(f(0.0))),
+                        )
+                    }
+                };
+                vec![b.let_(v4, v)]
+            }
             (RowCtx::Pixel { base, start }, Source::Im2col(g)) => {
                 let vals: Vec<Expr> = (0..ks as usize)
                     .map(|kk| {
@@ -430,7 +480,7 @@ impl Side {
     /// (row within unit, kk) for lane `lane` of packet `p` (lane `None`: a scalar packet).
     fn lane_map(&self, p: usize, lane: usize, ks: u32) -> (u32, u32) {
         match self.mode {
-            Mode::KVec => (0, lane as u32),
+            Mode::KVec | Mode::Im2colVec => (0, lane as u32),
             Mode::RowVec => (lane as u32, p as u32),
             Mode::Scalar => (0, if ks == 1 { 0 } else { lane as u32 }),
         }
@@ -466,7 +516,7 @@ fn comp(p: &Expr, lanes: u32, lane: u32) -> Expr {
 /// Number of lanes of a packet for `mode`.
 fn packet_lanes(mode: Mode, ks: u32) -> u32 {
     match mode {
-        Mode::KVec | Mode::RowVec => 4,
+        Mode::KVec | Mode::RowVec | Mode::Im2colVec => 4,
         Mode::Scalar => ks,
     }
 }
@@ -627,15 +677,20 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                     .map(|kk| {
                         let kx = b.let_(Type::I32, k0.clone() + i(kk as i32));
                         let kk_total: usize = g.kernel.iter().product();
-                        let c = if kk_total == 1 {
-                            kx.clone()
+                        // Channel-major K (channel · taps + tap) or tap-major (tap · C/g + channel).
+                        let (c, rem) = if kk_total == 1 {
+                            (kx.clone(), i(0))
+                        } else if g.tap_major {
+                            let cg = (p.k / kk_total) as i32;
+                            (
+                                b.let_(Type::I32, kx.clone() % i(cg)),
+                                b.let_(Type::I32, kx / i(cg)),
+                            )
                         } else {
-                            b.let_(Type::I32, kx.clone() / i(kk_total as i32))
-                        };
-                        let rem = if kk_total == 1 {
-                            i(0)
-                        } else {
-                            b.let_(Type::I32, kx % i(kk_total as i32))
+                            (
+                                b.let_(Type::I32, kx.clone() / i(kk_total as i32)),
+                                b.let_(Type::I32, kx % i(kk_total as i32)),
+                            )
                         };
                         let taps = unravel(b, &rem, &g.kernel);
                         let tap: Vec<Expr> = (0..3)

@@ -336,6 +336,13 @@ fn sink(eg: &mut EG, class: Id, node: &Node, transpose: bool) -> Vec<Id> {
                     // Another operand transposed the same way (a residual Add of two
                     // channels-last tensors): its input.
                     y
+                } else if let Movement::Transpose(t) = &how
+                    && let Some(y) = inverse_transpose_of(eg, b, t, xs.len())
+                {
+                    // Another operand whose inverse transpose the e-graph already holds (a
+                    // residual Add of a channels-first block input that the block's first
+                    // conv reads channels-last): that transpose.
+                    y
                 } else if let Some(s) = scalar_operand(eg, b, xs.len()) {
                     s
                 } else {
@@ -351,6 +358,22 @@ fn sink(eg: &mut EG, class: Id, node: &Node, transpose: bool) -> Vec<Id> {
         }
     }
     res
+}
+
+/// The class of `Transpose(id)` by the inverse of `t`'s permutation, if the e-graph already
+/// holds it (nothing is added).
+fn inverse_transpose_of(eg: &mut EG, id: Id, t: &Op, rank: usize) -> Option<Id> {
+    let Op::Transpose { perm } = t else {
+        return None;
+    };
+    let inv = optc_ir::ops::inverse_permutation(&full_perm(perm.clone(), rank)?)?;
+    let op = eg.analysis.ops.intern(Op::Transpose { perm: Some(inv) });
+    eg.lookup(Node::Op {
+        op,
+        slot: 0,
+        nout: 1,
+        args: vec![id],
+    })
 }
 
 /// The input of a transpose `t` (the same op, permutation included) in class `id`.
@@ -411,9 +434,18 @@ impl Rule for ConvLayouts {
             let mut last = a.clone();
             last.layout.input_last = true;
             let perm = Some(ConvLayout::to_last(rank));
-            let t = add_op(eg, Op::Transpose { perm }, vec![args[0]]);
+            let t = add_op(eg, Op::Transpose { perm: perm.clone() }, vec![args[0]]);
             let mut nargs = args.clone();
             nargs[0] = t;
+            // An im2col conv (neither 1×1 nor depthwise) also takes its weight tap-major, so
+            // that an im2col row's K runs along the channels as the input does (a transpose
+            // of a constant weight is folded at compile time).
+            let ws = shape(eg, args[1]).unwrap_or_default();
+            let im2col = ws.len() == 4 && ws[2] * ws[3] > 1 && ws[1] > 1;
+            if im2col && !a.layout.weight_last {
+                last.layout.weight_last = true;
+                nargs[1] = add_op(eg, Op::Transpose { perm }, vec![args[1]]);
+            }
             res.push(add_op(eg, Op::Conv(last), nargs));
         }
         res

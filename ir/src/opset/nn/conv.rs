@@ -456,9 +456,17 @@ pub(super) fn infer_conv_layout(
     } else {
         x.ty.clone()
     };
+    let wt = match input(op, inputs, 1)? {
+        w if attrs.layout.weight_last => one(&transpose_op(ConvLayout::to_first(rank)), w.ty)?,
+        w => w.ty.clone(),
+    };
     let mut ins = inputs.to_vec();
     ins[0] = Some(InferInput {
         ty: &xt,
+        value: None,
+    });
+    ins[1] = Some(InferInput {
+        ty: &wt,
         value: None,
     });
     let (op1, first) = channels_first(attrs);
@@ -493,6 +501,10 @@ pub(super) fn eval_conv_layout(
     let mut ins = inputs.to_vec();
     if attrs.layout.input_last {
         ins[0] = Some(one(&transpose_op(ConvLayout::to_first(rank)), x.clone())?);
+    }
+    if attrs.layout.weight_last {
+        let w = req(op, inputs, 1)?;
+        ins[1] = Some(one(&transpose_op(ConvLayout::to_first(rank)), w.clone())?);
     }
     let (op1, first) = channels_first(attrs);
     let y = eval_conv(&op1, &first, &ins)?;
@@ -1330,13 +1342,20 @@ mod tests {
             let x = pseudo(xs.iter().product(), 3);
             let w = pseudo(ws.iter().product(), 11);
             let (want, ys) = naive_conv2d(&x, xs, &w, ws, group, st, p, [1, 1]);
-            for (input_last, output_last) in [(true, false), (false, true), (true, true)] {
+            for (input_last, output_last, weight_last) in [
+                (true, false, false),
+                (false, true, false),
+                (true, true, false),
+                (true, true, true),
+                (false, false, true),
+            ] {
                 let op = Op::Conv(ConvAttrs {
                     window: win(&st, &p, &[], AutoPad::NotSet),
                     group,
                     layout: ConvLayout {
                         input_last,
                         output_last,
+                        weight_last,
                     },
                 });
                 let (xv, xshape) = if input_last {
@@ -1349,14 +1368,19 @@ mod tests {
                 } else {
                     (want.clone(), ys.to_vec())
                 };
+                let (wv, wshape) = if weight_last {
+                    (nhwc(&w, ws), vec![ws[0], ws[2], ws[3], ws[1]])
+                } else {
+                    (w.clone(), ws.to_vec())
+                };
                 let xt = f(&xshape, &xv);
-                let wt = f(&ws, &w);
+                let wt = f(&wshape, &wv);
                 let y = run1(&op, &[xt.clone(), wt.clone()]);
                 let wantv: Vec<f64> = wantv.iter().map(|&v| v as f64).collect();
                 close(&y, &yshape, &wantv);
                 let tys = [
                     TensorType::fixed(DType::F32, &xshape),
-                    TensorType::fixed(DType::F32, &ws),
+                    TensorType::fixed(DType::F32, &wshape),
                 ];
                 let ins: Vec<Option<InferInput<'_>>> = tys
                     .iter()
@@ -1374,6 +1398,7 @@ mod tests {
                 layout: ConvLayout {
                     input_last: true,
                     output_last: false,
+                    weight_last: false,
                 },
             },
             output_padding: vec![],
