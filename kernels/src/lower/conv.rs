@@ -14,7 +14,9 @@
 //! - Either side of a Conv may be stored channels-last ([`ConvLayout`], chosen by the
 //!   optimizer's layout stage): the GEMM-based convs only change strides (a 1×1 conv over a
 //!   channels-last input keeps rows = pixels, both operands vec4 along K; the im2col source
-//!   addresses through [`Geom::chan_stride`] and [`Geom::pixel_stride`]), the scalar depthwise
+//!   addresses through [`Geom::chan_stride`] and [`Geom::pixel_stride`], and with a
+//!   `[M, kernel..., C/g]` weight its K runs tap-major ([`Geom::tap_major`]), so that a
+//!   channels-last input is loaded as vec4s of 4 channels of one tap), the scalar depthwise
 //!   kernel takes any layout, and channels-last on both sides with channels a multiple of 4
 //!   gets its own depthwise kernel, vec4 along the channels.
 //! - ConvTranspose, ConvInteger and QLinearConv are direct kernels (one output per thread;
