@@ -83,7 +83,7 @@ impl Geom {
         self
     }
     /// Orders K tap-major (a `[M, kernel..., C/group]` weight) when `yes`.
-    fn tap_major(mut self, yes: bool) -> Geom {
+    fn with_tap_major(mut self, yes: bool) -> Geom {
         self.tap_major = yes;
         self
     }
@@ -304,11 +304,15 @@ fn lower_conv(
             cg,
         ),
         (false, false) => (
-            Source::Im2col(g.clone().tap_major(layout.weight_last)),
+            Source::Im2col(g.clone().with_tap_major(layout.weight_last)),
             cg * pin,
         ),
         (false, true) => (
-            Source::Im2col(g.clone().channels_last(c).tap_major(layout.weight_last)),
+            Source::Im2col(
+                g.clone()
+                    .channels_last(c)
+                    .with_tap_major(layout.weight_last),
+            ),
             cg,
         ),
     };
@@ -356,10 +360,16 @@ fn lower_conv(
         }),
         epilogue: ep,
     };
-    if pointwise && !layout.input_last {
-        // 1×1 over a channels-first input: rows = output channels (weights, vec4 along K,
-        // shared across lanes), columns = pixels (vec4 along the plane when it is a multiple
-        // of 4). (Channels-last, the pixels' channels are K-contiguous: rows stay pixels.)
+    // Padding of the default 32-row × 64-column subgroup tile over an m × n output.
+    let waste = |m: usize, n: usize| {
+        (m.div_ceil(32) * 32 * n.div_ceil(64) * 64) as f64 / (m * n).max(1) as f64
+    };
+    if pointwise && (!layout.input_last || waste(mg, pout) < waste(pout, mg)) {
+        // 1×1: rows = output channels (weights, vec4 along K, shared across lanes), columns =
+        // pixels — always over a channels-first input (vec4 along the plane when it is a
+        // multiple of 4); over a channels-last one (both operands vec4 along K either way)
+        // where fewer channels than pixels would pad the 64-wide column tile (16 channels of
+        // a 112×112 plane: 4× the work as columns, 2× as rows).
         let (a, b) = (p.b.clone(), p.a.clone());
         p.m = mg;
         p.n = pout;
