@@ -589,17 +589,30 @@ struct DwStart<'e> {
     grid: [u32; 3],
 }
 
-/// The kernel over thread `space` (`[n, m, ..]`, 64 threads a workgroup) with buffers x, w,
-/// (bias), the epilogue's and y of element types `[x, w, y]`, one thread per point (the rest
-/// return at once).
-fn dw_start<'e>(
+/// The bindings and thread coordinates every depthwise kernel starts with.
+struct DwBind<'e> {
+    b: KernelBuilder,
+    args: Vec<Arg>,
+    xb: u32,
+    wb: u32,
+    bb: Option<u32>,
+    ob: u32,
+    ep: Option<super::epilogue::Bound<'e>>,
+    /// The thread's coordinates over the kernel's thread space.
+    c: Vec<Expr>,
+    grid: [u32; 3],
+}
+
+/// The kernel over thread `space` (64 threads a workgroup) with buffers x, w, the bias (of
+/// element type `bias`, when there is one), the epilogue's and y of element types
+/// `[x, w, y]`, one thread per point (the rest return at once).
+fn dw_bind<'e>(
     ctx: &LowerCtx<'_>,
     space: &[usize],
     [xt, wt, yt]: [Type; 3],
-    dims: DwDims,
-    bias: Option<&TensorDesc>,
+    bias: Option<Type>,
     ep: Option<&'e Epilogue>,
-) -> DwStart<'e> {
+) -> DwBind<'e> {
     let total: usize = space.iter().product();
     let wg = 64;
     let grid = grid_1d(total, wg);
@@ -607,10 +620,9 @@ fn dw_start<'e>(
     let xb = b.buffer("x", xt, Access::Read);
     let wb = b.buffer("w", wt, Access::Read);
     let mut args = vec![Arg::Input(0), Arg::Input(1)];
-    let bb = bias.map(|bd| {
+    let bb = bias.map(|ty| {
         args.push(Arg::Input(2));
-        let s = storage_scalar(bd.dtype).unwrap_or(Scalar::F32);
-        b.buffer("bias", Type::scalar(s), Access::Read)
+        b.buffer("bias", ty, Access::Read)
     });
     let ep = ep.map(|e| e.bind(&mut b, &mut args));
     let ob = b.buffer("y", yt, Access::ReadWrite);
@@ -618,6 +630,41 @@ fn dw_start<'e>(
     let t = flat_index(&mut b, grid, wg);
     guard(&mut b, &t, total);
     let c = unravel(&mut b, &t, space);
+    DwBind {
+        b,
+        args,
+        xb,
+        wb,
+        bb,
+        ob,
+        ep,
+        c,
+        grid,
+    }
+}
+
+/// [`dw_bind`] over thread `space` `[n, m, ..]` with a scalar bias, plus the thread's input
+/// channel and the accumulators' initial value.
+fn dw_start<'e>(
+    ctx: &LowerCtx<'_>,
+    space: &[usize],
+    types: [Type; 3],
+    dims: DwDims,
+    bias: Option<&TensorDesc>,
+    ep: Option<&'e Epilogue>,
+) -> DwStart<'e> {
+    let bias_ty = bias.map(|bd| Type::scalar(storage_scalar(bd.dtype).unwrap_or(Scalar::F32)));
+    let DwBind {
+        mut b,
+        args,
+        xb,
+        wb,
+        bb,
+        ob,
+        ep,
+        c,
+        grid,
+    } = dw_bind(ctx, space, types, bias_ty, ep);
     let mi = c[1].clone();
     let ci = if dims.mg == 1 {
         mi.clone()
@@ -848,23 +895,23 @@ fn depthwise_last_vec4(
     let th = 2.min(oh);
     let tw = (if sw == 1 { 4 } else { 2 }).min(ow);
     let (tiles_h, tiles_w, m4) = (oh.div_ceil(th), ow.div_ceil(tw), m / 4);
-    let total = n * tiles_h * tiles_w * m4;
-    let wg = 64;
-    let grid = grid_1d(total, wg);
-    let mut b = KernelBuilder::new(ctx.kname("dwconv"), [wg, 1, 1]);
-    let xb = b.buffer("x", v4, Access::Read);
-    let wb = b.buffer("w", v4, Access::Read);
-    let mut args = vec![Arg::Input(0), Arg::Input(1)];
-    let bb = bias.map(|_| {
-        args.push(Arg::Input(2));
-        b.buffer("bias", v4, Access::Read)
-    });
-    let ep = ep.map(|e| e.bind(&mut b, &mut args));
-    let ob = b.buffer("y", v4, Access::ReadWrite);
-    args.push(Arg::Output(0));
-    let t = flat_index(&mut b, grid, wg);
-    guard(&mut b, &t, total);
-    let c = unravel(&mut b, &t, &[n, tiles_h, tiles_w, m4]);
+    let DwBind {
+        mut b,
+        args,
+        xb,
+        wb,
+        bb,
+        ob,
+        ep,
+        c,
+        grid,
+    } = dw_bind(
+        ctx,
+        &[n, tiles_h, tiles_w, m4],
+        [v4, v4, v4],
+        bias.map(|_| v4),
+        ep,
+    );
     let (ni, q) = (c[0].clone(), c[3].clone());
     let oh0 = b.let_(Type::I32, c[1].clone() * i(th as i32));
     let ow0 = b.let_(Type::I32, c[2].clone() * i(tw as i32));

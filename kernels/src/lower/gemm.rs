@@ -408,22 +408,7 @@ impl Side {
             },
             (RowCtx::Pixel { base, start }, Source::Im2col(g)) if self.mode == Mode::Im2colVec => {
                 // The 4 k values share their tap: one bounds check, one vec4 load.
-                let d = &kdec[0];
-                let mut inb: Option<Expr> = None;
-                let mut idx = base.clone() + d.chan_off.clone();
-                let st = strides(&g.input);
-                for a in 0..3 {
-                    if g.input[a] == 1 && g.kernel[a] == 1 && g.pad[a] == 0 {
-                        continue;
-                    }
-                    let p = b.let_(Type::I32, start[a].clone() + d.tap[a].clone());
-                    let ok = p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32));
-                    inb = Some(match inb {
-                        None => ok,
-                        Some(x) => x.and(ok),
-                    });
-                    idx = idx + p * i((st[a] * g.pixel_stride) as i32);
-                }
+                let (idx, inb) = im2col_at(b, g, base, start, &kdec[0]);
                 let v4 = Type::vec(Scalar::F32, 4);
                 let v = match inb {
                     None => Expr::load(self.buf, idx / i(4)),
@@ -442,24 +427,7 @@ impl Side {
             (RowCtx::Pixel { base, start }, Source::Im2col(g)) => {
                 let vals: Vec<Expr> = (0..ks as usize)
                     .map(|kk| {
-                        let d = &kdec[kk];
-                        let mut inb: Option<Expr> = None;
-                        let mut idx = base.clone() + d.chan_off.clone();
-                        let st = strides(&g.input);
-                        for a in 0..3 {
-                            if g.input[a] == 1 && g.kernel[a] == 1 && g.pad[a] == 0 {
-                                continue;
-                            }
-                            let p = start[a].clone() + d.tap[a].clone();
-                            let p = b.let_(Type::I32, p);
-                            let ok = p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32));
-                            inb = Some(match inb {
-                                None => ok,
-                                Some(x) => x.and(ok),
-                            });
-                            let sa = st[a] * g.pixel_stride;
-                            idx = idx + if sa == 1 { p } else { p * i(sa as i32) };
-                        }
+                        let (idx, inb) = im2col_at(b, g, base, start, &kdec[kk]);
                         match inb {
                             None => common::load(self.buf, idx, self.op.dtype),
                             Some(ok) => {
@@ -485,6 +453,34 @@ impl Side {
             Mode::Scalar => (0, if ks == 1 { 0 } else { lane as u32 }),
         }
     }
+}
+
+/// The flat input offset of an im2col element (pixel `base`/`start`, K decomposition `d`) and
+/// whether it lies inside the input (`None`: no axis can leave it).
+fn im2col_at(
+    b: &mut KernelBuilder,
+    g: &Im2col,
+    base: &Expr,
+    start: &[Expr; 3],
+    d: &KDecomp,
+) -> (Expr, Option<Expr>) {
+    let mut inb: Option<Expr> = None;
+    let mut idx = base.clone() + d.chan_off.clone();
+    let st = strides(&g.input);
+    for a in 0..3 {
+        if g.input[a] == 1 && g.kernel[a] == 1 && g.pad[a] == 0 {
+            continue;
+        }
+        let p = b.let_(Type::I32, start[a].clone() + d.tap[a].clone());
+        let ok = p.clone().cast(Scalar::U32).lt(u(g.input[a] as u32));
+        inb = Some(match inb {
+            None => ok,
+            Some(x) => x.and(ok),
+        });
+        let sa = st[a] * g.pixel_stride;
+        idx = idx + if sa == 1 { p } else { p * i(sa as i32) };
+    }
+    (idx, inb)
 }
 
 /// Per-k hoisted values of the im2col decomposition.
