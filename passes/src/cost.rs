@@ -277,7 +277,10 @@ pub fn conv_vectorized(a: &ConvAttrs, xs: &[usize], ws: &[usize], ys: &[usize]) 
         (true, false) => pin % 4 == 0,
         // The im2col side: vec4 along K only channels-last with tap-major K (4 channels of a
         // tap at a time); otherwise element by element, with a bounds check each.
-        (false, _) => lay.input_last && lay.weight_last && c % 4 == 0 && cg % 4 == 0,
+        (false, _) => {
+            let one_tap = ws[2] * ws[3] == 1;
+            lay.input_last && (lay.weight_last || one_tap) && c % 4 == 0 && cg % 4 == 0
+        }
     };
     let stores = if lay.output_last {
         m % 4 == 0

@@ -1480,11 +1480,13 @@ mod tests {
         // pixels), implicit GEMM (3×3 stride 2, 3 input channels), grouped, depthwise with 8
         // channels (the vec4 channels-last kernel: stride 1 and 2, odd sizes for the tails) and
         // with 6 (the scalar one).
-        let cases: [([usize; 4], [usize; 4], usize, usize, usize); 9] = [
+        let cases: [([usize; 4], [usize; 4], usize, usize, usize); 10] = [
             ([1, 8, 7, 7], [12, 8, 1, 1], 1, 1, 0),
             ([2, 3, 9, 8], [8, 3, 3, 3], 1, 2, 1),
-            // Tap-major K over 8 channels: the vec4 im2col loads (stride 1 and 2).
+            // Tap-major K over 8 channels: the vec4 im2col loads (stride 1 and 2; a strided
+            // 1×1 conv, whose one tap makes any K order tap-major).
             ([1, 8, 6, 7], [12, 8, 3, 3], 1, 1, 1),
+            ([1, 8, 9, 8], [12, 8, 1, 1], 1, 2, 0),
             ([2, 16, 9, 8], [8, 8, 3, 3], 2, 2, 1),
             ([1, 8, 5, 6], [4, 4, 3, 3], 2, 1, 1),
             ([1, 8, 7, 7], [8, 1, 3, 3], 8, 1, 1),

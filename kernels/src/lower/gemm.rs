@@ -298,7 +298,8 @@ fn mode_of(op: &Operand, rows: usize, tile: u32, k: usize, cfg: &GemmConfig) -> 
         }
         Source::Im2col(g)
             if vec_ok
-                && g.tap_major
+                // (With one tap, channel-major K is tap-major.)
+                && (g.tap_major || g.kernel.iter().product::<usize>() == 1)
                 && g.chan_stride == 1
                 && g.pixel_stride % 4 == 0
                 && cfg.k_step == 4

@@ -396,7 +396,8 @@ fn transposed_by(eg: &EG, id: Id, t: &Op) -> Option<Id> {
 /// the reverse. Extraction keeps it where the cost model says it pays: on lavapipe, where a
 /// load costs the same for a scalar and a vec4, channels-last gives vec4s along the channels
 /// to depthwise convs and 1×1 convs whose channels-first planes are not a multiple of 4 wide
-/// (14×14 and 7×7). Offered only where [`Ctx::conv_layouts`] says the cost model prices it.
+/// (14×14 and 7×7), and to the input side of every im2col conv (with its weight tap-major).
+/// Offered only where [`Ctx::conv_layouts`] says the cost model prices it.
 pub struct ConvLayouts;
 
 impl Rule for ConvLayouts {
