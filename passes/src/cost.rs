@@ -390,3 +390,100 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
     };
     model.launch_us + roof + extra
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use optc_ir::ops::Window;
+
+    fn conv(k: usize, stride: usize, group: usize, lay: (bool, bool, bool)) -> ConvAttrs {
+        ConvAttrs {
+            window: Window {
+                kernel_shape: vec![k, k],
+                strides: vec![stride, stride],
+                pads: vec![k / 2; 4],
+                ..Window::default()
+            },
+            group,
+            layout: ConvLayout {
+                input_last: lay.0,
+                output_last: lay.1,
+                weight_last: lay.2,
+            },
+        }
+    }
+
+    const FIRST: (bool, bool, bool) = (false, false, false);
+    const LAST: (bool, bool, bool) = (true, true, false);
+
+    #[test]
+    fn which_conv_kernels_move_vec4s() {
+        // Depthwise: channels-first needs rows a multiple of 4 wide; channels-last, channels.
+        let dw = conv(3, 1, 384, FIRST);
+        let (x14, w, x28) = ([1, 384, 14, 14], [384, 1, 3, 3], [1, 384, 28, 28]);
+        assert!(!conv_vectorized(&dw, &x14, &w, &x14));
+        assert!(conv_vectorized(&dw, &x28, &w, &x28));
+        let dw_last = conv(3, 1, 384, LAST);
+        let nhwc = [1, 14, 14, 384];
+        assert!(conv_vectorized(&dw_last, &nhwc, &w, &nhwc));
+        let dw_mixed = conv(3, 1, 384, (true, false, false));
+        assert!(!conv_vectorized(&dw_mixed, &nhwc, &w, &x14));
+        // 1×1: a 7×7 plane (49 pixels) is not vec4-able channels-first; channels-last is.
+        let pw = ConvAttrs {
+            window: Window::default(),
+            ..conv(1, 1, 1, FIRST)
+        };
+        let w1 = [960, 160, 1, 1];
+        assert!(!conv_vectorized(&pw, &[1, 160, 7, 7], &w1, &[1, 960, 7, 7]));
+        assert!(conv_vectorized(
+            &pw,
+            &[1, 160, 14, 14],
+            &w1,
+            &[1, 960, 14, 14]
+        ));
+        let pw_last = ConvAttrs {
+            window: Window::default(),
+            ..conv(1, 1, 1, LAST)
+        };
+        assert!(conv_vectorized(
+            &pw_last,
+            &[1, 7, 7, 160],
+            &w1,
+            &[1, 7, 7, 960]
+        ));
+        // im2col: vec4 only channels-last with the weight tap-major (or one tap).
+        let w3 = [64, 64, 3, 3];
+        let (c56, l56) = ([1, 64, 56, 56], [1, 56, 56, 64]);
+        assert!(!conv_vectorized(&conv(3, 1, 1, FIRST), &c56, &w3, &c56));
+        assert!(!conv_vectorized(&conv(3, 1, 1, LAST), &l56, &w3, &l56));
+        let w3_last = [64, 3, 3, 64];
+        assert!(conv_vectorized(
+            &conv(3, 1, 1, (true, true, true)),
+            &l56,
+            &w3_last,
+            &l56
+        ));
+        let down = conv(1, 2, 1, LAST);
+        assert!(conv_vectorized(
+            &down,
+            &l56,
+            &[128, 64, 1, 1],
+            &[1, 28, 28, 128]
+        ));
+        // Channels-first stores along 49 pixels are scalar.
+        assert!(!conv_vectorized(
+            &conv(3, 1, 1, (true, false, true)),
+            &[1, 7, 7, 64],
+            &w3_last,
+            &[1, 64, 7, 7]
+        ));
+    }
+
+    #[test]
+    fn only_wgsl_prices_conv_layouts() {
+        assert_eq!(CostModel::for_target("wgsl").scalar_conv_rate, Some(0.4));
+        for t in ["sm_80", "sm_86", "sm_89", "sm_90", "sm_90a"] {
+            assert_eq!(CostModel::for_target(t).scalar_conv_rate, None, "{t}");
+        }
+    }
+}
