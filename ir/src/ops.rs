@@ -292,6 +292,15 @@ impl ConvLayout {
         p
     }
 
+    /// The dims of a side stored channels-last (when `last`; rank ≥ 3) in channels-first
+    /// order; other dims unchanged.
+    pub fn first_dims(dims: &[usize], last: bool) -> Vec<usize> {
+        match last && dims.len() >= 3 {
+            true => permute(dims, &ConvLayout::to_first(dims.len())).unwrap_or_default(),
+            false => dims.to_vec(),
+        }
+    }
+
     /// The permutation taking a channels-first tensor of rank `rank` to channels-last:
     /// `[0, 2, .., rank - 1, 1]`.
     pub fn to_last(rank: usize) -> Vec<usize> {

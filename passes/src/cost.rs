@@ -86,10 +86,11 @@ impl CostModel {
             attention_flops_per_us: attention_gflops.map_or(gflops, |a| a.0) * 1e3,
             attention_fallback_flops_per_us: attention_gflops.map_or(gflops, |a| a.1) * 1e3,
             // On lavapipe a load is a loop over the 8 lanes whatever its width, so a scalar
-            // operand costs per element what a vec4 costs per 4: measured on mobilenet_v2
-            // (`optc bench`), the channels-first depthwise kernel on 14×14 planes (scalar)
-            // runs at ~0.4 of the roofline rate of the vec4 ones, and so do the 1×1 convs on
-            // 7×7 planes against those on 14×14.
+            // operand costs per element what a vec4 costs per 4. From the per-kernel table of
+            // `optc bench ../shared/models/mobilenet_v2 -O3 --target wgsl` (all channels-first):
+            // the scalar depthwise kernel on 14×14×384 took 0.41 ms, 0.39 of its roofline, the
+            // vec4 one on 112×112×32 0.86 ms, 0.9 of it; the 1×1 convs on 7×7 planes (scalar
+            // pixel loads) ran at 0.4 of the 60 GFLOP/s roofline, those on 14×14 at ~0.5.
             scalar_conv_rate: (!target.starts_with("sm_")).then_some(0.4),
         }
     }
@@ -250,14 +251,10 @@ pub fn conv_vectorized(a: &ConvAttrs, xs: &[usize], ws: &[usize], ys: &[usize]) 
         return true;
     }
     let lay = a.layout;
-    let first = |s: &[usize], last: bool| {
-        if last {
-            optc_ir::ops::permute(s, &ConvLayout::to_first(4)).unwrap_or_default()
-        } else {
-            s.to_vec()
-        }
-    };
-    let (x, y) = (first(xs, lay.input_last), first(ys, lay.output_last));
+    let (x, y) = (
+        ConvLayout::first_dims(xs, lay.input_last),
+        ConvLayout::first_dims(ys, lay.output_last),
+    );
     let (c, m, group) = (x[1], ws[0], a.group.max(1));
     let (cg, mg) = (c / group, m / group);
     let (pin, pout) = (x[2] * x[3], y[2] * y[3]);

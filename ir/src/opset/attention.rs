@@ -9,6 +9,7 @@ use crate::dtype::DType;
 use crate::infer::{InferError, InferInput, infer as infer_op};
 use crate::interp::{EvalError, eval_op};
 use crate::ops::{Fused, FusedAttention, Op, UnaryOp};
+use crate::opset::util::{transposed, transposed_type};
 use crate::tensor::Tensor;
 use crate::types::TensorType;
 
@@ -49,12 +50,6 @@ fn arity(a: &FusedAttention, n: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn transpose(perm: &[usize]) -> Op {
-    Op::Transpose {
-        perm: Some(perm.to_vec()),
-    }
-}
-
 /// Output type of a fused attention op.
 pub fn infer(
     a: &FusedAttention,
@@ -67,7 +62,10 @@ pub fn infer(
     // The canonical views of Q, Kt and V, then the stored output.
     let mut views: Vec<TensorType> = Vec::new();
     for (p, x) in [&layout.q, &layout.k, &layout.v].into_iter().zip(inputs) {
-        views.push(one(&transpose(p), std::slice::from_ref(x))?);
+        let x = x
+            .as_ref()
+            .ok_or_else(|| InferError::Arity("fused attention is missing Q, K or V".into()))?;
+        views.push(transposed_type(p, x.ty)?);
     }
     let mut canon: Vec<Option<InferInput<'_>>> = views
         .iter()
@@ -75,14 +73,7 @@ pub fn infer(
         .collect();
     canon.extend_from_slice(&inputs[3..]);
     let y = infer_canonical(a, &canon)?;
-    let y = one(
-        &transpose(&layout.out),
-        &[Some(InferInput {
-            ty: &y[0],
-            value: None,
-        })],
-    )?;
-    Ok(vec![y])
+    Ok(vec![transposed_type(&layout.out, &y[0])?])
 }
 
 /// The one output type of `op` on `ins`.
@@ -151,15 +142,17 @@ pub fn eval(a: &FusedAttention, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>
     let mut canon: Vec<Option<Tensor>> = Vec::new();
     for (j, x) in inputs.iter().enumerate() {
         canon.push(match layout.input(j) {
-            Some(p) => Some(first(
-                eval_op(&transpose(p), std::slice::from_ref(x), 1)?,
-                "Transpose",
-            )?),
+            Some(p) => {
+                let x = x.clone().ok_or_else(|| {
+                    EvalError::Invalid("fused attention is missing Q, K or V".into())
+                })?;
+                Some(transposed(p, x)?)
+            }
             None => x.clone(),
         });
     }
-    let y = eval_canonical(a, &canon)?;
-    eval_op(&transpose(&layout.out), &[y.into_iter().next()], 1)
+    let y = first(eval_canonical(a, &canon)?, "fused attention")?;
+    Ok(vec![transposed(&layout.out, y)?])
 }
 
 /// [`eval`] for the canonical layout.

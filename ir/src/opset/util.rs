@@ -1,9 +1,34 @@
 //! Helpers shared by the op families: strides, broadcasting, axis normalisation, input access.
 
 use crate::dtype::Elem;
+use crate::infer::{InferError, InferInput};
 use crate::interp::EvalError;
 use crate::ops::Op;
 use crate::tensor::Tensor;
+use crate::types::TensorType;
+
+/// `ty` transposed by `perm` (Transpose's inference): the stored ↔ canonical views of the ops
+/// with a layout (Conv's [`crate::ops::ConvLayout`], fused attention's).
+pub fn transposed_type(perm: &[usize], ty: &TensorType) -> Result<TensorType, InferError> {
+    let op = Op::Transpose {
+        perm: Some(perm.to_vec()),
+    };
+    crate::infer::infer(&op, &[Some(InferInput { ty, value: None })], 1)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| InferError::Arity("Transpose has no output".into()))
+}
+
+/// `t` transposed by `perm` (Transpose's evaluation); see [`transposed_type`].
+pub fn transposed(perm: &[usize], t: Tensor) -> Result<Tensor, EvalError> {
+    let op = Op::Transpose {
+        perm: Some(perm.to_vec()),
+    };
+    crate::interp::eval_op(&op, &[Some(t)], 1)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| EvalError::Invalid("Transpose has no output".into()))
+}
 
 /// Row-major strides of `shape` (in elements).
 pub fn strides(shape: &[usize]) -> Vec<usize> {

@@ -244,13 +244,7 @@ fn lower_conv(
     }
     let layout = attrs.layout;
     // Shapes in the channels-first order the geometry is computed in.
-    let first = |s: &[usize], last: bool| -> Vec<usize> {
-        if last && s.len() >= 3 {
-            optc_ir::ops::permute(s, &ConvLayout::to_first(s.len())).unwrap_or_default()
-        } else {
-            s.to_vec()
-        }
-    };
+    let first = ConvLayout::first_dims;
     let (xs, ys, ws) = (
         first(&x.shape, layout.input_last),
         first(&y.shape, layout.output_last),

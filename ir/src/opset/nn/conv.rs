@@ -7,10 +7,10 @@
 
 use super::gemm::{Mat, gemm};
 use super::{PAR_GRAIN, Real, fmt_dims, infer_same_dtype, load, same_dtype, store, with_real};
-use crate::infer::{InferError, InferInput, infer as infer_op, input, opt_input, require_float};
-use crate::interp::{EvalError, eval_op as eval_any};
+use crate::infer::{InferError, InferInput, input, opt_input, require_float};
+use crate::interp::EvalError;
 use crate::ops::{AutoPad, ConvAttrs, ConvLayout, Op, Window};
-use crate::opset::util::{opt, req};
+use crate::opset::util::{opt, req, transposed, transposed_type};
 use crate::tensor::{Tensor, checked_numel};
 use crate::types::{Dim, Shape, TensorType};
 use rayon::prelude::*;
@@ -409,7 +409,6 @@ fn infer_bias(op: &Op, inputs: &[Option<InferInput<'_>>], m: &Dim) -> Result<(),
     Ok(())
 }
 
-/// Output types of Conv.
 /// A channels-last Conv ([`ConvLayout`]) as its channels-first form: the same attributes with
 /// ONNX's layout.
 fn channels_first(attrs: &ConvAttrs) -> (Op, ConvAttrs) {
@@ -418,10 +417,6 @@ fn channels_first(attrs: &ConvAttrs) -> (Op, ConvAttrs) {
         ..attrs.clone()
     };
     (Op::Conv(first.clone()), first)
-}
-
-fn transpose_op(perm: Vec<usize>) -> Op {
-    Op::Transpose { perm: Some(perm) }
 }
 
 /// [`infer_conv`] for a Conv with a channels-last side: X transposed to channels-first, the
@@ -445,19 +440,14 @@ pub(super) fn infer_conv_layout(
             x.ty.shape
         )));
     }
-    let one = |op: &Op, ty: &TensorType| -> Result<TensorType, InferError> {
-        infer_op(op, &[Some(InferInput { ty, value: None })], 1)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| InferError::Arity("Transpose has no output".into()))
-    };
+    let to_first = ConvLayout::to_first(rank);
     let xt = if attrs.layout.input_last {
-        one(&transpose_op(ConvLayout::to_first(rank)), x.ty)?
+        transposed_type(&to_first, x.ty)?
     } else {
         x.ty.clone()
     };
     let wt = match input(op, inputs, 1)? {
-        w if attrs.layout.weight_last => one(&transpose_op(ConvLayout::to_first(rank)), w.ty)?,
+        w if attrs.layout.weight_last => transposed_type(&to_first, w.ty)?,
         w => w.ty.clone(),
     };
     let mut ins = inputs.to_vec();
@@ -474,7 +464,7 @@ pub(super) fn infer_conv_layout(
     if !attrs.layout.output_last {
         return Ok(y);
     }
-    Ok(vec![one(&transpose_op(ConvLayout::to_last(rank)), &y[0])?])
+    Ok(vec![transposed_type(&ConvLayout::to_last(rank), &y[0])?])
 }
 
 /// [`eval_conv`] for a Conv with a channels-last side (see [`infer_conv_layout`]).
@@ -492,19 +482,13 @@ pub(super) fn eval_conv_layout(
             x.shape()
         )));
     }
-    let one = |op: &Op, t: Tensor| -> Result<Tensor, EvalError> {
-        eval_any(op, &[Some(t)], 1)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| EvalError::Invalid("Transpose has no output".into()))
-    };
     let mut ins = inputs.to_vec();
     if attrs.layout.input_last {
-        ins[0] = Some(one(&transpose_op(ConvLayout::to_first(rank)), x.clone())?);
+        ins[0] = Some(transposed(&ConvLayout::to_first(rank), x.clone())?);
     }
     if attrs.layout.weight_last {
         let w = req(op, inputs, 1)?;
-        ins[1] = Some(one(&transpose_op(ConvLayout::to_first(rank)), w.clone())?);
+        ins[1] = Some(transposed(&ConvLayout::to_first(rank), w.clone())?);
     }
     let (op1, first) = channels_first(attrs);
     let y = eval_conv(&op1, &first, &ins)?;
@@ -515,9 +499,10 @@ pub(super) fn eval_conv_layout(
         .into_iter()
         .next()
         .ok_or_else(|| EvalError::Invalid("Conv has no output".into()))?;
-    Ok(vec![one(&transpose_op(ConvLayout::to_last(rank)), y)?])
+    Ok(vec![transposed(&ConvLayout::to_last(rank), y)?])
 }
 
+/// Output types of Conv.
 pub(super) fn infer_conv(
     op: &Op,
     attrs: &ConvAttrs,
