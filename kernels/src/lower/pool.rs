@@ -17,7 +17,7 @@
 use super::common::{flat_index, grid_1d, guard, load, strides, to_storage, unravel};
 use super::reduce::{Acc, RowGeom, RowKernel, choose, st};
 use super::{Arg, KernelLaunch, LowerCtx, LowerError, Lowered, compute_scalar};
-use crate::builder::{KernelBuilder, f, i, lit, select};
+use crate::builder::{KernelBuilder, f, i, lit, select, u};
 use crate::ir::{Access, BinOp, Expr, Scalar, Type, UnOp};
 use optc_ir::dtype::DType;
 use optc_ir::ops::{AutoPad, Op, Window};
@@ -195,6 +195,12 @@ fn windowed(
     } else {
         None
     };
+    if dt == DType::F32
+        && indices.is_none()
+        && let Some(l) = windowed_vec4(ctx, &ax, insp, outsp, kind)
+    {
+        return Ok(l);
+    }
     let n = out.numel();
     let grid = grid_1d(n, WG);
     let mut b = KernelBuilder::new(ctx.kname(""), [WG, 1, 1]);
@@ -224,54 +230,6 @@ fn windowed(
     let best_i = b.var(Type::I32, i(-1));
     let cnt = b.var(Type::I32, i(0));
     let cntp = b.var(Type::I32, i(0));
-    // Nested tap loops; `pos[a]` is the input coordinate of the tap on axis a.
-    #[allow(clippy::too_many_arguments)]
-    fn taps(
-        b: &mut KernelBuilder,
-        ax: &[Axis],
-        insp: &[usize],
-        oc: &[Expr],
-        a: usize,
-        pos: &mut Vec<Expr>,
-        inside: Expr,
-        padded: Expr,
-        leaf: &mut WindowLeaf<'_>,
-    ) {
-        if a == ax.len() {
-            leaf(b, pos, inside, padded);
-            return;
-        }
-        let (k, s, d, pb, pe) = (ax[a].k, ax[a].s, ax[a].d, ax[a].pb, ax[a].pe);
-        let n = insp[a];
-        let start = oc[a].clone() * i(s as i32) - i(pb as i32);
-        let start = b.let_(Type::I32, start);
-        b.for_(i(0), i(k as i32), 1, false, |b, t| {
-            let p = b.let_(
-                Type::I32,
-                start.clone() + if d == 1 { t } else { t * i(d as i32) },
-            );
-            let ins = p.clone().ge(i(0)).and(p.clone().lt(i(n as i32)));
-            let pad = p
-                .clone()
-                .ge(i(-(pb as i32)))
-                .and(p.clone().lt(i((n + pe) as i32)));
-            let ins = if inside == Expr::Bool(true) {
-                ins
-            } else {
-                inside.clone().and(ins)
-            };
-            let pad = if padded == Expr::Bool(true) {
-                pad
-            } else {
-                padded.clone().and(pad)
-            };
-            let ins = b.let_(Type::BOOL, ins);
-            let pad = b.let_(Type::BOOL, pad);
-            pos.push(p);
-            taps(b, ax, insp, oc, a + 1, pos, ins, pad, leaf);
-            pos.pop();
-        });
-    }
     let mut pos = Vec::new();
     let in_base2 = in_base.clone();
     taps(
@@ -368,9 +326,198 @@ fn windowed(
     })
 }
 
+/// Nested tap loops over the window's axes; `pos[a]` is the input coordinate of the tap on axis
+/// `a`, `inside` whether the tap is inside the input, `padded` inside the padded input.
+#[allow(clippy::too_many_arguments)]
+fn taps(
+    b: &mut KernelBuilder,
+    ax: &[Axis],
+    insp: &[usize],
+    oc: &[Expr],
+    a: usize,
+    pos: &mut Vec<Expr>,
+    inside: Expr,
+    padded: Expr,
+    leaf: &mut WindowLeaf<'_>,
+) {
+    if a == ax.len() {
+        leaf(b, pos, inside, padded);
+        return;
+    }
+    let (k, s, d, pb, pe) = (ax[a].k, ax[a].s, ax[a].d, ax[a].pb, ax[a].pe);
+    let n = insp[a];
+    let start = oc[a].clone() * i(s as i32) - i(pb as i32);
+    let start = b.let_(Type::I32, start);
+    b.for_(i(0), i(k as i32), 1, false, |b, t| {
+        let p = b.let_(
+            Type::I32,
+            start.clone() + if d == 1 { t } else { t * i(d as i32) },
+        );
+        let ins = p.clone().ge(i(0)).and(p.clone().lt(i(n as i32)));
+        let pad = p
+            .clone()
+            .ge(i(-(pb as i32)))
+            .and(p.clone().lt(i((n + pe) as i32)));
+        let ins = if inside == Expr::Bool(true) {
+            ins
+        } else {
+            inside.clone().and(ins)
+        };
+        let pad = if padded == Expr::Bool(true) {
+            pad
+        } else {
+            padded.clone().and(pad)
+        };
+        let ins = b.let_(Type::BOOL, ins);
+        let pad = b.let_(Type::BOOL, pad);
+        pos.push(p);
+        taps(b, ax, insp, oc, a + 1, pos, ins, pad, leaf);
+        pos.pop();
+    });
+}
+
+/// The vec4 variant of [`windowed`]: f32 MaxPool without Indices and AveragePool whose last
+/// spatial axis is a multiple of 4 long in the input and in the output (resnet's 112 → 56 max
+/// pool). Every invocation computes 4 consecutive outputs along that axis. Per tap of the other
+/// axes it loads the input row span the 4 windows cover as a few aligned vec4s (3 for a 3-wide,
+/// stride-2 window) and picks each tap's lane at compile time — 9 vec4 loads for 4 outputs of a
+/// 3×3 window where the scalar kernel makes 36 scalar loads. A row's length being a multiple of
+/// 4, every vec4 is wholly inside or wholly outside the input. `None` where the shape does not
+/// qualify (then the scalar kernel runs).
+fn windowed_vec4(
+    ctx: &LowerCtx<'_>,
+    ax: &[Axis],
+    insp: &[usize],
+    outsp: &[usize],
+    kind: Kind,
+) -> Option<KernelLaunch> {
+    let last = ax.len().checked_sub(1)?;
+    let (win, wout) = (insp[last], outsp[last]);
+    if win % 4 != 0 || wout % 4 != 0 || matches!(kind, Kind::Lp { .. }) {
+        return None;
+    }
+    let Axis { k, s, d, pb, pe } = ax[last];
+    // The 4 windows span input positions 4js - pb ..= 4js + 3s - pb + (k-1)d along the axis:
+    // vec4 chunks js + c0 ..= js + c0 + nch - 1.
+    let c0 = (-(pb as i64)).div_euclid(4);
+    let hi = (3 * s + (k - 1) * d) as i64 - pb as i64;
+    let nch = (hi.div_euclid(4) - c0 + 1) as usize;
+    if k > 16 || nch > 8 {
+        return None;
+    }
+    let out = ctx.output(0).ok()?;
+    let n4 = out.numel() / 4;
+    let grid = grid_1d(n4, WG);
+    let v4 = Type::vec(Scalar::F32, 4);
+    let mut b = KernelBuilder::new(ctx.kname("vec4"), [WG, 1, 1]);
+    let xb = b.buffer("x", v4, Access::Read);
+    let yb = b.buffer("y", v4, Access::ReadWrite);
+    let idx = flat_index(&mut b, grid, WG);
+    guard(&mut b, &idx, n4);
+    let mut outsp4 = outsp.to_vec();
+    outsp4[last] /= 4;
+    let pout4: usize = outsp4.iter().product();
+    let pin: usize = insp.iter().product();
+    let plane = b.let_(Type::I32, idx.clone() / i(pout4 as i32));
+    let oc = unravel(&mut b, &(idx.clone() % i(pout4 as i32)), &outsp4);
+    let ist = strides(insp);
+    let in_base4 = b.let_(Type::I32, plane * i((pin / 4) as i32));
+    // Chunk validity does not depend on the other axes' taps.
+    let cb = b.let_(Type::I32, oc[last].clone() * i(s as i32) + i(c0 as i32));
+    let chunk_ok: Vec<Expr> = (0..nch)
+        .map(|c| {
+            let ch = cb.clone() + i(c as i32);
+            b.let_(Type::BOOL, ch.cast(Scalar::U32).lt(u((win / 4) as u32)))
+        })
+        .collect();
+    // Tap t of output q reads lane r % 4 of chunk r / 4.
+    let tap = |q: usize, t: usize| (q * s + t * d) as i64 - pb as i64 - 4 * c0;
+    let is_max = kind == Kind::Max;
+    let init = if is_max { f(f32::NEG_INFINITY) } else { f(0.0) };
+    let acc: Vec<_> = (0..4).map(|_| b.var(Type::F32, init.clone())).collect();
+    let cnt: Vec<_> = (0..4).map(|_| b.var(Type::I32, i(0))).collect();
+    let rows_padded = b.var(Type::I32, i(0));
+    let mut pos = Vec::new();
+    taps(
+        &mut b,
+        &ax[..last],
+        &insp[..last],
+        &oc[..last],
+        0,
+        &mut pos,
+        Expr::Bool(true),
+        Expr::Bool(true),
+        &mut |b, pos, inside, padded| {
+            b.assign(
+                rows_padded,
+                Expr::Var(rows_padded) + select(padded, i(1), i(0)),
+            );
+            let row4 = pos
+                .iter()
+                .zip(&ist)
+                .fold(in_base4.clone(), |acc, (p, &st)| {
+                    acc + p.clone() * i((st / 4) as i32)
+                });
+            b.if_(inside, |b| {
+                let row4 = b.let_(Type::I32, row4 + cb.clone());
+                let v: Vec<Expr> = (0..nch)
+                    .map(|c| {
+                        let at = select(chunk_ok[c].clone(), row4.clone() + i(c as i32), i(0));
+                        b.let_(v4, Expr::load(xb, at))
+                    })
+                    .collect();
+                for q in 0..4 {
+                    for t in 0..k {
+                        let r = tap(q, t) as usize;
+                        let (x, ok) = (v[r / 4].clone().lane((r % 4) as u8), &chunk_ok[r / 4]);
+                        let (a, c) = (acc[q], cnt[q]);
+                        if is_max {
+                            // The first tap inside, then strictly greater ones (the reference's
+                            // first-maximum rule, NaN included).
+                            let first = Expr::Var(c).eq_(i(0));
+                            let take = ok.clone().and(first.or(x.clone().gt(Expr::Var(a))));
+                            b.assign(a, select(take, x, Expr::Var(a)));
+                        } else {
+                            b.assign(a, Expr::Var(a) + select(ok.clone(), x, f(0.0)));
+                        }
+                        b.assign(c, Expr::Var(c) + select(ok.clone(), i(1), i(0)));
+                    }
+                }
+            });
+        },
+    );
+    let ys: Vec<Expr> = (0..4)
+        .map(|q| match kind {
+            Kind::Max => select(Expr::Var(cnt[q]).gt(i(0)), Expr::Var(acc[q]), f(0.0)),
+            Kind::Avg { include_pad } => {
+                let c = if include_pad {
+                    // Taps inside the padded input: every tap is at or after -pb; those before
+                    // the end padding's end count, times the padded rows.
+                    let p0 = oc[last].clone() * i((4 * s) as i32);
+                    let along = (0..k).fold(i(0), |acc, t| {
+                        let p = p0.clone() + i((q * s + t * d) as i32 - pb as i32);
+                        acc + select(p.lt(i((win + pe) as i32)), i(1), i(0))
+                    });
+                    Expr::Var(rows_padded) * along
+                } else {
+                    Expr::Var(cnt[q])
+                };
+                Expr::Var(acc[q]) / c.cast(Scalar::F32)
+            }
+            Kind::Lp { .. } => unreachable!("rejected above"),
+        })
+        .collect();
+    b.store(yb, idx, Expr::Vector(ys));
+    Some(KernelLaunch {
+        kernel: b.finish(),
+        args: vec![Arg::Input(0), Arg::Output(0)],
+        grid,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::sim::{assert_close, rand_t, run_op};
+    use super::super::sim::{assert_close, rand_t, run_op, run_op_n};
     use optc_ir::ops::{AutoPad, Op, Window};
 
     fn win(k: &[usize], s: &[usize], d: &[usize], pads: &[usize], auto_pad: AutoPad) -> Window {
@@ -451,6 +598,152 @@ mod tests {
             &[1, 2, 3, 4, 5],
             1,
         );
+    }
+
+    /// [`check`] of `op`'s first output alone (MaxPool without its Indices output).
+    fn check1(op: &Op, x: optc_ir::tensor::Tensor) {
+        let (got, want) = run_op_n(op, &[Some(x)], &[], 1);
+        assert_close(&got[0], &want[0], &format!("{op:?}"));
+    }
+
+    /// The kernel `op` lowers to for an f32 input of `shape` (output shape from the reference).
+    fn kernel_name(op: &Op, shape: &[usize]) -> String {
+        use super::super::{LowerCtx, TensorDesc};
+        use optc_ir::dtype::DType;
+        let x = rand_t(shape, 1);
+        let (_, want) = run_op(op, &[Some(x)], &[]);
+        let ins = vec![Some(TensorDesc::new(DType::F32, shape.to_vec()))];
+        let outs = vec![Some(TensorDesc::new(DType::F32, want[0].shape().to_vec()))];
+        let values = vec![None];
+        let ctx = LowerCtx {
+            op,
+            name: "n0",
+            inputs: &ins,
+            values: &values,
+            outputs: &outs,
+            features: Default::default(),
+        };
+        super::lower(&ctx).expect("lowers").launches[0]
+            .kernel
+            .name
+            .clone()
+    }
+
+    /// Last spatial axis a multiple of 4 in and out: the vec4 kernel (4 outputs per thread,
+    /// aligned vec4 loads of each window row's span), for every window geometry the scalar test
+    /// covers plus dilations, stride 1 and 1-D/3-D pools; Indices and LpPool stay scalar.
+    #[test]
+    fn vec4_pools_match_reference() {
+        let wins = [
+            // resnet's stem pool
+            (
+                win(&[3, 3], &[2, 2], &[], &[1, 1, 1, 1], AutoPad::NotSet),
+                [1, 3, 10, 16],
+            ),
+            (
+                win(&[2, 3], &[1, 2], &[2, 1], &[0, 1, 1, 0], AutoPad::NotSet),
+                [1, 2, 7, 16],
+            ),
+            (
+                win(&[3, 3], &[2, 2], &[], &[], AutoPad::SameUpper),
+                [2, 1, 9, 16],
+            ),
+            (
+                win(&[2, 2], &[2, 2], &[], &[], AutoPad::SameLower),
+                [1, 2, 6, 8],
+            ),
+            (
+                win(&[3, 3], &[1, 1], &[1, 2], &[1, 2, 1, 2], AutoPad::NotSet),
+                [1, 2, 5, 12],
+            ),
+            (
+                win(&[1, 5], &[1, 1], &[], &[0, 2, 0, 2], AutoPad::NotSet),
+                [1, 2, 3, 8],
+            ),
+            (
+                win(&[2, 2], &[2, 2], &[], &[], AutoPad::Valid),
+                [1, 2, 4, 16],
+            ),
+            // With ceil_mode the last window overhangs the input (and its padding): 3 → 4 wide.
+            (
+                win(&[2, 3], &[1, 2], &[], &[], AutoPad::NotSet),
+                [1, 2, 5, 8],
+            ),
+        ];
+        for (w, shape) in &wins {
+            for ceil_mode in [false, true] {
+                let mp = Op::MaxPool {
+                    window: w.clone(),
+                    ceil_mode,
+                    storage_order: 0,
+                };
+                let name = kernel_name(&mp, shape);
+                let (_, want) = run_op(&mp, &[Some(rand_t(shape, 5))], &[]);
+                if want[0].shape().last().is_some_and(|w| w % 4 == 0) {
+                    assert!(name.ends_with("vec4"), "{w:?} ceil {ceil_mode}: {name}");
+                }
+                check1(&mp, rand_t(shape, 5));
+                for count_include_pad in [false, true] {
+                    let ap = Op::AveragePool {
+                        window: w.clone(),
+                        ceil_mode,
+                        count_include_pad,
+                    };
+                    check(ap, shape, 1);
+                }
+            }
+        }
+        // Windows with no tap inside the input on a padded edge (MaxPool writes 0) and NaNs
+        // (the first maximum wins): same as the reference.
+        let mp = Op::MaxPool {
+            window: win(&[2, 2], &[1, 4], &[], &[0, 3, 0, 3], AutoPad::NotSet),
+            ceil_mode: false,
+            storage_order: 0,
+        };
+        let mut x = rand_t(&[1, 1, 2, 8], 2).to_f64_vec();
+        x[1] = f64::NAN; // the first tap of the second window
+        let x = optc_ir::tensor::Tensor::from_vec(
+            vec![1, 1, 2, 8],
+            x.iter().map(|&v| v as f32).collect(),
+        )
+        .expect("tensor");
+        assert!(kernel_name(&mp, &[1, 1, 2, 8]).ends_with("vec4"));
+        check1(&mp, x);
+        // 1-D and 3-D.
+        let mp1 = Op::MaxPool {
+            window: win(&[3], &[1], &[], &[1, 1], AutoPad::NotSet),
+            ceil_mode: false,
+            storage_order: 0,
+        };
+        assert!(kernel_name(&mp1, &[2, 3, 16]).ends_with("vec4"));
+        check1(&mp1, rand_t(&[2, 3, 16], 3));
+        let ap3 = Op::AveragePool {
+            window: win(
+                &[2, 2, 3],
+                &[1, 2, 1],
+                &[],
+                &[0, 0, 1, 0, 1, 1],
+                AutoPad::NotSet,
+            ),
+            ceil_mode: false,
+            count_include_pad: true,
+        };
+        assert!(kernel_name(&ap3, &[1, 2, 3, 4, 8]).ends_with("vec4"));
+        check(ap3, &[1, 2, 3, 4, 8], 1);
+        // With Indices, LpPool, or a last axis not a multiple of 4: the scalar kernel.
+        check(mp1, &[2, 3, 16], 2);
+        let lp = Op::LpPool {
+            window: win(&[3], &[1], &[], &[1, 1], AutoPad::NotSet),
+            ceil_mode: false,
+            p: 2,
+        };
+        assert!(!kernel_name(&lp, &[2, 3, 16]).ends_with("vec4"));
+        let odd = Op::MaxPool {
+            window: win(&[3, 3], &[2, 2], &[], &[1, 1, 1, 1], AutoPad::NotSet),
+            ceil_mode: false,
+            storage_order: 0,
+        };
+        assert!(!kernel_name(&odd, &[1, 2, 10, 12]).ends_with("vec4"));
     }
 
     #[test]
