@@ -110,10 +110,13 @@ impl GemmConfig {
             c.tile_m /= 2;
         }
         c.subgroup = c.subgroup && c.tile_m % LANES == 0;
-        if c.subgroup && n.div_ceil(c.tile_n as usize) < LANES as usize {
-            // A shared row tile's lanes take consecutive column tiles: with fewer than 8 of
-            // them lanes idle (mobilenet_v2's stem, n 32: 4 of 8 busy; 4 columns per thread
-            // made it 1.6× faster on lavapipe).
+        // A shared row tile's lanes take consecutive column tiles, in whole subgroups: the
+        // columns a row tile pays for are ⌈tiles / 8⌉ · 8 · tile_n. Take 4 columns per thread
+        // where that pays for at least 1/8 fewer — fewer than 8 column tiles (mobilenet_v2's
+        // stem, n 32: 4 of 8 lanes busy; 4 columns made it 1.6× faster on lavapipe) or a 14×14
+        // plane (n 196: 256 columns paid with 8, 224 with 4).
+        let paid = |tn: usize| n.div_ceil(tn).div_ceil(LANES as usize) * LANES as usize * tn;
+        if c.subgroup && c.tile_n == 8 && paid(4) * 8 <= paid(8) * 7 {
             c.tile_n = 4;
         }
         c
@@ -1974,6 +1977,9 @@ mod tests {
         let stem = GemmConfig::heuristic(1, 12544, 32, 27);
         assert_eq!((stem.tile_m, stem.tile_n, stem.k_step), (32, 4, 1));
         assert!(stem.subgroup);
+        // 196 columns: 49 tiles of 4 (56 lanes), not 25 of 8 (32 lanes); 784 keep 8.
+        assert_eq!(GemmConfig::heuristic(1, 576, 196, 96).tile_n, 4);
+        assert_eq!(GemmConfig::heuristic(1, 192, 784, 32).tile_n, 8);
     }
 
     #[test]
