@@ -96,7 +96,7 @@ impl GemmConfig {
             // 33–64 rows (a 7×7 conv's pixels): one row tile of all of them, 4 columns. The
             // 32 × 8 tile pads 49 rows to 64; measured on lavapipe (resnet18's 7×7 stage,
             // m 49, n 512, k 2304–4608, and mobilenet_v2's m 49 GEMMs) the 56 × 4 tile is
-            // 15–25% faster (one GEMM of six, m 49 n 320 k 960, was 20% slower).
+            // 15–25% faster (m 49, n 320 was 20% slower until `build` balanced workgroups).
             c.tile_m = m.next_multiple_of(LANES as usize) as u32;
             c.tile_n = 4;
         }
@@ -886,9 +886,9 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         // A bias that only depends on the row (a channels-first conv's, rows = output
         // channels), with A shared across the subgroup (every lane on the same row tile): lane
         // j loads rows j, j + 8, … and every lane gets all of them by broadcast — tm/8 loads
-        // per lane instead of tm (on lavapipe a load is ~12× a broadcast, and with K = 16–32
-        // these loads were a quarter of the kernel's). Broadcasts sit outside the row guards:
-        // they need every lane.
+        // per lane instead of tm (on lavapipe a load costs ~12 broadcasts; mobilenet_v2's
+        // 112²/56² expand convs, K 16–24, got 8–14% faster). Broadcasts sit outside the row
+        // guards: they need every lane.
         let row_adds: Option<Vec<Expr>> = match &p.addend {
             Some(c) if a_shared && c.n_stride == 0 && c.m_stride != 0 => {
                 let own: Vec<Expr> = (0..tm / LANES)

@@ -7,12 +7,15 @@
 //! are skipped, and the divisor of AveragePool counts either the taps inside the input or, with
 //! `count_include_pad`, those inside the padded input (the ceil_mode overhang beyond the end
 //! padding never counts, like the reference). MaxPool keeps the first maximum (`>`), writes 0
-//! and index -1 for a window with no tap inside the input. Global pools are row reductions over
-//! the spatial axes ([`super::reduce::RowKernel`]).
+//! and index -1 for a window with no tap inside the input. f32 MaxPool without Indices and
+//! AveragePool whose last spatial axis is a multiple of 4 long in the input and the output take
+//! a vec4 form instead (`windowed_vec4`): 4 outputs per invocation from aligned vec4 loads of
+//! each window row's span. Global pools are row reductions over the spatial axes
+//! ([`super::reduce::RowKernel`]).
 //!
 //! Tuning space: windowed pools — workgroup size (64…256, default 128), taps unrolled or not
-//! (default: loops); global pools — the row strategy of [`super::reduce::Strategy`], default
-//! [`super::reduce::choose`].
+//! (default: loops), scalar or vec4 form (vec4 wherever it applies); global pools — the row
+//! strategy of [`super::reduce::Strategy`], default [`super::reduce::choose`].
 
 use super::common::{flat_index, grid_1d, guard, load, strides, to_storage, unravel};
 use super::reduce::{Acc, RowGeom, RowKernel, choose, st};
