@@ -73,6 +73,25 @@ impl Geom {
     fn kernel_size(&self) -> usize {
         self.kernel.iter().product()
     }
+    /// Splits an im2col K index `k` (of `kdim` = C/group · taps) into (input channel within
+    /// the group, tap index): `k = channel · taps + tap`, or `k = tap · C/group + channel`
+    /// where K runs [`Geom::tap_major`].
+    pub(crate) fn split_k(&self, b: &mut KernelBuilder, k: Expr, kdim: usize) -> (Expr, Expr) {
+        let taps = self.kernel_size().max(1);
+        if self.tap_major {
+            let cg = i((kdim / taps).max(1) as i32);
+            (
+                b.let_(Type::I32, k.clone() % cg.clone()),
+                b.let_(Type::I32, k / cg),
+            )
+        } else {
+            let t = i(taps as i32);
+            (
+                b.let_(Type::I32, k.clone() / t.clone()),
+                b.let_(Type::I32, k % t),
+            )
+        }
+    }
     fn in_size(&self) -> usize {
         self.input.iter().product()
     }
@@ -420,18 +439,21 @@ fn depthwise(
     let tiles_w = g.output[2].div_ceil(tile);
     // Thread space: (n, m, od, oh, w tile).
     let st = |d: DType| Type::scalar(storage_scalar(d).unwrap_or(Scalar::F32));
-    let DwStart {
-        mut b,
-        args,
-        xb,
-        wb,
-        ob,
-        ep,
-        c,
+    let (
+        DwBind {
+            mut b,
+            args,
+            xb,
+            wb,
+            ob,
+            ep,
+            c,
+            grid,
+            ..
+        },
         ci,
         init,
-        grid,
-    } = dw_start(
+    ) = dw_start(
         ctx,
         &[n, m, g.output[0], g.output[1], tiles_w],
         [st(*x), st(wdt), st(ydt)],
@@ -566,23 +588,6 @@ fn depthwise(
     finish_launch(b, args, ep, grid)
 }
 
-/// What both depthwise kernels start with.
-struct DwStart<'e> {
-    b: KernelBuilder,
-    args: Vec<Arg>,
-    xb: u32,
-    wb: u32,
-    ob: u32,
-    ep: Option<super::epilogue::Bound<'e>>,
-    /// The thread's coordinates over the kernel's thread space (images and channels first).
-    c: Vec<Expr>,
-    /// The input channel of output channel `c[1]`.
-    ci: Expr,
-    /// The accumulators' initial value: the channel's bias, or 0.
-    init: Expr,
-    grid: [u32; 3],
-}
-
 /// The bindings and thread coordinates every depthwise kernel starts with.
 struct DwBind<'e> {
     b: KernelBuilder,
@@ -637,8 +642,9 @@ fn dw_bind<'e>(
     }
 }
 
-/// [`dw_bind`] over thread `space` `[n, m, ..]` with a scalar bias, plus the thread's input
-/// channel and the accumulators' initial value.
+/// [`dw_bind`] over thread `space` `[n, m, ..]` with a scalar bias, plus the input channel of
+/// the thread's output channel `c[1]` and the accumulators' initial value (the channel's bias,
+/// or 0).
 fn dw_start<'e>(
     ctx: &LowerCtx<'_>,
     space: &[usize],
@@ -646,41 +652,20 @@ fn dw_start<'e>(
     dims: DwDims,
     bias: Option<&TensorDesc>,
     ep: Option<&'e Epilogue>,
-) -> DwStart<'e> {
+) -> (DwBind<'e>, Expr, Expr) {
     let bias_ty = bias.map(|bd| Type::scalar(storage_scalar(bd.dtype).unwrap_or(Scalar::F32)));
-    let DwBind {
-        mut b,
-        args,
-        xb,
-        wb,
-        bb,
-        ob,
-        ep,
-        c,
-        grid,
-    } = dw_bind(ctx, space, types, bias_ty, ep);
-    let mi = c[1].clone();
+    let mut d = dw_bind(ctx, space, types, bias_ty, ep);
+    let mi = d.c[1].clone();
     let ci = if dims.mg == 1 {
         mi.clone()
     } else {
-        b.let_(Type::I32, mi.clone() / i(dims.mg as i32))
+        d.b.let_(Type::I32, mi.clone() / i(dims.mg as i32))
     };
-    let init = match (bb, bias) {
-        (Some(bb), Some(bd)) => b.let_(Type::F32, common::load(bb, mi, bd.dtype)),
+    let init = match (d.bb, bias) {
+        (Some(bb), Some(bd)) => d.b.let_(Type::F32, common::load(bb, mi, bd.dtype)),
         _ => f(0.0),
     };
-    DwStart {
-        b,
-        args,
-        xb,
-        wb,
-        ob,
-        ep,
-        c,
-        ci,
-        init,
-        grid,
-    }
+    (d, ci, init)
 }
 
 /// Whether a depthwise conv takes [`depthwise_vec4`]: 2-D (axis 0 trivial), f32 in and out,
@@ -721,18 +706,21 @@ fn depthwise_vec4(
     let tw = if s == 1 && ow % 8 == 0 { 8 } else { 4 };
     let th = DW_ROWS.min(oh);
     let (tiles_w, tiles_h) = (ow / tw, oh.div_ceil(th));
-    let DwStart {
-        mut b,
-        args,
-        xb,
-        wb,
-        ob,
-        ep,
-        c,
+    let (
+        DwBind {
+            mut b,
+            args,
+            xb,
+            wb,
+            ob,
+            ep,
+            c,
+            grid,
+            ..
+        },
         ci,
         init,
-        grid,
-    } = dw_start(
+    ) = dw_start(
         ctx,
         &[n, m, tiles_h, tiles_w],
         [v4, Type::F32, v4],

@@ -696,20 +696,10 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                     .map(|kk| {
                         let kx = b.let_(Type::I32, k0.clone() + i(kk as i32));
                         let kk_total: usize = g.kernel.iter().product();
-                        // Channel-major K (channel · taps + tap) or tap-major (tap · C/g + channel).
                         let (c, rem) = if kk_total == 1 {
                             (kx.clone(), i(0))
-                        } else if g.tap_major {
-                            let cg = (p.k / kk_total) as i32;
-                            (
-                                b.let_(Type::I32, kx.clone() % i(cg)),
-                                b.let_(Type::I32, kx / i(cg)),
-                            )
                         } else {
-                            (
-                                b.let_(Type::I32, kx.clone() / i(kk_total as i32)),
-                                b.let_(Type::I32, kx % i(kk_total as i32)),
-                            )
+                            g.split_k(b, kx, p.k)
                         };
                         let taps = unravel(b, &rem, &g.kernel);
                         let tap: Vec<Expr> = (0..3)

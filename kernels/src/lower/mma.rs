@@ -466,20 +466,7 @@ impl KTap {
     fn new(kb: &mut KernelBuilder, geo: &Geom, k: Expr, kdim: usize) -> KTap {
         let k = kb.let_(Type::I32, k);
         let ok = kb.let_(Type::BOOL, k.clone().lt(i(kdim as i32)));
-        let taps = geo.kernel.iter().product::<usize>() as i32;
-        // Channel-major K (channel · taps + tap) or tap-major (tap · C/g + channel).
-        let (c, rem) = if geo.tap_major {
-            let cg = (kdim as i32 / taps).max(1);
-            (
-                kb.let_(Type::I32, k.clone() % i(cg)),
-                kb.let_(Type::I32, k / i(cg)),
-            )
-        } else {
-            (
-                kb.let_(Type::I32, k.clone() / i(taps)),
-                kb.let_(Type::I32, k % i(taps)),
-            )
-        };
+        let (c, rem) = geo.split_k(kb, k, kdim);
         let t = unravel(kb, &rem, &geo.kernel);
         let tap: Vec<Expr> = (0..3)
             .map(|a| {

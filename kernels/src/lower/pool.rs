@@ -198,13 +198,13 @@ fn windowed(
     } else {
         None
     };
+    let n = out.numel();
     if dt == DType::F32
         && indices.is_none()
-        && let Some(l) = windowed_vec4(ctx, &ax, insp, outsp, kind)
+        && let Some(l) = windowed_vec4(ctx, &ax, insp, outsp, n, kind)
     {
         return Ok(l);
     }
-    let n = out.numel();
     let grid = grid_1d(n, WG);
     let mut b = KernelBuilder::new(ctx.kname(""), [WG, 1, 1]);
     let xb = b.buffer("x", Type::scalar(st(dt)), Access::Read);
@@ -392,11 +392,18 @@ fn windowed_vec4(
     ax: &[Axis],
     insp: &[usize],
     outsp: &[usize],
+    n_out: usize,
     kind: Kind,
 ) -> Option<KernelLaunch> {
+    // None: MaxPool; Some(count_include_pad): AveragePool.
+    let avg = match kind {
+        Kind::Max => None,
+        Kind::Avg { include_pad } => Some(include_pad),
+        Kind::Lp { .. } => return None,
+    };
     let last = ax.len().checked_sub(1)?;
     let (win, wout) = (insp[last], outsp[last]);
-    if win % 4 != 0 || wout % 4 != 0 || matches!(kind, Kind::Lp { .. }) {
+    if win % 4 != 0 || wout % 4 != 0 {
         return None;
     }
     let Axis { k, s, d, pb, pe } = ax[last];
@@ -408,8 +415,7 @@ fn windowed_vec4(
     if k > 16 || nch > 8 {
         return None;
     }
-    let out = ctx.output(0).ok()?;
-    let n4 = out.numel() / 4;
+    let n4 = n_out / 4;
     let grid = grid_1d(n4, WG);
     let v4 = Type::vec(Scalar::F32, 4);
     let mut b = KernelBuilder::new(ctx.kname("vec4"), [WG, 1, 1]);
@@ -435,11 +441,12 @@ fn windowed_vec4(
         .collect();
     // Tap t of output q reads lane r % 4 of chunk r / 4.
     let tap = |q: usize, t: usize| (q * s + t * d) as i64 - pb as i64 - 4 * c0;
-    let is_max = kind == Kind::Max;
+    let is_max = avg.is_none();
     let init = if is_max { f(f32::NEG_INFINITY) } else { f(0.0) };
     let acc: Vec<_> = (0..4).map(|_| b.var(Type::F32, init.clone())).collect();
     let cnt: Vec<_> = (0..4).map(|_| b.var(Type::I32, i(0))).collect();
-    let rows_padded = b.var(Type::I32, i(0));
+    // Taps of the other axes inside the padded input (count_include_pad's divisor).
+    let rows_padded = (avg == Some(true)).then(|| b.var(Type::I32, i(0)));
     let mut pos = Vec::new();
     taps(
         &mut b,
@@ -451,10 +458,9 @@ fn windowed_vec4(
         Expr::Bool(true),
         Expr::Bool(true),
         &mut |b, pos, inside, padded| {
-            b.assign(
-                rows_padded,
-                Expr::Var(rows_padded) + select(padded, i(1), i(0)),
-            );
+            if let Some(rp) = rows_padded {
+                b.assign(rp, Expr::Var(rp) + select(padded, i(1), i(0)));
+            }
             let row4 = pos
                 .iter()
                 .zip(&ist)
@@ -490,24 +496,24 @@ fn windowed_vec4(
         },
     );
     let ys: Vec<Expr> = (0..4)
-        .map(|q| match kind {
-            Kind::Max => select(Expr::Var(cnt[q]).gt(i(0)), Expr::Var(acc[q]), f(0.0)),
-            Kind::Avg { include_pad } => {
-                let c = if include_pad {
-                    // Taps inside the padded input: every tap is at or after -pb; those before
-                    // the end padding's end count, times the padded rows.
+        .map(|q| {
+            if is_max {
+                return select(Expr::Var(cnt[q]).gt(i(0)), Expr::Var(acc[q]), f(0.0));
+            }
+            let c = match rows_padded {
+                // Taps inside the padded input: every tap is at or after -pb; those before the
+                // end padding's end count, times the padded rows.
+                Some(rp) => {
                     let p0 = oc[last].clone() * i((4 * s) as i32);
                     let along = (0..k).fold(i(0), |acc, t| {
                         let p = p0.clone() + i((q * s + t * d) as i32 - pb as i32);
                         acc + select(p.lt(i((win + pe) as i32)), i(1), i(0))
                     });
-                    Expr::Var(rows_padded) * along
-                } else {
-                    Expr::Var(cnt[q])
-                };
-                Expr::Var(acc[q]) / c.cast(Scalar::F32)
-            }
-            Kind::Lp { .. } => unreachable!("rejected above"),
+                    Expr::Var(rp) * along
+                }
+                None => Expr::Var(cnt[q]),
+            };
+            Expr::Var(acc[q]) / c.cast(Scalar::F32)
         })
         .collect();
     b.store(yb, idx, Expr::Vector(ys));
