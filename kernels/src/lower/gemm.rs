@@ -813,6 +813,56 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         let cv = common::load(cb, idx, c.dtype);
         Some(if c.scale == 1.0 { cv } else { cv * f(c.scale) })
     };
+    // A bias that only depends on the row (a conv's, rows = output channels), with A shared
+    // across the subgroup (every lane on the same row tile): lane j loads rows j, j + 8, … and every lane gets all of them by broadcast — tm/8 loads
+    // per lane instead of tm (on lavapipe a load costs ~12 broadcasts; mobilenet_v2's
+    // 112²/56² expand convs, K 16–24, got 8–14% faster). Broadcasts sit outside the row
+    // guards: they need every lane.
+    let row_adds: Option<Vec<Expr>> = match &p.addend {
+        Some(c) if a_shared && c.n_stride == 0 && c.m_stride != 0 => {
+            let own: Vec<Expr> = (0..tm / LANES)
+                .map(|q| {
+                    let m = (m0.clone() + i((q * LANES) as i32) + j.clone()).min(i(p.m as i32 - 1));
+                    let cv = addend(&m, &i(0)).unwrap_or(f(0.0));
+                    b.let_(Type::scalar(cs), cv)
+                })
+                .collect();
+            Some(
+                (0..tm)
+                    .map(|r| {
+                        let v = own[(r / LANES) as usize].clone().broadcast(r % LANES);
+                        b.let_(Type::scalar(cs), v)
+                    })
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
+    // Otherwise a row-only bias is still loaded once per row (once in all when it is one value
+    // per batch), not once per output. In the channels-last branch below this was tn loads
+    // per row: mobilenet_v2's 14² and 7² convs loaded their bias 128–256 times per thread.
+    let row_adds = row_adds.or_else(|| match &p.addend {
+        Some(c) if c.n_stride == 0 => {
+            let mut one = None;
+            Some(
+                (0..tm)
+                    .map(|r| {
+                        if c.m_stride == 0 {
+                            if let Some(v) = &one {
+                                return Expr::clone(v);
+                            }
+                        }
+                        let m = (m0.clone() + i(r as i32)).min(i(p.m as i32 - 1));
+                        let cv = addend(&m, &i(0)).unwrap_or(f(0.0));
+                        let v = b.let_(Type::scalar(cs), cv);
+                        one = Some(v.clone());
+                        v
+                    })
+                    .collect(),
+            )
+        }
+        _ => None,
+    });
     if out_mvec {
         for col in 0..tn {
             let n = b.let_(Type::I32, n0.clone() + i(col as i32));
@@ -835,9 +885,10 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                                 if p.alpha != 1.0 {
                                     v = v * f(p.alpha);
                                 }
-                                let add = match &col_add {
-                                    Some(cv) => Some(cv.clone()),
-                                    None => addend(&(m.clone() + i(l as i32)), &n),
+                                let add = match (&col_add, &row_adds) {
+                                    (Some(cv), _) => Some(cv.clone()),
+                                    (None, Some(rows)) => Some(rows[(r4 * 4 + l) as usize].clone()),
+                                    (None, None) => addend(&(m.clone() + i(l as i32)), &n),
                                 };
                                 match add {
                                     Some(cv) => v + cv,
@@ -873,44 +924,11 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
             ),
             _ => None,
         };
-        // A bias that only depends on the row (a channels-first conv's, rows = output
-        // channels), with A shared across the subgroup (every lane on the same row tile): lane
-        // j loads rows j, j + 8, … and every lane gets all of them by broadcast — tm/8 loads
-        // per lane instead of tm (on lavapipe a load costs ~12 broadcasts; mobilenet_v2's
-        // 112²/56² expand convs, K 16–24, got 8–14% faster). Broadcasts sit outside the row
-        // guards: they need every lane.
-        let row_adds: Option<Vec<Expr>> = match &p.addend {
-            Some(c) if a_shared && c.n_stride == 0 && c.m_stride != 0 => {
-                let own: Vec<Expr> = (0..tm / LANES)
-                    .map(|q| {
-                        let m =
-                            (m0.clone() + i((q * LANES) as i32) + j.clone()).min(i(p.m as i32 - 1));
-                        let cv = addend(&m, &i(0)).unwrap_or(f(0.0));
-                        b.let_(Type::scalar(cs), cv)
-                    })
-                    .collect();
-                Some(
-                    (0..tm)
-                        .map(|r| {
-                            let v = own[(r / LANES) as usize].clone().broadcast(r % LANES);
-                            b.let_(Type::scalar(cs), v)
-                        })
-                        .collect(),
-                )
-            }
-            _ => None,
-        };
         for r in 0..tm {
             let m = m0.clone() + i(r as i32);
             b.if_(m.clone().lt(i(p.m as i32)), |b| {
                 // A bias that only depends on the row: one load for all columns.
-                let row_add = match (&p.addend, &row_adds) {
-                    (_, Some(v)) => Some(v[r as usize].clone()),
-                    (Some(c), None) if c.n_stride == 0 => {
-                        addend(&m, &i(0)).map(|cv| b.let_(Type::scalar(cs), cv))
-                    }
-                    _ => None,
-                };
+                let row_add = row_adds.as_ref().map(|v| v[r as usize].clone());
                 for c4 in 0..tn / 4 {
                     let n = n0.clone() + i((c4 * 4) as i32);
                     let mut v = Expr::Var(acc[r as usize][c4 as usize]);
