@@ -124,6 +124,15 @@ impl KernelBuilder {
         });
     }
 
+    /// `if cond { then }`, or `then` unconditionally when there is no condition (a guard known
+    /// to hold at compile time: llvmpipe pays for every divergent `if`, even one always true).
+    pub fn if_some(&mut self, cond: Option<Expr>, then: impl FnOnce(&mut Self)) {
+        match cond {
+            Some(c) => self.if_(c, then),
+            None => then(self),
+        }
+    }
+
     /// `if cond { then } else { els }`.
     pub fn if_else(
         &mut self,

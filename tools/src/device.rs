@@ -661,73 +661,87 @@ struct Timing {
     cuda_graph: bool,
 }
 
-fn time_artifact(
+/// Times artifacts on one device: each is loaded and warmed up, then their timed runs
+/// alternate (run r of every artifact before run r + 1 of any), so that a ratio between them
+/// (`--compare`) sees the same machine load on both sides — on a shared machine a slow phase
+/// of a few seconds would otherwise land on one side only.
+fn time_artifacts(
     dev: &Dev,
-    artifact: &Artifact,
-    host: &[HostTensor],
+    list: &[(&Artifact, &[HostTensor])],
     runs: usize,
     cuda_graph: bool,
-) -> Result<Timing> {
-    let t = Instant::now();
-    let mut s: Sess = dev.session(artifact, cuda_graph)?;
-    let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    // The first run includes the driver's JIT of every kernel.
-    let t = Instant::now();
-    s.run(host).map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
-    let first_run_ms = t.elapsed().as_secs_f64() * 1e3;
-    let mut timings = Vec::new();
-    for _ in 0..2 {
+) -> Result<Vec<Timing>> {
+    let mut sessions = Vec::with_capacity(list.len());
+    for (artifact, host) in list {
+        let t = Instant::now();
+        let mut s: Sess = dev.session(artifact, cuda_graph)?;
+        let load_ms = t.elapsed().as_secs_f64() * 1e3;
+        // The first run includes the driver's JIT of every kernel.
+        let t = Instant::now();
         s.run(host).map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+        let first_run_ms = t.elapsed().as_secs_f64() * 1e3;
+        for _ in 0..2 {
+            s.run(host).map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+        }
+        sessions.push((s, load_ms, first_run_ms, Vec::with_capacity(runs)));
     }
     for _ in 0..runs {
-        let (_, t) = s
-            .run_timed(host)
-            .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
-        timings.push(t);
+        for ((s, _, _, timings), (_, host)) in sessions.iter_mut().zip(list) {
+            let (_, t) = s
+                .run_timed(host)
+                .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+            timings.push(t);
+        }
     }
     let med = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let profile = s
-        .profile(host, runs.min(20))
-        .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
-    // Per-kernel table: launches of the same kernel summed per run.
-    let mut per_kernel: BTreeMap<String, (usize, f64, bool)> = BTreeMap::new();
-    for l in &profile.launches {
-        let e = per_kernel.entry(l.kernel.clone()).or_insert((0, 0.0, true));
-        e.0 += 1;
-        match l.median_us {
-            Some(us) => e.1 += us,
-            None => e.2 = false,
+    let mut out = Vec::with_capacity(list.len());
+    for ((mut s, load_ms, first_run_ms, timings), (artifact, host)) in
+        sessions.into_iter().zip(list)
+    {
+        let profile = s
+            .profile(host, runs.min(20))
+            .map_err(|e| Exit(EXIT_CHECK, e.to_string()))?;
+        // Per-kernel table: launches of the same kernel summed per run.
+        let mut per_kernel: BTreeMap<String, (usize, f64, bool)> = BTreeMap::new();
+        for l in &profile.launches {
+            let e = per_kernel.entry(l.kernel.clone()).or_insert((0, 0.0, true));
+            e.0 += 1;
+            match l.median_us {
+                Some(us) => e.1 += us,
+                None => e.2 = false,
+            }
         }
+        let mut kernels: Vec<(String, usize, Option<f64>)> = per_kernel
+            .into_iter()
+            .map(|(k, (n, us, has))| (k, n, has.then_some(us)))
+            .collect();
+        kernels.sort_by(|a, b| {
+            b.2.unwrap_or(0.0)
+                .total_cmp(&a.2.unwrap_or(0.0))
+                .then(a.0.cmp(&b.0))
+        });
+        out.push(Timing {
+            median_ms: med(timings.iter().map(|t| t.total_us / 1e3).collect()),
+            min_ms: timings
+                .iter()
+                .map(|t| t.total_us / 1e3)
+                .fold(f64::INFINITY, f64::min),
+            upload_us: med(timings.iter().map(|t| t.upload_us).collect()),
+            readback_us: med(timings.iter().map(|t| t.readback_us).collect()),
+            submit_us: med(timings.iter().map(|t| t.submit_wait_us).collect()),
+            load_ms,
+            first_run_ms,
+            device_ms: profile.median_device_us.map(|u| u / 1e3),
+            launches: artifact.manifest.launches.len(),
+            kernels,
+            jit_ms: s.jit_ms(),
+            cuda_graph: s.cuda_graph(),
+        });
     }
-    let mut kernels: Vec<(String, usize, Option<f64>)> = per_kernel
-        .into_iter()
-        .map(|(k, (n, us, has))| (k, n, has.then_some(us)))
-        .collect();
-    kernels.sort_by(|a, b| {
-        b.2.unwrap_or(0.0)
-            .total_cmp(&a.2.unwrap_or(0.0))
-            .then(a.0.cmp(&b.0))
-    });
-    Ok(Timing {
-        median_ms: med(timings.iter().map(|t| t.total_us / 1e3).collect()),
-        min_ms: timings
-            .iter()
-            .map(|t| t.total_us / 1e3)
-            .fold(f64::INFINITY, f64::min),
-        upload_us: med(timings.iter().map(|t| t.upload_us).collect()),
-        readback_us: med(timings.iter().map(|t| t.readback_us).collect()),
-        submit_us: med(timings.iter().map(|t| t.submit_wait_us).collect()),
-        load_ms,
-        first_run_ms,
-        device_ms: profile.median_device_us.map(|u| u / 1e3),
-        launches: artifact.manifest.launches.len(),
-        kernels,
-        jit_ms: s.jit_ms(),
-        cuda_graph: s.cuda_graph(),
-    })
+    Ok(out)
 }
 
 /// Slowdowns against a saved `bench --json` result: the model's median, and every kernel
@@ -833,12 +847,16 @@ pub fn bench_device(
     };
     let target = artifact.manifest.target;
     let runs = runs.max(20);
-    let t = time_artifact(&dev, &artifact, &host, runs, cuda_graph)?;
-    let cmp = match &other {
-        Some((b, hb)) => Some(time_artifact(&dev, b, hb, runs, cuda_graph)?),
-        None => None,
-    };
-    let level = OPT_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
+    let mut list: Vec<(&Artifact, &[HostTensor])> = vec![(&artifact, &host)];
+    if let Some((b, hb)) = &other {
+        list.push((b, hb));
+    }
+    let mut timed = time_artifacts(&dev, &list, runs, cuda_graph)?.into_iter();
+    let t = timed.next().expect("one timing per artifact");
+    let cmp = timed.next();
+    // An artifact does not record the level it was compiled at.
+    let level = compile_ms.map(|_| OPT_LEVEL.load(std::sync::atomic::Ordering::Relaxed));
+    let level_s = level.map_or("(artifact)".to_string(), |l| format!("-O{l}"));
     let regressed = base
         .as_ref()
         .map(|b| regressions(b, &t, extra.threshold))
@@ -862,7 +880,7 @@ pub fn bench_device(
         );
     } else {
         println!(
-            "{} -O{level}: median {:.3} ms, min {:.3} ms over {runs} runs on {}, {} launches (upload {:.0} µs, submit+wait {:.0} µs, readback {:.0} µs)",
+            "{} {level_s}: median {:.3} ms, min {:.3} ms over {runs} runs on {}, {} launches (upload {:.0} µs, submit+wait {:.0} µs, readback {:.0} µs)",
             path.display(),
             t.median_ms,
             t.min_ms,
@@ -893,7 +911,7 @@ pub fn bench_device(
         }
         if let (Some(c), Some(l)) = (&cmp, compare_level) {
             println!(
-                "-O{l}: median {:.3} ms, {} launches -> speedup of -O{level} over -O{l}: {:.2}x",
+                "-O{l}: median {:.3} ms, {} launches (runs interleaved with {level_s}'s) -> speedup of {level_s} over -O{l}: {:.2}x",
                 c.median_ms,
                 c.launches,
                 c.median_ms / t.median_ms

@@ -215,7 +215,8 @@ enum Cmd {
         /// PTX targets: run f32 MatMuls on tf32 tensor cores (~1e-3 relative error).
         #[arg(long)]
         allow_tf32: bool,
-        /// Also compile at this level (e.g. `O0`) and report the speedup, measured in the same run.
+        /// Also compile at this level (e.g. `O0`) and report the speedup, measured in the same run
+        /// with the two levels' timed runs interleaved.
         #[arg(long)]
         compare: Option<String>,
         /// A saved `bench --json` result: exit 1 when the median or any kernel got slower than
