@@ -12,6 +12,19 @@ use optc_ir::lowp::{E8m0Round, is_lowp_int};
 /// Largest number of workgroups along one grid axis that every device accepts.
 pub const MAX_GRID: u32 = 65535;
 
+/// How many workgroups a launch should have at least, where its threads allow it (down to one
+/// 8-thread subgroup per workgroup). lavapipe runs each workgroup as one task on one core, so
+/// a launch of few workgroups leaves cores idle: 3 equal workgroups on 2 cores take as long as
+/// 4. On a GPU, more blocks than SMs is wanted anyway.
+pub const MIN_WORKGROUPS: usize = 16;
+
+/// The workgroup size for `threads` independent threads: `max`, or less (a multiple of 8, at
+/// least 8) where `max` would make fewer than [`MIN_WORKGROUPS`] workgroups.
+pub fn spread_workgroup(threads: usize, max: u32) -> u32 {
+    let want = threads.div_ceil(MIN_WORKGROUPS).next_multiple_of(8).max(8);
+    (want as u32).min(max)
+}
+
 /// The grid that covers `threads` invocations with workgroups of `wg` threads: x up to
 /// [`MAX_GRID`], the rest along y.
 pub fn grid_1d(threads: usize, wg: u32) -> [u32; 3] {

@@ -27,8 +27,8 @@
 //!   the GEMM core for implicit-GEMM and pointwise convs); the integer ones refuse it.
 //!
 //! Tuning space: the GEMM's ([`super::gemm::GemmConfig`]); for depthwise the outputs per thread
-//! along the last axis (1–8, default 4) and the workgroup size (default 64); direct kernels use
-//! workgroups of 256.
+//! along the last axis (1–8, default 4) and the workgroup size (64, less for small launches:
+//! `common::spread_workgroup`); direct kernels use workgroups of 256.
 
 use super::common::{self, flat_index, grid_1d, guard, load, to_storage, unravel};
 use super::epilogue::{Epilogue, finish_launch};
@@ -614,7 +614,7 @@ fn dw_bind<'e>(
     ep: Option<&'e Epilogue>,
 ) -> DwBind<'e> {
     let total: usize = space.iter().product();
-    let wg = 64;
+    let wg = common::spread_workgroup(total, 64);
     let grid = grid_1d(total, wg);
     let mut b = KernelBuilder::new(ctx.kname("dwconv"), [wg, 1, 1]);
     let xb = b.buffer("x", xt, Access::Read);
@@ -1410,7 +1410,8 @@ mod tests {
 
     #[test]
     fn depthwise_conv_gets_the_direct_kernel() {
-        // Rows a multiple of 4 wide: the vec4 kernel, 2 rows × 4 outputs per thread (stride 2).
+        // Rows a multiple of 4 wide: the vec4 kernel, DW_ROWS rows × 4 outputs per thread
+        // (stride 2).
         let l = lower_op(
             conv(&[3, 3], &[2, 2], &[1, 1, 1, 1], 32),
             &[&[1, 32, 112, 112], &[32, 1, 3, 3]],
@@ -1429,8 +1430,10 @@ mod tests {
         );
         let lk = &l.launches[0];
         assert_eq!(lk.kernel.buffers[0].elem, Type::F32);
-        let threads = 32 * 7 * 7usize.div_ceil(DW_TILE);
-        assert_eq!(lk.grid[0] as usize, threads.div_ceil(64));
+        // 32 · 7 · 2 = 448 threads: 14 workgroups of 32 rather than 7 of 64 (a small launch
+        // is spread over at least MIN_WORKGROUPS where its threads allow).
+        assert_eq!(32 * 7 * 7usize.div_ceil(DW_TILE), 448);
+        assert_eq!((lk.grid[0], lk.kernel.workgroup[0]), (14, 32));
         assert!(!lk.kernel.uses_subgroups());
     }
 
@@ -1557,11 +1560,9 @@ mod tests {
         let k = &l.launches[0].kernel;
         assert!(k.name.ends_with("dwconv"));
         assert_eq!(k.buffers[0].elem, Type::vec(Scalar::F32, 4));
-        // 7 × 7 output tiles: 2 × 2 per 14² plane, times 4 channel quads.
-        assert_eq!(
-            l.launches[0].grid[0] as usize,
-            (2 * 2 * 4usize).div_ceil(64)
-        );
+        // 7 × 7 output tiles: 2 × 2 per 14² plane, times 4 channel quads: 16 threads, as 2
+        // workgroups of 8.
+        assert_eq!((l.launches[0].grid[0], k.workgroup[0]), (2, 8));
         // Channels-last input, tap-major weight, 8 channels: the im2col side loads vec4s.
         let mut op = conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 1);
         if let Op::Conv(a) = &mut op {

@@ -49,7 +49,8 @@ pub struct GemmConfig {
     pub tile_n: u32,
     /// K elements per loop step (1, or 4 for vec4 loads along K).
     pub k_step: u32,
-    /// Threads per workgroup.
+    /// Threads per workgroup at most (fewer where that spreads a small launch over more
+    /// workgroups, or leaves fewer lanes idle).
     pub workgroup: u32,
     /// Share A fragments across groups of [`LANES`] lanes with subgroup shuffles.
     pub subgroup: bool,
@@ -554,15 +555,29 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
     let nt = p.n.div_ceil(tn as usize);
     let lanes = if cfg.subgroup { LANES } else { 1 };
     // With sharing, a whole workgroup works on one row tile (so that every subgroup, whatever
-    // its size ≥ 8 and layout, shares it); its threads take consecutive column tiles, as few
-    // workgroups per row tile as `cfg.workgroup` allows, balanced (80 column tiles: 2 × 40,
-    // not 64 + 16 — on lavapipe each workgroup is one core's task, and the 64 + 16 split made
-    // mobilenet_v2's m 49, n 320 GEMM 20–26% slower).
+    // its size ≥ 8 and layout, shares it); its threads take consecutive column tiles. A row
+    // tile's column tiles are split into the workgroups that pay for the fewest idle lanes
+    // (49 tiles: 1 × 56 or 7 × 8, not 2 × 32; 80: 2 × 40, not 64 + 16), the fewest workgroups
+    // of equals, and into at least [`common::MIN_WORKGROUPS`] in all where the columns allow.
+    // On lavapipe each workgroup is one core's task: the 64 + 16 split made mobilenet_v2's
+    // m 49, n 320 GEMM 20–26% slower, and its m 96, n 196, k 576 GEMM ran as 3 workgroups (one
+    // per row tile; on 2 cores, the time of 4) — as 21 workgroups of 8 it is 20% faster, and
+    // the model 28.2 → 27.4 ms (best medians of 6 alternating rounds). Without sharing, only
+    // the count: [`common::spread_workgroup`].
     let wg = if lanes > 1 {
-        let per_row_tile = nt.div_ceil(cfg.workgroup as usize);
-        ((nt.div_ceil(per_row_tile).div_ceil(8) * 8) as u32).clamp(8, cfg.workgroup)
+        let most = nt.div_ceil(LANES as usize);
+        let least = nt
+            .div_ceil(cfg.workgroup as usize)
+            .max(common::MIN_WORKGROUPS.div_ceil(nb * mt).min(most));
+        let size = |p: usize| nt.div_ceil(p).next_multiple_of(LANES as usize);
+        // The split that pays for the fewest idle lanes (49 column tiles: 7 × 8 or 1 × 56,
+        // not 2 × 32), the fewest workgroups of equals.
+        let per_row_tile = (least..=most.max(least))
+            .min_by_key(|&p| (p * size(p), p))
+            .unwrap_or(least);
+        (size(per_row_tile) as u32).clamp(8, cfg.workgroup)
     } else {
-        cfg.workgroup
+        common::spread_workgroup(nb * mt * nt, cfg.workgroup)
     };
     let ntw = nt.div_ceil(wg as usize);
     let total = if lanes > 1 {
