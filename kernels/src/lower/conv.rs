@@ -868,8 +868,9 @@ fn fit_tile(extent: usize, lo: usize, hi: usize) -> usize {
 /// channels × `th` output rows × `tw` output columns, each the tile of 2–7 rows and 4–7
 /// columns (2–7 at stride 2) that pads the plane least, the largest of equals: 7 × 7 on
 /// mobilenet_v2's 14² and 7² planes, where the former fixed 2 × 4 (2 × 2 at stride 2) padded
-/// 14 columns to 16 and reloaded the window's overlap more often — 15–30% faster on lavapipe
-/// (A/B over 5 rounds; 7 × 7 beat 4 × 7 and 2 × 7, and 1 × 7 was slower).
+/// 14 columns to 16 and reloaded the window's overlap more often: the stride-1 kernels 27–36%
+/// and the 14² → 7² stride-2 one 18% faster on lavapipe, the 28² → 14² stride-2 one 9% slower
+/// (A/B over 5–6 rounds; 7 × 7 beat 4 × 7 and 2 × 7, and 1 × 7 was slower).
 /// Every input vec4 of the window span is loaded once and feeds all the outputs that use it;
 /// the quad's weights (`[M, 1, kh, kw]`: 4·kh·kw consecutive floats) are kh·kw vec4 loads
 /// regrouped by tap; the bias and the stores are vec4. Neighbouring threads take neighbouring
