@@ -125,7 +125,7 @@ impl KernelBuilder {
     }
 
     /// `if cond { then }`, or `then` unconditionally when there is no condition (a guard known
-    /// to hold at compile time: llvmpipe pays for every divergent `if`, even one always true).
+    /// to hold at compile time, left out of the kernel).
     pub fn if_some(&mut self, cond: Option<Expr>, then: impl FnOnce(&mut Self)) {
         match cond {
             Some(c) => self.if_(c, then),

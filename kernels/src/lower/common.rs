@@ -15,7 +15,7 @@ pub const MAX_GRID: u32 = 65535;
 /// How many workgroups a launch should have at least, where its threads allow it (down to one
 /// 8-thread subgroup per workgroup). lavapipe runs each workgroup as one task on one core, so
 /// a launch of few workgroups leaves cores idle: 3 equal workgroups on 2 cores take as long as
-/// 4. On a GPU, more blocks than SMs is wanted anyway.
+/// 4 (mobilenet_v2's 3-workgroup GEMM got 20% faster as 21 workgroups).
 pub const MIN_WORKGROUPS: usize = 16;
 
 /// The workgroup size for `threads` independent threads: `max`, or less (a multiple of 8, at

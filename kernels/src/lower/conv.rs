@@ -1431,9 +1431,9 @@ mod tests {
         );
         let lk = &l.launches[0];
         assert_eq!(lk.kernel.buffers[0].elem, Type::F32);
-        // 32 · 7 · 2 = 448 threads: 14 workgroups of 32 rather than 7 of 64 (a small launch
-        // is spread over at least MIN_WORKGROUPS where its threads allow).
-        assert_eq!(32 * 7 * 7usize.div_ceil(DW_TILE), 448);
+        // 32 channels · 7 rows · 2 tiles of DW_TILE = 448 threads: 14 workgroups of 32 rather
+        // than 7 of 64 (a small launch is spread over at least MIN_WORKGROUPS where its threads
+        // allow).
         assert_eq!((lk.grid[0], lk.kernel.workgroup[0]), (14, 32));
         assert!(!lk.kernel.uses_subgroups());
     }

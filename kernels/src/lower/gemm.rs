@@ -828,16 +828,26 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
         let cv = common::load(cb, idx, c.dtype);
         Some(if c.scale == 1.0 { cv } else { cv * f(c.scale) })
     };
-    // A bias that only depends on the row (a conv's, rows = output channels), with A shared
-    // across the subgroup (every lane on the same row tile): lane j loads rows j, j + 8, … and every lane gets all of them by broadcast — tm/8 loads
-    // per lane instead of tm (on lavapipe a load costs ~12 broadcasts; mobilenet_v2's
-    // 112²/56² expand convs, K 16–24, got 8–14% faster). Broadcasts sit outside the row
-    // guards: they need every lane.
+    // The addend's loads are hoisted out of the store loops where it is one value per row (a
+    // channels-first conv's bias, rows = output channels; or one value per batch) or per column
+    // (a channels-last conv's): tm or tn loads instead of one per output — the channels-last
+    // branch below loaded a per-row bias tn times per row, 128–256 loads per thread on
+    // mobilenet_v2's 14² and 7² convs. With A shared across the subgroup (every lane on the
+    // same row tile), lane j loads rows j, j + 8, … and every lane gets all of them by
+    // broadcast: tm/8 loads per lane (on lavapipe a load costs ~12 broadcasts; mobilenet_v2's
+    // 112²/56² expand convs, K 16–24, got 8–14% faster). The loads are clamped into range
+    // (what lies outside is not stored), and they and the broadcasts sit outside the guards:
+    // broadcasts need every lane.
+    let clamp_m = |m: Expr| m.min(i(p.m as i32 - 1));
     let row_adds: Option<Vec<Expr>> = match &p.addend {
-        Some(c) if a_shared && c.n_stride == 0 && c.m_stride != 0 => {
+        Some(c) if c.n_stride == 0 && c.m_stride == 0 => {
+            let cv = addend(&i(0), &i(0)).unwrap_or(f(0.0));
+            Some(vec![b.let_(Type::scalar(cs), cv); tm as usize])
+        }
+        Some(c) if c.n_stride == 0 && a_shared => {
             let own: Vec<Expr> = (0..tm / LANES)
                 .map(|q| {
-                    let m = (m0.clone() + i((q * LANES) as i32) + j.clone()).min(i(p.m as i32 - 1));
+                    let m = clamp_m(m0.clone() + i((q * LANES) as i32) + j.clone());
                     let cv = addend(&m, &i(0)).unwrap_or(f(0.0));
                     b.let_(Type::scalar(cs), cv)
                 })
@@ -851,33 +861,34 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                     .collect(),
             )
         }
+        Some(c) if c.n_stride == 0 => Some(
+            (0..tm)
+                .map(|r| {
+                    let cv = addend(&clamp_m(m0.clone() + i(r as i32)), &i(0)).unwrap_or(f(0.0));
+                    b.let_(Type::scalar(cs), cv)
+                })
+                .collect(),
+        ),
         _ => None,
     };
-    // Otherwise a row-only bias is still loaded once per row (once in all when it is one value
-    // per batch), not once per output. In the channels-last branch below this was tn loads
-    // per row: mobilenet_v2's 14² and 7² convs loaded their bias 128–256 times per thread.
-    let row_adds = row_adds.or_else(|| match &p.addend {
-        Some(c) if c.n_stride == 0 => {
-            let mut one = None;
-            Some(
-                (0..tm)
-                    .map(|r| {
-                        if c.m_stride == 0 {
-                            if let Some(v) = &one {
-                                return Expr::clone(v);
-                            }
-                        }
-                        let m = (m0.clone() + i(r as i32)).min(i(p.m as i32 - 1));
-                        let cv = addend(&m, &i(0)).unwrap_or(f(0.0));
-                        let v = b.let_(Type::scalar(cs), cv);
-                        one = Some(v.clone());
-                        v
-                    })
-                    .collect(),
-            )
-        }
+    let col_adds: Option<Vec<Expr>> = match &p.addend {
+        Some(c) if c.m_stride == 0 && c.n_stride != 0 => Some(
+            (0..tn)
+                .map(|col| {
+                    let n = (n0.clone() + i(col as i32)).min(i(p.n as i32 - 1));
+                    let cv = addend(&i(0), &n).unwrap_or(f(0.0));
+                    b.let_(Type::scalar(cs), cv)
+                })
+                .collect(),
+        ),
         _ => None,
-    });
+    };
+    // The addend of output (tile row r, tile column col) at (m, n).
+    let add_at = |r: u32, col: u32, m: &Expr, n: &Expr| match (&row_adds, &col_adds) {
+        (Some(rows), _) => Some(rows[r as usize].clone()),
+        (None, Some(cols)) => Some(cols[col as usize].clone()),
+        (None, None) => addend(m, n),
+    };
     // Guards known to hold are not emitted: a row tile never passes the rows when they are a
     // multiple of the tile (the row tile index is taken modulo their count); when the columns
     // are a multiple of the tile, one guard on the thread's first column stands for all of its
@@ -895,13 +906,6 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
             for col in 0..tn {
                 let n = b.let_(Type::I32, n0.clone() + i(col as i32));
                 b.if_some(col_guard(&n), |b| {
-                    // A bias that only depends on the column: one load for all rows.
-                    let col_add = match &p.addend {
-                        Some(c) if c.m_stride == 0 => {
-                            addend(&i(0), &n).map(|cv| b.let_(Type::scalar(cs), cv))
-                        }
-                        _ => None,
-                    };
                     for r4 in 0..tm / 4 {
                         let m = b.let_(Type::I32, m0.clone() + i((r4 * 4) as i32));
                         b.if_some(row_guard(&m), |b| {
@@ -913,14 +917,8 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                                     if p.alpha != 1.0 {
                                         v = v * f(p.alpha);
                                     }
-                                    let add = match (&col_add, &row_adds) {
-                                        (Some(cv), _) => Some(cv.clone()),
-                                        (None, Some(rows)) => {
-                                            Some(rows[(r4 * 4 + l) as usize].clone())
-                                        }
-                                        (None, None) => addend(&(m.clone() + i(l as i32)), &n),
-                                    };
-                                    match add {
+                                    let ml = m.clone() + i(l as i32);
+                                    match add_at(r4 * 4 + l, col, &ml, &n) {
                                         Some(cv) => v + cv,
                                         None => v,
                                     }
@@ -940,25 +938,9 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                 });
             }
         } else {
-            // A bias that only depends on the column (a channels-last conv's): loaded once per
-            // column for all rows (clamped into range; out-of-range columns are not stored).
-            let col_adds: Option<Vec<Expr>> = match &p.addend {
-                Some(c) if c.m_stride == 0 && c.n_stride != 0 => Some(
-                    (0..tn)
-                        .map(|col| {
-                            let n = (n0.clone() + i(col as i32)).min(i(p.n as i32 - 1));
-                            let cv = addend(&i(0), &n).unwrap_or(f(0.0));
-                            b.let_(Type::scalar(cs), cv)
-                        })
-                        .collect(),
-                ),
-                _ => None,
-            };
             for r in 0..tm {
                 let m = m0.clone() + i(r as i32);
                 b.if_some(row_guard(&m), |b| {
-                    // A bias that only depends on the row: one load for all columns.
-                    let row_add = row_adds.as_ref().map(|v| v[r as usize].clone());
                     for c4 in 0..tn / 4 {
                         let n = n0.clone() + i((c4 * 4) as i32);
                         let mut v = Expr::Var(acc[r as usize][c4 as usize]);
@@ -968,12 +950,7 @@ pub fn build(name: String, p: &Problem, cfg: &GemmConfig) -> Result<KernelLaunch
                         let v = b.let_(Type::vec(cs, 4), v);
                         let addv = |l: u32| -> Expr {
                             let base = comp(&v, 4, l);
-                            let add = match (&row_add, &col_adds) {
-                                (Some(cv), _) => Some(cv.clone()),
-                                (None, Some(cols)) => Some(cols[(c4 * 4 + l) as usize].clone()),
-                                (None, None) => addend(&m, &(n.clone() + i(l as i32))),
-                            };
-                            match add {
+                            match add_at(r, c4 * 4 + l, &m, &(n.clone() + i(l as i32))) {
                                 Some(cv) => base + cv,
                                 None => base,
                             }
@@ -2053,6 +2030,29 @@ mod tests {
             _ => None,
         });
         assert_eq!(step, Some((4, Expr::I32(1024))));
+    }
+
+    #[test]
+    fn small_launches_spread_over_workgroups() {
+        let grid = |a: &[usize], b: &[usize], out: &[usize]| {
+            let l = lower_op(
+                Op::MatMul,
+                vec![f32d(a), f32d(b)],
+                TensorDesc::new(DType::F32, out.to_vec()),
+            );
+            (l.launches[0].kernel.workgroup[0], l.launches[0].grid[0])
+        };
+        // m 96, n 196, k 576: 3 row tiles of 32 × 49 column tiles of 4. One 56-thread
+        // workgroup per row tile would be 3 workgroups; at least MIN_WORKGROUPS with the fewest
+        // idle lanes is 7 of 8 per row tile (2 of 32 would leave 15 lanes idle).
+        assert_eq!(grid(&[96, 576], &[576, 196], &[96, 196]), (8, 21));
+        // 8 row tiles × 80 column tiles of 8: 2 workgroups of 40 per row tile (5 of 16 and
+        // 10 of 8 leave no more lanes idle; the fewest workgroups wins).
+        assert_eq!(grid(&[256, 64], &[64, 640], &[256, 640]), (40, 16));
+        // Enough row tiles: the whole row tile's 128 column tiles in 2 workgroups of 64.
+        assert_eq!(grid(&[1024, 64], &[64, 1024], &[1024, 1024]), (64, 64));
+        // Without sharing (one row): 125 threads in 16 workgroups of 8, not 2 of 64.
+        assert_eq!(grid(&[1, 512], &[512, 1000], &[1, 1000]), (8, 16));
     }
 
     #[test]

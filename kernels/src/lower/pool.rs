@@ -615,8 +615,9 @@ mod tests {
         assert_close(&got[0], &want[0], &format!("{op:?}"));
     }
 
-    /// The kernel `op` lowers to for an f32 input of `shape` (output shape from the reference).
-    fn kernel_name(op: &Op, shape: &[usize]) -> String {
+    /// The kernel `op` lowers to for an f32 input of `shape`, and the output's shape (from the
+    /// reference).
+    fn kernel_name(op: &Op, shape: &[usize]) -> (String, Vec<usize>) {
         use super::super::{LowerCtx, TensorDesc};
         use optc_ir::dtype::DType;
         let x = rand_t(shape, 1);
@@ -632,10 +633,11 @@ mod tests {
             outputs: &outs,
             features: Default::default(),
         };
-        super::lower(&ctx).expect("lowers").launches[0]
+        let name = super::lower(&ctx).expect("lowers").launches[0]
             .kernel
             .name
-            .clone()
+            .clone();
+        (name, want[0].shape().to_vec())
     }
 
     /// Last spatial axis a multiple of 4 in and out: the vec4 kernel (4 outputs per thread,
@@ -686,11 +688,13 @@ mod tests {
                     ceil_mode,
                     storage_order: 0,
                 };
-                let name = kernel_name(&mp, shape);
-                let (_, want) = run_op(&mp, &[Some(rand_t(shape, 5))], &[]);
-                if want[0].shape().last().is_some_and(|w| w % 4 == 0) {
-                    assert!(name.ends_with("vec4"), "{w:?} ceil {ceil_mode}: {name}");
-                }
+                // Every input here is a multiple of 4 wide: vec4 exactly where the output is.
+                let (name, out) = kernel_name(&mp, shape);
+                assert_eq!(
+                    name.ends_with("vec4"),
+                    out.last().is_some_and(|w| w % 4 == 0),
+                    "{w:?} ceil {ceil_mode}: {name}"
+                );
                 check1(&mp, rand_t(shape, 5));
                 for count_include_pad in [false, true] {
                     let ap = Op::AveragePool {
@@ -716,7 +720,7 @@ mod tests {
             x.iter().map(|&v| v as f32).collect(),
         )
         .expect("tensor");
-        assert!(kernel_name(&mp, &[1, 1, 2, 8]).ends_with("vec4"));
+        assert!(kernel_name(&mp, &[1, 1, 2, 8]).0.ends_with("vec4"));
         check1(&mp, x);
         // 1-D and 3-D.
         let mp1 = Op::MaxPool {
@@ -724,7 +728,7 @@ mod tests {
             ceil_mode: false,
             storage_order: 0,
         };
-        assert!(kernel_name(&mp1, &[2, 3, 16]).ends_with("vec4"));
+        assert!(kernel_name(&mp1, &[2, 3, 16]).0.ends_with("vec4"));
         check1(&mp1, rand_t(&[2, 3, 16], 3));
         let ap3 = Op::AveragePool {
             window: win(
@@ -737,7 +741,7 @@ mod tests {
             ceil_mode: false,
             count_include_pad: true,
         };
-        assert!(kernel_name(&ap3, &[1, 2, 3, 4, 8]).ends_with("vec4"));
+        assert!(kernel_name(&ap3, &[1, 2, 3, 4, 8]).0.ends_with("vec4"));
         check(ap3, &[1, 2, 3, 4, 8], 1);
         // With Indices, LpPool, or a last axis not a multiple of 4: the scalar kernel.
         check(mp1, &[2, 3, 16], 2);
@@ -746,13 +750,13 @@ mod tests {
             ceil_mode: false,
             p: 2,
         };
-        assert!(!kernel_name(&lp, &[2, 3, 16]).ends_with("vec4"));
+        assert!(!kernel_name(&lp, &[2, 3, 16]).0.ends_with("vec4"));
         let odd = Op::MaxPool {
             window: win(&[3, 3], &[2, 2], &[], &[1, 1, 1, 1], AutoPad::NotSet),
             ceil_mode: false,
             storage_order: 0,
         };
-        assert!(!kernel_name(&odd, &[1, 2, 10, 12]).ends_with("vec4"));
+        assert!(!kernel_name(&odd, &[1, 2, 10, 12]).0.ends_with("vec4"));
     }
 
     #[test]
