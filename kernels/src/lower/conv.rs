@@ -374,16 +374,19 @@ fn lower_conv(
         }),
         epilogue: ep,
     };
-    // Padding of the default 32-row × 64-column subgroup tile over an m × n output.
-    let waste = |m: usize, n: usize| {
-        (m.div_ceil(32) * 32 * n.div_ceil(64) * 64) as f64 / (m * n).max(1) as f64
+    // Elements of C the heuristic tile computes, padding included, with rows = `m`.
+    let paid = |rows: usize, cols: usize| {
+        gemm::GemmConfig::heuristic_for(ctx.features, n * group, rows, cols, kdim)
+            .paid_work(rows, cols)
     };
-    if pointwise && (!layout.input_last || waste(mg, pout) < waste(pout, mg)) {
+    if pointwise && (!layout.input_last || paid(mg, pout) < paid(pout, mg)) {
         // 1×1: rows = output channels (weights, vec4 along K, shared across lanes), columns =
         // pixels — always over a channels-first input (vec4 along the plane when it is a
         // multiple of 4); over a channels-last one (both operands vec4 along K either way)
-        // where fewer channels than pixels would pad the 64-wide column tile (16 channels of
-        // a 112×112 plane: 4× the work as columns, 2× as rows).
+        // where that pads less with the tiles each orientation gets (16 channels of a
+        // 112×112 plane pay 2× the work as columns). Ties keep rows = pixels: 160 channels of
+        // a 7×7 plane pay 10240 outputs either way with 32 × 4 tiles, and on lavapipe
+        // (mobilenet_v2, k 960) rows = pixels took 1086 µs, rows = channels 1250.
         let (a, b) = (p.b.clone(), p.a.clone());
         p.m = mg;
         p.n = pout;

@@ -80,11 +80,12 @@ impl GemmConfig {
     pub fn heuristic(batch: usize, m: usize, n: usize, k: usize) -> GemmConfig {
         let mut c = GemmConfig::default();
         if m < 32 {
-            // Small M: a thread covers all rows; sharing is pointless below 8 rows.
-            c.tile_m = if m >= 16 {
-                16
-            } else if m >= 8 {
-                8
+            // Small M: one row tile of all rows, rounded up to whole subgroup shares (8 rows);
+            // sharing is pointless below 8 rows. Measured on lavapipe (mobilenet_v2, m 24
+            // n 3136 k 144 / 96): one 24-row tile 649 / 460 µs, two 16-row tiles (32 rows
+            // paid) 915 / 579.
+            c.tile_m = if m >= 8 {
+                m.next_multiple_of(LANES as usize) as u32
             } else {
                 m.max(1) as u32
             };
@@ -104,9 +105,16 @@ impl GemmConfig {
         if k % 4 != 0 {
             c.k_step = 1;
         }
-        // Keep enough threads to fill the device: halve the row tile while there are few.
+        // Keep enough threads to fill the device: where there are few, first take 4 columns
+        // per thread instead of 8 (a shared row tile costs each lane 1/8 of its A loads, its
+        // columns are all its own: 32 × 4 needs 8 loads per 128 accumulator updates, 16 × 8
+        // needs 10), then halve the row tile. Measured on lavapipe (mobilenet_v2, channels-last
+        // m 196 n 64 k 384: 16 × 8 1207 µs, 32 × 4 1050; m 196 n 64 k 192: 249 → 224).
         let threads =
             |c: &GemmConfig| batch * m.div_ceil(c.tile_m as usize) * n.div_ceil(c.tile_n as usize);
+        if threads(&c) < 64 && c.subgroup && c.tile_n == 8 && c.tile_m % LANES == 0 {
+            c.tile_n = 4;
+        }
         while threads(&c) < 64 && c.tile_m > 8 {
             c.tile_m /= 2;
         }
@@ -142,6 +150,21 @@ impl GemmConfig {
             c.workgroup = 128;
         }
         c
+    }
+
+    /// The `m × n` elements of C this point computes for an `m × n` problem, padding included:
+    /// rows rounded up to whole row tiles, columns to whole column tiles and, with `subgroup`,
+    /// to whole subgroups of column tiles (a shared row tile's lanes take consecutive column
+    /// tiles; idle lanes still run the loop).
+    pub fn paid_work(&self, m: usize, n: usize) -> usize {
+        let rows = m.div_ceil(self.tile_m as usize) * self.tile_m as usize;
+        let tiles = n.div_ceil(self.tile_n as usize);
+        let tiles = if self.subgroup {
+            tiles.next_multiple_of(LANES as usize)
+        } else {
+            tiles
+        };
+        rows * tiles * self.tile_n as usize
     }
 
     /// Rejects invalid points.
@@ -1986,9 +2009,25 @@ mod tests {
         let seven = GemmConfig::heuristic(1, 49, 512, 4608);
         assert_eq!((seven.tile_m, seven.tile_n), (56, 4));
         assert!(seven.subgroup && seven.validate().is_ok());
-        // Too few columns to fill the device with one row tile: the shrunk 32 × 8 path.
+        // Too few columns to fill the device with one row tile: 4 columns per thread first,
+        // then smaller row tiles (64 threads).
         let narrow = GemmConfig::heuristic(1, 49, 64, 576);
-        assert_eq!(narrow.tile_n, 8);
+        assert_eq!((narrow.tile_m, narrow.tile_n), (16, 4));
+        assert_eq!(GemmConfig::heuristic(1, 196, 64, 384).tile_m, 32);
+        assert_eq!(GemmConfig::heuristic(1, 196, 64, 384).tile_n, 4);
+        // Padding paid per orientation (what conv.rs compares for a channels-last 1×1 conv):
+        // 160 channels of a 7×7 plane cost 10240 outputs either way; 16 channels of a 112²
+        // plane 2× more with the pixels as rows.
+        let paid = |m: usize, n: usize| GemmConfig::heuristic(1, m, n, 960).paid_work(m, n);
+        assert_eq!((paid(49, 160), paid(160, 49)), (10240, 10240));
+        assert_eq!(paid(12544, 16), 2 * paid(16, 12544));
+        // Fewer than 32 rows: one row tile of them all, in whole 8-row shares.
+        for (m, tm) in [(24, 24), (16, 16), (20, 24), (9, 16), (8, 8), (5, 5)] {
+            let c = GemmConfig::heuristic(1, m, 3136, 96);
+            assert_eq!(c.tile_m, tm, "m {m}");
+            assert_eq!(c.subgroup, tm % LANES == 0, "m {m}");
+            assert!(c.validate().is_ok());
+        }
         // 32 columns (mobilenet_v2's stem): 8 column tiles of 4, so that 8 lanes share A.
         let stem = GemmConfig::heuristic(1, 12544, 32, 27);
         assert_eq!((stem.tile_m, stem.tile_n, stem.k_step), (32, 4, 1));
