@@ -8,6 +8,10 @@
 //!   A pointwise conv (1×1, stride 1, no padding) swaps the roles: rows = output channels
 //!   (weights shared across lanes), columns = pixels read straight from the input (vec4 when
 //!   the plane is a multiple of 4), vec4 stores. The bias is added in the epilogue.
+//! - A channels-first Conv with at most [`DIRECT_K`] weights per output channel and a window
+//!   of several taps (an RGB stem: 3 channels, 3 × 3) is a direct kernel instead: each thread
+//!   computes up to 32 output channels × 4–8 outputs of a row from vec4 row chunks loaded
+//!   once per input row, the weights shared across lanes by subgroup broadcasts (`direct_vec4`).
 //! - Depthwise Conv (one input channel per group) is a direct kernel: each thread computes
 //!   `DW_TILE` consecutive outputs along the last axis, loading each input value of the shared
 //!   window once and each weight once (where rows are a multiple of 4 wide: vec4 row segments,
@@ -38,7 +42,7 @@ use super::{
     storage_scalar,
 };
 use crate::builder::{KernelBuilder, f, i, select, u};
-use crate::ir::{Access, Expr, Scalar, Type};
+use crate::ir::{Access, Builtin, Expr, Scalar, Type};
 use optc_ir::dtype::DType;
 use optc_ir::ops::{AutoPad, ConvAttrs, ConvLayout, Op};
 
@@ -299,6 +303,17 @@ fn lower_conv(
             ..Lowered::default()
         });
     }
+    let dts = [x.dtype, w.dtype, y.dtype];
+    if let Some(plan) = direct_plan(ctx, &g, layout, [group, c, m], dts, bias, ep.as_ref()) {
+        if let Some(e) = &ep {
+            e.check_bindings(ctx, 3 + bias.is_some() as usize)?;
+        }
+        let launch = direct_vec4(ctx, &g, [n, c, m], plan, bias.is_some(), ep.as_ref())?;
+        return Ok(Lowered {
+            launches: vec![launch],
+            ..Lowered::default()
+        });
+    }
     let kk = g.kernel_size();
     let (pin, pout) = (g.in_size(), g.out_size());
     let pointwise = kk == 1 && g.stride == [1; 3] && g.pad == [0; 3];
@@ -400,6 +415,233 @@ fn lower_conv(
         }
     }
     gemm::problem_launches(ctx, &p, mode)
+}
+
+/// Output channels per thread of [`direct_vec4`] at most.
+const DIRECT_CO: usize = 32;
+/// Weights per output channel (C · kh · kw) [`direct_vec4`] takes at most: its loops over
+/// them are unrolled, and the im2col GEMM it replaces is at its worst there (K not a multiple
+/// of 4: one scalar load per element).
+pub const DIRECT_K: usize = 32;
+
+/// How [`direct_vec4`] runs a conv: output channels per thread, outputs per thread along the
+/// row, workgroup size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DirectPlan {
+    ct: usize,
+    tw: usize,
+    wg: u32,
+}
+
+/// Whether a conv takes [`direct_vec4`], and how: 2-D, channels-first throughout, one group,
+/// f32, a window of more than one tap over at most [`DIRECT_K`] weights per output channel,
+/// input and output rows a multiple of 4 wide, stride 1 or 2 along the rows, no negative
+/// padding, output channels a multiple of 4 and a target whose register file takes CPU-sized
+/// tiles. The workgroup (8–64 threads) must divide a plane's row segments, so that all its
+/// threads share one output-channel tile (the weights are shared across lanes).
+fn direct_plan(
+    ctx: &LowerCtx<'_>,
+    g: &Geom,
+    layout: ConvLayout,
+    [group, c, m]: [usize; 3],
+    [x, w, y]: [DType; 3],
+    bias: Option<&TensorDesc>,
+    ep: Option<&Epilogue>,
+) -> Option<DirectPlan> {
+    let ydt = ep.map_or(y, |e| e.out.dtype);
+    let k = c * g.kernel[1] * g.kernel[2];
+    let f32s =
+        [x, w, ydt].iter().all(|&d| d == DType::F32) && bias.is_none_or(|b| b.dtype == DType::F32);
+    if !layout.is_first()
+        || group != 1
+        || ctx.features.small_register_file
+        || !g.trivial(0)
+        || !f32s
+        || g.kernel[1] * g.kernel[2] == 1
+        || k > DIRECT_K
+        || g.input[2] % 4 != 0
+        || g.output[2] % 4 != 0
+        || !(1..=2).contains(&g.stride[2])
+        || g.pad[1] < 0
+        || g.pad[2] < 0
+    {
+        return None;
+    }
+    let ct = [DIRECT_CO, 24, 16, 8, 4].into_iter().find(|t| m % t == 0)?;
+    let tw = if g.output[2] % 8 == 0 { 8 } else { 4 };
+    let segments = g.output[1] * g.output[2] / tw;
+    let wg = (1..=8).rev().map(|j| 8 * j).find(|w| segments % w == 0)?;
+    Some(DirectPlan {
+        ct,
+        tw,
+        wg: wg as u32,
+    })
+}
+
+/// Direct conv for few weights per output channel (mobilenet_v2's stem: 3 channels, 3 × 3,
+/// stride 2), where the im2col GEMM loads every (pixel, tap) element on its own. Each thread
+/// computes `ct` output channels × `tw` outputs of one output row (vec4 accumulators along the
+/// row). For each input row of the window it loads the aligned vec4 chunks covering the span
+/// once (as [`depthwise_vec4`] does) and takes every tap of every output from their lanes. The
+/// tile's `ct · C · kh · kw` weights are contiguous: lane `j` of a workgroup's subgroups
+/// loads chunks `j, j + 8, …` and every lane gets the rest by `subgroupBroadcast` from a
+/// constant lane (as the GEMM shares A). Bias and stores are vec4.
+fn direct_vec4(
+    ctx: &LowerCtx<'_>,
+    g: &Geom,
+    [n, c, m]: [usize; 3],
+    DirectPlan { ct, tw, wg }: DirectPlan,
+    has_bias: bool,
+    ep: Option<&Epilogue>,
+) -> Result<KernelLaunch, LowerError> {
+    let v4 = Type::vec(Scalar::F32, 4);
+    let [_, ih, iw] = g.input;
+    let [_, oh, ow] = g.output;
+    let (kh, kw) = (g.kernel[1], g.kernel[2]);
+    let (sh, s) = (g.stride[1], g.stride[2]);
+    let (dh, d) = (g.dilation[1], g.dilation[2]);
+    let kk = c * kh * kw;
+    let segs = ow / tw;
+    let space = [n, m / ct, oh * segs];
+    let total: usize = space.iter().product();
+    let grid = grid_1d(total, wg);
+    let mut b = KernelBuilder::new(ctx.kname("conv"), [wg, 1, 1]);
+    let xb = b.buffer("x", v4, Access::Read);
+    let wb = b.buffer("w", v4, Access::Read);
+    let mut args = vec![Arg::Input(0), Arg::Input(1)];
+    let bb = has_bias.then(|| {
+        args.push(Arg::Input(2));
+        b.buffer("bias", v4, Access::Read)
+    });
+    let ep = ep.map(|e| e.bind(&mut b, &mut args));
+    let ob = b.buffer("y", v4, Access::ReadWrite);
+    args.push(Arg::Output(0));
+    let t = flat_index(&mut b, grid, wg);
+    guard(&mut b, &t, total);
+    let co = unravel(&mut b, &t, &space);
+    let (ni, mt, seg) = (co[0].clone(), co[1].clone(), co[2].clone());
+    let oy = b.let_(Type::I32, seg.clone() / i(segs as i32));
+    let ow0 = b.let_(Type::I32, (seg % i(segs as i32)) * i(tw as i32));
+    let lane = b.let_(
+        Type::I32,
+        (Expr::Builtin(Builtin::SubgroupLane) % u(8)).cast(Scalar::I32),
+    );
+    // Lane j's share of the tile's weights and bias, in vec4 chunks.
+    let share = |b: &mut KernelBuilder, buf: u32, base: Expr, chunks: usize| -> Vec<Expr> {
+        (0..chunks.div_ceil(8))
+            .map(|sl| {
+                let idx = (lane.clone() + i((8 * sl) as i32)).min(i((chunks - 1) as i32));
+                b.let_(v4, Expr::load(buf, base.clone() + idx))
+            })
+            .collect()
+    };
+    let wchunks = ct * kk / 4;
+    let wbase = b.let_(Type::I32, mt.clone() * i(wchunks as i32));
+    let wslots = share(&mut b, wb, wbase, wchunks);
+    let init: Vec<Expr> = match bb {
+        Some(bb) => {
+            let slot = share(&mut b, bb, mt.clone() * i((ct / 4) as i32), ct / 4);
+            (0..ct / 4)
+                .map(|q| b.let_(v4, slot[0].clone().broadcast(q as u32)))
+                .flat_map(|v| (0..4).map(move |l| Expr::Splat(4, Box::new(v.clone().lane(l)))))
+                .collect()
+        }
+        None => vec![Expr::Splat(4, Box::new(f(0.0))); ct],
+    };
+    let acc: Vec<Vec<_>> = init
+        .iter()
+        .map(|v| (0..tw / 4).map(|_| b.var(v4, v.clone())).collect())
+        .collect();
+    // Broadcast weight chunks, each once, when first used.
+    let mut chunk: Vec<Option<Expr>> = vec![None; wchunks];
+    let rel0 = -g.pad[2];
+    let rel1 = rel0 + ((tw - 1) * s + (kw - 1) * d) as i64;
+    let (j0, j1) = (rel0.div_euclid(4), rel1.div_euclid(4));
+    let col0 = b.let_(Type::I32, ow0.clone() * i(s as i32));
+    let row0 = b.let_(Type::I32, oy.clone() * i(sh as i32) - i(g.pad[1] as i32));
+    for ci in 0..c {
+        let plane = b.let_(
+            Type::I32,
+            (ni.clone() * i(c as i32) + i(ci as i32)) * i((ih * iw / 4) as i32),
+        );
+        // The channel's window rows, as the tap vectors of every output quad: xs[tap][q].
+        let mut xs: Vec<Vec<Expr>> = Vec::with_capacity(kh * kw);
+        for ky in 0..kh {
+            let ry = b.let_(Type::I32, row0.clone() + i((ky * dh) as i32));
+            let row_ok = b.let_(Type::BOOL, ry.clone().cast(Scalar::U32).lt(u(ih as u32)));
+            let rbase = b.let_(Type::I32, plane.clone() + ry * i((iw / 4) as i32));
+            let vals: Vec<Expr> = (j0..=j1)
+                .map(|j| {
+                    let cj = col0.clone() + i((4 * j) as i32);
+                    let ok = b.let_(
+                        Type::BOOL,
+                        row_ok
+                            .clone()
+                            .and(cj.clone().cast(Scalar::U32).lt(u(iw as u32))),
+                    );
+                    let idx = select(ok.clone(), rbase.clone() + cj / i(4), i(0));
+                    b.let_(
+                        v4,
+                        select(ok, Expr::load(xb, idx), Expr::Splat(4, Box::new(f(0.0)))),
+                    )
+                })
+                .collect();
+            let at = |rel: i64| {
+                let k = (rel - 4 * j0) as usize;
+                vals[k / 4].clone().lane((k % 4) as u8)
+            };
+            for kx in 0..kw {
+                xs.push(
+                    (0..tw / 4)
+                        .map(|q| {
+                            let lanes = (0..4)
+                                .map(|l| at(rel0 + ((4 * q + l) * s + kx * d) as i64))
+                                .collect();
+                            b.let_(v4, Expr::Vector(lanes))
+                        })
+                        .collect(),
+                );
+            }
+        }
+        // Each output channel's taps in a row, so that its accumulators stay in registers.
+        for (o, row) in acc.iter().enumerate() {
+            for (tap, xq) in xs.iter().enumerate() {
+                let flat = o * kk + ci * kh * kw + tap;
+                let ch = flat / 4;
+                let wv = match &chunk[ch] {
+                    Some(v) => v.clone(),
+                    None => {
+                        let v = b.let_(v4, wslots[ch / 8].clone().broadcast((ch % 8) as u32));
+                        chunk[ch] = Some(v.clone());
+                        v
+                    }
+                };
+                let wk = Expr::Splat(4, Box::new(wv.lane((flat % 4) as u8)));
+                for (q, a) in row.iter().enumerate() {
+                    b.assign(*a, xq[q].clone().fma(wk.clone(), Expr::Var(*a)));
+                }
+            }
+        }
+    }
+    let pout = oh * ow;
+    let obase = b.let_(
+        Type::I32,
+        (ni * i(m as i32) + mt * i(ct as i32)) * i(pout as i32) + oy * i(ow as i32) + ow0,
+    );
+    for (o, row) in acc.iter().enumerate() {
+        for (q, a) in row.iter().enumerate() {
+            let flat0 = b.let_(Type::I32, obase.clone() + i((o * pout + 4 * q) as i32));
+            let v = match &ep {
+                Some(e) => {
+                    let lanes = (0..4).map(|l| Expr::Var(*a).lane(l)).collect();
+                    Expr::Vector(e.apply_lanes(&mut b, lanes, &flat0))
+                }
+                None => Expr::Var(*a),
+            };
+            b.store(ob, flat0 / i(4), v);
+        }
+    }
+    finish_launch(b, args, ep, grid)
 }
 
 /// Images, output channels and output channels per group of a depthwise conv.
@@ -1439,6 +1681,73 @@ mod tests {
         // allow).
         assert_eq!((lk.grid[0], lk.kernel.workgroup[0]), (14, 32));
         assert!(!lk.kernel.uses_subgroups());
+    }
+
+    #[test]
+    fn few_weights_per_channel_take_the_direct_kernel() {
+        use crate::lower::sim::{assert_close, rand_t, run_op};
+        // (x, weight, stride, pad, dilation, bias, direct kernel?, ct, tw): mobilenet_v2's
+        // stem (3 channels, 3 × 3, stride 2); 8-wide rows of 12 → 4 outputs per thread and 2
+        // images; 25 weights per channel (24 channels a tile); dilation with 4 output channels;
+        // no bias; and planes it does not take: 5 row segments (no workgroup of 8–64 shares one
+        // channel tile), 33 weights per channel, 1×1.
+        #[allow(clippy::type_complexity)]
+        let cases: [(
+            [usize; 4],
+            [usize; 4],
+            usize,
+            usize,
+            usize,
+            bool,
+            Option<(usize, usize)>,
+        ); 8] = [
+            ([1, 3, 16, 16], [32, 3, 3, 3], 2, 1, 1, true, Some((32, 8))),
+            ([2, 3, 8, 12], [8, 3, 3, 3], 1, 1, 1, true, Some((8, 4))),
+            ([1, 1, 12, 16], [24, 1, 5, 5], 1, 2, 1, true, Some((24, 8))),
+            ([1, 3, 8, 16], [4, 3, 3, 3], 1, 2, 2, true, Some((4, 8))),
+            ([1, 3, 16, 16], [64, 3, 3, 3], 2, 1, 1, false, Some((32, 8))),
+            ([1, 2, 9, 8], [16, 2, 3, 3], 2, 1, 1, true, None),
+            ([1, 11, 8, 8], [8, 11, 1, 3], 1, 0, 1, true, None),
+            ([1, 4, 8, 8], [8, 4, 1, 1], 1, 0, 1, true, None),
+        ];
+        for (xs, ws, st, p, d, bias, want_direct) in cases {
+            let op = Op::Conv(ConvAttrs {
+                window: Window {
+                    kernel_shape: ws[2..].to_vec(),
+                    strides: vec![st, st],
+                    dilations: vec![d, d],
+                    pads: vec![p; 4],
+                    auto_pad: AutoPad::NotSet,
+                },
+                group: 1,
+                layout: Default::default(),
+            });
+            let mut ins = vec![Some(rand_t(&xs, 1)), Some(rand_t(&ws, 2))];
+            if bias {
+                ins.push(Some(rand_t(&[ws[0]], 3)));
+            }
+            let (got, want) = run_op(&op, &ins, &[]);
+            let what = format!("{xs:?} {ws:?} s{st} p{p} d{d} bias {bias}");
+            assert_close(&got[0], &want[0], &what);
+            let shapes: Vec<&[usize]> = ins
+                .iter()
+                .map(|t| t.as_ref().map(|t| t.shape()).unwrap_or(&[]))
+                .collect();
+            let l = lower_op(op.clone(), &shapes, want[0].shape());
+            let k = &l.launches[0].kernel;
+            match want_direct {
+                Some((ct, tw)) => {
+                    assert!(k.name.ends_with("_conv"), "{what}: {}", k.name);
+                    assert!(k.uses_subgroups(), "{what}");
+                    let [n, m, oh, ow] = [xs[0], ws[0], want[0].shape()[2], want[0].shape()[3]];
+                    let threads = n * (m / ct) * oh * (ow / tw);
+                    let wg = k.workgroup[0] as usize;
+                    assert_eq!(l.launches[0].grid[0] as usize * wg, threads, "{what}");
+                    assert_eq!((oh * ow / tw) % wg, 0, "{what}: a workgroup shares a tile");
+                }
+                None => assert!(k.name.ends_with("gemm"), "{what}: {}", k.name),
+            }
+        }
     }
 
     #[test]
