@@ -1110,12 +1110,14 @@ fn fit_tile(extent: usize, lo: usize, hi: usize) -> usize {
 }
 
 /// Depthwise conv over channels-last tensors, vec4 along the channels: each thread computes 4
-/// channels × `th` output rows × `tw` output columns, each the tile of 2–7 rows and 4–7
-/// columns (2–7 at stride 2) that pads the plane least, the largest of equals: 7 × 7 on
-/// mobilenet_v2's 14² and 7² planes, where the former fixed 2 × 4 (2 × 2 at stride 2) padded
-/// 14 columns to 16 and reloaded the window's overlap more often: the stride-1 kernels 27–36%
-/// and the 14² → 7² stride-2 one 18% faster on lavapipe, the 28² → 14² stride-2 one 9% slower
-/// (A/B over 5–6 rounds; 7 × 7 beat 4 × 7 and 2 × 7, and 1 × 7 was slower).
+/// channels × `th` output rows × `tw` output columns, each the tile of 2–14 rows and 4–14
+/// columns at stride 1 (2–7 at stride 2) that pads the plane least, the largest of equals:
+/// the whole 14² and 7² planes of mobilenet_v2 at stride 1, 7 × 7 at stride 2. Measured on
+/// lavapipe (A/B over 3–6 rounds): 7 × 7 tiles made the stride-1 kernels 27–36% and the
+/// 14² → 7² stride-2 one 18% faster than the former fixed 2 × 4 (2 × 2 at stride 2), the
+/// 28² → 14² stride-2 one 9% slower; 7 × 7 beat 4 × 7 and 2 × 7, and 1 × 7 was slower; the
+/// whole 14² plane then beat 7 × 7 by 11–13% at stride 1 (fewer window overlaps reloaded),
+/// while at stride 2 14-wide tiles were 5–18% slower.
 /// Every input vec4 of the window span is loaded once and feeds all the outputs that use it;
 /// the quad's weights (`[M, 1, kh, kw]`: 4·kh·kw consecutive floats) are kh·kw vec4 loads
 /// regrouped by tap; the bias and the stores are vec4. Neighbouring threads take neighbouring
@@ -1135,8 +1137,9 @@ fn depthwise_last_vec4(
     let (sh, sw) = (g.stride[1], g.stride[2]);
     let (dh, dw) = (g.dilation[1], g.dilation[2]);
     let (kh, kw) = (g.kernel[1], g.kernel[2]);
-    let th = fit_tile(oh, 2, 7);
-    let tw = fit_tile(ow, if sw == 1 { 4 } else { 2 }, 7);
+    let hi = |s: usize| if s == 1 { 14 } else { 7 };
+    let th = fit_tile(oh, 2, hi(sh));
+    let tw = fit_tile(ow, if sw == 1 { 4 } else { 2 }, hi(sw));
     let (tiles_h, tiles_w, m4) = (oh.div_ceil(th), ow.div_ceil(tw), m / 4);
     let DwBind {
         mut b,
@@ -1641,9 +1644,13 @@ mod tests {
 
     #[test]
     fn channels_last_depthwise_tiles_pad_least() {
-        // mobilenet_v2's planes: whole 7-wide tiles.
+        // mobilenet_v2's planes: the whole plane at stride 1 (at most 14), 7 at stride 2.
+        assert_eq!(fit_tile(14, 4, 14), 14);
         assert_eq!(fit_tile(14, 4, 7), 7);
         assert_eq!(fit_tile(7, 2, 7), 7);
+        // The stride-1 tails in the reference test: 17 → 9 (18), 19 → 10 (20).
+        assert_eq!(fit_tile(17, 2, 14), 9);
+        assert_eq!(fit_tile(19, 4, 14), 10);
         // Several tiles pad equally little: the largest.
         assert_eq!(fit_tile(56, 4, 7), 7);
         assert_eq!(fit_tile(12, 2, 7), 6);
@@ -1807,8 +1814,8 @@ mod tests {
         // (channels-first x, weight, group, stride, pad): pointwise (rows = channels or
         // pixels), implicit GEMM (3×3 stride 2, 3 input channels), grouped, depthwise with 8
         // channels (the vec4 channels-last kernel: stride 1 and 2; planes its tiles fit exactly
-        // and, 11 × 13 and 21 × 19, planes they do not: 6-row and 7-column tiles with tails)
-        // and with 6 (the scalar one).
+        // and, 17 × 19 at stride 1 and 21 × 19 at stride 2, planes they do not: 9 × 10 and
+        // 6 × 5 tiles with tails) and with 6 (the scalar one).
         let cases: [([usize; 4], [usize; 4], usize, usize, usize); 12] = [
             ([1, 8, 7, 7], [12, 8, 1, 1], 1, 1, 0),
             ([2, 3, 9, 8], [8, 3, 3, 3], 1, 2, 1),
@@ -1821,7 +1828,7 @@ mod tests {
             ([1, 8, 7, 7], [8, 1, 3, 3], 8, 1, 1),
             ([2, 8, 9, 10], [8, 1, 3, 3], 8, 2, 1),
             ([1, 8, 6, 5], [8, 1, 5, 5], 8, 1, 2),
-            ([1, 8, 11, 13], [8, 1, 3, 3], 8, 1, 1),
+            ([1, 8, 17, 19], [8, 1, 3, 3], 8, 1, 1),
             ([1, 8, 21, 19], [8, 1, 3, 3], 8, 2, 1),
             ([1, 6, 7, 5], [6, 1, 3, 3], 6, 1, 1),
         ];
@@ -1873,9 +1880,9 @@ mod tests {
         let k = &l.launches[0].kernel;
         assert!(k.name.ends_with("dwconv"));
         assert_eq!(k.buffers[0].elem, Type::vec(Scalar::F32, 4));
-        // 7 × 7 output tiles: 2 × 2 per 14² plane, times 4 channel quads: 16 threads, as 2
-        // workgroups of 8.
-        assert_eq!((l.launches[0].grid[0], k.workgroup[0]), (2, 8));
+        // One 14 × 14 output tile per plane (stride 1), times 4 channel quads: 4 threads, one
+        // workgroup of 8.
+        assert_eq!((l.launches[0].grid[0], k.workgroup[0]), (1, 8));
         // Channels-last input, tap-major weight, 8 channels: the im2col side loads vec4s.
         let mut op = conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 1);
         if let Op::Conv(a) = &mut op {
