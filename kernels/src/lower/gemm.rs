@@ -118,6 +118,16 @@ impl GemmConfig {
         while threads(&c) < 64 && c.tile_m > 8 {
             c.tile_m /= 2;
         }
+        c.subgroup = c.subgroup && c.tile_m % LANES == 0;
+        // A shared row tile's lanes take consecutive column tiles, in whole subgroups: the
+        // columns a row tile pays for are ⌈tiles / 8⌉ · 8 · tile_n. Take 4 columns per thread
+        // where that pays for at least 1/8 fewer — fewer than 8 column tiles (mobilenet_v2's
+        // stem, n 32: 4 of 8 lanes busy; 4 columns made it 1.6× faster on lavapipe) or a 14×14
+        // plane (n 196: 256 columns paid with 8, 224 with 4).
+        let paid = |tn: usize| n.div_ceil(tn).div_ceil(LANES as usize) * LANES as usize * tn;
+        if c.subgroup && c.tile_n == 8 && paid(4) * 8 <= paid(8) * 7 {
+            c.tile_n = 4;
+        }
         // 40-row tiles where they pad M less than 32-row ones and still leave 64 threads: a
         // 14×14 plane's 196 rows are 200 in 40s, 224 in 32s. Measured on lavapipe
         // (mobilenet_v2, m 196, 4 columns per thread): n 96 k 576 −12%, n 96 k 384 −11%,
@@ -128,16 +138,6 @@ impl GemmConfig {
             if threads(&c) < 64 {
                 c.tile_m = 32;
             }
-        }
-        c.subgroup = c.subgroup && c.tile_m % LANES == 0;
-        // A shared row tile's lanes take consecutive column tiles, in whole subgroups: the
-        // columns a row tile pays for are ⌈tiles / 8⌉ · 8 · tile_n. Take 4 columns per thread
-        // where that pays for at least 1/8 fewer — fewer than 8 column tiles (mobilenet_v2's
-        // stem, n 32: 4 of 8 lanes busy; 4 columns made it 1.6× faster on lavapipe) or a 14×14
-        // plane (n 196: 256 columns paid with 8, 224 with 4).
-        let paid = |tn: usize| n.div_ceil(tn).div_ceil(LANES as usize) * LANES as usize * tn;
-        if c.subgroup && c.tile_n == 8 && paid(4) * 8 <= paid(8) * 7 {
-            c.tile_n = 4;
         }
         c
     }
