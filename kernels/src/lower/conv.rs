@@ -419,7 +419,7 @@ fn lower_conv(
 
 /// Output channels per thread of [`direct_vec4`] at most.
 const DIRECT_CO: usize = 32;
-/// Weights per output channel (C · kh · kw) [`direct_vec4`] takes at most: its loops over
+/// Weights per output channel (C · kh · kw) `direct_vec4` takes at most: its loops over
 /// them are unrolled, and the im2col GEMM it replaces is at its worst there (K not a multiple
 /// of 4: one scalar load per element).
 pub const DIRECT_K: usize = 32;
