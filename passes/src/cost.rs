@@ -47,6 +47,33 @@ pub struct CostModel {
     /// modelled (the sm targets, whose tensor-core and shared-memory paths do not depend on
     /// it). Where it is `Some`, the layout stage offers channels-last convs.
     pub scalar_conv_rate: Option<f64>,
+    /// How a Conv's kernel departs from the roofline, from the backend's templates
+    /// (`optc_kernels::lower::conv::conv_cost_factors`: this crate does not depend on them):
+    /// `(arithmetic, time)` — the GEMM tile's padding scales the conv's flops, a measured
+    /// slowdown its whole cost — so that the layout stage sees which conv layouts pad less or
+    /// run slower. `None`: not modelled.
+    #[serde(skip)]
+    pub conv_factors: Option<ConvCostFactors>,
+}
+
+/// A Conv's `(arithmetic, time)` cost factors from its attributes and stored input, weight and
+/// output shapes ([`CostModel::conv_factors`]).
+#[derive(Clone, Copy)]
+pub struct ConvCostFactors(pub ConvCostFn);
+
+/// The function behind [`ConvCostFactors`]: `(attrs, x, w, y) -> (arithmetic, time)`.
+pub type ConvCostFn = fn(&ConvAttrs, &[usize], &[usize], &[usize]) -> (f64, f64);
+
+impl std::fmt::Debug for ConvCostFactors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConvCostFactors(..)")
+    }
+}
+
+impl PartialEq for ConvCostFactors {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
 }
 
 impl CostModel {
@@ -92,6 +119,7 @@ impl CostModel {
             // vec4 one on 112×112×32 0.86 ms, 0.9 of it; the 1×1 convs on 7×7 planes (scalar
             // pixel loads) ran at 0.4 of the 60 GFLOP/s roofline, those on 14×14 at ~0.5.
             scalar_conv_rate: (!target.starts_with("sm_")).then_some(0.4),
+            conv_factors: None,
         }
     }
 }
@@ -302,6 +330,18 @@ fn vectorized(eg: &EG, op: &Op, args: &[Id], out: Id) -> bool {
     }
 }
 
+/// The Conv of a Conv node or of a fused kernel anchored on one.
+fn conv_attrs(op: &Op) -> Option<&ConvAttrs> {
+    match op {
+        Op::Conv(a) => Some(a),
+        Op::Fused(f) => match &f.anchor {
+            Some(Op::Conv(a)) => Some(a),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A fused attention's Q `[.., S, D]` and V `[.., T, Dv]` dims in the canonical layout.
 fn attention_qv(
     eg: &EG,
@@ -380,7 +420,14 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         }
         _ => model.flops_per_us,
     };
-    let roof = (b / model.bytes_per_us).max(flops(eg, op, args, class) / rate);
+    let (arith, time) = match (model.conv_factors, conv_attrs(op)) {
+        (Some(ConvCostFactors(f)), Some(a)) if args.len() >= 2 => {
+            let (arith, time) = f(a, &dims(eg, args[0]), &dims(eg, args[1]), &dims(eg, class));
+            (arith.max(1.0), time.max(1.0))
+        }
+        _ => (1.0, 1.0),
+    };
+    let roof = time * (b / model.bytes_per_us).max(flops(eg, op, args, class) * arith / rate);
     let roof = match model.scalar_conv_rate {
         Some(r) if !vectorized(eg, op, args, class) => roof / r,
         _ => roof,

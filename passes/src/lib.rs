@@ -66,6 +66,9 @@ pub struct Options {
     /// Also extract each stage by integer programming (kept where cheaper than the greedy
     /// DAG): on at `-O3`.
     pub ilp: Option<extract::IlpLimits>,
+    /// The backend's conv cost factors ([`cost::CostModel::conv_factors`]), used where the
+    /// target's cost model prices conv layouts (wgsl).
+    pub conv_factors: Option<cost::ConvCostFactors>,
 }
 
 impl Options {
@@ -79,6 +82,7 @@ impl Options {
             max_fused_inputs: 8,
             max_fused_steps: 32,
             ilp: (level >= 3).then(extract::IlpLimits::default),
+            conv_factors: None,
         }
     }
 }
@@ -131,7 +135,10 @@ pub fn optimize(
     opts: &Options,
 ) -> Result<Optimized, PassError> {
     let t0 = Instant::now();
-    let model = CostModel::for_target(&opts.target);
+    let mut model = CostModel::for_target(&opts.target);
+    if model.scalar_conv_rate.is_some() {
+        model.conv_factors = opts.conv_factors;
+    }
     let imported = convert::import(g, known)?;
     let nodes_before = g.num_nodes();
     let mut expr = imported.expr;

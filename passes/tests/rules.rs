@@ -1078,3 +1078,59 @@ fn whole_optimizer_runs_a_mobilenet_block_channels_last_on_wgsl_only() {
         }
     }
 }
+
+/// The layout stage prices a Conv by the backend's tile padding ([`ConvCostFactors`]): where the
+/// channels-first form pays 10× (a made-up factor, to outweigh the input and output
+/// transposes), the conv is stored channels-last; without it, channels-first — and both
+/// compute the original values.
+#[test]
+fn the_backends_conv_factors_prices_conv_layouts() {
+    use optc_ir::ops::AutoPad;
+    use optc_passes::cost::ConvCostFactors;
+    fn first_pays_ten(a: &ConvAttrs, _: &[usize], _: &[usize], _: &[usize]) -> (f64, f64) {
+        if a.layout.input_last {
+            (1.0, 1.0)
+        } else {
+            (1.0, 10.0)
+        }
+    }
+    let input_last = |padding: Option<ConvCostFactors>| {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut b = B::new();
+        let x = b.input(rand_t(&mut rng, &[1, 16, 12, 12]));
+        let w = b.konst(rand_t(&mut rng, &[32, 16, 1, 1]));
+        let conv = Op::Conv(ConvAttrs {
+            window: Window {
+                kernel_shape: vec![1, 1],
+                strides: vec![1, 1],
+                dilations: vec![],
+                pads: vec![0; 4],
+                auto_pad: AutoPad::NotSet,
+            },
+            group: 1,
+            layout: Default::default(),
+        });
+        let y = b.op(conv, vec![Some(x), Some(w)]);
+        b.g.set_outputs(vec![y]);
+        let mut opts = optc_passes::Options::new(3, "wgsl");
+        opts.conv_factors = padding;
+        let o = optc_passes::optimize(&b.g, &Default::default(), &opts).unwrap();
+        let got = optc_ir::run(&o.graph, &b.inputs).unwrap();
+        let want = optc_ir::run(&b.g, &b.inputs).unwrap();
+        for (g, w) in got[0].to_f64_vec().iter().zip(want[0].to_f64_vec()) {
+            assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
+        }
+        let convs: Vec<bool> = o
+            .graph
+            .node_ids()
+            .filter_map(|n| match &o.graph.node(n).op {
+                Op::Conv(a) => Some(a.layout.input_last),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(convs.len(), 1, "one conv");
+        convs[0]
+    };
+    assert!(!input_last(None));
+    assert!(input_last(Some(ConvCostFactors(first_pays_ten))));
+}

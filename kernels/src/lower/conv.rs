@@ -389,12 +389,7 @@ fn lower_conv(
         }),
         epilogue: ep,
     };
-    // Elements of C the heuristic tile computes, padding included, with rows = `m`.
-    let paid = |rows: usize, cols: usize| {
-        gemm::GemmConfig::heuristic_for(ctx.features, n * group, rows, cols, kdim)
-            .paid_work(rows, cols)
-    };
-    if pointwise && (!layout.input_last || paid(mg, pout) < paid(pout, mg)) {
+    if pointwise && rows_are_channels(ctx.features, n * group, [mg, pout, kdim], layout) {
         // 1×1: rows = output channels (weights, vec4 along K, shared across lanes), columns =
         // pixels — always over a channels-first input (vec4 along the plane when it is a
         // multiple of 4); over a channels-last one (both operands vec4 along K either way)
@@ -415,6 +410,77 @@ fn lower_conv(
         }
     }
     gemm::problem_launches(ctx, &p, mode)
+}
+
+/// Whether a pointwise conv's GEMM takes rows = output channels (else rows = pixels), for
+/// `batch` GEMMs of `mg` output channels × `pout` pixels × `kdim`: always over a channels-first
+/// input; over a channels-last one where that pays for less padding with the tiles each
+/// orientation gets ([`gemm::GemmConfig::paid_work`]), ties to rows = pixels.
+fn rows_are_channels(
+    features: super::Features,
+    batch: usize,
+    [mg, pout, kdim]: [usize; 3],
+    layout: ConvLayout,
+) -> bool {
+    let paid = |rows: usize, cols: usize| {
+        gemm::GemmConfig::heuristic_for(features, batch, rows, cols, kdim).paid_work(rows, cols)
+    };
+    !layout.input_last || paid(mg, pout) < paid(pout, mg)
+}
+
+/// How a Conv's kernel departs from the roofline the optimizer's cost model prices, for the
+/// conv `a` over stored shapes `xs`, `ws`, `ys` on a target with default [`super::Features`]
+/// (the wgsl one): `(arithmetic, time)` factors ≥ 1. `arithmetic` is the work the GEMM tile of
+/// an implicit-GEMM or 1×1 conv computes over the work itself (rows and columns padded to
+/// whole tiles, columns to whole subgroups of tiles: 196 pixels cost 224 as 4-column tiles in
+/// 8-lane groups, 200 as 40-row tiles); `time` a measured slowdown of the kernel as a whole
+/// (channels-first depthwise at stride 1 with 4-wide thread tiles). `(1, 1)` for shapes it
+/// does not understand; a conv that takes the direct kernel is priced as its GEMM.
+pub fn conv_cost_factors(a: &ConvAttrs, xs: &[usize], ws: &[usize], ys: &[usize]) -> (f64, f64) {
+    if xs.len() < 3 || xs.len() != ws.len() || xs.len() != ys.len() {
+        return (1.0, 1.0);
+    }
+    let lay = a.layout;
+    let x = ConvLayout::first_dims(xs, lay.input_last);
+    let w = ConvLayout::first_dims(ws, lay.weight_last);
+    let y = ConvLayout::first_dims(ys, lay.output_last);
+    let group = a.group.max(1);
+    let (n, c, m) = (x[0], x[1], w[0]);
+    if c % group != 0 || m % group != 0 || c == 0 || m == 0 {
+        return (1.0, 1.0);
+    }
+    let (cg, mg) = (c / group, m / group);
+    let taps: usize = w[2..].iter().product();
+    let pout: usize = y[2..].iter().product();
+    let ones = |v: &[usize], want: usize| v.iter().all(|&s| s == want);
+    if cg == 1 && group > 1 {
+        // The channels-first vec4 kernel at stride 1 takes 8 outputs of a row per thread
+        // where rows are a multiple of 8 wide, else 4 ([`depthwise_vec4`]); measured on
+        // lavapipe (mobilenet_v2): 2.1 ns per output with 8 (112², 56²), 3.0 with 4 (28²),
+        // 2.2 channels-last (28², 7 × 14 tiles).
+        let ow = y.last().copied().unwrap_or(0);
+        let first_s1 = lay.is_first() && ones(&a.window.strides, 1);
+        let time = if first_s1 && ow % 4 == 0 && ow % 8 != 0 {
+            1.4
+        } else {
+            1.0
+        };
+        return (1.0, time);
+    }
+    let pointwise = taps == 1 && ones(&a.window.strides, 1) && ones(&a.window.pads, 0);
+    let kdim = cg * taps;
+    let features = super::Features::default();
+    let (rows, cols) = if pointwise && rows_are_channels(features, n * group, [mg, pout, kdim], lay)
+    {
+        (mg, pout)
+    } else {
+        (pout, mg)
+    };
+    if rows * cols == 0 {
+        return (1.0, 1.0);
+    }
+    let cfg = gemm::GemmConfig::heuristic_for(features, n * group, rows, cols, kdim);
+    (cfg.paid_work(rows, cols) as f64 / (rows * cols) as f64, 1.0)
 }
 
 /// Output channels per thread of [`direct_vec4`] at most.
@@ -1110,14 +1176,16 @@ fn fit_tile(extent: usize, lo: usize, hi: usize) -> usize {
 }
 
 /// Depthwise conv over channels-last tensors, vec4 along the channels: each thread computes 4
-/// channels × `th` output rows × `tw` output columns, each the tile of 2–14 rows and 4–14
+/// channels × `th` output rows × `tw` output columns, each the tile of 2–7 rows and 4–14
 /// columns at stride 1 (2–7 at stride 2) that pads the plane least, the largest of equals:
-/// the whole 14² and 7² planes of mobilenet_v2 at stride 1, 7 × 7 at stride 2. Measured on
-/// lavapipe (A/B over 3–6 rounds): 7 × 7 tiles made the stride-1 kernels 27–36% and the
-/// 14² → 7² stride-2 one 18% faster than the former fixed 2 × 4 (2 × 2 at stride 2), the
-/// 28² → 14² stride-2 one 9% slower; 7 × 7 beat 4 × 7 and 2 × 7, and 1 × 7 was slower; the
-/// whole 14² plane then beat 7 × 7 by 11–13% at stride 1 (fewer window overlaps reloaded),
-/// while at stride 2 14-wide tiles were 5–18% slower.
+/// 7 × 14 on mobilenet_v2's 14² planes, 7 × 7 on 7² and at stride 2. Measured on lavapipe
+/// (A/B over 3–6 rounds): 7 × 7 tiles made the stride-1 kernels 27–36% and the 14² → 7²
+/// stride-2 one 18% faster than the former fixed 2 × 4 (2 × 2 at stride 2), the 28² → 14²
+/// stride-2 one 9% slower; 7 × 7 beat 4 × 7 and 2 × 7, and 1 × 7 was slower. At stride 1,
+/// 7 × 14 then beat 7 × 7 by 7–10% (fewer window overlaps reloaded); 14 × 14 gained another
+/// 5–10% but made each such kernel twice as long (4500 WGSL lines), which took mobilenet_v2's
+/// pipeline creation from 1.5 to 2.4 s (naga and lavapipe compile every load) — not worth
+/// 0.16 ms a run. 14-wide tiles at stride 2 were 5–18% slower.
 /// Every input vec4 of the window span is loaded once and feeds all the outputs that use it;
 /// the quad's weights (`[M, 1, kh, kw]`: 4·kh·kw consecutive floats) are kh·kw vec4 loads
 /// regrouped by tap; the bias and the stores are vec4. Neighbouring threads take neighbouring
@@ -1137,9 +1205,12 @@ fn depthwise_last_vec4(
     let (sh, sw) = (g.stride[1], g.stride[2]);
     let (dh, dw) = (g.dilation[1], g.dilation[2]);
     let (kh, kw) = (g.kernel[1], g.kernel[2]);
-    let hi = |s: usize| if s == 1 { 14 } else { 7 };
-    let th = fit_tile(oh, 2, hi(sh));
-    let tw = fit_tile(ow, if sw == 1 { 4 } else { 2 }, hi(sw));
+    let th = fit_tile(oh, 2, 7);
+    let tw = fit_tile(
+        ow,
+        if sw == 1 { 4 } else { 2 },
+        if sw == 1 { 14 } else { 7 },
+    );
     let (tiles_h, tiles_w, m4) = (oh.div_ceil(th), ow.div_ceil(tw), m / 4);
     let DwBind {
         mut b,
@@ -1644,12 +1715,12 @@ mod tests {
 
     #[test]
     fn channels_last_depthwise_tiles_pad_least() {
-        // mobilenet_v2's planes: the whole plane at stride 1 (at most 14), 7 at stride 2.
+        // mobilenet_v2's planes: whole 14-wide rows at stride 1, 7 otherwise.
         assert_eq!(fit_tile(14, 4, 14), 14);
-        assert_eq!(fit_tile(14, 4, 7), 7);
+        assert_eq!(fit_tile(14, 2, 7), 7);
         assert_eq!(fit_tile(7, 2, 7), 7);
-        // The stride-1 tails in the reference test: 17 → 9 (18), 19 → 10 (20).
-        assert_eq!(fit_tile(17, 2, 14), 9);
+        // The stride-1 tails in the reference test: 17 rows → 6 (18), 19 columns → 10 (20).
+        assert_eq!(fit_tile(17, 2, 7), 6);
         assert_eq!(fit_tile(19, 4, 14), 10);
         // Several tiles pad equally little: the largest.
         assert_eq!(fit_tile(56, 4, 7), 7);
@@ -1688,6 +1759,47 @@ mod tests {
         // allow).
         assert_eq!((lk.grid[0], lk.kernel.workgroup[0]), (14, 32));
         assert!(!lk.kernel.uses_subgroups());
+    }
+
+    #[test]
+    fn gemm_padding_prices_conv_layouts() {
+        let lay = |input_last, output_last| ConvLayout {
+            input_last,
+            output_last,
+            weight_last: false,
+        };
+        let pw = |layout| {
+            let mut op = conv(&[1, 1], &[1, 1], &[0, 0, 0, 0], 1);
+            if let Op::Conv(a) = &mut op {
+                a.layout = layout;
+            }
+            match op {
+                Op::Conv(a) => a,
+                _ => unreachable!(),
+            }
+        };
+        // mobilenet_v2's 96 → 576 1×1 conv at 14²: over a channels-first input rows are the
+        // 576 channels and 49 column tiles of 4 fill 56 lanes (224 of 196 columns paid); over
+        // a channels-last one rows are the 196 pixels in 40-row tiles (200 paid).
+        let a = pw(lay(false, true));
+        let (f, t) = conv_cost_factors(&a, &[1, 96, 14, 14], &[576, 96, 1, 1], &[1, 14, 14, 576]);
+        assert!((f - 224.0 / 196.0).abs() < 1e-9 && t == 1.0, "{f} {t}");
+        let a = pw(lay(true, true));
+        let (f, t) = conv_cost_factors(&a, &[1, 14, 14, 96], &[576, 96, 1, 1], &[1, 14, 14, 576]);
+        assert!((f - 200.0 / 196.0).abs() < 1e-9 && t == 1.0, "{f} {t}");
+        // Depthwise channels-first at stride 1: 4-wide thread tiles where rows are not a
+        // multiple of 8 (28) cost 1.4; 56 wide, and channels-last, 1.
+        let dw = |layout, x: [usize; 4]| {
+            let mut op = conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 8);
+            if let Op::Conv(a) = &mut op {
+                a.layout = layout;
+            }
+            let Op::Conv(a) = op else { unreachable!() };
+            conv_cost_factors(&a, &x, &[8, 1, 3, 3], &x)
+        };
+        assert_eq!(dw(lay(false, false), [1, 8, 28, 28]), (1.0, 1.4));
+        assert_eq!(dw(lay(false, false), [1, 8, 56, 56]), (1.0, 1.0));
+        assert_eq!(dw(lay(true, true), [1, 28, 28, 8]), (1.0, 1.0));
     }
 
     #[test]
@@ -1814,7 +1926,7 @@ mod tests {
         // (channels-first x, weight, group, stride, pad): pointwise (rows = channels or
         // pixels), implicit GEMM (3×3 stride 2, 3 input channels), grouped, depthwise with 8
         // channels (the vec4 channels-last kernel: stride 1 and 2; planes its tiles fit exactly
-        // and, 17 × 19 at stride 1 and 21 × 19 at stride 2, planes they do not: 9 × 10 and
+        // and, 17 × 19 at stride 1 and 21 × 19 at stride 2, planes they do not: 6 × 10 and
         // 6 × 5 tiles with tails) and with 6 (the scalar one).
         let cases: [([usize; 4], [usize; 4], usize, usize, usize); 12] = [
             ([1, 8, 7, 7], [12, 8, 1, 1], 1, 1, 0),
@@ -1880,8 +1992,8 @@ mod tests {
         let k = &l.launches[0].kernel;
         assert!(k.name.ends_with("dwconv"));
         assert_eq!(k.buffers[0].elem, Type::vec(Scalar::F32, 4));
-        // One 14 × 14 output tile per plane (stride 1), times 4 channel quads: 4 threads, one
-        // workgroup of 8.
+        // 7 × 14 output tiles: 2 per 14² plane (stride 1), times 4 channel quads: 8 threads,
+        // one workgroup of 8.
         assert_eq!((l.launches[0].grid[0], k.workgroup[0]), (1, 8));
         // Channels-last input, tap-major weight, 8 channels: the im2col side loads vec4s.
         let mut op = conv(&[3, 3], &[1, 1], &[1, 1, 1, 1], 1);
