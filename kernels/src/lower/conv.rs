@@ -634,24 +634,7 @@ fn direct_vec4(
         let mut xs: Vec<Vec<Expr>> = Vec::with_capacity(kh * kw);
         for ky in 0..kh {
             let ry = b.let_(Type::I32, row0.clone() + i((ky * dh) as i32));
-            let row_ok = b.let_(Type::BOOL, ry.clone().cast(Scalar::U32).lt(u(ih as u32)));
-            let rbase = b.let_(Type::I32, plane.clone() + ry * i((iw / 4) as i32));
-            let vals: Vec<Expr> = (j0..=j1)
-                .map(|j| {
-                    let cj = col0.clone() + i((4 * j) as i32);
-                    let ok = b.let_(
-                        Type::BOOL,
-                        row_ok
-                            .clone()
-                            .and(cj.clone().cast(Scalar::U32).lt(u(iw as u32))),
-                    );
-                    let idx = select(ok.clone(), rbase.clone() + cj / i(4), i(0));
-                    b.let_(
-                        v4,
-                        select(ok, Expr::load(xb, idx), Expr::Splat(4, Box::new(f(0.0)))),
-                    )
-                })
-                .collect();
+            let vals = row_chunks(&mut b, xb, &plane, ry, &col0, [ih, iw], (j0, j1));
             let at = |rel: i64| {
                 let k = (rel - 4 * j0) as usize;
                 vals[k / 4].clone().lane((k % 4) as u8)
@@ -992,6 +975,39 @@ fn dw_vec4_ok(g: &Geom, [x, w, y]: [DType; 3], ep: Option<&Epilogue>) -> bool {
         && g.pad[2] >= 0
 }
 
+/// The aligned vec4 chunks `j0..=j1` of input row `ry` of the channels-first plane starting at
+/// vec4 `plane` (rows `iw` wide, a multiple of 4, `ih` of them): chunk `j` covers columns
+/// `col0 + 4j .. + 4`, and is wholly inside the row or zeros (padding, or a row outside the
+/// plane). Shared by [`depthwise_vec4`] and [`direct_vec4`].
+fn row_chunks(
+    b: &mut KernelBuilder,
+    xb: u32,
+    plane: &Expr,
+    ry: Expr,
+    col0: &Expr,
+    [ih, iw]: [usize; 2],
+    (j0, j1): (i64, i64),
+) -> Vec<Expr> {
+    let row_ok = b.let_(Type::BOOL, ry.clone().cast(Scalar::U32).lt(u(ih as u32)));
+    let rbase = b.let_(Type::I32, plane.clone() + ry * i((iw / 4) as i32));
+    (j0..=j1)
+        .map(|j| {
+            let cj = col0.clone() + i((4 * j) as i32);
+            let ok = b.let_(
+                Type::BOOL,
+                row_ok
+                    .clone()
+                    .and(cj.clone().cast(Scalar::U32).lt(u(iw as u32))),
+            );
+            let idx = select(ok.clone(), rbase.clone() + cj / i(4), i(0));
+            b.let_(
+                Type::vec(Scalar::F32, 4),
+                select(ok, Expr::load(xb, idx), Expr::Splat(4, Box::new(f(0.0)))),
+            )
+        })
+        .collect()
+}
+
 /// Output rows per thread of [`depthwise_vec4`]. Measured on lavapipe (mobilenet_v2, A/B over
 /// 3–6 rounds): 4 rows made the 112²/56² stride-1 kernels 14–23% and the stride-2 ones 7–10%
 /// faster than 2; 6 or 8 rows were slower again (8 × 8 accumulators per thread), as were 3–4
@@ -1087,25 +1103,7 @@ fn depthwise_vec4(
             continue;
         }
         let ry = b.let_(Type::I32, row0.clone() + i(y as i32));
-        let row_ok = b.let_(Type::BOOL, ry.clone().cast(Scalar::U32).lt(u(ih as u32)));
-        let rbase = b.let_(Type::I32, xplane.clone() + ry.clone() * i((iw / 4) as i32));
-        // Chunk j covers columns col0 + 4j .. +4.
-        let chunks: Vec<Expr> = (j0..=j1)
-            .map(|j| {
-                let cj = col0.clone() + i((4 * j) as i32);
-                let ok = b.let_(
-                    Type::BOOL,
-                    row_ok
-                        .clone()
-                        .and(cj.clone().cast(Scalar::U32).lt(u(iw as u32))),
-                );
-                let idx = select(ok.clone(), rbase.clone() + cj / i(4), i(0));
-                b.let_(
-                    v4,
-                    select(ok, Expr::load(xb, idx), Expr::Splat(4, Box::new(f(0.0)))),
-                )
-            })
-            .collect();
+        let chunks = row_chunks(&mut b, xb, &xplane, ry, &col0, [ih, iw], (j0, j1));
         // Column col0 + rel (rel in rel0..=rel1) is lane (rel − 4·j0) of the chunks.
         let at = |rel: i64| {
             let k = (rel - 4 * j0) as usize;
