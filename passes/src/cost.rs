@@ -17,7 +17,7 @@ use optc_ir::ops::{ConvAttrs, ConvLayout};
 use serde::Serialize;
 
 /// The constants of one target.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct CostModel {
     /// Target name.
     pub target: String,
@@ -53,28 +53,12 @@ pub struct CostModel {
     /// slowdown its whole cost — so that the layout stage sees which conv layouts pad less or
     /// run slower. `None`: not modelled.
     #[serde(skip)]
-    pub conv_factors: Option<ConvCostFactors>,
+    pub conv_factors: Option<ConvCostFn>,
 }
 
 /// A Conv's `(arithmetic, time)` cost factors from its attributes and stored input, weight and
 /// output shapes ([`CostModel::conv_factors`]).
-#[derive(Clone, Copy)]
-pub struct ConvCostFactors(pub ConvCostFn);
-
-/// The function behind [`ConvCostFactors`]: `(attrs, x, w, y) -> (arithmetic, time)`.
 pub type ConvCostFn = fn(&ConvAttrs, &[usize], &[usize], &[usize]) -> (f64, f64);
-
-impl std::fmt::Debug for ConvCostFactors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ConvCostFactors(..)")
-    }
-}
-
-impl PartialEq for ConvCostFactors {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::fn_addr_eq(self.0, other.0)
-    }
-}
 
 impl CostModel {
     /// The model for `target` (`wgsl`, `sm_80`, `sm_86`, `sm_89`, `sm_90`, `sm_90a`); unknown
@@ -318,14 +302,10 @@ pub fn conv_vectorized(a: &ConvAttrs, xs: &[usize], ws: &[usize], ys: &[usize]) 
 /// [`conv_vectorized`] for the Conv `op` (or the fused kernel anchored on one) with arguments
 /// `args` and output class `out`; true for other ops.
 fn vectorized(eg: &EG, op: &Op, args: &[Id], out: Id) -> bool {
-    match op {
-        Op::Conv(a) if args.len() >= 2 => {
+    match conv_attrs(op) {
+        Some(a) if args.len() >= 2 => {
             conv_vectorized(a, &dims(eg, args[0]), &dims(eg, args[1]), &dims(eg, out))
         }
-        Op::Fused(f) => match &f.anchor {
-            Some(anchor) => vectorized(eg, anchor, &args[..f.anchor_inputs.min(args.len())], out),
-            None => true,
-        },
         _ => true,
     }
 }
@@ -421,7 +401,7 @@ pub fn node_cost(model: &CostModel, eg: &EG, class: Id, node: &Node) -> f64 {
         _ => model.flops_per_us,
     };
     let (arith, time) = match (model.conv_factors, conv_attrs(op)) {
-        (Some(ConvCostFactors(f)), Some(a)) if args.len() >= 2 => {
+        (Some(f), Some(a)) if args.len() >= 2 => {
             let (arith, time) = f(a, &dims(eg, args[0]), &dims(eg, args[1]), &dims(eg, class));
             (arith.max(1.0), time.max(1.0))
         }

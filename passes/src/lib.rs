@@ -68,7 +68,7 @@ pub struct Options {
     pub ilp: Option<extract::IlpLimits>,
     /// The backend's conv cost factors ([`cost::CostModel::conv_factors`]), used where the
     /// target's cost model prices conv layouts (wgsl).
-    pub conv_factors: Option<cost::ConvCostFactors>,
+    pub conv_factors: Option<cost::ConvCostFn>,
 }
 
 impl Options {

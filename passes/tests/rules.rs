@@ -1079,14 +1079,14 @@ fn whole_optimizer_runs_a_mobilenet_block_channels_last_on_wgsl_only() {
     }
 }
 
-/// The layout stage prices a Conv by the backend's tile padding ([`ConvCostFactors`]): where the
+/// The layout stage prices a Conv by the backend's cost factors ([`ConvCostFn`]): where the
 /// channels-first form pays 10× (a made-up factor, to outweigh the input and output
 /// transposes), the conv is stored channels-last; without it, channels-first — and both
 /// compute the original values.
 #[test]
-fn the_backends_conv_factors_prices_conv_layouts() {
+fn the_backends_conv_factors_price_conv_layouts() {
     use optc_ir::ops::AutoPad;
-    use optc_passes::cost::ConvCostFactors;
+    use optc_passes::cost::ConvCostFn;
     fn first_pays_ten(a: &ConvAttrs, _: &[usize], _: &[usize], _: &[usize]) -> (f64, f64) {
         if a.layout.input_last {
             (1.0, 1.0)
@@ -1094,7 +1094,7 @@ fn the_backends_conv_factors_prices_conv_layouts() {
             (1.0, 10.0)
         }
     }
-    let input_last = |padding: Option<ConvCostFactors>| {
+    let input_last = |factors: Option<ConvCostFn>| {
         let mut rng = StdRng::seed_from_u64(11);
         let mut b = B::new();
         let x = b.input(rand_t(&mut rng, &[1, 16, 12, 12]));
@@ -1113,7 +1113,7 @@ fn the_backends_conv_factors_prices_conv_layouts() {
         let y = b.op(conv, vec![Some(x), Some(w)]);
         b.g.set_outputs(vec![y]);
         let mut opts = optc_passes::Options::new(3, "wgsl");
-        opts.conv_factors = padding;
+        opts.conv_factors = factors;
         let o = optc_passes::optimize(&b.g, &Default::default(), &opts).unwrap();
         let got = optc_ir::run(&o.graph, &b.inputs).unwrap();
         let want = optc_ir::run(&b.g, &b.inputs).unwrap();
@@ -1132,5 +1132,5 @@ fn the_backends_conv_factors_prices_conv_layouts() {
         convs[0]
     };
     assert!(!input_last(None));
-    assert!(input_last(Some(ConvCostFactors(first_pays_ten))));
+    assert!(input_last(Some(first_pays_ten)));
 }

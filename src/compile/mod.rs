@@ -717,9 +717,7 @@ fn run_optimizer(
     let mut po = optc_passes::Options::new(opts.opt_level, opts.target.name());
     po.legal = Some(std::sync::Arc::new(fused_legal));
     // The conv kernels' tile padding and measured slowdowns, for the layout stage.
-    po.conv_factors = Some(optc_passes::cost::ConvCostFactors(
-        lower::conv::conv_cost_factors,
-    ));
+    po.conv_factors = Some(lower::conv::conv_cost_factors);
     optc_passes::optimize(g, folded, &po).map_err(|e| match e {
         optc_passes::PassError::Graph(m) => CompileError::Graph(m),
         optc_passes::PassError::Internal(m) => CompileError::Internal(m),

@@ -454,13 +454,13 @@ pub fn conv_cost_factors(a: &ConvAttrs, xs: &[usize], ws: &[usize], ys: &[usize]
     let pout: usize = y[2..].iter().product();
     let ones = |v: &[usize], want: usize| v.iter().all(|&s| s == want);
     if cg == 1 && group > 1 {
-        // The channels-first vec4 kernel at stride 1 takes 8 outputs of a row per thread
-        // where rows are a multiple of 8 wide, else 4 ([`depthwise_vec4`]); measured on
-        // lavapipe (mobilenet_v2): 2.1 ns per output with 8 (112², 56²), 3.0 with 4 (28²),
-        // 2.2 channels-last (28², 7 × 14 tiles).
+        // The channels-first vec4 kernel (rows a multiple of 4 wide) at stride 1 with 4
+        // outputs of a row per thread instead of 8 ([`dw_vec4_cols`]); measured on lavapipe
+        // (mobilenet_v2, per-kernel best medians over outputs): 2.1 ns per output with 8
+        // (112², 56²), 3.0 with 4 (28²), 2.3 channels-last (28², 7 × 14 tiles).
         let ow = y.last().copied().unwrap_or(0);
         let first_s1 = lay.is_first() && ones(&a.window.strides, 1);
-        let time = if first_s1 && ow % 4 == 0 && ow % 8 != 0 {
+        let time = if first_s1 && ow % 4 == 0 && dw_vec4_cols(1, ow) == 4 {
             1.4
         } else {
             1.0
@@ -1014,6 +1014,12 @@ fn row_chunks(
 /// rows with 8 columns at stride 2.
 const DW_ROWS: usize = 4;
 
+/// Outputs of a row per thread of [`depthwise_vec4`] at stride `s` over rows `ow` wide (a
+/// multiple of 4): 8 at stride 1 where they fit, else 4.
+fn dw_vec4_cols(s: usize, ow: usize) -> usize {
+    if s == 1 && ow % 8 == 0 { 8 } else { 4 }
+}
+
 /// Depthwise conv with vec4 row segments (lavapipe charges a storage load the same for a scalar
 /// and a vec4): each thread computes `DW_ROWS` output rows × `tw` (8 at stride 1, else 4)
 /// consecutive outputs of one channel. For each input row it needs, it loads the aligned vec4
@@ -1034,7 +1040,7 @@ fn depthwise_vec4(
     let [_, oh, ow] = g.output;
     let (s, d) = (g.stride[2], g.dilation[2]);
     let (pw, kh, kw) = (g.pad[2], g.kernel[1], g.kernel[2]);
-    let tw = if s == 1 && ow % 8 == 0 { 8 } else { 4 };
+    let tw = dw_vec4_cols(s, ow);
     let th = DW_ROWS.min(oh);
     let (tiles_w, tiles_h) = (ow / tw, oh.div_ceil(th));
     let (

@@ -24,8 +24,11 @@
 //! thread (multiple of 4), `k_step` 1 or 4 (vector width along K), `workgroup` 8–256 threads
 //! (multiple of 8), `subgroup` (share A across 8 lanes; needs `tile_m % 8 == 0`), `shared`
 //! (workgroup-memory staging). Default ([`GemmConfig::heuristic`]): 32×8 with subgroup sharing,
-//! k_step 4, workgroup 64, shrunk for small M/N (and one row tile × 4 columns for 33–64 rows)
-//! — the 45 GFLOP/s design on lavapipe.
+//! k_step 4, workgroup 64 — the 45 GFLOP/s design on lavapipe — adapted to the shape: one row
+//! tile of all rows below 32 (in whole 8-row shares) and for 33–64 rows (× 4 columns), 40-row
+//! tiles where they pad the rows less (196 rows), 4 columns per thread where 8 would leave
+//! lanes idle or too few threads. [`GemmConfig::paid_work`] counts what a point computes,
+//! padding included.
 
 use super::common::{self, flat_index, grid_1d, strides, to_storage, unravel};
 use super::epilogue::{Epilogue, finish_launch};
@@ -133,11 +136,13 @@ impl GemmConfig {
         // (mobilenet_v2, m 196, 4 columns per thread): n 96 k 576 −12%, n 96 k 384 −11%,
         // n 64 k 384 −10%; 56-row tiles (224 rows) gained nothing. With 8 columns: resnet18's
         // 14² convs (m 196, n 256) −9 to −13%, vit_tiny's 197-token GEMMs −7 to −12%.
-        if c.tile_m == 32 && m > 64 && m.next_multiple_of(40) < m.next_multiple_of(32) {
-            c.tile_m = 40;
-            if threads(&c) < 64 {
-                c.tile_m = 32;
-            }
+        let forty = GemmConfig { tile_m: 40, ..c };
+        if c.tile_m == 32
+            && m > 64
+            && m.next_multiple_of(40) < m.next_multiple_of(32)
+            && threads(&forty) >= 64
+        {
+            c = forty;
         }
         c
     }
